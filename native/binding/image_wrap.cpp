@@ -1,0 +1,181 @@
+#include "image_wrap.h"
+
+#include <vector>
+
+#include "../src/core/decode.h"
+#include "../src/core/registry.h"
+#include "util.h"
+
+namespace ebjs {
+
+namespace {
+
+struct AugArgs {
+    eb_aug_job job{};
+    std::vector<eb_aug_op> ops;
+    eb_backend be{};
+};
+
+// job: {src, n, inH, inW, outH, outW, ops: [{kind, p, a, b, k}], scale, mean[3], std[3], bgr, nhwc,
+//       seed, indexOffset, threads, backend}; dst is allocated here.
+bool parse_job(Napi::Env env, const Napi::Object &o, AugArgs &a, Napi::Float32Array &dst) {
+    auto num = [&](const Napi::Object &obj, const char *k) { return obj.Get(k).As<Napi::Number>().DoubleValue(); };
+    eb_aug_job &j = a.job;
+    j.src = typed_data<uint8_t>(o.Get("src"));
+    j.n = (int32_t)num(o, "n");
+    j.in_h = (int32_t)num(o, "inH");
+    j.in_w = (int32_t)num(o, "inW");
+    j.out_h = (int32_t)num(o, "outH");
+    j.out_w = (int32_t)num(o, "outW");
+    j.scale = (float)num(o, "scale");
+    Napi::Array mean = o.Get("mean").As<Napi::Array>(), std = o.Get("std").As<Napi::Array>();
+    for (uint32_t c = 0; c < 3; c++) {
+        j.mean[c] = (float)mean.Get(c).As<Napi::Number>().DoubleValue();
+        j.std[c] = (float)std.Get(c).As<Napi::Number>().DoubleValue();
+    }
+    j.bgr = o.Get("bgr").ToBoolean().Value();
+    j.nhwc = o.Get("nhwc").ToBoolean().Value();
+    j.seed = (uint64_t)num(o, "seed");
+    j.index_offset = (int64_t)num(o, "indexOffset");
+    j.threads = (int32_t)num(o, "threads");
+    Napi::Array ops = o.Get("ops").As<Napi::Array>();
+    for (uint32_t i = 0; i < ops.Length(); i++) {
+        Napi::Object op = ops.Get(i).As<Napi::Object>();
+        a.ops.push_back({(int32_t)num(op, "kind"), (float)num(op, "p"), (float)num(op, "a"), (float)num(op, "b"),
+                         (int32_t)num(op, "k")});
+    }
+    j.ops = a.ops.data();
+    j.n_ops = (int32_t)a.ops.size();
+    std::string err;
+    const int st = eb::get_backend(o.Get("backend").As<Napi::String>().Utf8Value(), a.be, err);
+    if (st != EB_OK) {
+        status_error(env, st, err).ThrowAsJavaScriptException();
+        return false;
+    }
+    dst = Napi::Float32Array::New(env, (size_t)j.n * 3 * j.out_h * j.out_w);
+    j.dst = dst.Data();
+    return true;
+}
+
+int run_augment(AugArgs &a) {
+    eb_backend cpu;
+    eb_cpu_backend_init(0, &cpu);
+    const eb_backend &be = a.be.iface->augment ? a.be : cpu;
+    return be.iface->augment(be.ctx, &a.job);
+}
+
+Napi::Value augment(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    AugArgs a;
+    Napi::Float32Array dst;
+    if (!parse_job(env, info[0].As<Napi::Object>(), a, dst)) return env.Undefined();
+    const int st = run_augment(a);
+    if (st != EB_OK) {
+        status_error(env, st, "augmentation failed on the backend").ThrowAsJavaScriptException();
+        return env.Undefined();
+    }
+    return dst;
+}
+
+class AugmentWorker : public Napi::AsyncWorker {
+public:
+    AugmentWorker(Napi::Env env, Napi::Object job, Napi::Float32Array dst)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {
+        job_ = Napi::Persistent(job);
+        src_ = Napi::Persistent(job.Get("src").As<Napi::Object>());
+        dst_ = Napi::Persistent(dst.As<Napi::Object>());
+    }
+    AugArgs args;
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+protected:
+    void Execute() override {
+        status_ = run_augment(args);
+        if (status_ != EB_OK) SetError("augmentation failed on the backend");
+    }
+    void OnOK() override { deferred_.Resolve(dst_.Value()); }
+    void OnError(const Napi::Error &e) override { deferred_.Reject(status_error(Env(), status_, e.Message()).Value()); }
+
+private:
+    Napi::Promise::Deferred deferred_;
+    Napi::ObjectReference job_, src_, dst_;
+    int status_ = EB_OK;
+};
+
+Napi::Value augment_async(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Object job = info[0].As<Napi::Object>();
+    AugArgs a;
+    Napi::Float32Array dst;
+    if (!parse_job(env, job, a, dst)) return env.Undefined();
+    auto *w = new AugmentWorker(env, job, dst);
+    w->args = std::move(a);
+    w->args.job.ops = w->args.ops.data();
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+}
+
+class DecodeWorker : public Napi::AsyncWorker {
+public:
+    DecodeWorker(Napi::Env env, Napi::Array blobs, int w, int h, int threads)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), w_(w), h_(h), threads_(threads) {
+        blobs_ref_ = Napi::Persistent(blobs.As<Napi::Object>());
+        for (uint32_t i = 0; i < blobs.Length(); i++) {
+            auto b = blobs.Get(i).As<Napi::Uint8Array>();
+            blobs_.push_back({b.Data(), b.ByteLength()});
+        }
+        pixels_.resize(blobs_.size() * (size_t)w * h * 3);
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+protected:
+    void Execute() override { eb::decode_jpegs(blobs_, w_, h_, pixels_.data(), info_, threads_); }
+    void OnOK() override {
+        Napi::Env env = Env();
+        Napi::Object res = Napi::Object::New(env);
+        auto px = Napi::Uint8Array::New(env, pixels_.size());
+        std::copy(pixels_.begin(), pixels_.end(), px.Data());
+        Napi::Array errors = Napi::Array::New(env, info_.size());
+        auto widths = Napi::Int32Array::New(env, info_.size()), heights = Napi::Int32Array::New(env, info_.size());
+        for (size_t i = 0; i < info_.size(); i++) {
+            errors.Set((uint32_t)i, info_[i].error.empty() ? env.Null() : Napi::String::New(env, info_[i].error));
+            widths[i] = info_[i].width;
+            heights[i] = info_[i].height;
+        }
+        res.Set("pixels", px);
+        res.Set("errors", errors);
+        res.Set("widths", widths);
+        res.Set("heights", heights);
+        deferred_.Resolve(res);
+    }
+    void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
+
+private:
+    Napi::Promise::Deferred deferred_;
+    Napi::ObjectReference blobs_ref_;
+    std::vector<std::pair<const uint8_t *, size_t>> blobs_;
+    std::vector<uint8_t> pixels_;
+    std::vector<eb::DecodedImage> info_;
+    int w_, h_, threads_;
+};
+
+Napi::Value decode_jpegs(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    auto *w = new DecodeWorker(env, info[0].As<Napi::Array>(), info[1].As<Napi::Number>().Int32Value(),
+                               info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value());
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+}
+
+}  // namespace
+
+Napi::Object init_image(Napi::Env env, Napi::Object exports) {
+    exports.Set("augment", Napi::Function::New(env, augment));
+    exports.Set("augmentAsync", Napi::Function::New(env, augment_async));
+    exports.Set("decodeJpegs", Napi::Function::New(env, decode_jpegs));
+    return exports;
+}
+
+}  // namespace ebjs

@@ -1,0 +1,352 @@
+#include "mlp.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "aug_kernel.h"  // mix64
+
+namespace eb {
+
+#define EB_TRY(expr)                       \
+    do {                                   \
+        int _st = (expr);                  \
+        if (_st != EB_OK) return _st;      \
+    } while (0)
+
+namespace {
+
+// A device buffer freed with its backend: keeps every early return in train() leak-free.
+template <typename T>
+struct DevBuf {
+    eb_backend be;
+    T *p = nullptr;
+    DevBuf(eb_backend b, size_t count) : be(b) {
+        p = count ? static_cast<T *>(be.iface->alloc(be.ctx, count * sizeof(T))) : nullptr;
+    }
+    ~DevBuf() {
+        if (p) be.iface->release(be.ctx, p);
+    }
+    DevBuf(const DevBuf &) = delete;
+    DevBuf &operator=(const DevBuf &) = delete;
+};
+
+float uniform01(uint64_t seed, uint64_t a, uint64_t b) {
+    return (float)(mix64(seed ^ mix64(a * 0x9E3779B97F4A7C15ull + b)) >> 40) * (1.0f / 16777216.0f);
+}
+
+// Seeded Fisher-Yates with our own generator, so shuffles are the same on every platform.
+void shuffle_epoch(uint64_t seed, int epoch, int64_t n, int views, std::vector<int32_t> &rows,
+                   std::vector<int32_t> &samples) {
+    samples.resize(n);
+    rows.resize(n);
+    for (int64_t i = 0; i < n; i++) samples[i] = (int32_t)i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        const int64_t j = (int64_t)(mix64(seed ^ mix64(((uint64_t)epoch << 40) + (uint64_t)i)) % (uint64_t)(i + 1));
+        std::swap(samples[i], samples[j]);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int v = views > 1 ? (int)(uniform01(seed + 1, (uint64_t)epoch, (uint64_t)samples[i]) * views) : 0;
+        if (v >= views) v = views - 1;
+        rows[i] = (int32_t)(v * n + samples[i]);
+    }
+}
+
+}  // namespace
+
+struct Mlp::Workspace {
+    int batch = 0;
+    std::vector<float *> acts, dacts;
+    float *xb = nullptr, *tb = nullptr, *acc = nullptr;
+    int32_t *lb = nullptr;
+};
+
+Mlp::Mlp(eb_backend backend, std::vector<int> sizes, uint64_t seed, bool residual)
+    : be_(backend), sizes_(std::move(sizes)), residual_(residual) {
+    const size_t layers = sizes_.size() - 1;
+    for (size_t l = 0; l < layers; l++) {
+        const int in = sizes_[l], out = sizes_[l + 1];
+        param_len_.push_back((size_t)out * in);
+        param_len_.push_back((size_t)out);
+    }
+    std::vector<float> host;
+    for (size_t t = 0; t < param_len_.size(); t++) {
+        const size_t n = param_len_[t], bytes = n * sizeof(float);
+        params_.push_back(static_cast<float *>(be_.iface->alloc(be_.ctx, bytes)));
+        grads_.push_back(static_cast<float *>(be_.iface->alloc(be_.ctx, bytes)));
+        opt_m_.push_back(static_cast<float *>(be_.iface->alloc(be_.ctx, bytes)));
+        opt_v_.push_back(static_cast<float *>(be_.iface->alloc(be_.ctx, bytes)));
+        host.assign(n, 0.0f);
+        const size_t layer = t / 2;
+        const bool weight = t % 2 == 0, zero_last = residual_ && layer == layers - 1;
+        if (weight && !zero_last) {
+            // He (Kaiming) uniform for ReLU nets: U(-b, b) with b = sqrt(6 / fan_in).
+            const float bound = std::sqrt(6.0f / (float)sizes_[layer]);
+            for (size_t i = 0; i < n; i++) host[i] = (2.0f * uniform01(seed, t, i) - 1.0f) * bound;
+        }
+        be_.iface->upload(be_.ctx, params_[t], host.data(), bytes);
+        be_.iface->fill(be_.ctx, opt_m_[t], 0.0f, n);
+        be_.iface->fill(be_.ctx, opt_v_[t], 0.0f, n);
+    }
+}
+
+Mlp::~Mlp() {
+    auto rel = [&](void *p) {
+        if (p) be_.iface->release(be_.ctx, p);
+    };
+    for (auto *v : {&params_, &grads_, &opt_m_, &opt_v_})
+        for (float *p : *v) rel(p);
+    free_workspace();
+}
+
+void Mlp::free_workspace() {
+    if (!ws_) return;
+    for (float *p : ws_->acts) be_.iface->release(be_.ctx, p);
+    for (float *p : ws_->dacts) be_.iface->release(be_.ctx, p);
+    for (void *p : {(void *)ws_->xb, (void *)ws_->tb, (void *)ws_->acc, (void *)ws_->lb})
+        if (p) be_.iface->release(be_.ctx, p);
+    delete ws_;
+    ws_ = nullptr;
+}
+
+int Mlp::ensure_workspace(int batch, std::string &err) {
+    if (ws_ && ws_->batch >= batch) return EB_OK;
+    free_workspace();
+    ws_ = new Workspace();
+    ws_->batch = batch;
+    auto a = [&](size_t floats) { return static_cast<float *>(be_.iface->alloc(be_.ctx, floats * sizeof(float))); };
+    for (size_t l = 1; l < sizes_.size(); l++) {
+        ws_->acts.push_back(a((size_t)batch * sizes_[l]));
+        ws_->dacts.push_back(a((size_t)batch * sizes_[l]));
+    }
+    ws_->xb = a((size_t)batch * sizes_.front());
+    ws_->tb = a((size_t)batch * sizes_.back());
+    ws_->acc = a(2);
+    ws_->lb = static_cast<int32_t *>(be_.iface->alloc(be_.ctx, (size_t)batch * sizeof(int32_t)));
+    for (float *p : ws_->acts)
+        if (!p) { err = "out of memory for activations"; return EB_ERR_ALLOC; }
+    for (float *p : ws_->dacts)
+        if (!p) { err = "out of memory for gradients"; return EB_ERR_ALLOC; }
+    if (!ws_->xb || !ws_->tb || !ws_->acc || !ws_->lb) { err = "out of memory for a batch"; return EB_ERR_ALLOC; }
+    return EB_OK;
+}
+
+int Mlp::forward_batch(const float *xb, int bs) {
+    const size_t layers = sizes_.size() - 1;
+    const float *in = xb;
+    for (size_t l = 0; l < layers; l++) {
+        const int fi = sizes_[l], fo = sizes_[l + 1];
+        float *y = ws_->acts[l];
+        EB_TRY(be_.iface->gemm(be_.ctx, 0, 1, bs, fo, fi, 1.0f, in, params_[2 * l], 0.0f, y));
+        EB_TRY(be_.iface->bias_act(be_.ctx, y, params_[2 * l + 1], bs, fo, l + 1 < layers));
+        in = y;
+    }
+    if (residual_) EB_TRY(be_.iface->add(be_.ctx, ws_->acts.back(), xb, (size_t)bs * sizes_.back()));
+    return EB_OK;
+}
+
+int Mlp::loss_batch(const Supervision &y, const void *yb, int bs, float *acc) {
+    if (y.labels)
+        return be_.iface->softmax_xent(be_.ctx, ws_->acts.back(), static_cast<const int32_t *>(yb), bs, sizes_.back(),
+                                       ws_->dacts.back(), acc);
+    return be_.iface->mse(be_.ctx, ws_->acts.back(), static_cast<const float *>(yb), bs, sizes_.back(),
+                          ws_->dacts.back(), acc);
+}
+
+int Mlp::backward_batch(const float *xb, int bs) {
+    const int layers = (int)sizes_.size() - 1;
+    for (int l = layers - 1; l >= 0; l--) {
+        const int fi = sizes_[l], fo = sizes_[l + 1];
+        float *dy = ws_->dacts[l];
+        EB_TRY(be_.iface->act_bias_grad(be_.ctx, dy, ws_->acts[l], bs, fo, l + 1 < layers, grads_[2 * l + 1]));
+        const float *in = l == 0 ? xb : ws_->acts[l - 1];
+        EB_TRY(be_.iface->gemm(be_.ctx, 1, 0, fo, fi, bs, 1.0f, dy, in, 0.0f, grads_[2 * l]));
+        if (l > 0) EB_TRY(be_.iface->gemm(be_.ctx, 0, 0, bs, fi, fo, 1.0f, dy, params_[2 * l], 0.0f, ws_->dacts[l - 1]));
+    }
+    return EB_OK;
+}
+
+int Mlp::step(float lr) {
+    adam_t_++;
+    for (size_t t = 0; t < params_.size(); t++) {
+        // Weight decay applies to weights only, as is usual; biases are not shrunk.
+        const OptimConfig &o = opt_;
+        const float wd = t % 2 == 0 ? o.weight_decay : 0.0f;
+        if (o.kind == OptimConfig::ADAM)
+            EB_TRY(be_.iface->adam(be_.ctx, params_[t], grads_[t], opt_m_[t], opt_v_[t], param_len_[t], lr, o.beta1,
+                                   o.beta2, o.eps, wd, (int)adam_t_));
+        else
+            EB_TRY(be_.iface->sgd(be_.ctx, params_[t], grads_[t], opt_m_[t], param_len_[t], lr, o.momentum, wd,
+                                  o.nesterov));
+    }
+    return EB_OK;
+}
+
+int Mlp::evaluate(const float *x_dev, const void *y_dev, bool labels, int64_t n, double &loss, double &acc,
+                  std::string &err) {
+    float zero[2] = {0, 0}, host[2];
+    EB_TRY(be_.iface->upload(be_.ctx, ws_->acc, zero, sizeof zero));
+    Supervision s;
+    if (labels) s.labels = static_cast<const int32_t *>(y_dev);
+    for (int64_t start = 0; start < n; start += ws_->batch) {
+        const int bs = (int)std::min<int64_t>(ws_->batch, n - start);
+        EB_TRY(forward_batch(x_dev + start * sizes_.front(), bs));
+        const void *yb = labels ? (const void *)(static_cast<const int32_t *>(y_dev) + start)
+                                : (const void *)(static_cast<const float *>(y_dev) + start * sizes_.back());
+        EB_TRY(loss_batch(s, yb, bs, ws_->acc));
+    }
+    EB_TRY(be_.iface->download(be_.ctx, host, ws_->acc, sizeof host));
+    loss = labels ? host[0] / (double)n : host[0] / ((double)n * sizes_.back());
+    acc = labels ? host[1] / (double)n : -1;
+    if (!std::isfinite(loss)) {
+        err = "held-out loss is not finite";
+        return EB_ERR_NONFINITE;
+    }
+    return EB_OK;
+}
+
+int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<bool> &cancel,
+               const std::function<void(const EpochStats &)> &on_epoch, std::string &err) {
+    opt_ = cfg.opt;
+    const int in = sizes_.front(), out = sizes_.back();
+    const int64_t n = d.y.n;
+    const bool labels = d.y.labels != nullptr;
+    EB_TRY(ensure_workspace(cfg.batch, err));
+    DevBuf<float> x(be_, (size_t)d.views * n * in);
+    DevBuf<int32_t> lab(be_, labels ? (size_t)n : 0);
+    DevBuf<float> tgt(be_, labels ? 0 : (size_t)n * out);
+    DevBuf<int32_t> rows_dev(be_, (size_t)n), samples_dev(be_, (size_t)n);
+    const int64_t vn = d.val_x ? d.val_y.n : 0;
+    DevBuf<float> vx(be_, (size_t)vn * in);
+    DevBuf<int32_t> vlab(be_, labels ? (size_t)vn : 0);
+    DevBuf<float> vtgt(be_, labels ? 0 : (size_t)vn * out);
+    if (!x.p || !rows_dev.p || !samples_dev.p || (labels ? !lab.p : !tgt.p) ||
+        (vn && (!vx.p || (labels ? !vlab.p : !vtgt.p)))) {
+        err = std::string("out of memory on backend '") + backend_name() + "' for the training set";
+        return EB_ERR_ALLOC;
+    }
+    EB_TRY(be_.iface->upload(be_.ctx, x.p, d.x, (size_t)d.views * n * in * sizeof(float)));
+    if (labels) EB_TRY(be_.iface->upload(be_.ctx, lab.p, d.y.labels, (size_t)n * sizeof(int32_t)));
+    else EB_TRY(be_.iface->upload(be_.ctx, tgt.p, d.y.targets, (size_t)n * out * sizeof(float)));
+    if (vn) {
+        EB_TRY(be_.iface->upload(be_.ctx, vx.p, d.val_x, (size_t)vn * in * sizeof(float)));
+        if (labels) EB_TRY(be_.iface->upload(be_.ctx, vlab.p, d.val_y.labels, (size_t)vn * sizeof(int32_t)));
+        else EB_TRY(be_.iface->upload(be_.ctx, vtgt.p, d.val_y.targets, (size_t)vn * out * sizeof(float)));
+    }
+    const int horizon = cfg.total_epochs > 0 ? cfg.total_epochs : cfg.first_epoch + cfg.epochs;
+    std::vector<int32_t> rows, samples;
+    Supervision batch_sup;
+    batch_sup.labels = labels ? ws_->lb : nullptr;
+    for (int e = cfg.first_epoch; e < cfg.first_epoch + cfg.epochs; e++) {
+        const auto t0 = std::chrono::steady_clock::now();
+        shuffle_epoch(cfg.seed, e, n, d.views, rows, samples);
+        EB_TRY(be_.iface->upload(be_.ctx, rows_dev.p, rows.data(), (size_t)n * sizeof(int32_t)));
+        EB_TRY(be_.iface->upload(be_.ctx, samples_dev.p, samples.data(), (size_t)n * sizeof(int32_t)));
+        float zero[2] = {0, 0}, acc[2];
+        EB_TRY(be_.iface->upload(be_.ctx, ws_->acc, zero, sizeof zero));
+        float lr = opt_.lr;
+        if (opt_.schedule == OptimConfig::COSINE) lr *= 0.5f * (1.0f + std::cos(3.14159265358979f * e / horizon));
+        for (int64_t start = 0; start < n; start += cfg.batch) {
+            if (cancel.load()) {
+                err = "training was cancelled";
+                return EB_ERR_CANCELLED;
+            }
+            const int bs = (int)std::min<int64_t>(cfg.batch, n - start);
+            EB_TRY(be_.iface->gather(be_.ctx, ws_->xb, x.p, rows_dev.p + start, bs, in));
+            if (labels) EB_TRY(be_.iface->gather_i32(be_.ctx, ws_->lb, lab.p, samples_dev.p + start, bs));
+            else EB_TRY(be_.iface->gather(be_.ctx, ws_->tb, tgt.p, samples_dev.p + start, bs, out));
+            EB_TRY(forward_batch(ws_->xb, bs));
+            EB_TRY(loss_batch(batch_sup, labels ? (const void *)ws_->lb : (const void *)ws_->tb, bs, ws_->acc));
+            EB_TRY(backward_batch(ws_->xb, bs));
+            EB_TRY(step(lr));
+        }
+        EB_TRY(be_.iface->download(be_.ctx, acc, ws_->acc, sizeof acc));
+        EpochStats st;
+        st.epoch = e + 1;
+        // Batch losses are means; the accumulator holds per-sample sums, so this is the epoch mean.
+        st.loss = labels ? acc[0] / (double)n : acc[0] / ((double)n * out);
+        st.accuracy = labels ? acc[1] / (double)n : -1;
+        if (!std::isfinite(st.loss)) {
+            err = "the training loss became " + std::string(std::isnan(st.loss) ? "NaN" : "infinite") + " in epoch " +
+                  std::to_string(e + 1) + ": lower the learning rate or check the inputs";
+            return EB_ERR_NONFINITE;
+        }
+        if (vn) EB_TRY(evaluate(vx.p, labels ? (const void *)vlab.p : (const void *)vtgt.p, labels, vn, st.val_loss,
+                                st.val_accuracy, err));
+        st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        on_epoch(st);
+    }
+    return EB_OK;
+}
+
+int Mlp::forward(const float *x, int64_t n, float *out, std::string &err) {
+    const int chunk = ws_ ? ws_->batch : 256;
+    EB_TRY(ensure_workspace(chunk, err));
+    const int in = sizes_.front(), fo = sizes_.back();
+    for (int64_t start = 0; start < n; start += ws_->batch) {
+        const int bs = (int)std::min<int64_t>(ws_->batch, n - start);
+        EB_TRY(be_.iface->upload(be_.ctx, ws_->xb, x + start * in, (size_t)bs * in * sizeof(float)));
+        EB_TRY(forward_batch(ws_->xb, bs));
+        EB_TRY(be_.iface->download(be_.ctx, out + start * fo, ws_->acts.back(), (size_t)bs * fo * sizeof(float)));
+    }
+    return be_.iface->synchronize(be_.ctx);
+}
+
+int Mlp::gradients(const float *x, const Supervision &y, double &loss, std::vector<std::vector<float>> &grads,
+                   std::string &err) {
+    const int bs = (int)y.n, in = sizes_.front(), out = sizes_.back();
+    EB_TRY(ensure_workspace(bs, err));
+    EB_TRY(be_.iface->upload(be_.ctx, ws_->xb, x, (size_t)bs * in * sizeof(float)));
+    const void *yb;
+    if (y.labels) {
+        EB_TRY(be_.iface->upload(be_.ctx, ws_->lb, y.labels, (size_t)bs * sizeof(int32_t)));
+        yb = ws_->lb;
+    } else {
+        EB_TRY(be_.iface->upload(be_.ctx, ws_->tb, y.targets, (size_t)bs * out * sizeof(float)));
+        yb = ws_->tb;
+    }
+    float acc[2] = {0, 0};
+    EB_TRY(be_.iface->upload(be_.ctx, ws_->acc, acc, sizeof acc));
+    EB_TRY(forward_batch(ws_->xb, bs));
+    EB_TRY(loss_batch(y, yb, bs, ws_->acc));
+    EB_TRY(backward_batch(ws_->xb, bs));
+    EB_TRY(be_.iface->download(be_.ctx, acc, ws_->acc, sizeof acc));
+    loss = y.labels ? acc[0] / (double)bs : acc[0] / ((double)bs * out);
+    grads.resize(grads_.size());
+    for (size_t t = 0; t < grads_.size(); t++) {
+        grads[t].resize(param_len_[t]);
+        EB_TRY(be_.iface->download(be_.ctx, grads[t].data(), grads_[t], param_len_[t] * sizeof(float)));
+    }
+    return EB_OK;
+}
+
+std::vector<std::vector<float>> Mlp::get_params() const {
+    std::vector<std::vector<float>> out(params_.size());
+    for (size_t t = 0; t < params_.size(); t++) {
+        out[t].resize(param_len_[t]);
+        be_.iface->download(be_.ctx, out[t].data(), params_[t], param_len_[t] * sizeof(float));
+    }
+    return out;
+}
+
+int Mlp::set_params(const std::vector<std::vector<float>> &params, std::string &err) {
+    if (params.size() != params_.size()) {
+        err = "expected " + std::to_string(params_.size()) + " parameter tensors, got " + std::to_string(params.size());
+        return EB_ERR_ARG;
+    }
+    for (size_t t = 0; t < params.size(); t++)
+        if (params[t].size() != param_len_[t]) {
+            err = "parameter tensor " + std::to_string(t) + " needs " + std::to_string(param_len_[t]) + " values, got " +
+                  std::to_string(params[t].size());
+            return EB_ERR_ARG;
+        }
+    for (size_t t = 0; t < params.size(); t++) {
+        EB_TRY(be_.iface->upload(be_.ctx, params_[t], params[t].data(), param_len_[t] * sizeof(float)));
+        EB_TRY(be_.iface->fill(be_.ctx, opt_m_[t], 0.0f, param_len_[t]));
+        EB_TRY(be_.iface->fill(be_.ctx, opt_v_[t], 0.0f, param_len_[t]));
+    }
+    adam_t_ = 0;
+    return EB_OK;
+}
+
+}  // namespace eb

@@ -1,0 +1,96 @@
+// A dense MLP (Linear + ReLU layers, linear output) trained entirely through a backend's
+// function table: weights, optimiser state and the whole training set stay on the
+// backend across a training call; only per-epoch statistics come back.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "eb_backend.h"
+
+namespace eb {
+
+struct OptimConfig {
+    enum Kind { SGD = 0, ADAM = 1 } kind = SGD;
+    float lr = 0.01f, momentum = 0.9f, weight_decay = 0.0f;
+    bool nesterov = false;
+    float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+    enum Schedule { CONSTANT = 0, COSINE = 1 } schedule = CONSTANT;
+};
+
+// Labels (classification) or targets (regression), never both.
+struct Supervision {
+    const int32_t *labels = nullptr;
+    const float *targets = nullptr;
+    int64_t n = 0;
+};
+
+struct TrainData {
+    const float *x = nullptr;  // views * n rows of in_dim: view v of sample i is row v*n + i
+    int views = 1;
+    Supervision y;
+    const float *val_x = nullptr;  // optional held-out set evaluated after every epoch
+    Supervision val_y;
+};
+
+struct TrainConfig {
+    int batch = 128;
+    int epochs = 1;
+    uint64_t seed = 0;
+    int first_epoch = 0;    // lets a caller train epoch by epoch with the same shuffles and schedule
+    int total_epochs = 0;   // horizon of the learning-rate schedule; 0 = epochs
+    OptimConfig opt;
+};
+
+struct EpochStats {
+    int epoch = 0;
+    double loss = 0, accuracy = -1, val_loss = -1, val_accuracy = -1, seconds = 0;
+};
+
+class Mlp {
+public:
+    Mlp(eb_backend backend, std::vector<int> sizes, uint64_t seed, bool residual);
+    ~Mlp();
+    Mlp(const Mlp &) = delete;
+    Mlp &operator=(const Mlp &) = delete;
+
+    // Each returns EB_OK or an eb_status with a sentence in err.
+    int train(const TrainData &data, const TrainConfig &cfg, const std::atomic<bool> &cancel,
+              const std::function<void(const EpochStats &)> &on_epoch, std::string &err);
+    int forward(const float *x, int64_t n, float *out, std::string &err);
+    // Mean loss and the gradient of every parameter on one batch, without an update.
+    int gradients(const float *x, const Supervision &y, double &loss, std::vector<std::vector<float>> &grads,
+                  std::string &err);
+
+    std::vector<std::vector<float>> get_params() const;
+    int set_params(const std::vector<std::vector<float>> &params, std::string &err);
+    const std::vector<int> &sizes() const { return sizes_; }
+    size_t param_tensors() const { return param_len_.size(); }
+    size_t param_len(size_t i) const { return param_len_[i]; }
+    const char *backend_name() const { return be_.iface->name(be_.ctx); }
+
+private:
+    struct Workspace;
+    int ensure_workspace(int batch, std::string &err);
+    void free_workspace();
+    int forward_batch(const float *xb, int bs);
+    int loss_batch(const Supervision &y, const void *yb, int bs, float *acc);
+    int backward_batch(const float *xb, int bs);
+    int step(float lr);
+    int evaluate(const float *x_dev, const void *y_dev, bool labels, int64_t n, double &loss, double &acc,
+                 std::string &err);
+
+    eb_backend be_;
+    std::vector<int> sizes_;
+    bool residual_;
+    std::vector<size_t> param_len_;
+    std::vector<float *> params_, grads_, opt_m_, opt_v_;
+    int64_t adam_t_ = 0;
+    OptimConfig opt_;
+    Workspace *ws_ = nullptr;
+};
+
+}  // namespace eb

@@ -1,0 +1,217 @@
+// The CPU backend: the reference every other backend is checked against. GEMM goes to
+// OpenBLAS through CBLAS; the elementwise ops are plain loops the compiler vectorises.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "../core/aug_kernel.h"
+#include "eb_backend.h"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace {
+
+int g_threads = 0;
+
+const char *cpu_name(void *) { return "cpu"; }
+const char *cpu_device_name(void *) { return "host CPU (OpenBLAS)"; }
+size_t cpu_device_memory(void *) { return 0; }
+void cpu_destroy(void *) {}
+
+void *cpu_alloc(void *, size_t bytes) {
+    // 64-byte alignment keeps OpenBLAS and the vectorised loops on aligned loads.
+    void *p = nullptr;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return nullptr;
+    return p;
+}
+void cpu_release(void *, void *p) { free(p); }
+int cpu_copy(void *, void *dst, const void *src, size_t bytes) {
+    std::memcpy(dst, src, bytes);
+    return EB_OK;
+}
+int cpu_fill(void *, float *dst, float v, size_t n) {
+    std::fill(dst, dst + n, v);
+    return EB_OK;
+}
+
+int cpu_gemm(void *, int ta, int tb, int m, int n, int k, float alpha, const float *a, const float *b,
+             float beta, float *c) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
+                alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
+    return EB_OK;
+}
+
+int cpu_bias_act(void *, float *y, const float *bias, int m, int n, int relu) {
+    for (int i = 0; i < m; i++) {
+        float *row = y + (size_t)i * n;
+        if (relu)
+            for (int j = 0; j < n; j++) row[j] = std::max(row[j] + bias[j], 0.0f);
+        else
+            for (int j = 0; j < n; j++) row[j] += bias[j];
+    }
+    return EB_OK;
+}
+
+int cpu_act_bias_grad(void *, float *dy, const float *y, int m, int n, int relu, float *db) {
+    std::fill(db, db + n, 0.0f);
+    for (int i = 0; i < m; i++) {
+        float *drow = dy + (size_t)i * n;
+        const float *yrow = y + (size_t)i * n;
+        if (relu)
+            for (int j = 0; j < n; j++) drow[j] = yrow[j] > 0.0f ? drow[j] : 0.0f;
+        for (int j = 0; j < n; j++) db[j] += drow[j];
+    }
+    return EB_OK;
+}
+
+int cpu_add(void *, float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+    return EB_OK;
+}
+
+int cpu_gather(void *, float *dst, const float *src, const int32_t *idx, int rows, int cols) {
+    for (int i = 0; i < rows; i++)
+        std::memcpy(dst + (size_t)i * cols, src + (size_t)idx[i] * cols, sizeof(float) * cols);
+    return EB_OK;
+}
+
+int cpu_gather_i32(void *, int32_t *dst, const int32_t *src, const int32_t *idx, int rows) {
+    for (int i = 0; i < rows; i++) dst[i] = src[idx[i]];
+    return EB_OK;
+}
+
+int cpu_softmax_xent(void *, const float *logits, const int32_t *labels, int m, int c, float *dl, float *acc) {
+    double loss = 0;
+    int correct = 0;
+    const float inv_m = 1.0f / m;
+    for (int i = 0; i < m; i++) {
+        const float *z = logits + (size_t)i * c;
+        float *d = dl + (size_t)i * c;
+        int arg = 0;
+        for (int j = 1; j < c; j++)
+            if (z[j] > z[arg]) arg = j;
+        const float zmax = z[arg];
+        float sum = 0;
+        for (int j = 0; j < c; j++) {
+            d[j] = std::exp(z[j] - zmax);
+            sum += d[j];
+        }
+        const int y = labels[i];
+        loss += std::log(sum) - (z[y] - zmax);
+        correct += arg == y;
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < c; j++) d[j] = (d[j] * inv - (j == y ? 1.0f : 0.0f)) * inv_m;
+    }
+    acc[0] += (float)loss;
+    acc[1] += (float)correct;
+    return EB_OK;
+}
+
+int cpu_mse(void *, const float *pred, const float *target, int m, int n, float *dpred, float *acc) {
+    const size_t count = (size_t)m * n;
+    const float scale = 2.0f / (float)count;
+    double sse = 0;
+    for (size_t i = 0; i < count; i++) {
+        const float e = pred[i] - target[i];
+        sse += (double)e * e;
+        dpred[i] = scale * e;
+    }
+    acc[0] += (float)sse;
+    return EB_OK;
+}
+
+int cpu_sgd(void *, float *w, const float *g, float *v, size_t n, float lr, float mom, float wd, int nesterov) {
+    for (size_t i = 0; i < n; i++) {
+        const float gi = g[i] + wd * w[i];
+        v[i] = mom * v[i] + gi;
+        w[i] -= lr * (nesterov ? gi + mom * v[i] : v[i]);
+    }
+    return EB_OK;
+}
+
+int cpu_adam(void *, float *w, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+             float eps, float wd, int t) {
+    const float c1 = 1.0f - std::pow(b1, (float)t), c2 = 1.0f - std::pow(b2, (float)t);
+    for (size_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        const float mh = m[i] / c1, vh = v[i] / c2;
+        w[i] -= lr * (mh / (std::sqrt(vh) + eps) + wd * w[i]);
+    }
+    return EB_OK;
+}
+
+void augment_range(const eb_aug_job &job, int begin, int end) {
+    const int ow = job.out_w, oh = job.out_h;
+    std::vector<float> buf((size_t)ow * oh * 3);
+    eb::AugPlan plan;
+    for (int i = begin; i < end; i++) {
+        const int64_t global = job.index_offset + i;
+        eb::aug_plan(job, global, plan);
+        const uint8_t *img = job.src + (size_t)i * job.in_h * job.in_w * 3;
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) eb::aug_sample(img, job.in_h, job.in_w, plan.m, x, y, &buf[((size_t)y * ow + x) * 3]);
+        for (int p = 0; p < plan.n_post; p++) {
+            float mean_grey = 0;
+            if (plan.post[p].kind == EB_AUG_CONTRAST) {
+                double s = 0;
+                for (size_t q = 0; q < (size_t)ow * oh; q++) s += eb::grey(&buf[q * 3]);
+                mean_grey = (float)(s / ((double)ow * oh));
+            }
+            for (int y = 0; y < oh; y++)
+                for (int x = 0; x < ow; x++) eb::aug_post_pixel(plan.post[p], x, y, mean_grey, &buf[((size_t)y * ow + x) * 3]);
+        }
+        for (int y = 0; y < oh; y++)
+            for (int x = 0; x < ow; x++) eb::aug_store(job, i, x, y, &buf[((size_t)y * ow + x) * 3]);
+    }
+}
+
+int cpu_augment(void *, const eb_aug_job *job) {
+    int threads = job->threads > 0 ? job->threads : eb_cpu_get_threads();
+    threads = std::max(1, std::min(threads, job->n));
+    if (threads == 1) {
+        augment_range(*job, 0, job->n);
+        return EB_OK;
+    }
+    std::vector<std::thread> pool;
+    const int per = (job->n + threads - 1) / threads;
+    for (int t = 0; t < threads; t++) {
+        const int b = t * per, e = std::min(job->n, b + per);
+        if (b < e) pool.emplace_back(augment_range, std::cref(*job), b, e);
+    }
+    for (auto &th : pool) th.join();
+    return EB_OK;
+}
+
+int cpu_sync(void *) { return EB_OK; }
+
+const eb_backend_i cpu_iface = {
+    EB_BACKEND_ABI_VERSION, cpu_name, cpu_device_name, cpu_device_memory, cpu_destroy,
+    cpu_alloc, cpu_release, cpu_copy, cpu_copy, cpu_fill,
+    cpu_gemm, cpu_bias_act, cpu_act_bias_grad, cpu_add, cpu_gather, cpu_gather_i32,
+    cpu_softmax_xent, cpu_mse, cpu_sgd, cpu_adam, cpu_augment, cpu_sync,
+};
+
+}  // namespace
+
+extern "C" void eb_cpu_set_threads(int threads) {
+    g_threads = threads > 0 ? threads : (int)std::max(1u, std::thread::hardware_concurrency());
+    openblas_set_num_threads(g_threads);
+}
+
+extern "C" int eb_cpu_get_threads(void) {
+    if (g_threads == 0) eb_cpu_set_threads(0);
+    return g_threads;
+}
+
+extern "C" int eb_cpu_backend_init(int threads, eb_backend *out) {
+    if (threads > 0 || g_threads == 0) eb_cpu_set_threads(threads);
+    out->iface = &cpu_iface;
+    out->ctx = nullptr;
+    return EB_OK;
+}
