@@ -89,6 +89,8 @@ typedef int (*eb_backend_init_fn)(int device, eb_backend *out, char *err, size_t
 int eb_cpu_backend_init(int threads, eb_backend *out);
 void eb_cpu_set_threads(int threads);
 int eb_cpu_get_threads(void);
+/* Measured single-precision FMA throughput of this CPU with the given threads (GFLOP/s). */
+double eb_cpu_peak_gflops(int threads, double seconds);
 
 #ifdef __cplusplus
 }

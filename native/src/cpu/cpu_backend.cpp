@@ -1,6 +1,12 @@
 // The CPU backend: the reference every other backend is checked against. GEMM goes to
-// OpenBLAS through CBLAS; the elementwise ops are plain loops the compiler vectorises.
+// OpenBLAS through CBLAS (Eigen where OpenBLAS is absent, such as the GPU machines that run
+// only the parity program); the elementwise ops are plain loops the compiler vectorises.
+#ifdef EB_USE_EIGEN
+#include <Eigen/Dense>
+#else
 #include <cblas.h>
+extern "C" void openblas_set_num_threads(int);
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -12,14 +18,16 @@
 #include "../core/aug_kernel.h"
 #include "eb_backend.h"
 
-extern "C" void openblas_set_num_threads(int);
-
 namespace {
 
 int g_threads = 0;
 
 const char *cpu_name(void *) { return "cpu"; }
+#ifdef EB_USE_EIGEN
+const char *cpu_device_name(void *) { return "host CPU (Eigen)"; }
+#else
 const char *cpu_device_name(void *) { return "host CPU (OpenBLAS)"; }
+#endif
 size_t cpu_device_memory(void *) { return 0; }
 void cpu_destroy(void *) {}
 
@@ -41,8 +49,20 @@ int cpu_fill(void *, float *dst, float v, size_t n) {
 
 int cpu_gemm(void *, int ta, int tb, int m, int n, int k, float alpha, const float *a, const float *b,
              float beta, float *c) {
+#ifdef EB_USE_EIGEN
+    using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    Eigen::Map<const Mat> A(a, ta ? k : m, ta ? m : k), B(b, tb ? n : k, tb ? k : n);
+    Eigen::Map<Mat> C(c, m, n);
+    if (beta == 0.0f) C.setZero();
+    else C *= beta;
+    if (ta && tb) C.noalias() += alpha * A.transpose() * B.transpose();
+    else if (ta) C.noalias() += alpha * A.transpose() * B;
+    else if (tb) C.noalias() += alpha * A * B.transpose();
+    else C.noalias() += alpha * A * B;
+#else
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
                 alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
+#endif
     return EB_OK;
 }
 
@@ -201,7 +221,11 @@ const eb_backend_i cpu_iface = {
 
 extern "C" void eb_cpu_set_threads(int threads) {
     g_threads = threads > 0 ? threads : (int)std::max(1u, std::thread::hardware_concurrency());
+#ifdef EB_USE_EIGEN
+    Eigen::setNbThreads(g_threads);
+#else
     openblas_set_num_threads(g_threads);
+#endif
 }
 
 extern "C" int eb_cpu_get_threads(void) {

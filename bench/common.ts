@@ -1,0 +1,88 @@
+/**
+ * What every benchmark shares: machine facts, the peer runner, the BENCH line format of
+ * DEVELOPERS.md and the results file. Benchmarks measure; tests never time anything.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const SHARED = resolve(process.env.EMBAUG_SHARED ?? join(ROOT, '..', 'shared'));
+export const PEER = join(SHARED, 'peers', 'pytorch_peer.py');
+
+export interface Figure {
+  case: string;
+  ours: number;
+  peer: number | null;
+  unit: string;
+  /** true when smaller is better (seconds), so the ratio is peer/ours. */
+  lowerIsBetter?: boolean;
+  note?: string;
+}
+
+export function machine(threads: number) {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
+  } catch {
+    /* not a checkout */
+  }
+  return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, threads, node: process.version, commit };
+}
+
+export function threadsArg(argv: string[]): number {
+  const i = argv.indexOf('--threads');
+  return i >= 0 ? Number(argv[i + 1]) : cpus().length;
+}
+
+/**
+ * Debian's PyTorch runs its own OpenMP threads on top of OpenBLAS's pthreads; with both at T
+ * threads they oversubscribe the cores (measured here: 3× slower for Ψ). The peer must run at
+ * its best, so each benchmark tries both and keeps the better figure.
+ */
+export const PEER_ENVS: Record<string, string>[] = [{}, { OPENBLAS_NUM_THREADS: '1' }];
+
+/** Runs the PyTorch peer with Debian's python3 (which has torch) and returns its last JSON line. */
+export function runPeer(args: string[], env: Record<string, string> = {}): Record<string, unknown> {
+  const py = process.env.EMBAUG_PEER_PYTHON ?? '/usr/bin/python3';
+  const r = spawnSync(py, [PEER, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+  if (r.status !== 0)
+    throw new Error(
+      `the PyTorch peer failed (${py} ${PEER} ${args.join(' ')}): ${r.stderr || r.error}\n` +
+        'Install it with: apt-get install -y python3-torch python3-pil libopenblas0-pthread',
+    );
+  const lines = r.stdout.trim().split('\n');
+  return { ...JSON.parse(lines[lines.length - 1]), env };
+}
+
+/** The peer's best run over PEER_ENVS, by `score` (higher is better). */
+export function bestPeer(args: string[], score: (r: Record<string, unknown>) => number): Record<string, unknown> {
+  const runs = PEER_ENVS.map((e) => runPeer(args, e));
+  return runs.reduce((a, b) => (score(b) > score(a) ? b : a));
+}
+
+export function report(name: string, threads: number, figures: Figure[], extra: Record<string, unknown> = {}) {
+  const m = machine(threads);
+  console.log(`machine: ${m.cpu}, ${m.cores} cores, threads=${threads}, node ${m.node}, commit ${m.commit}`);
+  const out = figures.map((f) => {
+    const ratio = f.peer === null ? null : f.lowerIsBetter ? f.peer / f.ours : f.ours / f.peer;
+    const fmt = (x: number | null) => (x === null ? 'n/a' : Number(x.toPrecision(4)).toString());
+    console.log(`BENCH ${name} ${f.case} ours=${fmt(f.ours)} peer=${fmt(f.peer)} ${f.unit} ratio=${fmt(ratio)}${f.note ? `  # ${f.note}` : ''}`);
+    return { ...f, ratio };
+  });
+  const file = join(ROOT, 'bench', 'results', `${name}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify({ name, date: new Date().toISOString(), machine: m, figures: out, ...extra }, null, 2) + '\n');
+  console.log(`wrote ${file}`);
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+export function readJson<T>(file: string): T {
+  return JSON.parse(readFileSync(file, 'utf8')) as T;
+}

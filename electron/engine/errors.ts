@@ -1,0 +1,48 @@
+/**
+ * One error class for everything the engine refuses or fails at. Callers branch on
+ * `code`, never on message text; messages say what was wrong and what to do next.
+ */
+export type ErrorCode =
+  | 'E_ARG' // an argument of the wrong type, size or range
+  | 'E_NATIVE_LOAD' // the compute addon could not be loaded
+  | 'E_NATIVE_ALLOC'
+  | 'E_NATIVE_DEVICE'
+  | 'E_NATIVE'
+  | 'E_BACKEND_UNAVAILABLE'
+  | 'E_CANCELLED'
+  | 'E_NONFINITE'
+  | 'E_BUSY'
+  | 'E_DISPOSED'
+  | 'E_NOT_FOUND'
+  | 'E_IMPORT' // a data set could not be imported
+  | 'E_MODEL' // an ONNX model does not fit its description
+  | 'E_SHAPE'
+  | 'E_DB'
+  | 'E_DOWNLOAD'
+  | 'E_CHECKSUM'
+  | 'E_EXPORT'
+  | 'E_INTERRUPTED';
+
+export class EmbaugError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: unknown;
+
+  constructor(code: ErrorCode, message: string, details?: unknown) {
+    super(message);
+    this.name = 'EmbaugError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Native errors carry a `code` property set by the addon; keep it, and the message. */
+export function fromNative(err: unknown): EmbaugError {
+  if (err instanceof EmbaugError) return err;
+  const e = err as { code?: string; message?: string; history?: unknown };
+  const code = (typeof e?.code === 'string' ? e.code : 'E_NATIVE') as ErrorCode;
+  return new EmbaugError(code, e?.message ?? String(err), e?.history);
+}
+
+export function isCode(err: unknown, code: ErrorCode): boolean {
+  return err instanceof EmbaugError && err.code === code;
+}

@@ -1,0 +1,48 @@
+/** Locations of the read-only fixtures beside the checkout (../shared), and temp folders. */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const SHARED = resolve(process.env.EMBAUG_SHARED ?? join(REPO, '..', 'shared'));
+export const WDS = join(SHARED, 'datasets', 'cifar10-wds');
+export const MODELS = join(SHARED, 'models');
+
+export interface GoldenImage {
+  shard: string;
+  key: string;
+  label: number;
+  pixels: Uint8Array;
+  embedding: number[];
+  logits: number[];
+}
+
+export function golden(): { sha256: string; images: GoldenImage[] } {
+  const g = JSON.parse(readFileSync(join(MODELS, 'tiny-resnet18-w4.golden.json'), 'utf8'));
+  return {
+    sha256: g.sha256,
+    images: g.images.map((im: Record<string, unknown>) => ({
+      ...im,
+      pixels: new Uint8Array(Buffer.from(im.pixels_hwc_rgb_uint8_base64 as string, 'base64')),
+    })),
+  };
+}
+
+/** A temp folder removed by the returned function. */
+export function tempDir(prefix = 'embaug-test-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Deterministic pseudo-random numbers for fixtures (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

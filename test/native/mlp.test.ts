@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { MlpModel, type Supervised } from '../../electron/engine/native.js';
+import { rng } from '../helpers/shared.js';
+
+function randn(r: () => number, n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
+  return a;
+}
+
+/** Central finite differences on a sample of parameters of each tensor. */
+function gradCheck(m: MlpModel, s: Supervised, eps = 3e-3, probes = 24) {
+  const { grads } = m.gradients(s);
+  const params = m.getParams();
+  const r = rng(99);
+  let worst = 0;
+  params.forEach((p, t) => {
+    for (let q = 0; q < probes; q++) {
+      const i = Math.floor(r() * p.length);
+      const orig = p[i];
+      p[i] = orig + eps;
+      m.setParams(params);
+      const up = m.gradients(s).loss;
+      p[i] = orig - eps;
+      m.setParams(params);
+      const down = m.gradients(s).loss;
+      p[i] = orig;
+      m.setParams(params);
+      const fd = (up - down) / (2 * eps);
+      const err = Math.abs(fd - grads[t][i]) / Math.max(1e-2, Math.abs(fd) + Math.abs(grads[t][i]));
+      worst = Math.max(worst, err);
+      assert.ok(err < 3e-2, `tensor ${t} index ${i}: finite difference ${fd} vs backprop ${grads[t][i]}`);
+    }
+  });
+  return worst;
+}
+
+describe('MLP engine (CPU backend)', () => {
+  it('backprop matches finite differences: Linear, ReLU and softmax cross-entropy', () => {
+    const r = rng(1);
+    const m = new MlpModel([6, 9, 7, 4], { seed: 5 });
+    const n = 16;
+    const labels = Int32Array.from({ length: n }, () => Math.floor(r() * 4));
+    gradCheck(m, { x: randn(r, n * 6), labels });
+    m.dispose();
+  });
+
+  it('backprop matches finite differences: MSE, plain and residual', () => {
+    for (const residual of [false, true]) {
+      const r = rng(2);
+      const m = new MlpModel([5, 10, 5], { seed: 3, residual });
+      if (residual) {
+        // The zero-initialised last layer would hide the first layer's gradient; perturb it.
+        const p = m.getParams();
+        p[2] = randn(r, p[2].length, 0.3);
+        m.setParams(p);
+      }
+      gradCheck(m, { x: randn(r, 12 * 5), targets: randn(r, 12 * 5) });
+      m.dispose();
+    }
+  });
+
+  it('a residual MLP starts as the identity', () => {
+    const m = new MlpModel([8, 16, 8], { residual: true, seed: 1 });
+    const x = randn(rng(3), 4 * 8);
+    assert.deepEqual(m.forward(x), x);
+  });
+
+  it('recovers a linear map by MSE to a small error', async () => {
+    const r = rng(4);
+    const d = 8, n = 512;
+    const A = randn(r, d * d, 0.5);
+    const x = randn(r, n * d);
+    const y = new Float32Array(n * d);
+    for (let i = 0; i < n; i++)
+      for (let o = 0; o < d; o++) {
+        let s = 0;
+        for (let k = 0; k < d; k++) s += A[o * d + k] * x[i * d + k];
+        y[i * d + o] = s;
+      }
+    const m = new MlpModel([d, d], { seed: 1 });
+    const hist = await m.train({ x, targets: y, batch: 32, epochs: 60, seed: 1, optimizer: { kind: 'adam', lr: 0.02 } });
+    assert.ok(hist.at(-1)!.loss < 1e-4, `final MSE ${hist.at(-1)!.loss}`);
+    const W = m.getParams()[0];
+    for (let i = 0; i < W.length; i++) assert.ok(Math.abs(W[i] - A[i]) < 0.02, `W[${i}] = ${W[i]}, A = ${A[i]}`);
+  });
+
+  it('separates separable classes to 100% accuracy, with held-out evaluation per epoch', async () => {
+    const r = rng(5);
+    const make = (n: number) => {
+      // A margin of 0.2 around both boundaries makes the classes separable.
+      const x = randn(r, n * 4).map((u) => Math.sign(u) * (0.2 + Math.abs(u)));
+      const labels = new Int32Array(n);
+      for (let i = 0; i < n; i++) labels[i] = (x[i * 4] > 0 ? 1 : 0) + (x[i * 4 + 1] > 0 ? 2 : 0);
+      return { x, labels };
+    };
+    const train = make(1024), val = make(256);
+    const m = new MlpModel([4, 32, 4], { seed: 2 });
+    const seen: number[] = [];
+    const hist = await m.train({
+      ...train, val, batch: 64, epochs: 40, seed: 3,
+      optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-4 },
+      onEpoch: (s) => seen.push(s.epoch),
+    });
+    assert.deepEqual(seen, Array.from({ length: 40 }, (_, i) => i + 1));
+    assert.equal(hist.at(-1)!.accuracy, 1);
+    assert.equal(hist.at(-1)!.valAccuracy, 1);
+    assert.ok(hist.at(-1)!.loss < hist[0].loss / 5);
+  });
+
+  it('the same seed gives the same weights bit for bit; another seed does not', async () => {
+    const r = rng(6);
+    const x = randn(r, 300 * 10), labels = Int32Array.from({ length: 300 }, () => Math.floor(r() * 3));
+    const once = async (seed: number) => {
+      const m = new MlpModel([10, 32, 16, 3], { seed });
+      await m.train({ x, labels, batch: 32, epochs: 3, seed, optimizer: { kind: 'adam', lr: 1e-3, weightDecay: 1e-2 } });
+      const p = m.getParams();
+      m.dispose();
+      return p;
+    };
+    const a = await once(11), b = await once(11), c = await once(12);
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(a, c);
+  });
+
+  it('picks one view per sample per epoch from stacked views', async () => {
+    // View 1 holds the negated features with the same labels: a model trained only on view 0
+    // fails on it, one trained on both views solves both.
+    const r = rng(7);
+    const n = 400, d = 2;
+    const x0 = new Float32Array(n * d);
+    const labels = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      x0[i * 2] = r() * 2 + 0.5; x0[i * 2 + 1] = r() * 2 - 1;
+      labels[i] = x0[i * 2 + 1] > 0 ? 1 : 0;
+    }
+    const both = new Float32Array(2 * n * d);
+    both.set(x0);
+    for (let i = 0; i < n * d; i++) both[n * d + i] = i % 2 === 0 ? -x0[i] : x0[i];
+    const m = new MlpModel([2, 32, 2], { seed: 1 });
+    await m.train({ x: both, views: 2, labels, batch: 32, epochs: 30, seed: 1, optimizer: { kind: 'adam', lr: 0.01 } });
+    const acc = (x: Float32Array) => {
+      const out = m.forward(x);
+      let ok = 0;
+      for (let i = 0; i < n; i++) ok += Number((out[i * 2 + 1] > out[i * 2] ? 1 : 0) === labels[i]);
+      return ok / n;
+    };
+    assert.ok(acc(both.subarray(0, n * d)) > 0.95 && acc(both.subarray(n * d)) > 0.95);
+  });
+
+  it('a cosine schedule and epoch-by-epoch calls equal one whole call', async () => {
+    const r = rng(8);
+    const x = randn(r, 200 * 6), labels = Int32Array.from({ length: 200 }, () => Math.floor(r() * 2));
+    const opts = { x, labels, batch: 50, seed: 4, optimizer: { kind: 'sgd' as const, lr: 0.1, schedule: 'cosine' as const } };
+    const a = new MlpModel([6, 8, 2], { seed: 1 }), b = new MlpModel([6, 8, 2], { seed: 1 });
+    await a.train({ ...opts, epochs: 4 });
+    for (let e = 0; e < 4; e++) await b.train({ ...opts, epochs: 1, firstEpoch: e, totalEpochs: 4 });
+    assert.deepEqual(a.getParams(), b.getParams());
+  });
+});
