@@ -63,6 +63,7 @@ interface AugJob {
   nhwc: boolean;
   seed: number;
   indexOffset: number;
+  indices?: BigInt64Array;
   threads: number;
   backend: string;
 }
@@ -371,6 +372,8 @@ export interface AugmentRequest {
   seed?: number;
   /** Global index of the first image: random draws depend on it, not on the batch. */
   indexOffset?: number;
+  /** Or one index per image (stable ids, e.g. from the image hash), overriding indexOffset. */
+  indices?: BigInt64Array;
   threads?: number;
   backend?: BackendName;
 }
@@ -410,6 +413,7 @@ function augJob(r: AugmentRequest): AugJob {
     nhwc: r.nhwc ?? false,
     seed: v.int('seed', r.seed ?? 0, 0, 2 ** 52),
     indexOffset: v.int('indexOffset', r.indexOffset ?? 0, 0),
+    ...(r.indices !== undefined ? { indices: v.typed('indices', r.indices, BigInt64Array as unknown as { new (n: number): BigInt64Array; name: string }, n) } : {}),
     threads: v.int('threads', r.threads ?? 0, 0, 1024),
     backend: requireBackend(r.backend ?? 'cpu'),
   };
@@ -442,14 +446,17 @@ export interface DecodedBatch {
   heights: Int32Array;
 }
 
-/** Decodes JPEGs of one expected size with libjpeg-turbo; others are reported per image. */
+/**
+ * Decodes JPEGs of one expected size with libjpeg-turbo; others are reported per image.
+ * width = height = 0 only verifies each image (full decode) and reports its size.
+ */
 export async function decodeJpegs(blobs: Uint8Array[], width: number, height: number, threads = 0): Promise<DecodedBatch> {
   if (!Array.isArray(blobs)) throw new TypeError('blobs must be an array of Uint8Array');
   blobs.forEach((b, i) => v.typed(`blobs[${i}]`, b, Uint8Array));
   return loadNative().decodeJpegs(
     blobs,
-    v.int('width', width, 1, 1 << 14),
-    v.int('height', height, 1, 1 << 14),
+    v.int('width', width, 0, 1 << 14),
+    v.int('height', height, 0, 1 << 14),
     v.int('threads', threads || getThreads(), 1, 1024),
   );
 }

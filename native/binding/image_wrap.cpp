@@ -37,6 +37,7 @@ bool parse_job(Napi::Env env, const Napi::Object &o, AugArgs &a, Napi::Float32Ar
     j.nhwc = o.Get("nhwc").ToBoolean().Value();
     j.seed = (uint64_t)num(o, "seed");
     j.index_offset = (int64_t)num(o, "indexOffset");
+    j.indices = o.Has("indices") && o.Get("indices").IsTypedArray() ? typed_data<int64_t>(o.Get("indices")) : nullptr;
     j.threads = (int32_t)num(o, "threads");
     Napi::Array ops = o.Get("ops").As<Napi::Array>();
     for (uint32_t i = 0; i < ops.Length(); i++) {
@@ -125,7 +126,7 @@ public:
             auto b = blobs.Get(i).As<Napi::Uint8Array>();
             blobs_.push_back({b.Data(), b.ByteLength()});
         }
-        pixels_.resize(blobs_.size() * (size_t)w * h * 3);
+        if (w > 0) pixels_.resize(blobs_.size() * (size_t)w * h * 3);
     }
     Napi::Promise promise() { return deferred_.Promise(); }
 

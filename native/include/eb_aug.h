@@ -53,6 +53,7 @@ typedef struct eb_aug_job {
     int32_t n_ops;
     uint64_t seed;
     int64_t index_offset; /* global index of image 0, for the generator */
+    const int64_t *indices; /* or NULL; else image i draws with indices[i] (stable per image) */
     int32_t threads;
 } eb_aug_job;
 

@@ -18,7 +18,7 @@ extern "C" {
 
 /* Bumped whenever the table changes, so a CUDA library built against another
  * version is refused at load instead of crashing. */
-#define EB_BACKEND_ABI_VERSION 3
+#define EB_BACKEND_ABI_VERSION 4
 
 typedef enum eb_status {
     EB_OK = 0,

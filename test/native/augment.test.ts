@@ -54,6 +54,8 @@ describe('pixel augmentation kernels against the TypeScript reference', () => {
     const whole = augment({ ...base, pixels, n: 8, threads: 2 });
     const tail = augment({ ...base, pixels: pixels.subarray(4 * 3072), n: 4, indexOffset: 4, threads: 1 });
     assert.deepEqual(whole.subarray(4 * 3072), tail);
+    const byIndex = augment({ ...base, pixels: pixels.subarray(4 * 3072), n: 4, indices: BigInt64Array.from([4n, 5n, 6n, 7n]) });
+    assert.deepEqual(byIndex, tail);
     const other = augment({ ...base, pixels, n: 8, seed: 4 });
     assert.notDeepEqual(whole, other);
   });

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <vector>
 
 namespace eb {
 
@@ -22,6 +23,14 @@ void decode_range(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, 
         }
         d.width = w;
         d.height = h;
+        if (want_w <= 0) {
+            // Verify-only mode: decode fully (truncation shows only then) into scratch.
+            std::vector<uint8_t> scratch((size_t)w * h * 3);
+            if (tjDecompress2(tj, blobs[i].first, (unsigned long)blobs[i].second, scratch.data(), w, 0, h, TJPF_RGB,
+                              TJFLAG_ACCURATEDCT) != 0)
+                d.error = std::string("corrupt or truncated JPEG: ") + tjGetErrorStr2(tj);
+            continue;
+        }
         if (w != want_w || h != want_h) {
             d.error = "size " + std::to_string(w) + "x" + std::to_string(h) + " differs from " + std::to_string(want_w) +
                       "x" + std::to_string(want_h);

@@ -171,7 +171,7 @@ void augment_range(const eb_aug_job &job, int begin, int end) {
     std::vector<float> buf((size_t)ow * oh * 3);
     eb::AugPlan plan;
     for (int i = begin; i < end; i++) {
-        const int64_t global = job.index_offset + i;
+        const int64_t global = job.indices ? job.indices[i] : job.index_offset + i;
         eb::aug_plan(job, global, plan);
         const uint8_t *img = job.src + (size_t)i * job.in_h * job.in_w * 3;
         for (int y = 0; y < oh; y++)

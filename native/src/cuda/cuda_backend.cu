@@ -280,7 +280,7 @@ __global__ void augment_kernel(AugParams prm, float *scratch) {
     job.ops = prm.ops;
     const int i = blockIdx.x;
     const int w = job.out_w, h = job.out_h, npx = w * h;
-    if (threadIdx.x == 0) eb::aug_plan(job, job.index_offset + i, plan);
+    if (threadIdx.x == 0) eb::aug_plan(job, job.indices ? job.indices[i] : job.index_offset + i, plan);
     __syncthreads();
     const uint8_t *img = job.src + (size_t)i * job.in_h * job.in_w * 3;
     float *buf = scratch + (size_t)i * npx * 3;
@@ -315,7 +315,13 @@ int cu_augment(void *ctx, const eb_aug_job *job) {
     const size_t out_floats = (size_t)job->n * job->out_h * job->out_w * 3;
     uint8_t *src = nullptr;
     float *dst = nullptr, *scratch = nullptr;
+    int64_t *indices = nullptr;
     int st = check(cudaMalloc(&src, in_bytes));
+    if (st == EB_OK && job->indices) {
+        st = check(cudaMalloc(&indices, sizeof(int64_t) * job->n));
+        if (st == EB_OK)
+            st = check(cudaMemcpyAsync(indices, job->indices, sizeof(int64_t) * job->n, cudaMemcpyHostToDevice, s));
+    }
     if (st == EB_OK) st = check(cudaMalloc(&dst, out_floats * sizeof(float)));
     if (st == EB_OK) st = check(cudaMalloc(&scratch, out_floats * sizeof(float)));
     if (st == EB_OK) st = check(cudaMemcpyAsync(src, job->src, in_bytes, cudaMemcpyHostToDevice, s));
@@ -324,6 +330,7 @@ int cu_augment(void *ctx, const eb_aug_job *job) {
         prm.job = *job;
         prm.job.src = src;
         prm.job.dst = dst;
+        prm.job.indices = indices;
         if (job->n_ops > 0) std::memcpy(prm.ops, job->ops, sizeof(eb_aug_op) * job->n_ops);
         augment_kernel<<<job->n, 256, 0, s>>>(prm, scratch);
         st = launched();
@@ -333,6 +340,7 @@ int cu_augment(void *ctx, const eb_aug_job *job) {
     cudaFree(src);
     cudaFree(dst);
     cudaFree(scratch);
+    cudaFree(indices);
     return st;
 }
 

@@ -1,0 +1,51 @@
+/** Argument parsing on node:util parseArgs, with usage errors that say what to type. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+export class UsageError extends Error {}
+
+export type Options = NonNullable<ParseArgsConfig['options']>;
+
+export const GLOBAL: Options = {
+  db: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  threads: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+};
+
+export function parse(argv: string[], options: Options) {
+  try {
+    return parseArgs({ args: argv, options: { ...GLOBAL, ...options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export function intOpt(v: unknown, name: string, def?: number): number | undefined {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} takes a whole number, got "${v}"`);
+  return n;
+}
+
+export function numOpt(v: unknown, name: string, def?: number): number | undefined {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${name} takes a number, got "${v}"`);
+  return n;
+}
+
+export function listOpt(v: unknown, name: string): number[] | undefined {
+  if (v === undefined) return undefined;
+  const xs = String(v).split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isFinite(x))) throw new UsageError(`--${name} takes comma-separated numbers, got "${v}"`);
+  return xs;
+}
+
+/** `0-4` or `0,1,2` → [0, 1, 2, ...]. */
+export function classesOpt(v: unknown): number[] | undefined {
+  if (v === undefined) return undefined;
+  const m = /^(\d+)-(\d+)$/.exec(String(v));
+  if (m) return Array.from({ length: Number(m[2]) - Number(m[1]) + 1 }, (_, i) => Number(m[1]) + i);
+  return listOpt(v, 'classes');
+}

@@ -1,0 +1,110 @@
+import { resolve } from 'node:path';
+
+import { addBackbone, listBackbones } from '../../engine/backbones/index.js';
+import { cacheStats, extract } from '../../engine/embeddings/index.js';
+import { UsageError, classesOpt, intOpt, listOpt, parse } from '../args.js';
+import { type Ctx, table } from '../context.js';
+
+export const BACKBONE_HELP = `embaug backbone <command>
+  add <model.onnx> [--manifest FILE] [--name NAME]
+      Register an ONNX backbone with its JSON description (default: <model>.json beside it),
+      or describe its input contract with flags instead of a manifest:
+        --input NAME --size HxW [--layout NCHW|NHWC] [--range 0,1] [--mean r,g,b] [--std r,g,b]
+        [--bgr] [--normalised-in-graph] --embedding OUTPUT [--logits OUTPUT]
+      The model is opened in ONNX Runtime and checked with a real batch before it is recorded.
+  list                       Registered backbones (name, sha256, D, architecture, base accuracy).`;
+
+export const EXTRACT_HELP = `embaug extract --dataset D --backbone B [--aug SPEC] [--split S] [--classes 0-4]
+               [--limit N] [--seed S] [--dtype float32|float16] [--batch 256]
+  Compute and cache embeddings Φ(g(x)). Resumable: images already cached are skipped.
+  SPEC: identity, hflip, vflip, rot90:k=1..3, rotate:min=-15,max=15, crop:pad=4,
+        translate:dx=2,dy=0, brightness:s=0.2, contrast:s=0.2, saturation:s=0.2, cutout:size=8;
+        join with + (e.g. crop:pad=4+hflip:p=0.5); p=<probability> on any op.`;
+
+function manifestFromFlags(v: Record<string, unknown>): unknown {
+  const size = String(v.size ?? '');
+  const m = /^(\d+)x(\d+)$/.exec(size);
+  if (!m) throw new UsageError('--size takes HxW, e.g. --size 224x224');
+  return {
+    architecture: 'custom',
+    input: {
+      name: v.input,
+      layout: v.layout ?? 'NCHW',
+      height: Number(m[1]),
+      width: Number(m[2]),
+      channels: v.bgr ? 'BGR' : 'RGB',
+      range: listOpt(v.range, 'range') ?? [0, 1],
+      mean: listOpt(v.mean, 'mean') ?? [0, 0, 0],
+      std: listOpt(v.std, 'std') ?? [1, 1, 1],
+      normalisation: v['normalised-in-graph'] ? 'inside the graph' : 'by embaug',
+    },
+    embedding: { output: v.embedding },
+    ...(v.logits ? { logits: { output: v.logits } } : {}),
+  };
+}
+
+export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === 'add') {
+    const { values, positionals } = parse(rest, {
+      manifest: { type: 'string' }, name: { type: 'string' }, input: { type: 'string' }, size: { type: 'string' },
+      layout: { type: 'string' }, range: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' },
+      bgr: { type: 'boolean' }, 'normalised-in-graph': { type: 'boolean' }, embedding: { type: 'string' }, logits: { type: 'string' },
+    });
+    if (positionals.length !== 1) throw new UsageError('backbone add takes one ONNX file');
+    const manifest = values.input ? manifestFromFlags(values) : values.manifest ? resolve(values.manifest as string) : undefined;
+    const b = await addBackbone(ctx.db(), { onnxPath: resolve(positionals[0]), manifest, name: values.name as string | undefined });
+    ctx.out(b, `backbone "${b.name}": D=${b.dim}, sha256 ${b.sha256.slice(0, 16)}…, input ${b.manifest.input.layout} ${b.manifest.input.height}x${b.manifest.input.width}`);
+    return;
+  }
+  if (sub === 'list') {
+    const list = listBackbones(ctx.db());
+    ctx.out(list, () =>
+      list.length === 0
+        ? 'no backbones yet: embaug backbone add <model.onnx>'
+        : table([
+            ['name', 'sha256', 'D', 'architecture', 'base aug', 'base top-1'],
+            ...list.map((b) => [b.name, b.sha256.slice(0, 12), b.dim, b.manifest.architecture, String(b.manifest.base?.augmentation ?? '-'), String(b.manifest.base?.test_top1 ?? '-')]),
+          ]),
+    );
+    return;
+  }
+  throw new UsageError(`unknown command "backbone ${sub ?? ''}"\n${BACKBONE_HELP}`);
+}
+
+export async function extractCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const { values } = parse(argv, {
+    dataset: { type: 'string' }, backbone: { type: 'string' }, aug: { type: 'string' }, split: { type: 'string' },
+    classes: { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' }, dtype: { type: 'string' }, batch: { type: 'string' },
+  });
+  if (!values.dataset || !values.backbone) throw new UsageError(`extract needs --dataset and --backbone\n${EXTRACT_HELP}`);
+  const ds = values.dataset as string;
+  const r = await extract(ctx.db(), {
+    dataset: /^\d+$/.test(ds) ? Number(ds) : ds,
+    backbone: values.backbone as string,
+    aug: (values.aug as string | undefined) ?? 'identity',
+    split: values.split as string | undefined,
+    classes: classesOpt(values.classes),
+    limit: intOpt(values.limit, 'limit'),
+    seed: intOpt(values.seed, 'seed'),
+    dtype: (values.dtype as 'float32' | 'float16' | undefined) ?? 'float32',
+    batch: intOpt(values.batch, 'batch', 256),
+    threads: ctx.threads,
+    signal: ctx.signal,
+    onProgress: ctx.progress,
+  });
+  const { images, ...summary } = r;
+  ctx.out({ ...summary, images: images.length }, `embedding set ${r.setId}: ${r.extracted} extracted, ${r.cached} already cached` +
+    (r.extracted ? `, ${r.imagesPerSecond.toFixed(0)} images/s (${(100 * (1 - r.onnxSeconds / r.seconds)).toFixed(1)}% of the time outside ONNX Runtime)` : ''));
+}
+
+export async function cache(ctx: Ctx, argv: string[]): Promise<void> {
+  if (argv[0] !== 'stats') throw new UsageError('usage: embaug cache stats');
+  const s = cacheStats(ctx.db());
+  ctx.out(s, () =>
+    s.sets.length === 0
+      ? 'the embedding cache is empty'
+      : `${table([['set', 'backbone', 'augmentation', 'seed', 'dtype', 'D', 'vectors', 'MiB'], ...s.sets.map((x) => [x.id, x.backbone, x.augKey, x.seed, x.dtype, x.dim, x.count, (x.bytes / 1048576).toFixed(1)])])}\n` +
+        `total: ${s.totalVectors} vectors, ${(s.totalBytes / 1048576).toFixed(1)} MiB`,
+  );
+}

@@ -1,0 +1,1 @@
+export { main, registerCommand } from './main.js';

@@ -1,0 +1,87 @@
+/**
+ * The `embaug` command. Exit codes: 0 done, 1 unexpected failure, 2 usage error, 3 not
+ * found, 4 bad input data or model, 5 compute backend failure, 130 cancelled (Ctrl-C).
+ */
+import { EmbaugError, type ErrorCode } from '../engine/errors.js';
+import { UsageError } from './args.js';
+import { DATA_HELP, data } from './commands/data.js';
+import { BACKBONE_HELP, EXTRACT_HELP, backbone, cache, extractCmd } from './commands/model.js';
+import { RUNS_HELP, runs } from './commands/runs.js';
+import { makeCtx, type Ctx } from './context.js';
+
+type Command = { run: (ctx: Ctx, argv: string[]) => Promise<void>; help: string };
+
+const COMMANDS: Record<string, Command> = {
+  data: { run: data, help: DATA_HELP },
+  backbone: { run: backbone, help: BACKBONE_HELP },
+  extract: { run: extractCmd, help: EXTRACT_HELP },
+  cache: { run: cache, help: 'embaug cache stats   Embedding sets, vector counts and sizes.' },
+  runs: { run: runs, help: RUNS_HELP },
+};
+
+export function registerCommand(name: string, c: Command): void {
+  COMMANDS[name] = c;
+}
+
+const HELP = () => `embaug: transfer learning with augmentation in embedding space
+
+usage: embaug <command> [options]   (global: --db PATH, --json, --threads N, --quiet)
+
+${Object.values(COMMANDS).map((c) => c.help).join('\n\n')}
+
+The database defaults to ./experiments.db (or $EMBAUG_DB).`;
+
+const EXIT: Partial<Record<ErrorCode, number>> = {
+  E_ARG: 2, E_NOT_FOUND: 3, E_IMPORT: 4, E_MODEL: 4, E_SHAPE: 4, E_CHECKSUM: 4, E_DOWNLOAD: 4,
+  E_NATIVE: 5, E_NATIVE_ALLOC: 5, E_NATIVE_DEVICE: 5, E_NATIVE_LOAD: 5, E_BACKEND_UNAVAILABLE: 5, E_CANCELLED: 130,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const ac = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    // First Ctrl-C cancels cleanly (the run is recorded as cancelled); a second one quits now.
+    if (++interrupts > 1) process.exit(130);
+    process.stderr.write('\ncancelling… (Ctrl-C again to quit at once)\n');
+    ac.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const [name, ...rest] = argv;
+  const json = argv.includes('--json');
+  try {
+    if (!name || name === 'help' || name === '--help' || name === '-h') {
+      process.stdout.write(`${HELP()}\n`);
+      return name ? 0 : 2;
+    }
+    const cmd = COMMANDS[name];
+    if (!cmd) throw new UsageError(`unknown command "${name}": try embaug --help`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(`${cmd.help}\n`);
+      return 0;
+    }
+    await cmd.run(makeCtx(globalValues(rest), ac.signal), rest);
+    return 0;
+  } catch (err) {
+    const code = err instanceof UsageError ? 2 : err instanceof EmbaugError ? (EXIT[err.code] ?? 1) : err instanceof TypeError || err instanceof RangeError ? 2 : 1;
+    const message = err instanceof Error ? err.message : String(err);
+    if (json) process.stdout.write(`${JSON.stringify({ error: { code: err instanceof EmbaugError ? err.code : err instanceof UsageError ? 'E_USAGE' : 'E_ARG', message } })}\n`);
+    process.stderr.write(`embaug: ${message}\n`);
+    if (code === 1 && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return code;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+/** Global options may stand anywhere; commands parse their own with the globals included. */
+function globalValues(argv: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { json: false, quiet: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') out.json = true;
+    else if (a === '--quiet' || a === '-q') out.quiet = true;
+    else if (a === '--db' || a === '--threads') out[a.slice(2)] = argv[++i];
+    else if (a.startsWith('--db=') || a.startsWith('--threads=')) out[a.slice(2, a.indexOf('='))] = a.slice(a.indexOf('=') + 1);
+  }
+  return out;
+}

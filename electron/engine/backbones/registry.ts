@@ -1,0 +1,155 @@
+/**
+ * Registering an ONNX backbone: its file is hashed, copied beside the database, opened in
+ * ONNX Runtime and checked against its description before anything is recorded.
+ */
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+
+import { type Db, dataDir } from '../db.js';
+import { EmbaugError } from '../errors.js';
+import { type Manifest, parseManifest } from './manifest.js';
+
+export interface BackboneInfo {
+  sha256: string;
+  name: string;
+  path: string;
+  manifest: Manifest;
+  dim: number;
+  addedAt: string;
+}
+
+export function sha256File(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+const sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+/** One session per (file, threads), reused: creating one costs tens of milliseconds. */
+export function session(path: string, threads: number): Promise<ort.InferenceSession> {
+  const key = `${path}#${threads}`;
+  let s = sessions.get(key);
+  if (!s) {
+    s = ort.InferenceSession.create(path, {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+    });
+    sessions.set(key, s);
+    s.catch(() => sessions.delete(key));
+  }
+  return s;
+}
+
+/** Checks a model against its description with a real forward pass; returns the embedding size. */
+export async function checkModel(path: string, m: Manifest): Promise<number> {
+  let s: ort.InferenceSession;
+  try {
+    s = await session(path, 1);
+  } catch (err) {
+    throw new EmbaugError('E_MODEL', `${basename(path)} is not a loadable ONNX model: ${(err as Error).message}`);
+  }
+  const bad = (msg: string) => new EmbaugError('E_MODEL', `${basename(path)} does not fit its description: ${msg}`);
+  if (!s.inputNames.includes(m.input.name))
+    throw bad(`it has no input "${m.input.name}" (inputs: ${s.inputNames.join(', ')}); set input.name to one of them.`);
+  const meta = s.inputMetadata.find((i) => i.name === m.input.name);
+  if (meta && meta.isTensor) {
+    if (meta.type !== 'float32') throw bad(`input "${m.input.name}" is ${meta.type}, but only float32 image inputs are supported.`);
+    if (meta.shape.length !== 4) throw bad(`input "${m.input.name}" has rank ${meta.shape.length}, expected 4 (${m.input.layout}).`);
+    const want = m.input.layout === 'NCHW' ? [3, m.input.height, m.input.width] : [m.input.height, m.input.width, 3];
+    meta.shape.slice(1).forEach((d, i) => {
+      if (typeof d === 'number' && d !== want[i])
+        throw bad(`input "${m.input.name}" is [${meta.shape.join(',')}] but the description says ${m.input.layout} [N,${want.join(',')}]; fix input.height/width/layout.`);
+    });
+  }
+  for (const o of [m.embedding.output, ...(m.logits ? [m.logits.output] : [])])
+    if (!s.outputNames.includes(o)) throw bad(`it has no output "${o}" (outputs: ${s.outputNames.join(', ')}).`);
+  const shape = m.input.layout === 'NCHW' ? [2, 3, m.input.height, m.input.width] : [2, m.input.height, m.input.width, 3];
+  let out: ort.InferenceSession.OnnxValueMapType;
+  try {
+    out = await s.run({ [m.input.name]: new ort.Tensor('float32', new Float32Array(shape.reduce((a, b) => a * b)), shape) });
+  } catch (err) {
+    throw bad(`a test batch of shape [${shape.join(',')}] failed: ${(err as Error).message}`);
+  }
+  const emb = out[m.embedding.output] as ort.Tensor;
+  if (emb.dims.length !== 2 || emb.dims[0] !== 2)
+    throw bad(`output "${m.embedding.output}" is [${emb.dims.join(',')}] for 2 images; an embedding must be [N, D].`);
+  const dim = emb.dims[1];
+  if (m.embedding.dim !== undefined && m.embedding.dim !== dim) throw bad(`embedding.dim says ${m.embedding.dim} but the output has ${dim}.`);
+  if (m.logits?.classes !== undefined) {
+    const lg = out[m.logits.output] as ort.Tensor;
+    if (lg.dims[1] !== m.logits.classes) throw bad(`logits.classes says ${m.logits.classes} but "${m.logits.output}" has ${lg.dims[1]}.`);
+  }
+  return dim;
+}
+
+export interface AddBackbone {
+  onnxPath: string;
+  /** A manifest object or the path of its JSON file; defaults to <onnx without .onnx>.json. */
+  manifest?: unknown;
+  name?: string;
+}
+
+export async function addBackbone(db: Db, req: AddBackbone): Promise<BackboneInfo> {
+  if (!existsSync(req.onnxPath)) throw new EmbaugError('E_NOT_FOUND', `No ONNX file at ${req.onnxPath}.`);
+  let raw = req.manifest;
+  let where = 'given';
+  if (raw === undefined || typeof raw === 'string') {
+    const file = (raw as string | undefined) ?? req.onnxPath.replace(/\.onnx$/i, '.json');
+    if (!existsSync(file))
+      throw new EmbaugError('E_NOT_FOUND', `No description for ${basename(req.onnxPath)}: expected ${file}, or give the input contract (see \`embaug backbone add --help\`).`);
+    where = file;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new TypeError(`${file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  const manifest = parseManifest(raw, where);
+  const sha256 = sha256File(req.onnxPath);
+  if (manifest.sha256 && manifest.sha256 !== sha256)
+    throw new EmbaugError('E_MODEL', `${basename(req.onnxPath)} has sha256 ${sha256.slice(0, 12)}…, but its description names ${manifest.sha256.slice(0, 12)}…: the file and the description do not belong together.`);
+  const existing = db.prepare('SELECT sha256 FROM backbones WHERE sha256 = ?').get(sha256);
+  if (existing) return getBackbone(db, sha256);
+  const dim = await checkModel(req.onnxPath, manifest);
+  const dir = join(dataDir(db), 'backbones');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${sha256}.onnx`);
+  copyFileSync(req.onnxPath, path);
+  const name = req.name ?? manifest.name ?? basename(req.onnxPath).replace(/\.onnx$/i, '');
+  db.prepare('INSERT INTO backbones (sha256, name, path, manifest, dim, added_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+    sha256, name, path, JSON.stringify({ ...manifest, sha256 }), dim, new Date().toISOString(),
+  );
+  return getBackbone(db, sha256);
+}
+
+interface Row {
+  sha256: string;
+  name: string;
+  path: string;
+  manifest: string;
+  dim: number;
+  added_at: string;
+}
+
+const toInfo = (r: Row): BackboneInfo => ({
+  sha256: r.sha256, name: r.name, path: r.path, manifest: JSON.parse(r.manifest), dim: r.dim, addedAt: r.added_at,
+});
+
+/** By sha256 (or a unique prefix of at least 8 characters) or by name. */
+export function getBackbone(db: Db, ref: string): BackboneInfo {
+  const rows = db
+    .prepare('SELECT * FROM backbones WHERE sha256 = ? OR name = ? OR (length(?) >= 8 AND sha256 LIKE ? || \'%\')')
+    .all(ref, ref, ref, ref) as Row[];
+  if (rows.length === 0) throw new EmbaugError('E_NOT_FOUND', `There is no backbone "${ref}": add one with \`embaug backbone add\`, list them with \`embaug backbone list\`.`);
+  if (rows.length > 1) throw new EmbaugError('E_ARG', `"${ref}" names ${rows.length} backbones: use the sha256.`);
+  const b = toInfo(rows[0]);
+  if (!existsSync(b.path)) throw new EmbaugError('E_NOT_FOUND', `The copy of backbone ${b.name} at ${b.path} is gone: add the ONNX file again.`);
+  return b;
+}
+
+export function listBackbones(db: Db): BackboneInfo[] {
+  return (db.prepare('SELECT * FROM backbones ORDER BY added_at').all() as Row[]).map(toInfo);
+}

@@ -1,0 +1,237 @@
+/**
+ * Writing and reading data sets. An import gathers every item in memory, checks it, then
+ * writes the data set in one transaction: a failed or cancelled import leaves nothing.
+ */
+import { createHash } from 'node:crypto';
+
+import type { Db } from '../db.js';
+import { EmbaugError } from '../errors.js';
+import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
+import { checkImages, sniff, type ImageFormat, type StoredImage } from './formats.js';
+
+export type DatasetKind = 'folder' | 'wds' | 'cifar10-bin' | 'cifar100-bin';
+
+/** One candidate image from a source: bytes, or raw RGB pixels with their size. */
+export interface SourceItem {
+  bytes: Uint8Array;
+  label: number;
+  split: string;
+  source: string;
+  raw?: { width: number; height: number };
+}
+
+export interface Skipped {
+  source: string;
+  reason: string;
+}
+
+export interface ImportReport {
+  imported: number;
+  skipped: Skipped[];
+  /** Counts of conversions (grayscale, alpha, 16-bit, cmyk) and size groups. */
+  converted: Record<string, number>;
+  sizes: Record<string, number>;
+  emptyClasses: string[];
+  perSplit: Record<string, number>;
+}
+
+export interface DatasetInfo {
+  id: number;
+  name: string;
+  kind: DatasetKind;
+  source: string;
+  classes: string[];
+  version: string;
+  imageCount: number;
+  report: ImportReport;
+  createdAt: string;
+}
+
+export interface ImportSource {
+  kind: DatasetKind;
+  source: string;
+  classes: string[];
+  items: SourceItem[];
+  /** Problems found while reading the source (unreadable files, unlabelled members). */
+  skipped: Skipped[];
+}
+
+export interface ImportOptions {
+  name: string;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+  threads?: number;
+}
+
+const CHECK_BATCH = 512;
+
+export function datasetVersion(rows: { sha256: string; label: number; split: string }[]): string {
+  const h = createHash('sha256');
+  for (const r of rows) h.update(`${r.sha256},${r.label},${r.split}\n`);
+  return h.digest('hex');
+}
+
+export async function writeDataset(db: Db, src: ImportSource, opts: ImportOptions): Promise<DatasetInfo> {
+  const name = opts.name.trim();
+  if (!name) throw new TypeError('a data set needs a non-empty name');
+  if (db.prepare('SELECT 1 FROM datasets WHERE name = ?').get(name))
+    throw new EmbaugError('E_IMPORT', `A data set named "${name}" exists already: choose another name with --name.`);
+  const skipped = [...src.skipped];
+  const converted: Record<string, number> = {};
+  const sizes: Record<string, number> = {};
+  const seen = new Map<string, string>();
+  const rows: { sha256: string; label: number; split: string; width: number; height: number; source: string; blob: StoredImage }[] = [];
+  const meter = new ProgressMeter('checking images', src.items.length, 'images', opts.onProgress);
+  for (let start = 0; start < src.items.length; start += CHECK_BATCH) {
+    throwIfAborted(opts.signal, 'the import');
+    const batch = src.items.slice(start, start + CHECK_BATCH);
+    const formats = batch.map((it) => (it.raw ? 'rgb' : sniff(it.bytes)) as ImageFormat | null);
+    const toCheck = batch.map((it, i) => (formats[i] === 'rgb' ? null : i)).filter((i): i is number => i !== null);
+    const checked = await checkImages(toCheck.map((i) => batch[i].bytes), toCheck.map((i) => formats[i]), opts.threads);
+    const result = new Map(toCheck.map((i, k) => [i, checked[k]]));
+    batch.forEach((it, i) => {
+      const c = result.get(i) ?? { width: it.raw!.width, height: it.raw!.height, notes: [], error: null };
+      if (it.raw && it.bytes.length !== it.raw.width * it.raw.height * 3) c.error = `raw record has ${it.bytes.length} bytes, expected ${it.raw.width * it.raw.height * 3}`;
+      if (c.error) return skipped.push({ source: it.source, reason: c.error });
+      const sha256 = createHash('sha256').update(it.bytes).digest('hex');
+      const first = seen.get(sha256);
+      if (first !== undefined) return skipped.push({ source: it.source, reason: `duplicate of ${first} (same bytes)` });
+      seen.set(sha256, it.source);
+      for (const n of c.notes) converted[n] = (converted[n] ?? 0) + 1;
+      const size = `${c.width}x${c.height}`;
+      sizes[size] = (sizes[size] ?? 0) + 1;
+      rows.push({ sha256, label: it.label, split: it.split, width: c.width, height: c.height, source: it.source,
+        blob: { bytes: it.bytes, format: formats[i]!, width: c.width, height: c.height } });
+    });
+    meter.tick(batch.length);
+  }
+  if (rows.length === 0)
+    throw new EmbaugError('E_IMPORT', `No usable image in ${src.source} (${skipped.length} skipped; first: ${skipped[0]?.reason ?? 'none found'}).`, { skipped });
+  // Drop classes that ended up empty and renumber the rest, so labels stay contiguous.
+  const counts = src.classes.map((_, c) => rows.filter((r) => r.label === c).length);
+  const emptyClasses = src.classes.filter((_, c) => counts[c] === 0);
+  const keep = src.classes.map((_, c) => counts[c] > 0);
+  const remap = new Map<number, number>();
+  keep.forEach((k, c) => k && remap.set(c, remap.size));
+  const classes = src.classes.filter((_, c) => keep[c]);
+  for (const r of rows) r.label = remap.get(r.label)!;
+  const perSplit: Record<string, number> = {};
+  for (const r of rows) perSplit[r.split] = (perSplit[r.split] ?? 0) + 1;
+  const report: ImportReport = { imported: rows.length, skipped, converted, sizes, emptyClasses, perSplit };
+  const version = datasetVersion(rows);
+  throwIfAborted(opts.signal, 'the import');
+  const id = db.transaction(() => {
+    const info = db
+      .prepare(`INSERT INTO datasets (name, kind, source, classes, version, image_count, import_report, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(name, src.kind, src.source, JSON.stringify(classes), version, rows.length, JSON.stringify(report), new Date().toISOString());
+    const dsId = Number(info.lastInsertRowid);
+    const blob = db.prepare('INSERT OR IGNORE INTO blobs (sha256, format, bytes) VALUES (?, ?, ?)');
+    const img = db.prepare('INSERT INTO images (dataset_id, idx, sha256, label, split, width, height, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    rows.forEach((r, idx) => {
+      blob.run(r.sha256, r.blob.format, Buffer.from(r.blob.bytes.buffer, r.blob.bytes.byteOffset, r.blob.bytes.byteLength));
+      img.run(dsId, idx, r.sha256, r.label, r.split, r.width, r.height, r.source);
+    });
+    return dsId;
+  })();
+  return getDataset(db, id);
+}
+
+interface DatasetRow {
+  id: number;
+  name: string;
+  kind: DatasetKind;
+  source: string;
+  classes: string;
+  version: string;
+  image_count: number;
+  import_report: string;
+  created_at: string;
+}
+
+function toInfo(r: DatasetRow): DatasetInfo {
+  return {
+    id: r.id, name: r.name, kind: r.kind, source: r.source, classes: JSON.parse(r.classes), version: r.version,
+    imageCount: r.image_count, report: JSON.parse(r.import_report), createdAt: r.created_at,
+  };
+}
+
+export function listDatasets(db: Db): DatasetInfo[] {
+  return (db.prepare('SELECT * FROM datasets ORDER BY id').all() as DatasetRow[]).map(toInfo);
+}
+
+/** By id or by name. */
+export function getDataset(db: Db, ref: number | string): DatasetInfo {
+  const r = (typeof ref === 'number'
+    ? db.prepare('SELECT * FROM datasets WHERE id = ?').get(ref)
+    : db.prepare('SELECT * FROM datasets WHERE name = ?').get(ref)) as DatasetRow | undefined;
+  if (!r) throw new EmbaugError('E_NOT_FOUND', `There is no data set ${JSON.stringify(ref)}: list them with \`embaug data list\`.`);
+  return toInfo(r);
+}
+
+export function deleteDataset(db: Db, ref: number | string): void {
+  const d = getDataset(db, ref);
+  db.transaction(() => {
+    db.prepare('DELETE FROM images WHERE dataset_id = ?').run(d.id);
+    db.prepare('DELETE FROM datasets WHERE id = ?').run(d.id);
+    // Blobs no other data set uses go too.
+    db.prepare('DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM images)').run();
+  })();
+}
+
+export interface ImageRow {
+  idx: number;
+  sha256: string;
+  label: number;
+  split: string;
+  width: number;
+  height: number;
+  source: string;
+}
+
+export interface Selection {
+  split?: string;
+  /** Keep only these labels, renumbered 0.. in the order given (a class-split task). */
+  classes?: number[];
+  limit?: number;
+  /** Take `limit` images spread evenly over classes rather than the first ones. */
+  balanced?: boolean;
+}
+
+/** Images of a data set, in import order, optionally one split and a class subset. */
+export function selectImages(db: Db, datasetId: number, sel: Selection = {}): ImageRow[] {
+  let rows = (sel.split
+    ? db.prepare('SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND split = ? ORDER BY idx').all(datasetId, sel.split)
+    : db.prepare('SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? ORDER BY idx').all(datasetId)) as ImageRow[];
+  if (sel.classes) {
+    const map = new Map(sel.classes.map((c, i) => [c, i]));
+    rows = rows.filter((r) => map.has(r.label)).map((r) => ({ ...r, label: map.get(r.label)! }));
+  }
+  if (sel.limit !== undefined && rows.length > sel.limit) {
+    if (sel.balanced) {
+      const per = new Map<number, number>();
+      const classes = new Set(rows.map((r) => r.label)).size;
+      const quota = Math.ceil(sel.limit / classes);
+      rows = rows.filter((r) => {
+        const n = per.get(r.label) ?? 0;
+        per.set(r.label, n + 1);
+        return n < quota;
+      }).slice(0, sel.limit);
+    } else rows = rows.slice(0, sel.limit);
+  }
+  return rows;
+}
+
+export function classHistogram(db: Db, datasetId: number): { split: string; label: number; count: number }[] {
+  return db
+    .prepare('SELECT split, label, count(*) AS count FROM images WHERE dataset_id = ? GROUP BY split, label ORDER BY split, label')
+    .all(datasetId) as { split: string; label: number; count: number }[];
+}
+
+export function readBlobs(db: Db, shas: string[]): StoredImage[] {
+  const q = db.prepare('SELECT b.format, b.bytes, i.width, i.height FROM blobs b JOIN images i ON i.sha256 = b.sha256 WHERE b.sha256 = ? LIMIT 1');
+  return shas.map((s) => {
+    const r = q.get(s) as { format: ImageFormat; bytes: Buffer; width: number; height: number } | undefined;
+    if (!r) throw new EmbaugError('E_NOT_FOUND', `image ${s} is not in the database`);
+    return { format: r.format, bytes: new Uint8Array(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), width: r.width, height: r.height };
+  });
+}

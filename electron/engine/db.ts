@@ -1,0 +1,193 @@
+/**
+ * The single opener of the SQLite database: schema, migrations, pragmas, and the start-up
+ * sweep that marks runs left "running" by a dead process as interrupted.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+
+import { EmbaugError } from './errors.js';
+
+export type Db = Database.Database;
+
+// Each entry migrates from version i to i + 1; never edit a shipped one, append.
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    format TEXT NOT NULL,          -- jpeg, png, webp, ..., or rgb (raw HWC uint8)
+    bytes BLOB NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE datasets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,            -- folder, wds, cifar10-bin, cifar100-bin
+    source TEXT NOT NULL,
+    classes TEXT NOT NULL,         -- JSON array of class names, index = label
+    version TEXT NOT NULL,         -- hash of (image sha256, label, split) in order
+    image_count INTEGER NOT NULL,
+    import_report TEXT NOT NULL,   -- JSON: skipped files and notes
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE images (
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+    label INTEGER NOT NULL,
+    split TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    source TEXT NOT NULL,          -- path, or shard:member, or file#record
+    PRIMARY KEY (dataset_id, idx)
+  ) WITHOUT ROWID;
+  CREATE INDEX images_by_sha ON images(sha256);
+  CREATE INDEX images_by_split ON images(dataset_id, split, label);
+
+  CREATE TABLE backbones (
+    sha256 TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,            -- the copy kept beside the database
+    manifest TEXT NOT NULL,        -- JSON, validated
+    dim INTEGER NOT NULL,
+    added_at TEXT NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE embedding_sets (
+    id INTEGER PRIMARY KEY,
+    backbone_sha TEXT NOT NULL REFERENCES backbones(sha256),
+    aug_key TEXT NOT NULL,
+    preprocess_key TEXT NOT NULL,
+    seed INTEGER NOT NULL,         -- 0 for deterministic augmentations
+    dtype TEXT NOT NULL,           -- float32 or float16
+    dim INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (backbone_sha, aug_key, preprocess_key, seed, dtype)
+  );
+
+  CREATE TABLE embeddings (
+    set_id INTEGER NOT NULL REFERENCES embedding_sets(id) ON DELETE CASCADE,
+    image_sha TEXT NOT NULL,
+    vec BLOB NOT NULL,
+    PRIMARY KEY (set_id, image_sha)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,            -- extract, omega, head, reproduce, import, export, ...
+    name TEXT NOT NULL,
+    parent_id INTEGER REFERENCES runs(id),
+    group_name TEXT,
+    backbone_sha TEXT,
+    dataset_id INTEGER,
+    dataset_version TEXT,
+    protocol TEXT,
+    config TEXT NOT NULL,          -- JSON
+    seed INTEGER,
+    status TEXT NOT NULL,          -- running, completed, failed, cancelled, interrupted
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    host TEXT NOT NULL,            -- JSON: hostname, cpu, threads, backend, pid
+    summary TEXT,                  -- JSON
+    error TEXT
+  );
+  CREATE INDEX runs_by_group ON runs(group_name);
+  CREATE INDEX runs_by_parent ON runs(parent_id);
+
+  CREATE TABLE metrics (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, name, step)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE artifacts (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,            -- weights, report, onnx, ...
+    name TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    meta TEXT NOT NULL,            -- JSON
+    UNIQUE (run_id, name)
+  );
+  `,
+];
+
+export interface OpenOptions {
+  readonly?: boolean;
+}
+
+/** Where the CLI keeps its database unless told otherwise: --db, then EMBAUG_DB. */
+export function defaultDbPath(cwd = process.cwd()): string {
+  return resolve(process.env.EMBAUG_DB ?? join(cwd, 'experiments.db'));
+}
+
+/** Folder beside the database for files it references (backbone copies, exports). */
+export function dataDir(db: Db): string {
+  return db.name === ':memory:' ? join(process.cwd(), '.embaug-memory') : `${db.name}.files`;
+}
+
+export function openDb(path: string, opts: OpenOptions = {}): Db {
+  if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+  let db: Db;
+  try {
+    db = new Database(path, { readonly: opts.readonly ?? false, timeout: 10000 });
+  } catch (err) {
+    throw new EmbaugError('E_DB', `Cannot open the database ${path}: ${(err as Error).message}`);
+  }
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  if (!opts.readonly) {
+    migrate(db);
+    markInterrupted(db);
+  }
+  return db;
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length)
+    throw new EmbaugError(
+      'E_DB',
+      `The database ${db.name} has schema version ${current}, newer than this embaug knows (${MIGRATIONS.length}): ` +
+        'update embaug, or use another database with --db.',
+    );
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A run is "running" only while its process lives; one whose process on this host is gone
+ * crashed or was killed, and is marked interrupted here, at the next open.
+ */
+export function markInterrupted(db: Db): number {
+  const rows = db.prepare(`SELECT id, host FROM runs WHERE status = 'running'`).all() as { id: number; host: string }[];
+  const me = hostname();
+  const stale = rows.filter((r) => {
+    const h = JSON.parse(r.host) as { hostname?: string; pid?: number };
+    return h.hostname === me && typeof h.pid === 'number' && h.pid !== process.pid && !alive(h.pid);
+  });
+  const mark = db.prepare(
+    `UPDATE runs SET status = 'interrupted', ended_at = ?, error = 'the process running it stopped before it finished' WHERE id = ?`,
+  );
+  db.transaction(() => stale.forEach((r) => mark.run(new Date().toISOString(), r.id)))();
+  return stale.length;
+}

@@ -1,0 +1,144 @@
+/**
+ * Embedding extraction: decode → augment and normalise (addon) → ONNX Runtime → cache.
+ * The next batch is decoded and augmented while ONNX Runtime runs the current one. Work is
+ * written batch by batch, so a killed extraction resumes where it stopped, with no
+ * duplicate rows (image hashes are keys) and none missing.
+ */
+import { cpus } from 'node:os';
+import * as ort from 'onnxruntime-node';
+
+import { nativeOps, parseAug } from '../augment/index.js';
+import { type BackboneInfo, getBackbone, preprocessOf, session } from '../backbones/index.js';
+import { decodeToSize, getDataset, readBlobs, selectImages, type ImageRow, type Selection } from '../datasets/index.js';
+import type { Db } from '../db.js';
+import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
+import { augmentAsync } from '../native.js';
+import { startRun } from '../runs/index.js';
+import * as v from '../validate.js';
+import { type Dtype, cachedShas, getOrCreateSet, loadVectors, writeVectors } from './cache.js';
+
+export interface ExtractRequest extends Selection {
+  dataset: number | string;
+  backbone: string;
+  /** Augmentation spec text, e.g. "identity", "hflip", "crop:pad=4+hflip:p=0.5". */
+  aug?: string;
+  /** Seed of random augmentations (one cached set per seed); ignored for deterministic ones. */
+  seed?: number;
+  dtype?: Dtype;
+  batch?: number;
+  threads?: number;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+  /** Record a run (default true); extraction inside a larger run passes its parent. */
+  record?: boolean;
+  parentRunId?: number;
+}
+
+export interface ExtractResult {
+  setId: number;
+  images: ImageRow[];
+  extracted: number;
+  cached: number;
+  seconds: number;
+  /** Seconds spent waiting on ONNX Runtime; the rest of the wall time is ours. */
+  onnxSeconds: number;
+  imagesPerSecond: number;
+}
+
+/** A stable per-image index for random draws: the same image gets the same draw in any batch. */
+export function imageIndex(sha: string): bigint {
+  return BigInt(`0x${sha.slice(0, 12)}`);
+}
+
+export async function extract(db: Db, req: ExtractRequest): Promise<ExtractResult> {
+  const ds = getDataset(db, req.dataset);
+  const bb = getBackbone(db, req.backbone);
+  const spec = parseAug(req.aug ?? 'identity');
+  const seed = spec.deterministic ? 0 : v.int('seed', req.seed ?? 0, 0, 2 ** 31);
+  const dtype = v.oneOf('dtype', req.dtype ?? 'float32', ['float32', 'float16'] as const);
+  const batch = v.int('batch', req.batch ?? 256, 1, 8192);
+  const threads = v.int('threads', req.threads ?? cpus().length, 1, 1024);
+  const pre = preprocessOf(bb.manifest);
+  const images = selectImages(db, ds.id, req);
+  const setId = getOrCreateSet(db, { backboneSha: bb.sha256, augKey: spec.key, preprocessKey: pre.key, seed, dtype }, bb.dim);
+  const have = cachedShas(db, setId);
+  const todo = [...new Map(images.filter((r) => !have.has(r.sha256)).map((r) => [r.sha256, r])).values()];
+  const record = req.record ?? true;
+  const run = record
+    ? startRun(db, {
+        kind: 'extract',
+        name: `extract ${bb.name} ${spec.key} on ${ds.name}`,
+        parentId: req.parentRunId ?? null,
+        backboneSha: bb.sha256,
+        datasetId: ds.id,
+        datasetVersion: ds.version,
+        config: { aug: spec.key, seed, dtype, batch, threads, split: req.split ?? null, classes: req.classes ?? null, limit: req.limit ?? null, setId },
+        seed,
+        threads,
+      })
+    : null;
+  const t0 = performance.now();
+  try {
+    const onnxSeconds = await runPipeline(db, bb, todo, { setId, spec: nativeOps(spec), seed, dtype, batch, threads, pre, signal: req.signal, onProgress: req.onProgress });
+    const seconds = (performance.now() - t0) / 1000;
+    const result: ExtractResult = {
+      setId, images, extracted: todo.length, cached: images.length - todo.length, seconds, onnxSeconds,
+      imagesPerSecond: todo.length / Math.max(seconds, 1e-9),
+    };
+    run?.complete({ extracted: result.extracted, cached: result.cached, seconds, imagesPerSecond: result.imagesPerSecond, onnxShare: onnxSeconds / Math.max(seconds, 1e-9) });
+    return result;
+  } catch (err) {
+    throw run ? run.fail(err) : err;
+  }
+}
+
+interface PipelineOpts {
+  setId: number;
+  spec: ReturnType<typeof nativeOps>;
+  seed: number;
+  dtype: Dtype;
+  batch: number;
+  threads: number;
+  pre: ReturnType<typeof preprocessOf>;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+}
+
+async function runPipeline(db: Db, bb: BackboneInfo, todo: ImageRow[], o: PipelineOpts): Promise<number> {
+  const meter = new ProgressMeter('extracting embeddings', todo.length, 'images', o.onProgress);
+  if (todo.length === 0) return 0;
+  const sess = await session(bb.path, o.threads);
+  const { height: H, width: W } = o.pre;
+  const shape = (n: number) => (o.pre.nhwc ? [n, H, W, 3] : [n, 3, H, W]);
+  const prepare = async (start: number) => {
+    const rows = todo.slice(start, start + o.batch);
+    const pixels = await decodeToSize(readBlobs(db, rows.map((r) => r.sha256)), W, H, 1);
+    const input = await augmentAsync({
+      pixels, n: rows.length, inH: H, inW: W, ops: o.spec, scale: o.pre.scale, mean: o.pre.mean, std: o.pre.std,
+      bgr: o.pre.bgr, nhwc: o.pre.nhwc, seed: o.seed, indices: BigInt64Array.from(rows.map((r) => imageIndex(r.sha256))), threads: 1,
+    });
+    return { rows, input };
+  };
+  let onnxSeconds = 0;
+  let next = prepare(0);
+  for (let start = 0; start < todo.length; start += o.batch) {
+    throwIfAborted(o.signal, 'the extraction');
+    const { rows, input } = await next;
+    const t = performance.now();
+    const running = sess.run({ [bb.manifest.input.name]: new ort.Tensor('float32', input, shape(rows.length)) });
+    if (start + o.batch < todo.length) next = prepare(start + o.batch);
+    const out = await running;
+    onnxSeconds += (performance.now() - t) / 1000;
+    const emb = out[bb.manifest.embedding.output] as ort.Tensor;
+    writeVectors(db, o.setId, rows.map((r) => r.sha256), emb.data as Float32Array, bb.dim, o.dtype);
+    meter.tick(rows.length);
+  }
+  return onnxSeconds;
+}
+
+/** Extracts what is missing, then returns the vectors of the selection in order. */
+export async function embeddingsFor(db: Db, req: ExtractRequest): Promise<{ x: Float32Array; images: ImageRow[]; setId: number; dim: number }> {
+  const r = await extract(db, req);
+  const bb = getBackbone(db, req.backbone);
+  return { x: loadVectors(db, r.setId, r.images.map((i) => i.sha256)), images: r.images, setId: r.setId, dim: bb.dim };
+}

@@ -1,0 +1,252 @@
+/**
+ * The run store: one record per extraction, Ω or Ψ training, reproduction and export, with
+ * its config, metric series and artifacts, and the queries the UI and the reports need.
+ */
+import { createHash } from 'node:crypto';
+import { cpus, hostname } from 'node:os';
+
+import type Database from 'better-sqlite3';
+
+import type { Db } from '../db.js';
+import { EmbaugError } from '../errors.js';
+
+export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
+
+export interface RunRecord {
+  id: number;
+  kind: string;
+  name: string;
+  parentId: number | null;
+  group: string | null;
+  backboneSha: string | null;
+  datasetId: number | null;
+  datasetVersion: string | null;
+  protocol: string | null;
+  config: Record<string, unknown>;
+  seed: number | null;
+  status: RunStatus;
+  startedAt: string;
+  endedAt: string | null;
+  host: Record<string, unknown>;
+  summary: Record<string, unknown> | null;
+  error: string | null;
+}
+
+export interface StartRun {
+  kind: string;
+  name: string;
+  parentId?: number | null;
+  group?: string | null;
+  backboneSha?: string | null;
+  datasetId?: number | null;
+  datasetVersion?: string | null;
+  protocol?: string | null;
+  config: Record<string, unknown>;
+  seed?: number | null;
+  threads?: number;
+  backend?: string;
+}
+
+interface Row {
+  id: number;
+  kind: string;
+  name: string;
+  parent_id: number | null;
+  group_name: string | null;
+  backbone_sha: string | null;
+  dataset_id: number | null;
+  dataset_version: string | null;
+  protocol: string | null;
+  config: string;
+  seed: number | null;
+  status: RunStatus;
+  started_at: string;
+  ended_at: string | null;
+  host: string;
+  summary: string | null;
+  error: string | null;
+}
+
+function toRecord(r: Row): RunRecord {
+  return {
+    id: r.id,
+    kind: r.kind,
+    name: r.name,
+    parentId: r.parent_id,
+    group: r.group_name,
+    backboneSha: r.backbone_sha,
+    datasetId: r.dataset_id,
+    datasetVersion: r.dataset_version,
+    protocol: r.protocol,
+    config: JSON.parse(r.config),
+    seed: r.seed,
+    status: r.status,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    host: JSON.parse(r.host),
+    summary: r.summary ? JSON.parse(r.summary) : null,
+    error: r.error,
+  };
+}
+
+/** A run in progress: metrics and artifacts go straight to the database. */
+export class Run {
+  readonly id: number;
+  #db: Db;
+  #metric: Database.Statement<[number, string, number, number]>;
+  #done = false;
+
+  constructor(db: Db, id: number) {
+    this.#db = db;
+    this.id = id;
+    this.#metric = db.prepare<[number, string, number, number]>('INSERT OR REPLACE INTO metrics (run_id, name, step, value) VALUES (?, ?, ?, ?)');
+  }
+
+  metric(name: string, step: number, value: number): void {
+    if (Number.isFinite(value)) this.#metric.run(this.id, name, step, value);
+  }
+
+  metrics(step: number, values: Record<string, number | null | undefined>): void {
+    this.#db.transaction(() => {
+      for (const [k, v] of Object.entries(values)) if (typeof v === 'number') this.metric(k, step, v);
+    })();
+  }
+
+  artifact(kind: string, name: string, bytes: Uint8Array, meta: Record<string, unknown> = {}): string {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    this.#db
+      .prepare('INSERT OR REPLACE INTO artifacts (run_id, kind, name, sha256, bytes, meta) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(this.id, kind, name, sha256, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), JSON.stringify(meta));
+    return sha256;
+  }
+
+  #end(status: RunStatus, summary: Record<string, unknown> | null, error: string | null): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#db
+      .prepare('UPDATE runs SET status = ?, ended_at = ?, summary = coalesce(?, summary), error = ? WHERE id = ?')
+      .run(status, new Date().toISOString(), summary ? JSON.stringify(summary) : null, error, this.id);
+  }
+
+  complete(summary: Record<string, unknown>): void {
+    this.#end('completed', summary, null);
+  }
+
+  /** Records a failure or a cancellation (E_CANCELLED) and returns the error for rethrow. */
+  fail(err: unknown): unknown {
+    const cancelled = err instanceof EmbaugError && err.code === 'E_CANCELLED';
+    this.#end(cancelled ? 'cancelled' : 'failed', null, err instanceof Error ? err.message : String(err));
+    return err;
+  }
+
+  /** Runs fn inside this run: completes with its summary, or records how it failed. */
+  async wrap<T>(fn: (run: Run) => Promise<T>, summarise: (v: T) => Record<string, unknown>): Promise<T> {
+    try {
+      const v = await fn(this);
+      this.complete(summarise(v));
+      return v;
+    } catch (err) {
+      throw this.fail(err);
+    }
+  }
+}
+
+export function startRun(db: Db, s: StartRun): Run {
+  const host = {
+    hostname: hostname(),
+    pid: process.pid,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    threads: s.threads ?? cpus().length,
+    backend: s.backend ?? 'cpu',
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+  const info = db
+    .prepare(
+      `INSERT INTO runs (kind, name, parent_id, group_name, backbone_sha, dataset_id, dataset_version, protocol, config,
+                         seed, status, started_at, host)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)`,
+    )
+    .run(
+      s.kind, s.name, s.parentId ?? null, s.group ?? null, s.backboneSha ?? null, s.datasetId ?? null,
+      s.datasetVersion ?? null, s.protocol ?? null, JSON.stringify(s.config), s.seed ?? null,
+      new Date().toISOString(), JSON.stringify(host),
+    );
+  return new Run(db, Number(info.lastInsertRowid));
+}
+
+export interface RunFilter {
+  kind?: string;
+  status?: RunStatus;
+  group?: string;
+  parentId?: number;
+  search?: string;
+  limit?: number;
+}
+
+export function listRuns(db: Db, f: RunFilter = {}): RunRecord[] {
+  const where: string[] = [];
+  const args: unknown[] = [];
+  if (f.kind) (where.push('kind = ?'), args.push(f.kind));
+  if (f.status) (where.push('status = ?'), args.push(f.status));
+  if (f.group) (where.push('group_name = ?'), args.push(f.group));
+  if (f.parentId !== undefined) (where.push('parent_id = ?'), args.push(f.parentId));
+  if (f.search) (where.push('(name LIKE ? OR config LIKE ? OR group_name LIKE ?)'), args.push(...Array(3).fill(`%${f.search}%`)));
+  const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
+  return (db.prepare(sql).all(...args, f.limit ?? 1000) as Row[]).map(toRecord);
+}
+
+export function getRun(db: Db, id: number): RunRecord {
+  const r = db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as Row | undefined;
+  if (!r) throw new EmbaugError('E_NOT_FOUND', `There is no run ${id}: list runs with \`embaug runs list\`.`);
+  return toRecord(r);
+}
+
+export type Series = Record<string, { step: number; value: number }[]>;
+
+export function runMetrics(db: Db, id: number): Series {
+  const rows = db.prepare('SELECT name, step, value FROM metrics WHERE run_id = ? ORDER BY name, step').all(id) as {
+    name: string;
+    step: number;
+    value: number;
+  }[];
+  const out: Series = {};
+  for (const r of rows) (out[r.name] ??= []).push({ step: r.step, value: r.value });
+  return out;
+}
+
+/** The step where a metric is best (max, or min for names ending in loss or mse). */
+export function bestEpoch(db: Db, id: number, metric: string): { step: number; value: number } | null {
+  const lower = /(loss|mse)$/i.test(metric);
+  return (
+    (db
+      .prepare(`SELECT step, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY value ${lower ? 'ASC' : 'DESC'}, step LIMIT 1`)
+      .get(id, metric) as { step: number; value: number } | undefined) ?? null
+  );
+}
+
+/** Configs and metrics of several runs side by side; `differs` names config keys that vary. */
+export function compareRuns(db: Db, ids: number[]) {
+  const runs = ids.map((id) => getRun(db, id));
+  const keys = new Set(runs.flatMap((r) => Object.keys(r.config)));
+  const differs = [...keys].filter((k) => new Set(runs.map((r) => JSON.stringify(r.config[k]))).size > 1).sort();
+  return { runs, differs, metrics: Object.fromEntries(ids.map((id) => [id, runMetrics(db, id)])) };
+}
+
+export function runArtifacts(db: Db, id: number) {
+  return db.prepare('SELECT id, kind, name, sha256, length(bytes) AS size, meta FROM artifacts WHERE run_id = ?').all(id) as {
+    id: number;
+    kind: string;
+    name: string;
+    sha256: string;
+    size: number;
+    meta: string;
+  }[];
+}
+
+export function artifactBytes(db: Db, runId: number, name: string): Buffer {
+  const r = db.prepare('SELECT bytes FROM artifacts WHERE run_id = ? AND name = ?').get(runId, name) as { bytes: Buffer } | undefined;
+  if (!r) throw new EmbaugError('E_NOT_FOUND', `Run ${runId} has no artifact "${name}".`);
+  return r.bytes;
+}
