@@ -121,18 +121,26 @@ async function runPipeline(db: Db, bb: BackboneInfo, todo: ImageRow[], o: Pipeli
   };
   let onnxSeconds = 0;
   let next = prepare(0);
+  // The previous batch is written while ONNX Runtime runs the current one.
+  let unwritten: { rows: ImageRow[]; vectors: Float32Array } | null = null;
+  const flush = () => {
+    if (!unwritten) return;
+    writeVectors(db, o.setId, unwritten.rows.map((r) => r.sha256), unwritten.vectors, bb.dim, o.dtype);
+    meter.tick(unwritten.rows.length);
+    unwritten = null;
+  };
   for (let start = 0; start < todo.length; start += o.batch) {
     throwIfAborted(o.signal, 'the extraction');
     const { rows, input } = await next;
     const t = performance.now();
     const running = sess.run({ [bb.manifest.input.name]: new ort.Tensor('float32', input, shape(rows.length)) });
     if (start + o.batch < todo.length) next = prepare(start + o.batch);
+    flush();
     const out = await running;
     onnxSeconds += (performance.now() - t) / 1000;
-    const emb = out[bb.manifest.embedding.output] as ort.Tensor;
-    writeVectors(db, o.setId, rows.map((r) => r.sha256), emb.data as Float32Array, bb.dim, o.dtype);
-    meter.tick(rows.length);
+    unwritten = { rows, vectors: (out[bb.manifest.embedding.output] as ort.Tensor).data as Float32Array };
   }
+  flush();
   return onnxSeconds;
 }
 

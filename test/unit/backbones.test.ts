@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+
+import { addBackbone, getBackbone, listBackbones, preprocessOf } from '../../electron/engine/backbones/index.js';
+import { decodeToSize } from '../../electron/engine/datasets/index.js';
+import { openDb, type Db } from '../../electron/engine/db.js';
+import { EmbaugError } from '../../electron/engine/errors.js';
+import { augment } from '../../electron/engine/native.js';
+import { samples } from '../helpers/fixtures.js';
+import { MODELS, golden, tempDir } from '../helpers/shared.js';
+
+const TINY = join(MODELS, 'tiny-resnet18-w4.onnx');
+const tinyManifest = () => JSON.parse(readFileSync(join(MODELS, 'tiny-resnet18-w4.json'), 'utf8'));
+
+describe('backbones', () => {
+  const tmp = tempDir();
+  let db: Db;
+  before(() => (db = openDb(join(tmp.dir, 'db.sqlite'))));
+  after(() => {
+    db.close();
+    tmp.cleanup();
+  });
+
+  it('registers an ONNX model with its manifest, keyed by the file sha256, checked in ONNX Runtime', async () => {
+    const b = await addBackbone(db, { onnxPath: TINY });
+    assert.equal(b.sha256, tinyManifest().sha256);
+    assert.equal(b.dim, 32);
+    assert.equal(b.name, 'tiny-resnet18-w4');
+    assert.equal(getBackbone(db, b.sha256.slice(0, 10)).name, b.name);
+    assert.equal(listBackbones(db).length, 1);
+    // Adding the same file again is a no-op.
+    assert.equal((await addBackbone(db, { onnxPath: TINY, name: 'again' })).name, 'tiny-resnet18-w4');
+  });
+
+  it("accepts the user's own description and refuses ones that do not fit the graph", async () => {
+    const own = { input: { name: 'image', height: 32, width: 32, normalisation: 'inside the graph' }, embedding: { output: 'embedding' } };
+    const bad = async (m: unknown, re: RegExp) => {
+      const other = join(tmp.dir, 'candidate.onnx');
+      copyFileSync(join(MODELS, 'inception-w8-none.onnx'), other);
+      await assert.rejects(addBackbone(db, { onnxPath: other, manifest: m }), (e: unknown) => (e instanceof EmbaugError || e instanceof TypeError) && re.test((e as Error).message));
+    };
+    await bad({ ...own, input: { ...own.input, name: 'pixels' } }, /has no input "pixels" \(inputs: image\)/);
+    await bad({ ...own, input: { ...own.input, height: 64, width: 64 } }, /is \[N,3,32,32\] but the description says NCHW \[N,3,64,64\]/);
+    await bad({ ...own, embedding: { output: 'features' } }, /has no output "features" \(outputs: embedding, logits\)/);
+    await bad({ ...own, embedding: { output: 'embedding', dim: 99 } }, /embedding.dim says 99 but the output has 128/);
+    await bad({ input: { height: 32 } }, /input.name: .*; embedding/);
+    const inc = join(tmp.dir, 'inception.onnx');
+    copyFileSync(join(MODELS, 'inception-w8-none.onnx'), inc);
+    const b = await addBackbone(db, { onnxPath: inc, manifest: own, name: 'my-inception' });
+    assert.equal(b.dim, 128);
+    assert.equal(b.manifest.architecture, 'custom');
+  });
+
+  it('refuses a manifest whose sha256 names another file, and a file that is not ONNX', async () => {
+    const wrong = { ...tinyManifest(), sha256: '0'.repeat(64) };
+    await assert.rejects(addBackbone(db, { onnxPath: join(MODELS, 'vgg16-w16-none.onnx'), manifest: wrong }), /do not belong together/);
+    const junk = join(tmp.dir, 'junk.onnx');
+    writeFileSync(junk, 'this is not a model');
+    await assert.rejects(addBackbone(db, { onnxPath: junk, manifest: tinyManifest() }), (e: unknown) => e instanceof EmbaugError && (e.code === 'E_MODEL') && /not a loadable ONNX model|do not belong/.test(e.message));
+    await assert.rejects(addBackbone(db, { onnxPath: join(tmp.dir, 'missing.onnx') }), /No ONNX file/);
+  });
+
+  it('maps the contract to the kernel: range, mean/std outside or inside the graph', () => {
+    const inGraph = preprocessOf(tinyManifest());
+    assert.deepEqual([inGraph.scale, inGraph.mean, inGraph.std], [1 / 255, [0, 0, 0], [1, 1, 1]]);
+    const m = { ...tinyManifest(), input: { ...tinyManifest().input, normalisation: 'by embaug', range: [-1, 1] } };
+    const p = preprocessOf(m);
+    assert.equal(p.scale, 2 / 255);
+    assert.deepEqual(p.mean, [0.4914 + 1, 0.4822 + 1, 0.4465 + 1]);
+    assert.notEqual(p.key, inGraph.key);
+  });
+});
+
+describe('golden check (tiny-resnet18-w4.golden.json)', () => {
+  const g = golden();
+
+  it('our decoder gives the golden pixels within a few levels', async () => {
+    const shardSamples = await samples('test-000000.tar', 5000);
+    for (const im of g.images) {
+      const s = shardSamples.find((x) => x.key === im.key)!;
+      assert.ok(s, `${im.key} is in the shard`);
+      assert.equal(s.label, im.label);
+      const px = await decodeToSize([{ bytes: s.jpeg, format: 'jpeg', width: 32, height: 32 }], 32, 32);
+      let worst = 0;
+      for (let i = 0; i < px.length; i++) worst = Math.max(worst, Math.abs(px[i] - im.pixels[i]));
+      assert.ok(worst <= 3, `${im.key}: max pixel difference ${worst}`);
+    }
+  });
+
+  it('embeddings and logits of the given pixels through our normalisation and ONNX Runtime within 1e-4', async () => {
+    const pixels = new Uint8Array(g.images.length * 3072);
+    g.images.forEach((im, i) => pixels.set(im.pixels, i * 3072));
+    const pre = preprocessOf(tinyManifest());
+    const input = augment({ pixels, n: g.images.length, inH: 32, inW: 32, ops: [], scale: pre.scale, mean: pre.mean, std: pre.std });
+    const s = await ort.InferenceSession.create(TINY);
+    const out = await s.run({ image: new ort.Tensor('float32', input, [g.images.length, 3, 32, 32]) });
+    const emb = out.embedding.data as Float32Array, logits = out.logits.data as Float32Array;
+    g.images.forEach((im, i) => {
+      im.embedding.forEach((v, k) => assert.ok(Math.abs(emb[i * 32 + k] - v) < 1e-4, `${im.key} embedding[${k}]`));
+      im.logits.forEach((v, k) => assert.ok(Math.abs(logits[i * 5 + k] - v) < 1e-4, `${im.key} logits[${k}]`));
+    });
+  });
+});

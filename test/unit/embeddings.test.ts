@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+
+import { addBackbone, preprocessOf } from '../../electron/engine/backbones/index.js';
+import { decodeToSize, importDataset, readBlobs, type DatasetInfo } from '../../electron/engine/datasets/index.js';
+import { openDb, type Db } from '../../electron/engine/db.js';
+import { cacheStats, embeddingsFor, extract, findSet, loadVectors } from '../../electron/engine/embeddings/index.js';
+import { augment } from '../../electron/engine/native.js';
+import { getRun, listRuns } from '../../electron/engine/runs/index.js';
+import { samples, writeShard } from '../helpers/fixtures.js';
+import { MODELS, REPO, WDS, tempDir } from '../helpers/shared.js';
+
+describe('embedding extraction and cache', () => {
+  const tmp = tempDir();
+  const dbPath = join(tmp.dir, 'db.sqlite');
+  let db: Db;
+  let ds: DatasetInfo;
+  before(async () => {
+    const dir = join(tmp.dir, 'wds');
+    mkdirSync(dir);
+    await writeShard(join(dir, 'test-000000.tar'), await samples('test-000000.tar', 300));
+    copyFileSync(join(WDS, 'classes.txt'), join(dir, 'classes.txt'));
+    db = openDb(dbPath);
+    ds = await importDataset(db, { kind: 'wds', path: dir, name: 'mini' });
+    await addBackbone(db, { onnxPath: join(MODELS, 'tiny-resnet18-w4.onnx') });
+  });
+  after(() => {
+    db.close();
+    tmp.cleanup();
+  });
+
+  async function direct(shas: string[], flip: boolean): Promise<Float32Array> {
+    const px = await decodeToSize(readBlobs(db, shas), 32, 32);
+    const pre = preprocessOf({ input: { name: 'image', layout: 'NCHW', height: 32, width: 32, channels: 'RGB', range: [0, 1], mean: [0, 0, 0], std: [1, 1, 1], normalisation: 'inside the graph', dtype: 'float32' }, embedding: { output: 'embedding' }, architecture: 'x' });
+    const x = augment({ pixels: px, n: shas.length, inH: 32, inW: 32, ops: flip ? [{ kind: 1, p: 1, a: 0, b: 0, k: 0 }] : [], scale: pre.scale, mean: pre.mean, std: pre.std });
+    const s = await ort.InferenceSession.create(join(MODELS, 'tiny-resnet18-w4.onnx'));
+    return (await s.run({ image: new ort.Tensor('float32', x, [shas.length, 3, 32, 32]) })).embedding.data as Float32Array;
+  }
+
+  it('extracts Φ(x) and Φ(hflip(x)) equal to ONNX Runtime on the same pixels, and records a run', async () => {
+    const seen: number[] = [];
+    const r = await extract(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', aug: 'hflip', batch: 64, threads: 2, onProgress: (p) => seen.push(p.done) });
+    assert.equal(r.extracted, 300);
+    assert.equal(seen.at(-1), 300);
+    const shas = r.images.map((i) => i.sha256);
+    const got = loadVectors(db, r.setId, shas);
+    const want = await direct(shas, true);
+    let worst = 0;
+    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    assert.ok(worst < 1e-5, `max difference ${worst}`);
+    const plain = await embeddingsFor(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', aug: 'identity' });
+    assert.notDeepEqual(plain.x, got);
+    const run = listRuns(db, { kind: 'extract' })[0];
+    assert.equal(run.status, 'completed');
+    assert.equal(run.datasetVersion, ds.version);
+    assert.equal((run.summary as { extracted: number }).extracted, 300);
+  });
+
+  it('a second extraction reads the cache; float16 is an option within half precision', async () => {
+    const again = await extract(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', aug: 'hflip' });
+    assert.deepEqual([again.extracted, again.cached], [0, 300]);
+    const f16 = await embeddingsFor(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', aug: 'hflip', dtype: 'float16' });
+    const f32 = loadVectors(db, again.setId, f16.images.map((i) => i.sha256));
+    for (let i = 0; i < f32.length; i++) assert.ok(Math.abs(f16.x[i] - f32[i]) <= 1e-3 * Math.max(1, Math.abs(f32[i])));
+    const stats = cacheStats(db);
+    const sets = stats.sets.filter((s) => s.augKey === 'hflip');
+    assert.deepEqual(sets.map((s) => s.dtype).sort(), ['float16', 'float32']);
+    assert.equal(sets.find((s) => s.dtype === 'float16')!.bytes * 2, sets.find((s) => s.dtype === 'float32')!.bytes);
+  });
+
+  it('random augmentations are cached per seed and reproducible', async () => {
+    const a = await embeddingsFor(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', aug: 'crop:pad=4+hflip:p=0.5', seed: 1, limit: 50 });
+    const b = await embeddingsFor(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', aug: 'crop:pad=4+hflip:p=0.5', seed: 2, limit: 50 });
+    assert.notEqual(a.setId, b.setId);
+    assert.notDeepEqual(a.x, b.x);
+    // Same seed again in another database: the same vectors (draws are keyed by image, not by batch).
+    const other = openDb(join(tmp.dir, 'other.sqlite'));
+    await importDataset(other, { kind: 'wds', path: join(tmp.dir, 'wds'), name: 'mini' });
+    await addBackbone(other, { onnxPath: join(MODELS, 'tiny-resnet18-w4.onnx') });
+    const c = await embeddingsFor(other, { dataset: 'mini', backbone: 'tiny-resnet18-w4', aug: 'crop:pad=4+hflip:p=0.5', seed: 1, limit: 50, batch: 7 });
+    assert.deepEqual(c.x, a.x);
+    other.close();
+  });
+
+  it('reading 50,000 cached vectors is a single scan (checked here at 300 × D)', () => {
+    const set = findSet(db, { backboneSha: listRuns(db)[0].backboneSha!, augKey: 'hflip', preprocessKey: preprocessOf({ input: { name: 'image', layout: 'NCHW', height: 32, width: 32, channels: 'RGB', range: [0, 1], mean: [0, 0, 0], std: [1, 1, 1], normalisation: 'inside the graph', dtype: 'float32' }, embedding: { output: 'embedding' }, architecture: 'x' }).key, seed: 0, dtype: 'float32' });
+    assert.ok(set && set.count === 300 && set.dim === 32);
+    const plan = db.prepare('EXPLAIN QUERY PLAN SELECT image_sha, vec FROM embeddings WHERE set_id = ?').all(set.id) as { detail: string }[];
+    assert.match(plan[0].detail, /SEARCH embeddings USING PRIMARY KEY \(set_id=\?\)/);
+  });
+
+  it('an extraction killed mid-way resumes with no duplicate and no missing row; the run is marked interrupted', async () => {
+    const big = join(tmp.dir, 'big');
+    mkdirSync(big);
+    await writeShard(join(big, 'train-000000.tar'), await samples('train-000000.tar', 3000));
+    copyFileSync(join(WDS, 'classes.txt'), join(big, 'classes.txt'));
+    const bigDs = await importDataset(db, { kind: 'wds', path: big, name: 'big' });
+    await addBackbone(db, { onnxPath: join(MODELS, 'resnet18-w16-hflip.onnx') });
+    const child = spawn(process.execPath, [join(REPO, 'bin', 'embaug.js'), 'extract', '--dataset', 'big', '--backbone', 'resnet18-w16-hflip', '--batch', '32', '--threads', '1', '--db', dbPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d) => {
+        err += d;
+        // Kill once some batches are written but well before the end.
+        if (/extracting embeddings: [1-9]\d*\/3000/.test(err)) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+      child.on('exit', () => reject(new Error(`the child ended before it was killed: ${err}`)));
+    });
+    await new Promise((r) => child.on('close', r));
+    const reopened = openDb(dbPath); // the open sweeps runs whose process is gone
+    assert.equal(reopened.pragma('integrity_check', { simple: true }), 'ok');
+    const killed = listRuns(reopened, { kind: 'extract' }).find((r) => r.datasetId === bigDs.id)!;
+    assert.equal(getRun(reopened, killed.id).status, 'interrupted');
+    const partial = (reopened.prepare('SELECT count(*) AS n FROM embeddings WHERE set_id = ?').get(killed.config.setId) as { n: number }).n;
+    assert.ok(partial > 0 && partial < 3000, `partial = ${partial}`);
+    const resumed = await extract(reopened, { dataset: 'big', backbone: 'resnet18-w16-hflip', threads: 2 });
+    assert.deepEqual([resumed.cached, resumed.extracted], [partial, 3000 - partial]);
+    const counts = reopened.prepare('SELECT count(*) AS n, count(DISTINCT image_sha) AS d FROM embeddings WHERE set_id = ?').get(resumed.setId) as { n: number; d: number };
+    assert.deepEqual(counts, { n: 3000, d: 3000 });
+    assert.equal(loadVectors(reopened, resumed.setId, resumed.images.map((i) => i.sha256)).length, 3000 * 128);
+    reopened.close();
+  });
+});
