@@ -6,6 +6,7 @@ import { EmbaugError, type ErrorCode } from '../engine/errors.js';
 import { UsageError } from './args.js';
 import { DATA_HELP, data } from './commands/data.js';
 import { BACKBONE_HELP, EXTRACT_HELP, backbone, cache, extractCmd } from './commands/model.js';
+import { REPRODUCE_HELP, reproduceCmd } from './commands/reproduce.js';
 import { RUNS_HELP, runs } from './commands/runs.js';
 import { makeCtx, type Ctx } from './context.js';
 
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, Command> = {
   extract: { run: extractCmd, help: EXTRACT_HELP },
   cache: { run: cache, help: 'embaug cache stats   Embedding sets, vector counts and sizes.' },
   runs: { run: runs, help: RUNS_HELP },
+  reproduce: { run: reproduceCmd, help: REPRODUCE_HELP },
 };
 
 export function registerCommand(name: string, c: Command): void {

@@ -14,6 +14,7 @@ import type { Db } from '../db.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { augmentAsync } from '../native.js';
 import { startRun } from '../runs/index.js';
+import { EmbaugError } from '../errors.js';
 import * as v from '../validate.js';
 import { type Dtype, cachedShas, getOrCreateSet, loadVectors, writeVectors } from './cache.js';
 
@@ -79,7 +80,8 @@ export async function extract(db: Db, req: ExtractRequest): Promise<ExtractResul
     : null;
   const t0 = performance.now();
   try {
-    const onnxSeconds = await runPipeline(db, bb, todo, { setId, spec: nativeOps(spec), seed, dtype, batch, threads, pre, signal: req.signal, onProgress: req.onProgress });
+    const sink = (rows: ImageRow[], vectors: Float32Array) => writeVectors(db, setId, rows.map((r) => r.sha256), vectors, bb.dim, dtype);
+    const onnxSeconds = await phiPass(db, bb, todo, { aug: spec.key, seed, batch, threads, signal: req.signal, onProgress: req.onProgress }, sink);
     const seconds = (performance.now() - t0) / 1000;
     const result: ExtractResult = {
       setId, images, extracted: todo.length, cached: images.length - todo.length, seconds, onnxSeconds,
@@ -92,30 +94,41 @@ export async function extract(db: Db, req: ExtractRequest): Promise<ExtractResul
   }
 }
 
-interface PipelineOpts {
-  setId: number;
-  spec: ReturnType<typeof nativeOps>;
+export interface PhiPassOptions {
+  aug: string;
+  /** Output to collect; the manifest's embedding output by default (e.g. its logits instead). */
+  output?: string;
   seed: number;
-  dtype: Dtype;
   batch: number;
   threads: number;
-  pre: ReturnType<typeof preprocessOf>;
   signal?: AbortSignal;
   onProgress?: OnProgress;
 }
 
-async function runPipeline(db: Db, bb: BackboneInfo, todo: ImageRow[], o: PipelineOpts): Promise<number> {
+/**
+ * Runs Φ(g(x)) over images, handing each batch's vectors to `sink` (the cache, or memory
+ * for work that must not be cached). Returns the seconds spent waiting on ONNX Runtime.
+ */
+export async function phiPass(
+  db: Db,
+  bb: BackboneInfo,
+  todo: ImageRow[],
+  o: PhiPassOptions,
+  sink: (rows: ImageRow[], vectors: Float32Array) => void,
+): Promise<number> {
+  const ops = nativeOps(parseAug(o.aug));
+  const pre = preprocessOf(bb.manifest);
   const meter = new ProgressMeter('extracting embeddings', todo.length, 'images', o.onProgress);
   if (todo.length === 0) return 0;
   const sess = await session(bb.path, o.threads);
-  const { height: H, width: W } = o.pre;
-  const shape = (n: number) => (o.pre.nhwc ? [n, H, W, 3] : [n, 3, H, W]);
+  const { height: H, width: W } = pre;
+  const shape = (n: number) => (pre.nhwc ? [n, H, W, 3] : [n, 3, H, W]);
   const prepare = async (start: number) => {
     const rows = todo.slice(start, start + o.batch);
     const pixels = await decodeToSize(readBlobs(db, rows.map((r) => r.sha256)), W, H, 1);
     const input = await augmentAsync({
-      pixels, n: rows.length, inH: H, inW: W, ops: o.spec, scale: o.pre.scale, mean: o.pre.mean, std: o.pre.std,
-      bgr: o.pre.bgr, nhwc: o.pre.nhwc, seed: o.seed, indices: BigInt64Array.from(rows.map((r) => imageIndex(r.sha256))), threads: 1,
+      pixels, n: rows.length, inH: H, inW: W, ops, scale: pre.scale, mean: pre.mean, std: pre.std,
+      bgr: pre.bgr, nhwc: pre.nhwc, seed: o.seed, indices: BigInt64Array.from(rows.map((r) => imageIndex(r.sha256))), threads: 1,
     });
     return { rows, input };
   };
@@ -125,7 +138,7 @@ async function runPipeline(db: Db, bb: BackboneInfo, todo: ImageRow[], o: Pipeli
   let unwritten: { rows: ImageRow[]; vectors: Float32Array } | null = null;
   const flush = () => {
     if (!unwritten) return;
-    writeVectors(db, o.setId, unwritten.rows.map((r) => r.sha256), unwritten.vectors, bb.dim, o.dtype);
+    sink(unwritten.rows, unwritten.vectors);
     meter.tick(unwritten.rows.length);
     unwritten = null;
   };
@@ -138,10 +151,27 @@ async function runPipeline(db: Db, bb: BackboneInfo, todo: ImageRow[], o: Pipeli
     flush();
     const out = await running;
     onnxSeconds += (performance.now() - t) / 1000;
-    unwritten = { rows, vectors: (out[bb.manifest.embedding.output] as ort.Tensor).data as Float32Array };
+    unwritten = { rows, vectors: (out[o.output ?? bb.manifest.embedding.output] as ort.Tensor).data as Float32Array };
   }
   flush();
   return onnxSeconds;
+}
+
+/** Top-1 accuracy of the backbone's own logits on a selection (its base task's test split). */
+export async function logitsAccuracy(db: Db, req: ExtractRequest): Promise<{ accuracy: number; n: number }> {
+  const bb = getBackbone(db, req.backbone);
+  if (!bb.manifest.logits) throw new EmbaugError('E_MODEL', `Backbone ${bb.name} has no logits output in its description.`);
+  const images = selectImages(db, getDataset(db, req.dataset).id, req);
+  let correct = 0;
+  await phiPass(db, bb, images, { aug: req.aug ?? 'identity', output: bb.manifest.logits.output, seed: 0, batch: req.batch ?? 256, threads: req.threads ?? cpus().length, signal: req.signal, onProgress: req.onProgress }, (rows, logits) => {
+    const c = logits.length / rows.length;
+    rows.forEach((r, i) => {
+      let arg = 0;
+      for (let k = 1; k < c; k++) if (logits[i * c + k] > logits[i * c + arg]) arg = k;
+      correct += Number(arg === r.label);
+    });
+  });
+  return { accuracy: correct / images.length, n: images.length };
 }
 
 /** Extracts what is missing, then returns the vectors of the selection in order. */

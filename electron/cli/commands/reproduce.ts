@@ -1,0 +1,47 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+import { reproduce } from '../../engine/paper/index.js';
+import { UsageError, intOpt, numOpt, parse } from '../args.js';
+import { defaultDataDir, defaultModelsDir } from '../../engine/settings.js';
+import type { Ctx } from '../context.js';
+
+export const REPRODUCE_HELP = `embaug reproduce [--out DIR] [--protocol cifar10-split|paper] [--epochs 20] [--seeds 3]
+                 [--subset N] [--archs resnet18,vgg16,inception] [--augs hflip,vflip,both]
+                 [--models DIR] [--data DIR] [--omega-epochs 20] [--omega-form auto|plain|residual] [--lr 0.01]
+  The paper's experiments on every backbone pair (base trained with none and hflip) of the
+  models folder: base accuracy, Ω per augmentation, Ψ per scenario and seed, Eq. 8. Writes
+  DIR/table2.md, table2.json, eq8.json, curves/*.csv and report.html (default DIR: ./reproduction).
+  --models defaults to the bundled models/ (or EMBAUG_MODELS); --data to EMBAUG_DATA.`;
+
+export async function reproduceCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const { values } = parse(argv, {
+    out: { type: 'string' }, protocol: { type: 'string' }, epochs: { type: 'string' }, seeds: { type: 'string' }, subset: { type: 'string' },
+    archs: { type: 'string' }, augs: { type: 'string' }, models: { type: 'string' }, data: { type: 'string' },
+    'omega-epochs': { type: 'string' }, 'omega-form': { type: 'string' }, lr: { type: 'string' },
+  });
+  const protocol = (values.protocol as string | undefined) ?? 'cifar10-split';
+  if (protocol !== 'cifar10-split' && protocol !== 'paper') throw new UsageError('--protocol must be cifar10-split or paper');
+  const form = (values['omega-form'] as string | undefined) ?? 'auto';
+  if (!['auto', 'plain', 'residual'].includes(form)) throw new UsageError('--omega-form must be auto, plain or residual');
+  const out = resolve((values.out as string | undefined) ?? 'reproduction');
+  const r = await reproduce(ctx.db(), {
+    out,
+    protocol,
+    modelsDir: resolve((values.models as string | undefined) ?? defaultModelsDir()),
+    dataDir: resolve((values.data as string | undefined) ?? defaultDataDir()),
+    epochs: intOpt(values.epochs, 'epochs', 20),
+    seeds: intOpt(values.seeds, 'seeds', 3),
+    subset: intOpt(values.subset, 'subset'),
+    archs: values.archs ? String(values.archs).split(',') : undefined,
+    augSets: values.augs ? String(values.augs).split(',') : undefined,
+    omega: { epochs: intOpt(values['omega-epochs'], 'omega-epochs', 20), form: form as 'auto' },
+    head: values.lr ? { optimizer: { kind: 'sgd', lr: numOpt(values.lr, 'lr')! } } : undefined,
+    threads: ctx.threads,
+    signal: ctx.signal,
+    onProgress: ctx.progress,
+    log: (l) => process.stderr.write(`${l}\n`),
+  });
+  ctx.out({ out, runId: r.runId, seconds: r.seconds, architectures: r.architectures, eq8: r.eq8?.measured ?? null }, () =>
+    `${readFileSync(join(out, 'table2.md'), 'utf8')}\nwrote ${out}/table2.md, table2.json, eq8.json, curves/*.csv, report.html in ${(r.seconds / 60).toFixed(1)} min`);
+}

@@ -1,0 +1,144 @@
+/** The files `reproduce` writes: table2.md/.json, eq8.json, curve CSVs and report.html. */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { Acc, ReproduceResult } from './reproduce.js';
+
+const ROWS: [string, string][] = [
+  ['base_none', 'base model, no augmentation (base-task top-1)'],
+  ['base_hflip', 'base model, hflip (base-task top-1)'],
+  ['none_none', '[None]-[None]'],
+  ['pixel_none', '[Pixel]-[None]'],
+  ['pixel_pixel', '[Pixel]-[Pixel]'],
+  ['pixel_embed', '[Pixel]-[Embed]'],
+  ['none_pixel', '[None]-[Pixel] (not in the paper)'],
+  ['none_embed', '[None]-[Embed] (not in the paper)'],
+];
+
+interface PaperNumbers {
+  source: string;
+  note: string;
+  architectures: Record<string, Record<string, number>>;
+}
+
+export function paperNumbers(): PaperNumbers {
+  const file = join(dirname(fileURLToPath(import.meta.url)), 'paper-table2.json');
+  return JSON.parse(readFileSync(file, 'utf8')) as PaperNumbers;
+}
+
+const pct = (a: Acc | undefined) => (a ? `${(100 * a.mean).toFixed(2)} ± ${(100 * a.std).toFixed(2)}` : '–');
+
+function table2Markdown(r: ReproduceResult): string {
+  const archs = Object.keys(r.architectures);
+  const paper = paperNumbers();
+  const hasPaper = archs.some((a) => paper.architectures[a]);
+  const lines = [
+    `# Table II — accuracy on the target task (%, mean ± std over ${r.seeds} seed${r.seeds > 1 ? 's' : ''})`,
+    '',
+    `Protocol: **${r.protocol}** (${r.protocolDescription}). Ψ fine-tuned ${r.epochs} epochs${r.subset ? `, subset of ${r.subset} images per split` : ''}.`,
+    'Scenario [base augmentation]-[fine-tuning augmentation]; fine-tuning augmentation here: horizontal flip.',
+    '',
+    `| scenario | ${archs.map((a) => (hasPaper ? `${a} | ${a} (paper)` : a)).join(' | ')} |`,
+    `|---|${archs.map(() => (hasPaper ? '---:|---:' : '---:')).join('|')}|`,
+  ];
+  for (const [key, label] of ROWS) {
+    lines.push(
+      `| ${label} | ${archs
+        .map((a) => {
+          const ours = pct(r.architectures[a][key] as Acc | undefined);
+          const p = paper.architectures[a]?.[key];
+          return hasPaper ? `${ours} | ${p === undefined ? '–' : (100 * p).toFixed(2)}` : ours;
+        })
+        .join(' | ')} |`,
+    );
+  }
+  if (!hasPaper) lines.push('', `_The paper's own numbers are not shown: ${paper.note}_`);
+  for (const s of r.augSets.filter((x) => x !== 'hflip')) {
+    lines.push('', `## Fine-tuning augmentation: ${s === 'both' ? 'both flips (hflip and vflip)' : s}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
+    for (const [key, label] of ROWS.filter(([k]) => /_(pixel|embed)$/.test(k)))
+      lines.push(`| ${label} | ${archs.map((a) => pct((r.architectures[a][s] as Record<string, Acc> | undefined)?.[key])).join(' | ')} |`);
+  }
+  lines.push('', '## Augmentation transformers Ω (held-out pairs of the base task)', '', '| architecture | base | augmentation | Ω used | MSE Ω | MSE identity | cosine Ω | cosine identity |', '|---|---|---|---|---:|---:|---:|---:|');
+  for (const [a, bases] of Object.entries(r.omega))
+    for (const [b, augs] of Object.entries(bases))
+      for (const [g, o] of Object.entries(augs))
+        lines.push(`| ${a} | ${b} | ${g} | ${o.chosen}${o.flagged ? ' (flagged)' : ''} | ${o.fidelity.heldOutMse.toPrecision(4)} | ${o.fidelity.identityMse.toPrecision(4)} | ${o.fidelity.cosine.toFixed(4)} | ${o.fidelity.identityCosine.toFixed(4)} |`);
+  lines.push('', `Wall time: ${(r.seconds / 60).toFixed(1)} min. Runs are in the database under group \`reproduce-${r.runId}\`.`);
+  return `${lines.join('\n')}\n`;
+}
+
+function csv(rows: (string | number | null)[][]): string {
+  return `${rows.map((r) => r.map((x) => (x === null ? '' : String(x))).join(',')).join('\n')}\n`;
+}
+
+// A minimal line chart as inline SVG: the report must open offline, with no script.
+function svgChart(title: string, series: { name: string; points: [number, number][] }[], yLabel: string): string {
+  const W = 560, H = 300, L = 56, R = 150, T = 28, B = 36;
+  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = series.flatMap((s) => s.points.map((p) => p[1]));
+  if (xs.length === 0) return '';
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  if (y0 === y1) [y0, y1] = [y0 - 1e-3, y1 + 1e-3];
+  const sx = (x: number) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
+  const sy = (y: number) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+  const colours = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
+  const lines = series.map((s, i) => `<polyline fill="none" stroke="${colours[i % colours.length]}" stroke-width="1.6" points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>` +
+    `<text x="${W - R + 8}" y="${T + 14 + i * 16}" fill="${colours[i % colours.length]}" font-size="11">${s.name}</text>`);
+  const ticks = [0, 0.5, 1].map((f) => y0 + f * (y1 - y0)).map((y) => `<text x="${L - 6}" y="${sy(y) + 4}" font-size="10" text-anchor="end">${y.toPrecision(3)}</text>`);
+  return `<figure><svg width="${W}" height="${H}" role="img" aria-label="${title}"><rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#ccc"/>${ticks.join('')}<text x="${L}" y="16" font-size="12" font-weight="bold">${title}</text><text x="${(L + W - R) / 2}" y="${H - 8}" font-size="11" text-anchor="middle">epoch (${x0}–${x1})</text><text x="12" y="${T + (H - T - B) / 2}" font-size="11" transform="rotate(-90 12 ${T + (H - T - B) / 2})" text-anchor="middle">${yLabel}</text>${lines.join('')}</svg></figure>`;
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+function reportHtml(r: ReproduceResult, table: string): string {
+  const figs: string[] = [];
+  // Fig. 3: Ω train and held-out MSE per epoch.
+  for (const [arch, base] of [...new Set(r.curves.omega.map((c) => `${c.arch}|${c.base}`))].map((k) => k.split("|")))
+    figs.push(svgChart(`Fig. 3 — Ω training, ${arch}, base ${base}`, r.curves.omega.filter((c) => c.arch === arch && c.base === base).flatMap((c) => [
+      { name: `${c.aug} ${c.form} train`, points: c.history.map((h) => [h.epoch, h.loss] as [number, number]) },
+      { name: `${c.aug} ${c.form} held-out`, points: c.history.filter((h) => h.valLoss !== null).map((h) => [h.epoch, h.valLoss!] as [number, number]) },
+    ]), 'MSE'));
+  // Fig. 4: test accuracy per epoch, mean over seeds, per scenario.
+  for (const arch of new Set(r.curves.heads.map((c) => c.arch))) {
+    const byScenario = new Map<string, typeof r.curves.heads>();
+    for (const c of r.curves.heads.filter((h) => h.arch === arch && (h.augSet === 'hflip' || h.augSet === 'none')))
+      byScenario.set(c.scenario, [...(byScenario.get(c.scenario) ?? []), c]);
+    figs.push(svgChart(`Fig. 4 — fine-tuning Ψ, ${arch} (hflip)`, [...byScenario].map(([name, cs]) => ({
+      name,
+      points: cs[0].history.map((_, e) => [e + 1, mean(cs.map((c) => c.history[e]?.valAccuracy ?? 0))] as [number, number]),
+    })), 'test accuracy'));
+  }
+  const eq8 = r.eq8
+    ? `<h2>Eq. 8 — compute</h2><p>${r.eq8.formulas.pixel}; ${r.eq8.formulas.embed}. Measured per sample on ${r.eq8.backbone} (${r.eq8.images} images): C<sub>Φ</sub> = ${(r.eq8.perSampleSeconds.phi * 1e6).toFixed(1)} µs, C<sub>Ω</sub> = ${(r.eq8.perSampleSeconds.omega * 1e6).toFixed(2)} µs, C<sub>Ψ</sub> = ${(r.eq8.perSampleSeconds.psiForward * 1e6).toFixed(2)} µs, C<sub>Ψbp</sub> = ${(r.eq8.perSampleSeconds.psiBackprop * 1e6).toFixed(2)} µs.</p>
+<table><tr><th>N</th><th>E</th><th>predicted C<sub>P</sub>/C<sub>E</sub></th><th>E → ∞</th></tr>${r.eq8.predicted.map((p) => `<tr><td>${p.N}</td><td>${p.E}</td><td>${p.ratio.toFixed(1)}</td><td>${p.ratioAsymptotic.toFixed(1)}</td></tr>`).join('')}</table>
+<p>Measured wall clock, ${r.eq8.measured.epochs} epochs: pixel ${r.eq8.measured.pixelSeconds.toFixed(1)} s, embedding ${r.eq8.measured.embedSeconds.toFixed(1)} s, ratio ${r.eq8.measured.ratio.toFixed(2)}; extrapolated to ${r.eq8.measured.extrapolatedTo} epochs: ${r.eq8.measured.extrapolatedRatio.toFixed(1)}.</p>`
+    : '';
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>embaug — reproduction (${r.protocol})</title>
+<style>body{font:14px system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}figure{display:inline-block;margin:8px}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}</style></head>
+<body><h1>embaug — reproduction</h1><pre>${esc(table)}</pre>${figs.join('\n')}${eq8}</body></html>\n`;
+}
+
+export async function writeReport(out: string, r: ReproduceResult): Promise<void> {
+  mkdirSync(join(out, 'curves'), { recursive: true });
+  const table = table2Markdown(r);
+  writeFileSync(join(out, 'table2.md'), table);
+  const { curves: _c, eq8: _e, ...json } = r;
+  writeFileSync(join(out, 'table2.json'), `${JSON.stringify({ ...json, paper: paperNumbers() }, null, 2)}\n`);
+  writeFileSync(join(out, 'eq8.json'), `${JSON.stringify(r.eq8, null, 2)}\n`);
+  writeFileSync(
+    join(out, 'curves', 'heads.csv'),
+    csv([['architecture', 'base', 'aug_set', 'scenario', 'seed', 'epoch', 'train_loss', 'train_acc', 'test_acc'],
+      ...r.curves.heads.flatMap((c) => c.history.map((h) => [c.arch, c.base, c.augSet, c.scenario, c.seed, h.epoch, h.loss, h.accuracy, h.valAccuracy]))]),
+  );
+  writeFileSync(
+    join(out, 'curves', 'omega.csv'),
+    csv([['architecture', 'base', 'augmentation', 'form', 'epoch', 'train_mse', 'heldout_mse'],
+      ...r.curves.omega.flatMap((c) => c.history.map((h) => [c.arch, c.base, c.aug, c.form, h.epoch, h.loss, h.valLoss]))]),
+  );
+  writeFileSync(join(out, 'report.html'), reportHtml(r, table));
+}

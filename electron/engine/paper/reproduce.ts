@@ -1,0 +1,166 @@
+/**
+ * `reproduce`: the paper's experiments for every backbone family of a models folder, as runs
+ * in the database and as files: Table II (means ± std over seeds), Eq. 8, curves and charts.
+ */
+import { cpus } from 'node:os';
+
+import type { Db } from '../db.js';
+import { logitsAccuracy } from '../embeddings/index.js';
+import { ProgressMeter, type OnProgress } from '../jobs/index.js';
+import { startRun } from '../runs/index.js';
+import { meanStd, trainHead, trainOmega, type HeadConfig, type OmegaConfig, type OmegaResult } from '../training/index.js';
+import { measureEq8, type Eq8Result } from './eq8.js';
+import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
+import { writeReport } from './report.js';
+
+export const AUG_SETS: Record<string, string[]> = { hflip: ['hflip'], vflip: ['vflip'], both: ['hflip', 'vflip'] };
+
+export interface ReproduceOptions {
+  out: string;
+  modelsDir: string;
+  dataDir: string;
+  protocol?: ProtocolName;
+  epochs?: number;
+  seeds?: number;
+  /** Images per split and task (balanced over classes), for quick runs. */
+  subset?: number;
+  archs?: string[];
+  augSets?: string[];
+  omega?: Partial<OmegaConfig>;
+  head?: Partial<HeadConfig>;
+  threads?: number;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+  log?: (line: string) => void;
+}
+
+export interface Acc {
+  mean: number;
+  std: number;
+  runs: number[];
+}
+
+export interface HeadCurve {
+  arch: string;
+  base: string;
+  augSet: string;
+  scenario: string;
+  seed: number;
+  history: { epoch: number; loss: number; accuracy: number | null; valAccuracy: number | null }[];
+}
+
+export interface OmegaCurve {
+  arch: string;
+  base: string;
+  aug: string;
+  form: string;
+  history: { epoch: number; loss: number; valLoss: number | null }[];
+}
+
+export interface ReproduceResult {
+  protocol: ProtocolName;
+  protocolDescription: string;
+  epochs: number;
+  seeds: number;
+  subset: number | null;
+  augSets: string[];
+  architectures: Record<string, Record<string, unknown>>;
+  omega: Record<string, Record<string, Record<string, Omit<OmegaResult, 'params' | 'candidates' | 'sizes'> & { candidates: unknown[] }>>>;
+  eq8: Eq8Result | null;
+  curves: { heads: HeadCurve[]; omega: OmegaCurve[] };
+  runId: number;
+  seconds: number;
+}
+
+const acc = (runs: number[]): Acc => ({ ...meanStd(runs), runs });
+
+export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceResult> {
+  const t0 = performance.now();
+  const protocolName = o.protocol ?? 'cifar10-split';
+  const epochs = o.epochs ?? 20;
+  const seeds = o.seeds ?? 3;
+  const augSets = o.augSets ?? Object.keys(AUG_SETS);
+  const threads = o.threads ?? cpus().length;
+  const log = o.log ?? (() => {});
+  for (const s of augSets) if (!AUG_SETS[s]) throw new RangeError(`unknown augmentation set "${s}": use ${Object.keys(AUG_SETS).join(', ')}`);
+  const protocol = await resolveProtocol(db, protocolName, o.dataDir, o.subset, o.onProgress);
+  const families = await discoverFamilies(db, o.modelsDir, protocolName, o.archs);
+  const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, augSets, archs: families.map((f) => f.architecture), omega: o.omega ?? {}, head: o.head ?? {} };
+  const top = startRun(db, { kind: 'reproduce', name: `reproduce ${protocolName}`, config, protocol: protocolName, threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
+  const group = `reproduce-${top.id}`;
+  return top.wrap(async () => {
+    const omegaAugs = [...new Set(augSets.flatMap((s) => AUG_SETS[s]))];
+    const steps = families.length * 2 * (1 + omegaAugs.length + seeds * (1 + 2 * augSets.length));
+    const meter = new ProgressMeter('reproduce (steps)', steps, 'steps', o.onProgress, 0);
+    const result: ReproduceResult = {
+      protocol: protocolName, protocolDescription: protocol.description, epochs, seeds, subset: o.subset ?? null, augSets,
+      architectures: {}, omega: {}, eq8: null, curves: { heads: [], omega: [] }, runId: top.id, seconds: 0,
+    };
+    const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: protocolName };
+    // Eq. 8 is measured on ResNet-18, the paper's main case, when the folder has it.
+    const eq8Family = families.find((f) => f.architecture === 'resnet18') ?? families[0];
+    let eq8Omega: OmegaResult | null = null;
+    for (const fam of families) {
+      const arch: Record<string, unknown> = {};
+      result.architectures[fam.architecture] = arch;
+      result.omega[fam.architecture] = {};
+      for (const baseAug of ['none', 'hflip'] as const) {
+        const bb = fam[baseAug];
+        const prefix = baseAug === 'none' ? 'none' : 'pixel';
+        log(`${fam.architecture}: base model ${bb.name} on the base task's test split`);
+        const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, threads, signal: o.signal, onProgress: o.onProgress });
+        arch[`base_${baseAug}`] = acc([base.accuracy]);
+        meter.tick();
+        const omegas: Record<string, OmegaResult> = {};
+        result.omega[fam.architecture][baseAug] = {};
+        for (const aug of omegaAugs) {
+          log(`${fam.architecture}/${baseAug}: Ω for ${aug} on the base task`);
+          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: protocol.base.train, aug, config: o.omega });
+          omegas[om.aug] = om;
+          const { params: _p, sizes: _s, ...summary } = om;
+          result.omega[fam.architecture][baseAug][om.aug] = summary;
+          for (const c of om.candidates)
+            result.curves.omega.push({ arch: fam.architecture, base: baseAug, aug: om.aug, form: c.form, history: c.history.map((h) => ({ epoch: h.epoch, loss: h.loss, valLoss: h.valLoss })) });
+          if (fam === eq8Family && baseAug === 'hflip' && aug === 'hflip') eq8Omega = om;
+          meter.tick();
+          log(`  Ω ${aug}: ${om.chosen} (held-out MSE ${om.fidelity.heldOutMse.toPrecision(4)} vs identity ${om.fidelity.identityMse.toPrecision(4)}, cosine ${om.fidelity.cosine.toFixed(4)} vs ${om.fidelity.identityCosine.toFixed(4)})${om.flagged ? ' — flagged: no better than the identity' : ''}`);
+        }
+        const scores: Record<string, number[]> = {};
+        const head = async (scenario: string, augSet: string, mode: 'none' | 'pixel' | 'embed', seed: number) => {
+          const h = await trainHead(db, {
+            ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id, train: protocol.target.train, test: protocol.target.test,
+            mode, augs: AUG_SETS[augSet], omegas, config: { ...o.head, epochs, seed },
+            name: `${fam.architecture} [${baseAug === 'none' ? 'None' : 'Pixel'}]-[${mode === 'none' ? 'None' : mode === 'pixel' ? 'Pixel' : 'Embed'}] ${mode === 'none' ? '' : augSet} seed ${seed}`.replace(/\s+/g, ' '),
+          });
+          (scores[`${augSet}/${scenario}`] ??= []).push(h.testAccuracy);
+          result.curves.heads.push({ arch: fam.architecture, base: baseAug, augSet, scenario, seed, history: h.history.map((e) => ({ epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valAccuracy: e.valAccuracy })) });
+          meter.tick();
+        };
+        for (let seed = 0; seed < seeds; seed++) {
+          log(`${fam.architecture}/${baseAug}: heads, seed ${seed + 1} of ${seeds}`);
+          await head(`${prefix}_none`, 'none', 'none', seed);
+          for (const s of augSets) {
+            await head(`${prefix}_pixel`, s, 'pixel', seed);
+            await head(`${prefix}_embed`, s, 'embed', seed);
+          }
+        }
+        for (const [key, runs] of Object.entries(scores)) {
+          const [augSet, scenario] = key.split('/');
+          if (augSet === 'none' || augSet === 'hflip') arch[scenario] = acc(runs);
+          else ((arch[augSet] ??= {}) as Record<string, Acc>)[scenario] = acc(runs);
+        }
+      }
+    }
+    if (eq8Omega) {
+      log(`Eq. 8: measuring costs on ${eq8Family.hflip.name}`);
+      result.eq8 = await measureEq8(db, {
+        backbone: eq8Family.hflip.sha256, dataset: protocol.target.dataset.id,
+        train: { ...protocol.target.train, limit: Math.min(o.subset ?? 5000, 5000), balanced: true },
+        omega: eq8Omega, measuredEpochs: 2, epochsForPrediction: epochs, threads, signal: o.signal, onProgress: o.onProgress,
+      });
+    }
+    result.seconds = (performance.now() - t0) / 1000;
+    await writeReport(o.out, result);
+    return result;
+  }, (r) => ({ out: o.out, seconds: r.seconds, architectures: Object.keys(r.architectures) }));
+}

@@ -1,0 +1,28 @@
+/**
+ * Where things are, as settings rather than paths in code: environment variables first,
+ * then the per-user folders of the platform (XDG on Linux, the usual ones on macOS and
+ * Windows), then what ships with the workbench.
+ */
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The user's cache folder for embaug (downloads), overridable with EMBAUG_CACHE. */
+export function cacheDir(env = process.env, platform = process.platform): string {
+  if (env.EMBAUG_CACHE) return resolve(env.EMBAUG_CACHE);
+  if (platform === 'darwin') return join(homedir(), 'Library', 'Caches', 'embaug');
+  if (platform === 'win32') return join(env.LOCALAPPDATA ?? join(homedir(), 'AppData', 'Local'), 'embaug', 'Cache');
+  return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'embaug');
+}
+
+/** Folder with local copies of data sets (cifar10-wds/, cifar-10-batches-bin/, ...): EMBAUG_DATA, else the cache. */
+export function defaultDataDir(env = process.env): string {
+  return env.EMBAUG_DATA ? resolve(env.EMBAUG_DATA) : join(cacheDir(env), 'data');
+}
+
+/** The bundled backbones, unless EMBAUG_MODELS points elsewhere. */
+export function defaultModelsDir(env = process.env): string {
+  return env.EMBAUG_MODELS ? resolve(env.EMBAUG_MODELS) : join(ROOT, 'models');
+}

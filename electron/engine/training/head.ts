@@ -1,0 +1,126 @@
+/**
+ * Classifier heads Ψ = D → 1024 → 128 → C, fine-tuned on cached embeddings of the target
+ * task, with one of three augmentation modes:
+ *  - none:  Φ(x) only;
+ *  - pixel: each epoch each sample is one of {Φ(x), Φ(g_1(x)), …} drawn at random — from the
+ *           cache for deterministic g_j, through Φ again every epoch for random ones;
+ *  - embed: the same with Ω_j(Φ(x)) in place of Φ(g_j(x)); Ω is deterministic, so Ω_j(Φ(x))
+ *           is computed once per head rather than every epoch.
+ * The identity is one of the versions, as with a random flip at p = 1/(N+1).
+ */
+import { parseAug } from '../augment/index.js';
+import { getBackbone } from '../backbones/index.js';
+import { getDataset, type Selection } from '../datasets/index.js';
+import type { Db } from '../db.js';
+import { embeddingsFor } from '../embeddings/index.js';
+import { EmbaugError } from '../errors.js';
+import type { OnProgress } from '../jobs/index.js';
+import { MlpModel, type EpochStats, type OptimizerConfig } from '../native.js';
+import { startRun } from '../runs/index.js';
+import { applyOmega, packParams, type OmegaResult } from './omega.js';
+import { stack } from './stats.js';
+
+export type FineTuneMode = 'none' | 'pixel' | 'embed';
+
+export interface HeadConfig {
+  hidden: number[];
+  epochs: number;
+  batch: number;
+  seed: number;
+  optimizer: OptimizerConfig;
+}
+
+export const HEAD_DEFAULTS: HeadConfig = {
+  hidden: [1024, 128],
+  epochs: 20,
+  batch: 128,
+  seed: 0,
+  optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 5e-4, schedule: 'constant' },
+};
+
+export interface HeadRequest {
+  backbone: string;
+  dataset: number | string;
+  train: Selection;
+  test: Selection;
+  mode: FineTuneMode;
+  /** Augmentation specs for pixel and embed modes. */
+  augs?: string[];
+  /** Ω per augmentation key, for embed mode. */
+  omegas?: Record<string, Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId'>>;
+  config?: Partial<HeadConfig>;
+  name?: string;
+  group?: string;
+  parentRunId?: number;
+  protocol?: string;
+  threads?: number;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+  onEpoch?: (s: EpochStats) => void;
+}
+
+export interface HeadResult {
+  testAccuracy: number;
+  history: EpochStats[];
+  runId: number;
+  classes: number;
+  classNames: string[];
+  params: Float32Array[];
+  sizes: number[];
+}
+
+export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
+  const cfg: HeadConfig = { ...HEAD_DEFAULTS, ...req.config, optimizer: { ...HEAD_DEFAULTS.optimizer, ...req.config?.optimizer } };
+  const bb = getBackbone(db, req.backbone);
+  const ds = getDataset(db, req.dataset);
+  const augs = (req.mode === 'none' ? [] : (req.augs ?? [])).map((a) => parseAug(a));
+  if (req.mode !== 'none' && augs.length === 0) throw new EmbaugError('E_ARG', `fine-tuning mode "${req.mode}" needs at least one augmentation`);
+  if (req.mode === 'embed')
+    for (const a of augs) if (!req.omegas?.[a.key]) throw new EmbaugError('E_ARG', `embed mode needs a trained Ω for "${a.key}": train it first (embaug omega)`);
+  const run = startRun(db, {
+    kind: 'head', name: req.name ?? `Ψ ${req.mode}${augs.length ? ` ${augs.map((a) => a.key).join(',')}` : ''} on ${bb.name}`,
+    parentId: req.parentRunId, group: req.group, backboneSha: bb.sha256, datasetId: ds.id, datasetVersion: ds.version,
+    protocol: req.protocol, seed: cfg.seed, threads: req.threads,
+    config: { ...cfg, mode: req.mode, augs: augs.map((a) => a.key), train: req.train, test: req.test, omegaRuns: augs.map((a) => req.omegas?.[a.key]?.runId ?? null) },
+  });
+  return run.wrap(async () => {
+    const common = { dataset: ds.id, backbone: bb.sha256, threads: req.threads, signal: req.signal, onProgress: req.onProgress, parentRunId: run.id };
+    const z = await embeddingsFor(db, { ...common, ...req.train, aug: 'identity' });
+    const test = await embeddingsFor(db, { ...common, ...req.test, aug: 'identity' });
+    const labels = Int32Array.from(z.images.map((i) => i.label));
+    const testLabels = Int32Array.from(test.images.map((i) => i.label));
+    const classes = Math.max(...labels, ...testLabels) + 1;
+    const sizes = [z.dim, ...cfg.hidden, classes];
+    const m = new MlpModel(sizes, { seed: cfg.seed });
+    const history: EpochStats[] = [];
+    const onEpoch = (s: EpochStats) => {
+      history.push(s);
+      run.metrics(s.epoch, { train_loss: s.loss, train_acc: s.accuracy, test_loss: s.valLoss, test_acc: s.valAccuracy, seconds: s.seconds });
+      req.onEpoch?.(s);
+    };
+    const base = { labels, val: { x: test.x, labels: testLabels }, batch: cfg.batch, seed: cfg.seed, optimizer: cfg.optimizer, signal: req.signal, onEpoch };
+    try {
+      const randomPixel = req.mode === 'pixel' && augs.some((a) => !a.deterministic);
+      if (randomPixel) {
+        // Random augmentations go through Φ again every epoch, each with its own draw.
+        for (let e = 0; e < cfg.epochs; e++) {
+          const views = [z.x];
+          for (const a of augs)
+            views.push((await embeddingsFor(db, { ...common, ...req.train, aug: a.key, seed: cfg.seed * 100003 + e })).x);
+          await m.train({ ...base, x: stack(views), views: views.length, epochs: 1, firstEpoch: e, totalEpochs: cfg.epochs });
+        }
+      } else {
+        const views = [z.x];
+        for (const a of augs)
+          views.push(req.mode === 'pixel' ? (await embeddingsFor(db, { ...common, ...req.train, aug: a.key })).x : applyOmega(req.omegas![a.key], z.x));
+        await m.train({ ...base, x: stack(views), views: views.length, epochs: cfg.epochs });
+      }
+      const params = m.getParams();
+      const classNames = req.train.classes ? req.train.classes.map((c) => ds.classes[c]) : ds.classes.slice(0, classes);
+      run.artifact('weights', 'head.f32', packParams(params), { sizes, classNames, backbone: bb.sha256 });
+      return { testAccuracy: history.at(-1)?.valAccuracy ?? 0, history, runId: run.id, classes, classNames, params, sizes };
+    } finally {
+      m.dispose();
+    }
+  }, (r) => ({ testAccuracy: r.testAccuracy, finalTrainLoss: r.history.at(-1)?.loss, epochs: r.history.length }));
+}

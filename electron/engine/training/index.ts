@@ -1,0 +1,3 @@
+export * from './head.js';
+export * from './omega.js';
+export * from './stats.js';

@@ -1,0 +1,177 @@
+/**
+ * Augmentation transformers Ω_j: an MLP D → 2D → D trained by MSE so that Ω_j(Φ(x)) ≈ Φ(g_j(x))
+ * on the base data set. Two forms are offered: the paper's plain MLP, and a residual one,
+ * Ω(z) = z + f(z) with f's last layer at zero, which starts as the identity. The held-out
+ * identity baseline (Φ(x) itself as the guess for Φ(g(x))) decides: an Ω that does no
+ * better than it is flagged, and `auto` then falls back to the identity.
+ */
+import { createHash } from 'node:crypto';
+
+import { parseAug } from '../augment/index.js';
+import { getBackbone } from '../backbones/index.js';
+import { getDataset, type Selection } from '../datasets/index.js';
+import type { Db } from '../db.js';
+import { embeddingsFor } from '../embeddings/index.js';
+import type { OnProgress } from '../jobs/index.js';
+import { MlpModel, type EpochStats } from '../native.js';
+import { startRun } from '../runs/index.js';
+import { meanCosine, meanRelativeError, mse, rows } from './stats.js';
+
+export type OmegaForm = 'plain' | 'residual';
+
+export interface OmegaConfig {
+  form: OmegaForm | 'auto';
+  epochs: number;
+  lr: number;
+  momentum: number;
+  batch: number;
+  weightDecay: number;
+  /** Fraction of the base images held out to evaluate Ω. */
+  heldOut: number;
+  seed: number;
+}
+
+export const OMEGA_DEFAULTS: OmegaConfig = { form: 'auto', epochs: 20, lr: 0.01, momentum: 0.9, batch: 128, weightDecay: 0, heldOut: 0.1, seed: 0 };
+
+export interface OmegaFidelity {
+  heldOutMse: number;
+  identityMse: number;
+  relativeError: number;
+  identityRelativeError: number;
+  cosine: number;
+  identityCosine: number;
+}
+
+export interface OmegaCandidate extends OmegaFidelity {
+  form: OmegaForm;
+  history: EpochStats[];
+  /** True when it does no better than the identity on held-out pairs. */
+  flagged: boolean;
+}
+
+export interface OmegaResult {
+  aug: string;
+  /** What is used: the better candidate, or the identity when neither beats it. */
+  chosen: OmegaForm | 'identity';
+  sizes: number[];
+  params: Float32Array[] | null;
+  candidates: OmegaCandidate[];
+  fidelity: OmegaFidelity;
+  flagged: boolean;
+  runId: number;
+}
+
+export interface OmegaRequest {
+  backbone: string;
+  dataset: number | string;
+  selection: Selection;
+  aug: string;
+  config?: Partial<OmegaConfig>;
+  threads?: number;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+  onEpoch?: (form: OmegaForm, s: EpochStats) => void;
+  parentRunId?: number;
+  group?: string;
+  protocol?: string;
+}
+
+/** Stable held-out membership by image hash, so the split does not depend on order. */
+function heldOutMask(shas: string[], fraction: number, seed: number): boolean[] {
+  return shas.map((s) => createHash('sha256').update(`${seed}:${s}`).digest().readUInt32BE(0) / 2 ** 32 < fraction);
+}
+
+export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult> {
+  const cfg = { ...OMEGA_DEFAULTS, ...req.config };
+  const spec = parseAug(req.aug);
+  const bb = getBackbone(db, req.backbone);
+  const ds = getDataset(db, req.dataset);
+  const run = startRun(db, {
+    kind: 'omega', name: `Ω ${spec.key} for ${bb.name}`, parentId: req.parentRunId, group: req.group, backboneSha: bb.sha256,
+    datasetId: ds.id, datasetVersion: ds.version, protocol: req.protocol, seed: cfg.seed, threads: req.threads,
+    config: { ...cfg, aug: spec.key, selection: req.selection },
+  });
+  return run.wrap(async () => {
+    const common = { dataset: ds.id, backbone: bb.sha256, ...req.selection, threads: req.threads, signal: req.signal, onProgress: req.onProgress, parentRunId: run.id };
+    const z = await embeddingsFor(db, { ...common, aug: 'identity' });
+    const za = await embeddingsFor(db, { ...common, aug: spec.key, seed: cfg.seed });
+    const d = z.dim;
+    const mask = heldOutMask(z.images.map((i) => i.sha256), cfg.heldOut, cfg.seed);
+    const tr = mask.flatMap((h, i) => (h ? [] : [i]));
+    const ho = mask.flatMap((h, i) => (h ? [i] : []));
+    const [xTr, yTr, xHo, yHo] = [rows(z.x, d, tr), rows(za.x, d, tr), rows(z.x, d, ho), rows(za.x, d, ho)];
+    const identity = { identityMse: mse(xHo, yHo), identityRelativeError: meanRelativeError(xHo, yHo, d), identityCosine: meanCosine(xHo, yHo, d) };
+    const forms: OmegaForm[] = cfg.form === 'auto' ? ['plain', 'residual'] : [cfg.form];
+    const sizes = [d, 2 * d, d];
+    const candidates: (OmegaCandidate & { params: Float32Array[] })[] = [];
+    for (const form of forms) {
+      const m = new MlpModel(sizes, { seed: cfg.seed, residual: form === 'residual' });
+      try {
+        const history = await m.train({
+          x: xTr, targets: yTr, val: { x: xHo, targets: yHo }, batch: cfg.batch, epochs: cfg.epochs, seed: cfg.seed,
+          optimizer: { kind: 'sgd', lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay }, signal: req.signal,
+          onEpoch: (s) => {
+            run.metrics(s.epoch, { [`${form}.train_mse`]: s.loss, [`${form}.heldout_mse`]: s.valLoss });
+            req.onEpoch?.(form, s);
+          },
+        });
+        const pred = m.forward(xHo);
+        const heldOutMse = mse(pred, yHo);
+        candidates.push({
+          form, history, params: m.getParams(), heldOutMse, relativeError: meanRelativeError(pred, yHo, d), cosine: meanCosine(pred, yHo, d),
+          ...identity, flagged: heldOutMse >= identity.identityMse,
+        });
+      } finally {
+        m.dispose();
+      }
+    }
+    const best = candidates.reduce((a, b) => (b.heldOutMse < a.heldOutMse ? b : a));
+    const useIdentity = cfg.form === 'auto' && best.flagged;
+    const fidelity: OmegaFidelity = useIdentity
+      ? { heldOutMse: identity.identityMse, relativeError: identity.identityRelativeError, cosine: identity.identityCosine, ...identity }
+      : { heldOutMse: best.heldOutMse, relativeError: best.relativeError, cosine: best.cosine, ...identity };
+    const result: OmegaResult = {
+      aug: spec.key, chosen: useIdentity ? 'identity' : best.form, sizes, params: useIdentity ? null : best.params,
+      candidates: candidates.map(({ params: _p, ...c }) => c), fidelity, flagged: best.flagged, runId: run.id,
+    };
+    if (result.params) run.artifact('weights', 'omega.f32', packParams(result.params), { sizes, residual: best.form === 'residual', aug: spec.key });
+    return result;
+  }, (r) => ({ chosen: r.chosen, flagged: r.flagged, ...r.fidelity, candidates: r.candidates.map(({ history: _h, ...c }) => c) }));
+}
+
+/** Applies Ω to rows of z (the identity returns z itself). */
+export function applyOmega(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, z: Float32Array): Float32Array {
+  if (o.chosen === 'identity' || !o.params) return z;
+  const m = new MlpModel(o.sizes, { residual: o.chosen === 'residual' });
+  try {
+    m.setParams(o.params);
+    return m.forward(z);
+  } finally {
+    m.dispose();
+  }
+}
+
+/** Weights as one little-endian float32 blob, tensors in order. */
+export function packParams(params: Float32Array[]): Uint8Array {
+  const total = params.reduce((a, p) => a + p.length, 0);
+  const out = new Float32Array(total);
+  let o = 0;
+  for (const p of params) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return new Uint8Array(out.buffer);
+}
+
+export function unpackParams(bytes: Uint8Array, sizes: number[]): Float32Array[] {
+  const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const out: Float32Array[] = [];
+  let o = 0;
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    for (const n of [sizes[l] * sizes[l + 1], sizes[l + 1]]) {
+      out.push(all.slice(o, o + n));
+      o += n;
+    }
+  }
+  return out;
+}
