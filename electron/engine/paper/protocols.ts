@@ -94,16 +94,17 @@ export async function discoverFamilies(db: Db, modelsDir: string, protocol: Prot
     if (!m.architecture || !m.file || m.protocol !== protocol || (aug !== 'none' && aug !== 'hflip')) continue;
     if (archs && !archs.includes(m.architecture)) continue;
     const key = `${m.architecture}/${m.width ?? ''}`;
-    groups.set(key, { ...groups.get(key), [aug]: join(modelsDir, m.file) });
+    groups.set(key, { ...groups.get(key), [aug]: f });
   }
+  const add = (manifestFile: string) => {
+    const path = join(modelsDir, manifestFile);
+    const m = JSON.parse(readFileSync(path, 'utf8')) as { file: string };
+    return addBackbone(db, { onnxPath: join(modelsDir, m.file), manifest: path });
+  };
   const families: Family[] = [];
   for (const [key, g] of groups) {
     if (!g.none || !g.hflip) continue;
-    families.push({
-      architecture: key.split('/')[0],
-      none: await addBackbone(db, { onnxPath: g.none }),
-      hflip: await addBackbone(db, { onnxPath: g.hflip }),
-    });
+    families.push({ architecture: key.split('/')[0], none: await add(g.none), hflip: await add(g.hflip) });
   }
   if (families.length === 0)
     throw new EmbaugError('E_NOT_FOUND', `No backbone pairs (base augmentation none and hflip, protocol ${protocol}) in ${modelsDir}${archs ? ` for ${archs.join(', ')}` : ''}.`);

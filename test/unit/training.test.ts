@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { openDb, type Db } from '../../electron/engine/db.js';
+import { MlpModel } from '../../electron/engine/native.js';
+import { reproduce } from '../../electron/engine/paper/index.js';
+import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
+import { applyOmega, trainHead, trainOmega, unpackParams } from '../../electron/engine/training/index.js';
+import { samples, writeShard } from '../helpers/fixtures.js';
+import { MODELS, REPO, WDS, rng, tempDir } from '../helpers/shared.js';
+
+describe('Ω and Ψ training', () => {
+  it('a plain Ω (D→2D→D, ReLU) recovers a known linear map on synthetic embeddings', async () => {
+    const r = rng(1);
+    const d = 16, n = 2000;
+    const A = new Float32Array(d * d).map(() => (r() * 2 - 1) / Math.sqrt(d));
+    const z = new Float32Array(n * d).map(() => r() * 2 - 1);
+    const y = new Float32Array(n * d);
+    for (let i = 0; i < n; i++) for (let o = 0; o < d; o++) for (let k = 0; k < d; k++) y[i * d + o] += A[o * d + k] * z[i * d + k];
+    const m = new MlpModel([d, 2 * d, d], { seed: 3 });
+    const h = await m.train({ x: z.subarray(0, 1800 * d), targets: y.subarray(0, 1800 * d), val: { x: z.subarray(1800 * d), targets: y.subarray(1800 * d) }, batch: 64, epochs: 60, seed: 1, optimizer: { kind: 'adam', lr: 3e-3 } });
+    const identity = (() => { let s = 0; for (let i = 1800 * d; i < n * d; i++) s += (z[i] - y[i]) ** 2; return s / (200 * d); })();
+    assert.ok(h.at(-1)!.valLoss! < 0.01 * identity, `held-out MSE ${h.at(-1)!.valLoss} vs identity ${identity}`);
+  });
+});
+
+describe('the paper pipeline on a small real subset', () => {
+  const tmp = tempDir();
+  const dataDir = join(tmp.dir, 'data');
+  const modelsDir = join(tmp.dir, 'models');
+  let db: Db;
+  before(async () => {
+    const wds = join(dataDir, 'cifar10-wds');
+    mkdirSync(wds, { recursive: true });
+    await writeShard(join(wds, 'train-000000.tar'), await samples('train-000000.tar', 600));
+    await writeShard(join(wds, 'test-000000.tar'), await samples('test-000000.tar', 200));
+    copyFileSync(join(WDS, 'classes.txt'), join(wds, 'classes.txt'));
+    // A family of two tiny backbones: the same network described once as base "none" and once
+    // as "hflip"; the "none" file carries one extra protobuf field (number 99), which ONNX
+    // Runtime ignores, so the two files have different hashes.
+    mkdirSync(modelsDir);
+    const m = JSON.parse(readFileSync(join(MODELS, 'tiny-resnet18-w4.json'), 'utf8'));
+    const onnx = readFileSync(join(MODELS, 'tiny-resnet18-w4.onnx'));
+    writeFileSync(join(modelsDir, 'tiny-hflip.onnx'), onnx);
+    writeFileSync(join(modelsDir, 'tiny-none.onnx'), Buffer.concat([onnx, Buffer.from([0x98, 0x06, 0x01])]));
+    for (const aug of ['none', 'hflip'])
+      writeFileSync(join(modelsDir, `tiny-${aug}.json`), JSON.stringify({ ...m, sha256: undefined, name: `tiny-${aug}`, file: `tiny-${aug}.onnx`, base: { ...m.base, augmentation: aug } }));
+    db = openDb(join(tmp.dir, 'db.sqlite'));
+  });
+  after(() => {
+    db.close();
+    tmp.cleanup();
+  });
+
+  it('reproduce runs every scenario and writes Table II, Eq. 8, curves and the report', async () => {
+    const out = join(tmp.dir, 'out');
+    const steps: number[] = [];
+    const r = await reproduce(db, { out, modelsDir, dataDir, epochs: 2, seeds: 2, subset: 100, augSets: ['hflip', 'vflip', 'both'], omega: { epochs: 2 }, threads: 2, onProgress: (p) => p.stage.startsWith('reproduce') && steps.push(p.done) });
+    assert.equal(steps.at(-1), 2 * (1 + 2 + 2 * (1 + 2 * 3)));
+    const t = JSON.parse(readFileSync(join(out, 'table2.json'), 'utf8'));
+    const arch = t.architectures.resnet18;
+    for (const k of ['base_none', 'base_hflip', 'none_none', 'none_pixel', 'none_embed', 'pixel_none', 'pixel_pixel', 'pixel_embed']) {
+      assert.ok(arch[k].runs.length === (k.startsWith('base') ? 1 : 2), k);
+      assert.ok(arch[k].mean > 0.2 && arch[k].mean <= 1, `${k} = ${arch[k].mean}`);
+      assert.ok(arch[k].std >= 0);
+    }
+    for (const s of ['vflip', 'both']) for (const k of ['none_pixel', 'none_embed', 'pixel_pixel', 'pixel_embed']) assert.equal(arch[s][k].runs.length, 2);
+    assert.equal(t.protocol, 'cifar10-split');
+    const eq8 = JSON.parse(readFileSync(join(out, 'eq8.json'), 'utf8'));
+    assert.ok(eq8.perSampleSeconds.phi > eq8.perSampleSeconds.omega);
+    assert.deepEqual(eq8.predicted.map((p: { N: number }) => p.N), [1, 2, 4]);
+    assert.ok(eq8.measured.pixelSeconds > 0 && eq8.measured.embedSeconds > 0);
+    const md = readFileSync(join(out, 'table2.md'), 'utf8');
+    assert.match(md, /\| \[Pixel\]-\[Embed\] \| \d+\.\d\d ± \d+\.\d\d \|/);
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg[^>]+aria-label="Fig\. 3[\s\S]*aria-label="Fig\. 4/);
+    const heads = readFileSync(join(out, 'curves', 'heads.csv'), 'utf8').trim().split('\n');
+    assert.equal(heads[0], 'architecture,base,aug_set,scenario,seed,epoch,train_loss,train_acc,test_acc');
+    assert.equal(heads.length - 1, 2 * 2 * (1 + 2 * 3) * 2);
+    assert.ok(existsSync(join(out, 'curves', 'omega.csv')));
+
+    // Tracking: a parent run, every child in its group with config, per-epoch metrics, artifacts.
+    const top = getRun(db, r.runId);
+    assert.equal(top.status, 'completed');
+    assert.equal(top.protocol, 'cifar10-split');
+    const kids = listRuns(db, { group: `reproduce-${r.runId}` });
+    const headRuns = kids.filter((k) => k.kind === 'head');
+    assert.equal(headRuns.length, 2 * 2 * (1 + 2 * 3));
+    for (const h of headRuns) {
+      assert.equal(h.status, 'completed');
+      assert.equal(h.parentId, r.runId);
+      assert.ok(h.datasetVersion && h.backboneSha && h.host.cpu && h.config.epochs === 2);
+      assert.deepEqual(runMetrics(db, h.id).test_acc.map((p) => p.step), [1, 2]);
+      assert.equal(unpackParams(artifactBytes(db, h.id, 'head.f32'), [32, 1024, 128, 5]).length, 6);
+    }
+    assert.equal(kids.filter((k) => k.kind === 'omega').length, 4);
+    const best = bestEpoch(db, headRuns[0].id, 'test_acc')!;
+    assert.ok(best.step >= 1 && best.value === Math.max(...runMetrics(db, headRuns[0].id).test_acc.map((p) => p.value)));
+    const cmp = compareRuns(db, [headRuns[0].id, headRuns[1].id]);
+    assert.ok(cmp.differs.includes('mode') || cmp.differs.includes('augs'));
+  });
+
+  it('a head run is reproducible with its seed', async () => {
+    const req = { backbone: 'tiny-none', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], limit: 100, balanced: true }, test: { split: 'test', classes: [5, 6, 7, 8, 9] }, mode: 'pixel' as const, augs: ['hflip'], config: { epochs: 2, seed: 7 }, threads: 2 };
+    const a = await trainHead(db, req), b = await trainHead(db, req);
+    assert.deepEqual(a.params, b.params);
+    assert.deepEqual(a.history.map((h) => h.valAccuracy), b.history.map((h) => h.valAccuracy));
+    const c = await trainHead(db, { ...req, config: { epochs: 2, seed: 8 } });
+    assert.notDeepEqual(a.params, c.params);
+  });
+
+  it('Ω reports its fidelity against the identity, and random pixel augmentations go through Φ every epoch', async () => {
+    const om = await trainOmega(db, { backbone: 'tiny-hflip', dataset: 'cifar10', selection: { split: 'train', classes: [0, 1, 2, 3, 4] }, aug: 'vflip', config: { epochs: 3, form: 'auto' } });
+    assert.deepEqual(om.candidates.map((c) => c.form), ['plain', 'residual']);
+    for (const c of om.candidates) assert.equal(c.flagged, c.heldOutMse >= c.identityMse);
+    assert.ok(om.fidelity.identityCosine > 0 && om.fidelity.cosine <= 1);
+    if (om.chosen === 'identity') assert.equal(applyOmega(om, new Float32Array(32).fill(1))[0], 1);
+    const before = (db.prepare('SELECT count(*) AS n FROM embedding_sets').get() as { n: number }).n;
+    const h = await trainHead(db, { backbone: 'tiny-hflip', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], limit: 50 }, test: { split: 'test', classes: [5, 6, 7, 8, 9], limit: 50 }, mode: 'pixel', augs: ['crop:pad=4'], config: { epochs: 3 } });
+    assert.equal(h.history.length, 3);
+    assert.equal((db.prepare('SELECT count(*) AS n FROM embedding_sets').get() as { n: number }).n - before, 3, 'one random draw per epoch');
+  });
+
+  it('a run whose process crashes is marked interrupted at the next start', () => {
+    const path = join(tmp.dir, 'crash.sqlite');
+    const script = `
+      import { openDb } from ${JSON.stringify(join(REPO, 'electron/engine/db.ts'))};
+      import { startRun } from ${JSON.stringify(join(REPO, 'electron/engine/runs/index.ts'))};
+      const db = openDb(${JSON.stringify(path)});
+      startRun(db, { kind: 'head', name: 'doomed', config: {} });
+      process.kill(process.pid, 'SIGKILL');`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(r.signal, 'SIGKILL', r.stderr);
+    const db2 = openDb(path);
+    const run = listRuns(db2)[0];
+    assert.equal(run.name, 'doomed');
+    assert.equal(run.status, 'interrupted');
+    assert.match(run.error!, /stopped before it finished/);
+    db2.close();
+  });
+});
