@@ -136,7 +136,7 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
     };
     if (result.params) run.artifact('weights', 'omega.f32', packParams(result.params), { sizes, residual: best.form === 'residual', aug: spec.key });
     return result;
-  }, (r) => ({ chosen: r.chosen, flagged: r.flagged, ...r.fidelity, candidates: r.candidates.map(({ history: _h, ...c }) => c) }));
+  }, (r) => ({ chosen: r.chosen, flagged: r.flagged, sizes: r.sizes, ...r.fidelity, candidates: r.candidates.map(({ history: _h, ...c }) => c) }));
 }
 
 /** Applies Ω to rows of z (the identity returns z itself). */

@@ -1,0 +1,139 @@
+/**
+ * The one contract between the UI and the engine: channel names (`area:verb`), their request
+ * and response types, and the job events. Main (Electron IPC), preload, web mode and the
+ * renderer all import it, so a change breaks the build rather than the user.
+ */
+import type { BackboneInfo } from '../engine/backbones/index.js';
+import type { DatasetInfo, ImageRow } from '../engine/datasets/index.js';
+import type { CacheStats } from '../engine/embeddings/index.js';
+import type { Progress } from '../engine/jobs/index.js';
+import type { BackendInfo, EpochStats } from '../engine/native.js';
+import type { RunFilter, RunRecord, Series } from '../engine/runs/index.js';
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: { code: string; message: string } };
+
+export interface ImportJobArgs {
+  kind: 'folder' | 'wds' | 'cifar';
+  path: string;
+  name: string;
+  testFraction?: number;
+}
+export interface ExtractJobArgs {
+  dataset: number;
+  backbone: string;
+  augs: string[];
+  split?: string;
+  limit?: number;
+}
+export interface OmegaJobArgs {
+  backbone: string;
+  dataset: number;
+  classes?: number[];
+  augs: string[];
+  epochs: number;
+  form: 'auto' | 'plain' | 'residual';
+  lr: number;
+  limit?: number;
+}
+export interface HeadJobArgs {
+  backbone: string;
+  dataset: number;
+  classes?: number[];
+  mode: 'none' | 'pixel' | 'embed';
+  augs: string[];
+  /** Ω runs to use in embed mode, by augmentation key. */
+  omegaRuns?: Record<string, number>;
+  epochs: number;
+  lr: number;
+  optimizer: 'sgd' | 'adam';
+  batch: number;
+  seed: number;
+  limit?: number;
+}
+export interface ReproduceJobArgs {
+  epochs: number;
+  seeds: number;
+  subset?: number;
+  augSets?: string[];
+  archs?: string[];
+}
+
+export interface JobArgs {
+  import: ImportJobArgs;
+  extract: ExtractJobArgs;
+  omega: OmegaJobArgs;
+  head: HeadJobArgs;
+  reproduce: ReproduceJobArgs;
+}
+export type JobKind = keyof JobArgs;
+
+export interface JobInfo {
+  id: string;
+  kind: JobKind;
+  title: string;
+  status: 'running' | 'completed' | 'failed' | 'cancelled';
+  startedAt: string;
+  progress: Progress | null;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+/** Events streamed to the UI while jobs run. */
+export type JobEvent =
+  | { type: 'started'; job: JobInfo }
+  | { type: 'progress'; jobId: string; progress: Progress }
+  | { type: 'epoch'; jobId: string; series: string; stats: EpochStats }
+  | { type: 'log'; jobId: string; line: string }
+  | { type: 'finished'; job: JobInfo };
+
+export interface ImagePage {
+  total: number;
+  images: ImageRow[];
+}
+
+export interface Thumb {
+  sha256: string;
+  /** A data: URL the page can show under its CSP (img-src 'self' data:). */
+  url: string;
+}
+
+export interface ReproductionSummary {
+  runId: number;
+  startedAt: string;
+  out: string | null;
+  table2: unknown | null;
+  eq8: unknown | null;
+}
+
+/** Every request/response pair, by channel. */
+export interface Api {
+  'system:info': { req: void; res: { version: string; dbPath: string; backends: BackendInfo[]; threads: number; mode: 'electron' | 'web' } };
+  'datasets:list': { req: void; res: DatasetInfo[] };
+  'datasets:histogram': { req: { id: number }; res: { split: string; label: number; count: number }[] };
+  'datasets:images': { req: { id: number; split?: string; label?: number; offset: number; limit: number }; res: ImagePage };
+  'datasets:thumbs': { req: { shas: string[] }; res: Thumb[] };
+  'backbones:list': { req: void; res: BackboneInfo[] };
+  'backbones:add': { req: { onnxPath: string; manifestPath?: string; manifest?: unknown; name?: string }; res: BackboneInfo };
+  'embeddings:stats': { req: void; res: CacheStats };
+  'runs:list': { req: RunFilter; res: RunRecord[] };
+  'runs:get': { req: { id: number }; res: RunRecord & { metrics: Series } };
+  'runs:compare': { req: { ids: number[] }; res: { runs: RunRecord[]; differs: string[]; metrics: Record<number, Series> } };
+  'paper:latest': { req: void; res: ReproductionSummary | null };
+  'jobs:start': { req: { [K in JobKind]: { kind: K; args: JobArgs[K] } }[JobKind]; res: JobInfo };
+  'jobs:cancel': { req: { id: string }; res: JobInfo };
+  'jobs:list': { req: void; res: JobInfo[] };
+}
+
+export type Channel = keyof Api;
+export const CHANNELS: readonly Channel[] = [
+  'system:info', 'datasets:list', 'datasets:histogram', 'datasets:images', 'datasets:thumbs', 'backbones:list', 'backbones:add',
+  'embeddings:stats', 'runs:list', 'runs:get', 'runs:compare', 'paper:latest', 'jobs:start', 'jobs:cancel', 'jobs:list',
+];
+
+/** What the preload exposes as window.embaug, and what the web client implements. */
+export interface EmbaugBridge {
+  call<C extends Channel>(channel: C, req: Api[C]['req']): Promise<Result<Api[C]['res']>>;
+  onJobEvent(listener: (e: JobEvent) => void): () => void;
+}
+
+export const JOB_EVENT_CHANNEL = 'jobs:event';

@@ -1,0 +1,99 @@
+/**
+ * One engine call per channel, after the payload is validated. Electron's main process and
+ * the web server both route every request through `handle`, so they cannot drift apart.
+ */
+import { readFileSync } from 'node:fs';
+import sharp from 'sharp';
+
+import { addBackbone, listBackbones } from '../engine/backbones/index.js';
+import { classHistogram, getDataset, listDatasets, readBlobs } from '../engine/datasets/index.js';
+import type { Db } from '../engine/db.js';
+import { cacheStats } from '../engine/embeddings/index.js';
+import { EmbaugError } from '../engine/errors.js';
+import { getThreads, listBackends } from '../engine/native.js';
+import { compareRuns, getRun, listRuns, runMetrics } from '../engine/runs/index.js';
+import type { JobRunner } from '../jobs/runner.js';
+import { type Api, CHANNELS, type Channel, type ReproductionSummary, type Result } from './contract.js';
+import { SCHEMAS } from './schemas.js';
+
+export interface HandlerContext {
+  db: Db;
+  dbPath: string;
+  jobs: JobRunner;
+  mode: 'electron' | 'web';
+  version: string;
+}
+
+type Impl = { [C in Channel]: (req: Api[C]['req']) => Promise<Api[C]['res']> | Api[C]['res'] };
+
+function implementation(ctx: HandlerContext): Impl {
+  const { db } = ctx;
+  return {
+    'system:info': () => ({ version: ctx.version, dbPath: ctx.dbPath, backends: listBackends(), threads: getThreads(), mode: ctx.mode }),
+    'datasets:list': () => listDatasets(db),
+    'datasets:histogram': ({ id }) => classHistogram(db, getDataset(db, id).id),
+    'datasets:images': ({ id, split, label, offset, limit }) => {
+      const where = ['dataset_id = ?'];
+      const args: unknown[] = [id];
+      if (split) (where.push('split = ?'), args.push(split));
+      if (label !== undefined) (where.push('label = ?'), args.push(label));
+      const w = where.join(' AND ');
+      const total = (db.prepare(`SELECT count(*) AS n FROM images WHERE ${w}`).get(...args) as { n: number }).n;
+      const images = db.prepare(`SELECT idx, sha256, label, split, width, height, source FROM images WHERE ${w} ORDER BY idx LIMIT ? OFFSET ?`).all(...args, limit, offset) as Api['datasets:images']['res']['images'];
+      return { total, images };
+    },
+    'datasets:thumbs': async ({ shas }) =>
+      Promise.all(
+        readBlobs(db, shas).map(async (b, i) => {
+          const mime = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', gif: 'image/gif' }[b.format as string];
+          if (mime) return { sha256: shas[i], url: `data:${mime};base64,${Buffer.from(b.bytes).toString('base64')}` };
+          // Raw pixels (CIFAR binary) and formats browsers do not show become PNG.
+          const input = b.format === 'rgb' ? sharp(b.bytes, { raw: { width: b.width, height: b.height, channels: 3 } }) : sharp(b.bytes);
+          const png = await input.resize({ width: Math.min(b.width, 128), withoutEnlargement: true }).png().toBuffer();
+          return { sha256: shas[i], url: `data:image/png;base64,${png.toString('base64')}` };
+        }),
+      ),
+    'backbones:list': () => listBackbones(db),
+    'backbones:add': async ({ onnxPath, manifestPath, manifest, name }) => addBackbone(db, { onnxPath, manifest: manifest ?? manifestPath, name }),
+    'embeddings:stats': () => cacheStats(db),
+    'runs:list': (f) => listRuns(db, f),
+    'runs:get': ({ id }) => ({ ...getRun(db, id), metrics: runMetrics(db, id) }),
+    'runs:compare': ({ ids }) => compareRuns(db, ids),
+    'paper:latest': () => latestReproduction(db),
+    'jobs:start': (req) => ctx.jobs.start(req.kind, req.args as never),
+    'jobs:cancel': ({ id }) => ctx.jobs.cancel(id),
+    'jobs:list': () => ctx.jobs.list(),
+  };
+}
+
+function latestReproduction(db: Db): ReproductionSummary | null {
+  const run = listRuns(db, { kind: 'reproduce', status: 'completed', limit: 1 })[0];
+  if (!run) return null;
+  const out = (run.summary as { out?: string } | null)?.out ?? null;
+  const read = (f: string) => {
+    try {
+      return out ? JSON.parse(readFileSync(`${out}/${f}`, 'utf8')) : null;
+    } catch {
+      return null;
+    }
+  };
+  return { runId: run.id, startedAt: run.startedAt, out, table2: read('table2.json'), eq8: read('eq8.json') };
+}
+
+export function createHandler(ctx: HandlerContext) {
+  const impl = implementation(ctx);
+  return async function handle(channel: unknown, payload: unknown): Promise<Result<unknown>> {
+    if (typeof channel !== 'string' || !CHANNELS.includes(channel as Channel))
+      return { ok: false, error: { code: 'E_CHANNEL', message: `unknown channel ${JSON.stringify(channel)}` } };
+    const parsed = SCHEMAS[channel as Channel].safeParse(payload ?? undefined);
+    if (!parsed.success)
+      return { ok: false, error: { code: 'E_ARG', message: `${channel}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')}` } };
+    try {
+      const fn = impl[channel as Channel] as (req: unknown) => unknown;
+      return { ok: true, value: await fn(parsed.data) };
+    } catch (err) {
+      const code = err instanceof EmbaugError ? err.code : err instanceof TypeError || err instanceof RangeError ? 'E_ARG' : 'E_INTERNAL';
+      return { ok: false, error: { code, message: err instanceof Error ? err.message : String(err) } };
+    }
+  };
+}

@@ -1,0 +1,44 @@
+/** Payload validation for every channel: the UI is trusted no more than any other input. */
+import { z } from 'zod';
+
+import type { Channel } from './contract.js';
+
+const id = z.number().int().nonnegative();
+const aug = z.string().min(1).max(500);
+const classes = z.array(z.number().int().min(0).max(1000)).max(1000).optional();
+
+const job = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('import'), args: z.object({ kind: z.enum(['folder', 'wds', 'cifar']), path: z.string().min(1), name: z.string().min(1).max(200), testFraction: z.number().min(0).max(1).optional() }) }),
+  z.object({ kind: z.literal('extract'), args: z.object({ dataset: id, backbone: z.string().min(1), augs: z.array(aug).min(1).max(16), split: z.string().optional(), limit: z.number().int().positive().optional() }) }),
+  z.object({
+    kind: z.literal('omega'),
+    args: z.object({ backbone: z.string().min(1), dataset: id, classes, augs: z.array(aug).min(1).max(16), epochs: z.number().int().min(1).max(1000), form: z.enum(['auto', 'plain', 'residual']), lr: z.number().positive().max(10), limit: z.number().int().positive().optional() }),
+  }),
+  z.object({
+    kind: z.literal('head'),
+    args: z.object({
+      backbone: z.string().min(1), dataset: id, classes, mode: z.enum(['none', 'pixel', 'embed']), augs: z.array(aug).max(16),
+      omegaRuns: z.record(z.string(), id).optional(), epochs: z.number().int().min(1).max(1000), lr: z.number().positive().max(10),
+      optimizer: z.enum(['sgd', 'adam']), batch: z.number().int().min(1).max(65536), seed: z.number().int().min(0).max(2 ** 31), limit: z.number().int().positive().optional(),
+    }),
+  }),
+  z.object({ kind: z.literal('reproduce'), args: z.object({ epochs: z.number().int().min(1).max(1000), seeds: z.number().int().min(1).max(20), subset: z.number().int().positive().optional(), augSets: z.array(z.enum(['hflip', 'vflip', 'both'])).optional(), archs: z.array(z.string()).optional() }) }),
+]);
+
+export const SCHEMAS: Record<Channel, z.ZodType> = {
+  'system:info': z.undefined().or(z.null()),
+  'datasets:list': z.undefined().or(z.null()),
+  'datasets:histogram': z.object({ id }),
+  'datasets:images': z.object({ id, split: z.string().optional(), label: z.number().int().min(0).optional(), offset: z.number().int().min(0), limit: z.number().int().min(1).max(2000) }),
+  'datasets:thumbs': z.object({ shas: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(2000) }),
+  'backbones:list': z.undefined().or(z.null()),
+  'backbones:add': z.object({ onnxPath: z.string().min(1), manifestPath: z.string().optional(), manifest: z.unknown().optional(), name: z.string().max(200).optional() }),
+  'embeddings:stats': z.undefined().or(z.null()),
+  'runs:list': z.object({ kind: z.string().optional(), status: z.enum(['running', 'completed', 'failed', 'cancelled', 'interrupted']).optional(), group: z.string().optional(), parentId: id.optional(), search: z.string().max(200).optional(), limit: z.number().int().min(1).max(10000).optional() }),
+  'runs:get': z.object({ id }),
+  'runs:compare': z.object({ ids: z.array(id).min(2).max(20) }),
+  'paper:latest': z.undefined().or(z.null()),
+  'jobs:start': job,
+  'jobs:cancel': z.object({ id: z.string().min(1).max(100) }),
+  'jobs:list': z.undefined().or(z.null()),
+};

@@ -1,0 +1,81 @@
+/**
+ * What each job kind does, in engine calls. Runs inside a job worker thread, with its own
+ * database connection, so the UI's event loop never waits on training or extraction.
+ */
+import { join } from 'node:path';
+
+import type { JobArgs, JobKind } from '../ipc/contract.js';
+import { importDataset } from '../engine/datasets/index.js';
+import type { Db } from '../engine/db.js';
+import { extract } from '../engine/embeddings/index.js';
+import type { OnProgress } from '../engine/jobs/index.js';
+import type { EpochStats } from '../engine/native.js';
+import { reproduce } from '../engine/paper/index.js';
+import { artifactBytes, getRun } from '../engine/runs/index.js';
+import { trainHead, trainOmega, unpackParams, type OmegaResult } from '../engine/training/index.js';
+
+export interface TaskContext {
+  db: Db;
+  threads: number;
+  signal: AbortSignal;
+  onProgress: OnProgress;
+  onEpoch: (series: string, s: EpochStats) => void;
+  log: (line: string) => void;
+  settings: { modelsDir: string; dataDir: string; outDir: string };
+}
+
+type Tasks = { [K in JobKind]: (ctx: TaskContext, args: JobArgs[K]) => Promise<unknown> };
+
+/** An Ω trained earlier, rebuilt from its run's summary and weights. */
+function omegaFromRun(db: Db, runId: number): Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId'> {
+  const run = getRun(db, runId);
+  const s = run.summary as { chosen?: OmegaResult['chosen']; sizes?: number[] } | null;
+  if (run.kind !== 'omega' || !s?.chosen || !s.sizes) throw new TypeError(`run ${runId} is not a finished Ω training`);
+  if (s.chosen === 'identity') return { chosen: 'identity', sizes: s.sizes, params: null, runId };
+  return { chosen: s.chosen, sizes: s.sizes, params: unpackParams(artifactBytes(db, runId, 'omega.f32'), s.sizes), runId };
+}
+
+export const TASKS: Tasks = {
+  import: (c, a) =>
+    importDataset(c.db, { kind: a.kind, path: a.path, name: a.name, splitRule: { test: a.testFraction ?? 0.2, seed: 0 }, signal: c.signal, onProgress: c.onProgress, threads: c.threads }),
+  extract: async (c, a) => {
+    const out = [];
+    for (const aug of a.augs) {
+      const r = await extract(c.db, { dataset: a.dataset, backbone: a.backbone, aug, split: a.split, limit: a.limit, threads: c.threads, signal: c.signal, onProgress: c.onProgress });
+      const { images, ...rest } = r;
+      out.push({ aug, images: images.length, ...rest });
+    }
+    return out;
+  },
+  omega: async (c, a) => {
+    const out = [];
+    for (const aug of a.augs) {
+      const r = await trainOmega(c.db, {
+        backbone: a.backbone, dataset: a.dataset, selection: { split: 'train', classes: a.classes, limit: a.limit, balanced: a.limit !== undefined },
+        aug, config: { epochs: a.epochs, form: a.form, lr: a.lr }, threads: c.threads, signal: c.signal, onProgress: c.onProgress,
+        onEpoch: (form, s) => c.onEpoch(`${aug} ${form}`, s),
+      });
+      const { params: _p, ...rest } = r;
+      out.push(rest);
+    }
+    return out;
+  },
+  head: async (c, a) => {
+    const omegas = Object.fromEntries(Object.entries(a.omegaRuns ?? {}).map(([aug, id]) => [aug, omegaFromRun(c.db, id)]));
+    const sel = { classes: a.classes, limit: a.limit, balanced: a.limit !== undefined };
+    const r = await trainHead(c.db, {
+      backbone: a.backbone, dataset: a.dataset, train: { split: 'train', ...sel }, test: { split: 'test', ...sel }, mode: a.mode, augs: a.augs, omegas,
+      config: { epochs: a.epochs, batch: a.batch, seed: a.seed, optimizer: { kind: a.optimizer, lr: a.lr } },
+      threads: c.threads, signal: c.signal, onProgress: c.onProgress, onEpoch: (s) => c.onEpoch('head', s),
+    });
+    return { runId: r.runId, testAccuracy: r.testAccuracy, epochs: r.history.length };
+  },
+  reproduce: async (c, a) => {
+    const out = join(c.settings.outDir, `reproduction-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    const r = await reproduce(c.db, {
+      out, modelsDir: c.settings.modelsDir, dataDir: c.settings.dataDir, epochs: a.epochs, seeds: a.seeds, subset: a.subset, augSets: a.augSets, archs: a.archs,
+      threads: c.threads, signal: c.signal, onProgress: c.onProgress, log: c.log,
+    });
+    return { runId: r.runId, out, seconds: r.seconds };
+  },
+};
