@@ -18,7 +18,7 @@ const job = z.discriminatedUnion('kind', [
     kind: z.literal('head'),
     args: z.object({
       backbone: z.string().min(1), dataset: id, classes, mode: z.enum(['none', 'pixel', 'embed']), augs: z.array(aug).max(16),
-      omegaRuns: z.record(z.string(), id).optional(), epochs: z.number().int().min(1).max(1000), lr: z.number().positive().max(10),
+      omegaRuns: z.record(z.string(), id).optional(), epochs: z.number().int().min(1).max(100000), lr: z.number().positive().max(10),
       optimizer: z.enum(['sgd', 'adam']), batch: z.number().int().min(1).max(65536), seed: z.number().int().min(0).max(2 ** 31), limit: z.number().int().positive().optional(),
     }),
   }),

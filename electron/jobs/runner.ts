@@ -9,7 +9,8 @@ import { EmbaugError } from '../engine/errors.js';
 import type { JobArgs, JobEvent, JobInfo, JobKind } from '../ipc/contract.js';
 import type { WorkerInput, WorkerMessage } from './worker.js';
 
-const WORKER = new URL(`./worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
+// Built code runs worker.js; the TypeScript sources need tsx inside the thread (worker-boot.mjs).
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? './worker-boot.mjs' : './worker.js', import.meta.url);
 
 export interface RunnerOptions {
   dbPath: string;
