@@ -4,10 +4,10 @@
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 import { EmbaugError, fromNative } from './errors.js';
+import { packageRoot } from './paths.js';
 import * as v from './validate.js';
 
 export interface BackendInfo {
@@ -87,11 +87,9 @@ interface Binding {
   ): Promise<{ pixels: Uint8Array; errors: (string | null)[]; widths: Int32Array; heights: Int32Array }>;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-
 /** Inside a packaged app the addon sits in app.asar.unpacked; in a checkout, under native/build. */
 function addonDir(): string {
-  const root = process.env.EMBAUG_NATIVE_DIR ?? join(here, '..', '..', 'native', 'build', 'Release');
+  const root = process.env.EMBAUG_NATIVE_DIR ?? join(packageRoot(), 'native', 'build', 'Release');
   return root.replace(`app.asar${'/'}`, `app.asar.unpacked/`);
 }
 

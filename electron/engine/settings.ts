@@ -4,10 +4,9 @@
  * Windows), then what ships with the workbench.
  */
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { packageRoot } from './paths.js';
 
 /** The user's cache folder for embaug (downloads), overridable with EMBAUG_CACHE. */
 export function cacheDir(env = process.env, platform = process.platform): string {
@@ -24,5 +23,6 @@ export function defaultDataDir(env = process.env): string {
 
 /** The bundled backbones, unless EMBAUG_MODELS points elsewhere. */
 export function defaultModelsDir(env = process.env): string {
-  return env.EMBAUG_MODELS ? resolve(env.EMBAUG_MODELS) : join(ROOT, 'models');
+  // Packaged apps unpack models/ from the asar archive: ONNX Runtime reads real files.
+  return env.EMBAUG_MODELS ? resolve(env.EMBAUG_MODELS) : join(packageRoot(), 'models').replace(`app.asar${'/'}`, 'app.asar.unpacked/');
 }

@@ -1,16 +1,16 @@
 /** `npm run web`: serves the workbench on 127.0.0.1 with a random token. */
 import { cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { defaultDbPath, openDb } from '../engine/db.js';
 import { setThreads } from '../engine/native.js';
+import { packageRoot } from '../engine/paths.js';
 import { cacheDir, defaultDataDir, defaultModelsDir } from '../engine/settings.js';
 import { JobRunner } from '../jobs/runner.js';
 import { startWebServer } from './server.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ROOT = packageRoot();
 const { values } = parseArgs({ options: { db: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' } } });
 const dbPath = resolve(values.db ?? defaultDbPath());
 const threads = Number(values.threads ?? cpus().length);

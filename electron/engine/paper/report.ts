@@ -1,7 +1,8 @@
 /** The files `reproduce` writes: table2.md/.json, eq8.json, curve CSVs and report.html. */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import PAPER from './paper-table2.json' with { type: 'json' };
 
 import type { Acc, ReproduceResult } from './reproduce.js';
 
@@ -23,8 +24,7 @@ interface PaperNumbers {
 }
 
 export function paperNumbers(): PaperNumbers {
-  const file = join(dirname(fileURLToPath(import.meta.url)), 'paper-table2.json');
-  return JSON.parse(readFileSync(file, 'utf8')) as PaperNumbers;
+  return PAPER as PaperNumbers;
 }
 
 const pct = (a: Acc | undefined) => (a ? `${(100 * a.mean).toFixed(2)} ± ${(100 * a.std).toFixed(2)}` : '–');
