@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 
-import { classHistogram, getDataset, importDataset, listDatasets, type ImportKind } from '../../engine/datasets/index.js';
+import { ARCHIVES, classHistogram, getCifar, getDataset, importDataset, listDatasets, type ImportKind } from '../../engine/datasets/index.js';
 import { UsageError, intOpt, numOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
 
@@ -9,6 +9,9 @@ export const DATA_HELP = `embaug data <command>
       Import a data set: an image folder (root/<class>/* or root/<split>/<class>/*), WebDataset
       shards (image + .cls or .json label), or the official CIFAR-10/100 binary files. All or
       nothing: a failed import leaves the database as it was. Prints what was skipped and why.
+  get cifar10|cifar100 [--cache DIR] [--url URL --md5 SUM]
+      Download the official binary archive (MD5-checked, resumable) into the user cache
+      (EMBAUG_CACHE or --cache overrides it) and import it; --url/--md5 name a mirror.
   list                       Data sets with their image counts and versions.
   show <name|id>             Classes, counts per split and class, import report.`;
 
@@ -50,6 +53,16 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
       }
       return lines.join('\n');
     });
+    return;
+  }
+  if (sub === 'get') {
+    const { values, positionals } = parse(rest, { cache: { type: 'string' }, url: { type: 'string' }, md5: { type: 'string' } });
+    const name = positionals[0];
+    if (name !== 'cifar10' && name !== 'cifar100') throw new UsageError('data get takes cifar10 or cifar100');
+    if (!!values.url !== !!values.md5) throw new UsageError('--url and --md5 go together: a mirror needs its checksum');
+    const archive = values.url ? { ...ARCHIVES[name], url: values.url as string, md5: values.md5 as string } : undefined;
+    const ds = await getCifar(ctx.db(), name, { cache: values.cache ? resolve(values.cache as string) : undefined, archive, signal: ctx.signal, onProgress: ctx.progress });
+    ctx.out(ds, `data set "${ds.name}" (id ${ds.id}): ${ds.imageCount} images, ${ds.classes.length} classes, splits ${JSON.stringify(ds.report.perSplit)}`);
     return;
   }
   if (sub === 'list') {

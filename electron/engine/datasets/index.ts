@@ -5,6 +5,7 @@ import { type DatasetInfo, type ImportOptions, writeDataset } from './store.js';
 export * from './store.js';
 export { decodeToSize, sniff } from './formats.js';
 export type { SplitRule } from './sources.js';
+export { ARCHIVES, download, getCifar, type Archive } from './download.js';
 
 export type ImportKind = 'folder' | 'wds' | 'cifar';
 

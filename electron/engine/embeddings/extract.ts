@@ -118,8 +118,8 @@ export async function phiPass(
 ): Promise<number> {
   const ops = nativeOps(parseAug(o.aug));
   const pre = preprocessOf(bb.manifest);
-  const meter = new ProgressMeter('extracting embeddings', todo.length, 'images', o.onProgress);
   if (todo.length === 0) return 0;
+  const meter = new ProgressMeter('extracting embeddings', todo.length, 'images', o.onProgress);
   const sess = await session(bb.path, o.threads);
   const { height: H, width: W } = pre;
   const shape = (n: number) => (pre.nhwc ? [n, H, W, 3] : [n, 3, H, W]);
