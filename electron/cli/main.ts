@@ -7,7 +7,7 @@ import { UsageError } from './args.js';
 import { DATA_HELP, data } from './commands/data.js';
 import { BACKBONE_HELP, EXTRACT_HELP, backbone, cache, extractCmd } from './commands/model.js';
 import { REPRODUCE_HELP, reproduceCmd } from './commands/reproduce.js';
-import { RUNS_HELP, runs } from './commands/runs.js';
+import { EXPORT_HELP, RUNS_HELP, exportCmd, runs } from './commands/runs.js';
 import { makeCtx, type Ctx } from './context.js';
 
 type Command = { run: (ctx: Ctx, argv: string[]) => Promise<void>; help: string };
@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   cache: { run: cache, help: 'embaug cache stats   Embedding sets, vector counts and sizes.' },
   runs: { run: runs, help: RUNS_HELP },
   reproduce: { run: reproduceCmd, help: REPRODUCE_HELP },
+  export: { run: exportCmd, help: EXPORT_HELP },
 };
 
 export function registerCommand(name: string, c: Command): void {
@@ -34,7 +35,7 @@ ${Object.values(COMMANDS).map((c) => c.help).join('\n\n')}
 The database defaults to ./experiments.db (or $EMBAUG_DB).`;
 
 const EXIT: Partial<Record<ErrorCode, number>> = {
-  E_ARG: 2, E_NOT_FOUND: 3, E_IMPORT: 4, E_MODEL: 4, E_SHAPE: 4, E_CHECKSUM: 4, E_DOWNLOAD: 4,
+  E_ARG: 2, E_NOT_FOUND: 3, E_IMPORT: 4, E_MODEL: 4, E_SHAPE: 4, E_CHECKSUM: 4, E_DOWNLOAD: 4, E_EXPORT: 4,
   E_NATIVE: 5, E_NATIVE_ALLOC: 5, E_NATIVE_DEVICE: 5, E_NATIVE_LOAD: 5, E_BACKEND_UNAVAILABLE: 5, E_CANCELLED: 130,
 };
 

@@ -6,6 +6,7 @@
 import type { BackboneInfo } from '../engine/backbones/index.js';
 import type { DatasetInfo, ImageRow } from '../engine/datasets/index.js';
 import type { CacheStats } from '../engine/embeddings/index.js';
+import type { ExportResult } from '../engine/export/index.js';
 import type { Progress } from '../engine/jobs/index.js';
 import type { BackendInfo, EpochStats } from '../engine/native.js';
 import type { RunFilter, RunRecord, Series } from '../engine/runs/index.js';
@@ -118,6 +119,7 @@ export interface Api {
   'runs:list': { req: RunFilter; res: RunRecord[] };
   'runs:get': { req: { id: number }; res: RunRecord & { metrics: Series } };
   'runs:compare': { req: { ids: number[] }; res: { runs: RunRecord[]; differs: string[]; metrics: Record<number, Series> } };
+  'runs:export': { req: { runId: number; outDir: string; name?: string; merged?: boolean }; res: ExportResult };
   'paper:latest': { req: void; res: ReproductionSummary | null };
   'jobs:start': { req: { [K in JobKind]: { kind: K; args: JobArgs[K] } }[JobKind]; res: JobInfo };
   'jobs:cancel': { req: { id: string }; res: JobInfo };
@@ -127,7 +129,7 @@ export interface Api {
 export type Channel = keyof Api;
 export const CHANNELS: readonly Channel[] = [
   'system:info', 'datasets:list', 'datasets:histogram', 'datasets:images', 'datasets:thumbs', 'backbones:list', 'backbones:add',
-  'embeddings:stats', 'runs:list', 'runs:get', 'runs:compare', 'paper:latest', 'jobs:start', 'jobs:cancel', 'jobs:list',
+  'embeddings:stats', 'runs:list', 'runs:get', 'runs:compare', 'runs:export', 'paper:latest', 'jobs:start', 'jobs:cancel', 'jobs:list',
 ];
 
 /** What the preload exposes as window.embaug, and what the web client implements. */

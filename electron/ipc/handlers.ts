@@ -10,6 +10,7 @@ import { classHistogram, getDataset, listDatasets, readBlobs } from '../engine/d
 import type { Db } from '../engine/db.js';
 import { cacheStats } from '../engine/embeddings/index.js';
 import { EmbaugError } from '../engine/errors.js';
+import { exportRun } from '../engine/export/index.js';
 import { getThreads, listBackends } from '../engine/native.js';
 import { compareRuns, getRun, listRuns, runMetrics } from '../engine/runs/index.js';
 import type { JobRunner } from '../jobs/runner.js';
@@ -59,6 +60,7 @@ function implementation(ctx: HandlerContext): Impl {
     'runs:list': (f) => listRuns(db, f),
     'runs:get': ({ id }) => ({ ...getRun(db, id), metrics: runMetrics(db, id) }),
     'runs:compare': ({ ids }) => compareRuns(db, ids),
+    'runs:export': ({ runId, outDir, name, merged }) => exportRun(db, { runId, outDir, name, merged }),
     'paper:latest': () => latestReproduction(db),
     'jobs:start': (req) => ctx.jobs.start(req.kind, req.args as never),
     'jobs:cancel': ({ id }) => ctx.jobs.cancel(id),

@@ -163,9 +163,17 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     assert.ok((await cmp.getByTestId('chart').count()) >= 3);
     await noOverflow('runs');
     await shot('06-runs');
+    // Export the first completed head, verified, from the Runs view.
+    await page.getByRole('button', { name: /Compare 2/ }).waitFor();
+    await boxes.nth(1).uncheck();
+    const form = page.getByTestId('export-form');
+    await form.getByLabel('Destination folder').fill(join(tmp.dir, 'exports'));
+    await form.getByRole('button', { name: 'Export' }).click();
+    await page.getByTestId('export-result').getByText(/verified .*merged\.onnx/).waitFor({ timeout: 60_000 });
+    await shot('07-export');
     await view('Paper');
     await page.getByText('No reproduction yet').waitFor();
-    await shot('07-paper');
+    await shot('08-paper');
     assert.deepEqual(errors, []);
   });
 

@@ -1,6 +1,8 @@
-import { resolve } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 
-import { addBackbone, listBackbones } from '../../engine/backbones/index.js';
+import { addBackbone, embeddingCandidates, listBackbones, truncateClassifier } from '../../engine/backbones/index.js';
+import { dataDir } from '../../engine/db.js';
 import { cacheStats, extract } from '../../engine/embeddings/index.js';
 import { UsageError, classesOpt, intOpt, listOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
@@ -12,6 +14,10 @@ export const BACKBONE_HELP = `embaug backbone <command>
         --input NAME --size HxW [--layout NCHW|NHWC] [--range 0,1] [--mean r,g,b] [--std r,g,b]
         [--bgr] [--normalised-in-graph] --embedding OUTPUT [--logits OUTPUT]
       The model is opened in ONNX Runtime and checked with a real batch before it is recorded.
+  add <classifier.onnx> --from-classifier [--tensor T] [--size HxW] [--range --mean --std --bgr]
+      Use any ONNX image classifier: cut its graph at T (default: the input of its last
+      Gemm/MatMul; a rank-4 map is pooled) to give it an embedding output.
+  candidates <model.onnx>    Tensors that could serve as the embedding, the default first.
   list                       Registered backbones (name, sha256, D, architecture, base accuracy).`;
 
 export const EXTRACT_HELP = `embaug extract --dataset D --backbone B [--aug SPEC] [--split S] [--classes 0-4]
@@ -50,11 +56,41 @@ export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
       manifest: { type: 'string' }, name: { type: 'string' }, input: { type: 'string' }, size: { type: 'string' },
       layout: { type: 'string' }, range: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' },
       bgr: { type: 'boolean' }, 'normalised-in-graph': { type: 'boolean' }, embedding: { type: 'string' }, logits: { type: 'string' },
+      'from-classifier': { type: 'boolean' }, tensor: { type: 'string' },
     });
     if (positionals.length !== 1) throw new UsageError('backbone add takes one ONNX file');
+    if (values['from-classifier']) {
+      const src = resolve(positionals[0]);
+      const size = values.size ? /^(\d+)x(\d+)$/.exec(String(values.size)) : null;
+      if (values.size && !size) throw new UsageError('--size takes HxW, e.g. --size 224x224');
+      const dir = join(dataDir(ctx.db()), 'backbones');
+      mkdirSync(dir, { recursive: true });
+      const out = join(dir, `${basename(src, '.onnx')}.embedding.onnx`);
+      const manifest = await truncateClassifier({
+        onnxPath: src, outPath: out, tensor: values.tensor as string | undefined,
+        input: {
+          ...(size ? { height: Number(size[1]), width: Number(size[2]) } : {}),
+          ...(values.layout ? { layout: values.layout as 'NCHW' } : {}),
+          channels: values.bgr ? 'BGR' : 'RGB',
+          range: (listOpt(values.range, 'range') ?? [0, 1]) as [number, number],
+          mean: (listOpt(values.mean, 'mean') ?? [0, 0, 0]) as [number, number, number],
+          std: (listOpt(values.std, 'std') ?? [1, 1, 1]) as [number, number, number],
+          normalisation: values['normalised-in-graph'] ? 'inside the graph' : 'by embaug',
+        },
+      });
+      const b = await addBackbone(ctx.db(), { onnxPath: out, manifest, name: (values.name as string | undefined) ?? basename(src, '.onnx') });
+      ctx.out(b, `backbone "${b.name}" from a classifier: D=${b.dim}, embedding = ${String(manifest.embedding.taken_at)}`);
+      return;
+    }
     const manifest = values.input ? manifestFromFlags(values) : values.manifest ? resolve(values.manifest as string) : undefined;
     const b = await addBackbone(ctx.db(), { onnxPath: resolve(positionals[0]), manifest, name: values.name as string | undefined });
     ctx.out(b, `backbone "${b.name}": D=${b.dim}, sha256 ${b.sha256.slice(0, 16)}…, input ${b.manifest.input.layout} ${b.manifest.input.height}x${b.manifest.input.width}`);
+    return;
+  }
+  if (sub === 'candidates') {
+    if (!rest[0]) throw new UsageError('backbone candidates takes an ONNX file');
+    const c = embeddingCandidates(readFileSync(resolve(rest[0])));
+    ctx.out(c, () => [`input ${c.input.name} [${c.input.shape.join(',')}]`, `default: ${c.default ?? '(none: name a tensor)'}`, ...c.candidates.map((x) => `  ${x.tensor}   (${x.role})`)].join('\n'));
     return;
   }
   if (sub === 'list') {

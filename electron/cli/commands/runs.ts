@@ -1,6 +1,23 @@
+import { resolve } from 'node:path';
+
+import { exportRun } from '../../engine/export/index.js';
 import { compareRuns, getRun, listRuns, runArtifacts, runMetrics, type RunStatus } from '../../engine/runs/index.js';
 import { UsageError, intOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
+
+export const EXPORT_HELP = `embaug export --run ID --out DIR [--name NAME] [--merged] [--no-safetensors]
+  Export a trained head Ψ (or Ω) run: NAME.onnx (embedding in; logits and probabilities out),
+  with --merged NAME.merged.onnx (Φ and Ψ in one graph: image in), and NAME.safetensors with
+  NAME.json. Each file is verified in ONNX Runtime against the workbench's own forward pass on
+  real embeddings and images before the export is reported done.`;
+
+export async function exportCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const { values } = parse(argv, { run: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' }, merged: { type: 'boolean' }, 'no-safetensors': { type: 'boolean' } });
+  const runId = intOpt(values.run, 'run');
+  if (runId === undefined || !values.out) throw new UsageError(`export needs --run and --out\n${EXPORT_HELP}`);
+  const r = await exportRun(ctx.db(), { runId, outDir: resolve(values.out as string), name: values.name as string | undefined, merged: !!values.merged, safetensors: !values['no-safetensors'] });
+  ctx.out(r, () => [...r.files.map((f) => `wrote ${f.path} (${f.bytes} bytes)`), ...r.checks.map((c) => `checked ${c.what}: max difference ${c.maxAbsDiff.toExponential(2)}${c.argmaxAgreement === null ? '' : `, argmax agreement ${(100 * c.argmaxAgreement).toFixed(1)}%`}`)].join('\n'));
+}
 
 export const RUNS_HELP = `embaug runs <command>
   list [--kind K] [--status S] [--group G] [--search TEXT] [--limit N]

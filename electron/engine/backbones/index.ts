@@ -1,2 +1,3 @@
 export * from './manifest.js';
 export * from './registry.js';
+export * from './truncate.js';

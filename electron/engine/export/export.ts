@@ -1,0 +1,225 @@
+/**
+ * Exporting trained heads Ψ and transformers Ω: ONNX (embedding in; logits and probabilities,
+ * or the augmented embedding, out), one deployable ONNX with Φ and Ψ merged (image in), and
+ * safetensors weights with a JSON manifest. Every file is checked in ONNX Runtime against the
+ * workbench's own forward pass on real embeddings and images before the export is reported
+ * done; a failed check removes what was written.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
+import * as ort from 'onnxruntime-node';
+
+import { nativeOps, parseAug } from '../augment/index.js';
+import { getBackbone, preprocessOf, type BackboneInfo } from '../backbones/index.js';
+import { decodeToSize, readBlobs, selectImages, type Selection } from '../datasets/index.js';
+import type { Db } from '../db.js';
+import { embeddingsFor } from '../embeddings/index.js';
+import { EmbaugError } from '../errors.js';
+import { MlpModel, augment } from '../native.js';
+import { artifactBytes, getRun, runArtifacts, startRun, type RunRecord } from '../runs/index.js';
+import { unpackParams } from '../training/index.js';
+import type { onnx } from 'onnx-proto';
+
+import { decodeModel, encodeModel, mlpNodes, model, valueInfo } from './onnx.js';
+import { encodeSafetensors } from './safetensors.js';
+
+export interface ExportRequest {
+  runId: number;
+  outDir: string;
+  /** Base name of the files; letters, digits, dot, dash and underscore only. */
+  name?: string;
+  merged?: boolean;
+  safetensors?: boolean;
+}
+
+export interface ExportedFile {
+  path: string;
+  kind: 'onnx' | 'onnx-merged' | 'safetensors' | 'manifest';
+  sha256: string;
+  bytes: number;
+}
+
+export interface ExportResult {
+  files: ExportedFile[];
+  checks: { what: string; samples: number; maxAbsDiff: number; argmaxAgreement: number | null }[];
+  runId: number;
+}
+
+interface Trained {
+  run: RunRecord;
+  kind: 'head' | 'omega';
+  sizes: number[];
+  params: Float32Array[];
+  residual: boolean;
+  classNames: string[];
+  backbone: BackboneInfo;
+}
+
+function trained(db: Db, runId: number): Trained {
+  const run = getRun(db, runId);
+  if (run.status !== 'completed') throw new EmbaugError('E_EXPORT', `Run ${runId} is ${run.status}; only completed head (Ψ) or Ω runs can be exported.`);
+  if (!run.backboneSha) throw new EmbaugError('E_EXPORT', `Run ${runId} names no backbone.`);
+  const art = runArtifacts(db, runId).find((a) => a.kind === 'weights');
+  if ((run.kind !== 'head' && run.kind !== 'omega') || !art)
+    throw new EmbaugError('E_EXPORT', `Run ${runId} is a${/^[aeiou]/.test(run.kind) ? 'n' : ''} ${run.kind} run without weights: export a head (Ψ) or Ω run (see \`embaug runs list --kind head\`).`);
+  const meta = JSON.parse(art.meta) as { sizes: number[]; classNames?: string[]; residual?: boolean };
+  return {
+    run, kind: run.kind, sizes: meta.sizes, params: unpackParams(artifactBytes(db, runId, art.name), meta.sizes), residual: !!meta.residual,
+    classNames: meta.classNames ?? [], backbone: getBackbone(db, run.backboneSha),
+  };
+}
+
+/** A file name inside outDir, or a refusal: exports never write anywhere else. */
+function inside(outDir: string, file: string): string {
+  const p = resolve(outDir, file);
+  if (!p.startsWith(resolve(outDir) + sep)) throw new EmbaugError('E_ARG', `${file} would be written outside ${outDir}: refused.`);
+  return p;
+}
+
+function sha(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function headGraph(t: Trained, props: Record<string, unknown>) {
+  const d = t.sizes[0], out = t.sizes[t.sizes.length - 1];
+  const g = mlpNodes('', 'embedding', t.sizes, t.params, t.residual);
+  const outputs = t.kind === 'head'
+    ? [valueInfo('logits', ['N', out]), valueInfo('probabilities', ['N', out])]
+    : [valueInfo('augmented_embedding', ['N', out])];
+  const nodes = [...g.nodes];
+  if (t.kind === 'head') {
+    nodes.push({ opType: 'Identity', name: 'logits', input: [g.output], output: ['logits'] });
+    nodes.push({ opType: 'Softmax', name: 'probabilities', input: ['logits'], output: ['probabilities'], attribute: [{ name: 'axis', type: 2, i: 1 }] });
+  } else nodes.push({ opType: 'Identity', name: 'augmented_embedding', input: [g.output], output: ['augmented_embedding'] });
+  return model({ name: `embaug-${t.kind}`, node: nodes, initializer: g.initializers, input: [valueInfo('embedding', ['N', d])], output: outputs }, props);
+}
+
+/** Φ's graph with Ψ appended on its embedding output: image in, probabilities and logits out. */
+function mergedGraph(t: Trained, props: Record<string, unknown>): onnx.IModelProto {
+  const phi = decodeModel(readFileSync(t.backbone.path));
+  const graph = phi.graph as onnx.IGraphProto & { node: onnx.INodeProto[]; initializer: onnx.ITensorProto[] };
+  const emb = t.backbone.manifest.embedding.output;
+  // Φ's own outputs (its base-task logits among them) are renamed so Ψ's names are free.
+  const rename = (n: string) => (n === 'logits' || n === 'probabilities' ? `phi/${n}` : n);
+  for (const node of graph.node) {
+    node.output = (node.output ?? []).map(rename);
+    node.input = (node.input ?? []).map(rename);
+  }
+  const g = mlpNodes('head/', emb, t.sizes, t.params, false);
+  const out = t.sizes[t.sizes.length - 1];
+  graph.node.push(
+    ...g.nodes,
+    { opType: 'Identity', name: 'logits', input: [g.output], output: ['logits'] },
+    { opType: 'Softmax', name: 'probabilities', input: ['logits'], output: ['probabilities'], attribute: [{ name: 'axis', type: 2, i: 1 }] },
+  );
+  graph.initializer.push(...g.initializers);
+  graph.output = [valueInfo('probabilities', ['N', out]), valueInfo('logits', ['N', out])];
+  return { ...phi, graph, metadataProps: [...(phi.metadataProps ?? []), ...(model({}, props).metadataProps ?? [])] };
+}
+
+function compare(what: string, ours: Float32Array, theirs: Float32Array, classes: number | null) {
+  let maxAbsDiff = 0;
+  for (let i = 0; i < ours.length; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(ours[i] - theirs[i]));
+  let argmaxAgreement: number | null = null;
+  if (classes) {
+    const n = ours.length / classes;
+    let same = 0;
+    const arg = (a: Float32Array, i: number) => {
+      let k = 0;
+      for (let c = 1; c < classes; c++) if (a[i * classes + c] > a[i * classes + k]) k = c;
+      return k;
+    };
+    for (let i = 0; i < n; i++) same += Number(arg(ours, i) === arg(theirs, i));
+    argmaxAgreement = same / n;
+  }
+  return { what, samples: ours.length / (classes ?? 1), maxAbsDiff, argmaxAgreement };
+}
+
+// float32 GEMMs in two libraries sum in different orders; 1e-4 absolute on logits of order 10.
+const TOLERANCE = 1e-4;
+
+export async function exportRun(db: Db, req: ExportRequest): Promise<ExportResult> {
+  const t = trained(db, req.runId);
+  const name = req.name ?? `${t.kind}-run${t.run.id}`;
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.'))
+    throw new EmbaugError('E_ARG', `export name "${name}" may hold only letters, digits, ".", "-" and "_" (no folders).`);
+  const outDir = resolve(req.outDir);
+  mkdirSync(outDir, { recursive: true });
+  const props = {
+    embaug_kind: t.kind, classes: t.classNames, embedding_dim: t.sizes[0], layer_sizes: t.sizes, backbone_sha256: t.backbone.sha256,
+    backbone: t.backbone.name, run_id: t.run.id, dataset_version: t.run.datasetVersion ?? '', residual: t.residual,
+  };
+  const record = startRun(db, { kind: 'export', name: `export run ${t.run.id} to ${outDir}`, parentId: t.run.id, backboneSha: t.backbone.sha256, config: { ...req, outDir, name } });
+  const files: ExportedFile[] = [];
+  const write = (file: string, kind: ExportedFile['kind'], bytes: Uint8Array) => {
+    const path = inside(outDir, file);
+    writeFileSync(path, bytes);
+    files.push({ path, kind, sha256: sha(bytes), bytes: bytes.length });
+    return path;
+  };
+  try {
+    const checks: ExportResult['checks'] = [];
+    const mlp = new MlpModel(t.sizes, { residual: t.residual });
+    mlp.setParams(t.params);
+    try {
+      // Real embeddings of the run's own test images (or, for Ω, its base images).
+      const cfg = t.run.config as { test?: Selection; selection?: Selection };
+      const sel: Selection = { ...(cfg.test ?? cfg.selection ?? {}), limit: 512, balanced: true };
+      const z = await embeddingsFor(db, { dataset: t.run.datasetId!, backbone: t.backbone.sha256, ...sel, aug: 'identity', record: false });
+      const onnxPath = write(`${name}.onnx`, 'onnx', encodeModel(headGraph(t, props)));
+      const s = await ort.InferenceSession.create(onnxPath);
+      const out = await s.run({ embedding: new ort.Tensor('float32', z.x, [z.images.length, t.sizes[0]]) });
+      const ours = mlp.forward(z.x);
+      const classes = t.kind === 'head' ? t.sizes.at(-1)! : null;
+      checks.push(compare(`${name}.onnx on ${z.images.length} real embeddings`, ours, (out[t.kind === 'head' ? 'logits' : 'augmented_embedding'] as ort.Tensor).data as Float32Array, classes));
+      if (t.kind === 'head') {
+        const p = (out.probabilities as ort.Tensor).data as Float32Array;
+        for (let i = 0; i < z.images.length; i++) {
+          let sum = 0;
+          for (let c = 0; c < classes!; c++) sum += p[i * classes! + c];
+          if (Math.abs(sum - 1) > 1e-4) throw new EmbaugError('E_EXPORT', `probabilities of sample ${i} sum to ${sum}`);
+        }
+      }
+      if (req.merged && t.kind === 'head') {
+        const mergedPath = write(`${name}.merged.onnx`, 'onnx-merged', encodeModel(mergedGraph(t, props)));
+        const pre = preprocessOf(t.backbone.manifest);
+        const rows = selectImages(db, t.run.datasetId!, { ...sel, limit: 256 });
+        const px = await decodeToSize(readBlobs(db, rows.map((r) => r.sha256)), pre.width, pre.height);
+        const x = augment({ pixels: px, n: rows.length, inH: pre.height, inW: pre.width, ops: nativeOps(parseAug('identity')), scale: pre.scale, mean: pre.mean, std: pre.std, bgr: pre.bgr, nhwc: pre.nhwc });
+        const shape = pre.nhwc ? [rows.length, pre.height, pre.width, 3] : [rows.length, 3, pre.height, pre.width];
+        const inName = t.backbone.manifest.input.name;
+        const phi = await (await ort.InferenceSession.create(t.backbone.path)).run({ [inName]: new ort.Tensor('float32', x, shape) });
+        const expect = mlp.forward((phi[t.backbone.manifest.embedding.output] as ort.Tensor).data as Float32Array);
+        const merged = await (await ort.InferenceSession.create(mergedPath)).run({ [inName]: new ort.Tensor('float32', x, shape) });
+        checks.push(compare(`${name}.merged.onnx on ${rows.length} real images`, expect, (merged.logits as ort.Tensor).data as Float32Array, classes));
+      }
+    } finally {
+      mlp.dispose();
+    }
+    for (const c of checks)
+      if (c.maxAbsDiff > TOLERANCE || (c.argmaxAgreement !== null && c.argmaxAgreement < 1))
+        throw new EmbaugError('E_EXPORT', `The check of ${c.what} failed: max difference ${c.maxAbsDiff.toExponential(2)} (limit ${TOLERANCE}), argmax agreement ${c.argmaxAgreement ?? '–'}. Nothing was exported.`);
+    if (req.safetensors ?? true) {
+      const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+      for (let l = 0; l + 1 < t.sizes.length; l++) {
+        tensors[`fc${l}.weight`] = { shape: [t.sizes[l + 1], t.sizes[l]], data: t.params[2 * l] };
+        tensors[`fc${l}.bias`] = { shape: [t.sizes[l + 1]], data: t.params[2 * l + 1] };
+      }
+      write(`${name}.safetensors`, 'safetensors', encodeSafetensors(tensors, { format: 'pt', embaug_kind: t.kind }));
+      const manifest = {
+        kind: t.kind, classes: t.classNames, embedding_dim: t.sizes[0], layer_sizes: t.sizes, activation: 'relu', residual: t.residual,
+        weights: `${name}.safetensors`, layout: 'fc{l}.weight is [out, in]; y = x W^T + b', preprocessing: t.backbone.manifest.input,
+        backbone: { name: t.backbone.name, sha256: t.backbone.sha256, embedding_output: t.backbone.manifest.embedding.output },
+        run: t.run.id, dataset_version: t.run.datasetVersion, checks,
+      };
+      write(`${name}.json`, 'manifest', Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
+    }
+    record.complete({ files, checks });
+    return { files, checks, runId: record.id };
+  } catch (err) {
+    for (const f of files) if (existsSync(f.path)) rmSync(f.path);
+    throw record.fail(err);
+  }
+}
+

@@ -1,0 +1,3 @@
+export * from './export.js';
+export { decodeModel, encodeModel } from './onnx.js';
+export { decodeSafetensors, encodeSafetensors } from './safetensors.js';

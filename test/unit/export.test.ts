@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+
+import { addBackbone, embeddingCandidates, truncateClassifier } from '../../electron/engine/backbones/index.js';
+import { importDataset } from '../../electron/engine/datasets/index.js';
+import { openDb, type Db } from '../../electron/engine/db.js';
+import { EmbaugError } from '../../electron/engine/errors.js';
+import { decodeModel, encodeModel } from '../../electron/engine/export/onnx.js';
+import { decodeSafetensors } from '../../electron/engine/export/safetensors.js';
+import { exportRun } from '../../electron/engine/export/export.js';
+import { listRuns } from '../../electron/engine/runs/index.js';
+import { trainHead, trainOmega } from '../../electron/engine/training/index.js';
+import { samples, writeShard } from '../helpers/fixtures.js';
+import { MODELS, WDS, golden, tempDir } from '../helpers/shared.js';
+
+const TINY = join(MODELS, 'tiny-resnet18-w4.onnx');
+
+describe('exporting heads and Ω', () => {
+  const tmp = tempDir();
+  let db: Db;
+  let headRun: number, omegaRun: number, params: Float32Array[];
+  before(async () => {
+    const wds = join(tmp.dir, 'wds');
+    mkdirSync(wds);
+    await writeShard(join(wds, 'train-000000.tar'), await samples('train-000000.tar', 400));
+    await writeShard(join(wds, 'test-000000.tar'), await samples('test-000000.tar', 200));
+    copyFileSync(join(WDS, 'classes.txt'), join(wds, 'classes.txt'));
+    db = openDb(join(tmp.dir, 'db.sqlite'));
+    await importDataset(db, { kind: 'wds', path: wds, name: 'mini' });
+    await addBackbone(db, { onnxPath: TINY });
+    const h = await trainHead(db, { backbone: 'tiny-resnet18-w4', dataset: 'mini', train: { split: 'train', classes: [5, 6, 7, 8, 9] }, test: { split: 'test', classes: [5, 6, 7, 8, 9] }, mode: 'none', config: { epochs: 3 } });
+    headRun = h.runId;
+    params = h.params;
+    omegaRun = (await trainOmega(db, { backbone: 'tiny-resnet18-w4', dataset: 'mini', selection: { split: 'train', classes: [0, 1, 2, 3, 4] }, aug: 'vflip', config: { epochs: 3, form: 'residual' } })).runId;
+  });
+  after(() => {
+    db.close();
+    tmp.cleanup();
+  });
+
+  it('writes Ψ as ONNX, merged Φ+Ψ ONNX and safetensors with a manifest, each verified', async () => {
+    const out = join(tmp.dir, 'export');
+    const r = await exportRun(db, { runId: headRun, outDir: out, name: 'target-head', merged: true });
+    assert.deepEqual(readdirSync(out).sort(), ['target-head.json', 'target-head.merged.onnx', 'target-head.onnx', 'target-head.safetensors']);
+    assert.equal(r.checks.length, 2);
+    for (const c of r.checks) {
+      assert.ok(c.maxAbsDiff < 1e-4, `${c.what}: ${c.maxAbsDiff}`);
+      assert.equal(c.argmaxAgreement, 1);
+    }
+    const m = decodeModel(readFileSync(join(out, 'target-head.onnx')));
+    const meta = Object.fromEntries(m.metadataProps!.map((p) => [p.key, p.value]));
+    assert.deepEqual(JSON.parse(meta.classes!), ['dog', 'frog', 'horse', 'ship', 'truck']);
+    assert.equal(meta.embedding_dim, '32');
+    assert.equal(meta.backbone_sha256, JSON.parse(readFileSync(join(MODELS, 'tiny-resnet18-w4.json'), 'utf8')).sha256);
+    assert.equal(meta.run_id, String(headRun));
+    const st = decodeSafetensors(readFileSync(join(out, 'target-head.safetensors')));
+    assert.deepEqual(st.tensors['fc0.weight'].shape, [1024, 32]);
+    assert.deepEqual(st.tensors['fc2.bias'].data, params[5]);
+    const manifest = JSON.parse(readFileSync(join(out, 'target-head.json'), 'utf8'));
+    assert.deepEqual(manifest.layer_sizes, [32, 1024, 128, 5]);
+    // The merged model classifies real images on its own: image in, probabilities out.
+    const g = golden();
+    const px = new Float32Array(g.images.length * 3072);
+    g.images.forEach((im, i) => { for (let c = 0; c < 3; c++) for (let p = 0; p < 1024; p++) px[i * 3072 + c * 1024 + p] = im.pixels[p * 3 + c] / 255; });
+    const s = await ort.InferenceSession.create(join(out, 'target-head.merged.onnx'));
+    const o = await s.run({ image: new ort.Tensor('float32', px, [g.images.length, 3, 32, 32]) });
+    assert.deepEqual(o.probabilities.dims, [g.images.length, 5]);
+  });
+
+  it('exports Ω as ONNX (embedding in, augmented embedding out)', async () => {
+    const out = join(tmp.dir, 'omega');
+    const r = await exportRun(db, { runId: omegaRun, outDir: out, name: 'omega-vflip' });
+    assert.ok(r.checks[0].maxAbsDiff < 1e-4);
+    const s = await ort.InferenceSession.create(join(out, 'omega-vflip.onnx'));
+    assert.deepEqual(s.outputNames, ['augmented_embedding']);
+  });
+
+  it('refuses names that would write outside the destination, and runs that have no weights', async () => {
+    await assert.rejects(exportRun(db, { runId: headRun, outDir: join(tmp.dir, 'x'), name: '../escape' }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /no folders/.test(e.message));
+    assert.ok(!existsSync(join(tmp.dir, 'escape.onnx')));
+    const extractRun = listRuns(db, { kind: 'extract' })[0].id;
+    await assert.rejects(exportRun(db, { runId: extractRun, outDir: join(tmp.dir, 'x') }), /is an extract run without weights/);
+  });
+});
+
+describe('any ONNX classifier as a backbone', () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+  // The tiny backbone with its `embedding` output dropped: a plain classifier (logits only).
+  const classifier = () => {
+    const m = decodeModel(readFileSync(TINY));
+    m.graph!.output = m.graph!.output!.filter((o) => o.name === 'logits');
+    const p = join(tmp.dir, 'classifier.onnx');
+    writeFileSync(p, encodeModel(m));
+    return p;
+  };
+  const run = async (path: string, output: string) => {
+    const g = golden();
+    const px = new Float32Array(g.images.length * 3072);
+    g.images.forEach((im, i) => { for (let c = 0; c < 3; c++) for (let p = 0; p < 1024; p++) px[i * 3072 + c * 1024 + p] = im.pixels[p * 3 + c] / 255; });
+    const s = await ort.InferenceSession.create(path);
+    return { got: (await s.run({ image: new ort.Tensor('float32', px, [8, 3, 32, 32]) }))[output].data as Float32Array, want: g.images.flatMap((im) => im.embedding) };
+  };
+
+  it('lists candidates, defaulting to the input of the last Gemm, and recovers the original embedding', async () => {
+    const path = classifier();
+    const c = embeddingCandidates(readFileSync(path));
+    assert.equal(c.default, 'embedding');
+    assert.ok(c.candidates.some((x) => /GlobalAveragePool/.test(x.role)));
+    const out = join(tmp.dir, 'cut.onnx');
+    const m = await truncateClassifier({ onnxPath: path, outPath: out, input: { normalisation: 'inside the graph' } });
+    assert.equal(m.embedding.dim, 32);
+    assert.equal(m.logits?.output, 'logits');
+    const { got, want } = await run(out, m.embedding.output);
+    want.forEach((v, i) => assert.ok(Math.abs(got[i] - v) < 1e-4));
+    const db = openDb(join(tmp.dir, 'db.sqlite'));
+    const b = await addBackbone(db, { onnxPath: out, manifest: m, name: 'imported' });
+    assert.equal(b.dim, 32);
+    db.close();
+  });
+
+  it('pools a rank-4 feature map into the same embedding', async () => {
+    const path = classifier();
+    const gap = decodeModel(readFileSync(path)).graph!.node!.find((n) => n.opType === 'GlobalAveragePool')!;
+    const m = await truncateClassifier({ onnxPath: path, outPath: join(tmp.dir, 'cut4.onnx'), tensor: gap.input![0], input: {} });
+    assert.match(m.embedding.taken_at as string, /^global average of /);
+    const { got, want } = await run(join(tmp.dir, 'cut4.onnx'), m.embedding.output);
+    want.forEach((v, i) => assert.ok(Math.abs(got[i] - v) < 1e-4));
+  });
+
+  it('refuses models that do not fit, saying why', async () => {
+    const path = classifier();
+    await assert.rejects(truncateClassifier({ onnxPath: path, outPath: join(tmp.dir, 'x.onnx'), tensor: 'nope', input: {} }), /No node produces "nope"\. Candidates: /);
+    const dyn = decodeModel(readFileSync(path));
+    dyn.graph!.input![0].type!.tensorType!.shape!.dim = [{ dimParam: 'N' }, { dimValue: 3 }, { dimParam: 'H' }, { dimParam: 'W' }];
+    writeFileSync(join(tmp.dir, 'dyn.onnx'), encodeModel(dyn));
+    await assert.rejects(truncateClassifier({ onnxPath: join(tmp.dir, 'dyn.onnx'), outPath: join(tmp.dir, 'x.onnx'), input: {} }), /dynamic spatial size .* give the size/);
+    const two = decodeModel(readFileSync(path));
+    two.graph!.input!.push({ ...two.graph!.input![0], name: 'second' });
+    writeFileSync(join(tmp.dir, 'two.onnx'), encodeModel(two));
+    await assert.rejects(truncateClassifier({ onnxPath: join(tmp.dir, 'two.onnx'), outPath: join(tmp.dir, 'x.onnx'), input: {} }), /has 2 inputs \(image, second\)/);
+  });
+});
