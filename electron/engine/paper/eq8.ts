@@ -34,7 +34,17 @@ export interface Eq8Result {
   perSampleSeconds: { phi: number; omega: number; psiForward: number; psiBackprop: number };
   flopsPerSample: { omega: number; psiForward: number; psiBackprop: number };
   predicted: { N: number; E: number; ratio: number; ratioAsymptotic: number }[];
-  measured: { epochs: number; pixelSeconds: number; embedSeconds: number; ratio: number; extrapolatedTo: number; extrapolatedRatio: number };
+  measured: {
+    epochs: number;
+    pixelSeconds: number;
+    embedSeconds: number;
+    /** The embedding run's one-off part (one Φ pass and Ω) and its training part. */
+    embedSetupSeconds: number;
+    embedTrainSeconds: number;
+    ratio: number;
+    extrapolatedTo: number;
+    extrapolatedRatio: number;
+  };
   formulas: { pixel: string; embed: string };
 }
 
@@ -121,6 +131,8 @@ export async function measureEq8(db: Db, req: Eq8Request): Promise<Eq8Result> {
       epochs: E,
       pixelSeconds,
       embedSeconds,
+      embedSetupSeconds: tz + tOmega,
+      embedTrainSeconds: tEmbedTrain,
       ratio: pixelSeconds / embedSeconds,
       extrapolatedTo: Ep,
       extrapolatedRatio: (Ep * pixelPerEpoch) / (tz + Ep * embedPerEpoch),
