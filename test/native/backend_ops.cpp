@@ -212,7 +212,7 @@ std::vector<OpCase> op_cases() {
                       return concat({w.get<float>(), m.get<float>(), v.get<float>()});
                   }});
     // Augmentation: exact ops must agree to the bit; bilinear and colour ones to float rounding.
-    struct A { const char *name; std::vector<eb_aug_op> ops; double limit; int oh, ow; };
+    struct A { const char *name; std::vector<eb_aug_op> ops; double limit; int oh, ow; bool indices = false; };
     const std::vector<A> augs = {
         {"hflip", {{EB_AUG_HFLIP, 1, 0, 0, 0}}, 0, 32, 32},
         {"vflip+rot90(k=1)", {{EB_AUG_VFLIP, 1, 0, 0, 0}, {EB_AUG_ROT90, 1, 0, 0, 1}}, 0, 32, 32},
@@ -221,6 +221,7 @@ std::vector<OpCase> op_cases() {
         {"colour jitter+cutout", {{EB_AUG_BRIGHTNESS, 1, 0.4f, 0, 0}, {EB_AUG_CONTRAST, 1, 0.4f, 0, 0},
                                   {EB_AUG_SATURATION, 1, 0.4f, 0, 0}, {EB_AUG_CUTOUT, 1, 0, 0, 8}}, 1e-9, 32, 32},
         {"resize 32->48x40 + hflip", {{EB_AUG_HFLIP, 1, 0, 0, 0}}, 1e-9, 48, 40},
+        {"crop+rotate+cutout, per-image indices", {{EB_AUG_TRANSLATE, 1, 0, 0, 4}, {EB_AUG_ROTATE, 1, -20, 20, 0}, {EB_AUG_CUTOUT, 1, 0, 0, 6}}, 1e-9, 32, 32, true},
     };
     for (const A &a : augs)
         cs.push_back({std::string("augment(") + a.name + ",64 images)", a.limit, [a](eb_backend be, bool &g) {
@@ -234,6 +235,9 @@ std::vector<OpCase> op_cases() {
                           job.scale = 1.0f / 255; job.mean[0] = job.mean[1] = job.mean[2] = 0.5f;
                           job.std[0] = job.std[1] = job.std[2] = 0.25f;
                           job.ops = a.ops.data(); job.n_ops = (int)a.ops.size(); job.seed = 42; job.index_offset = 1000;
+                          std::vector<int64_t> idx(64);
+                          for (int i = 0; i < 64; i++) idx[i] = 7919LL * i + 12345;
+                          if (a.indices) job.indices = idx.data();
                           g = true;
                           if (!be.iface->augment) { dst.assign(1, NAN); return dst; }
                           be.iface->augment(be.ctx, &job);

@@ -29,6 +29,11 @@ interface OpDef {
 const P = { default: 1, min: 0, max: 1 };
 const op = (kind: number, prob: number, a = 0, b = 0, k = 0): NativeAugOp => ({ kind, p: prob, a, b, k });
 
+/** Colour jitter ops share one parameter: the strength s of a factor drawn in [1-s, 1+s]. */
+function colour(kind: number, doc: string): OpDef {
+  return { params: { p: P, s: { default: 0.2, min: 0, max: 1 } }, random: (q) => q.s > 0, native: (q) => op(kind, q.p, q.s), doc };
+}
+
 export const OPS: Record<string, OpDef> = {
   hflip: { params: { p: P }, random: () => false, native: (q) => op(AUG_KIND.hflip, q.p), doc: 'mirror left-right' },
   vflip: { params: { p: P }, random: () => false, native: (q) => op(AUG_KIND.vflip, q.p), doc: 'mirror top-bottom' },
@@ -56,24 +61,9 @@ export const OPS: Record<string, OpDef> = {
     native: (q) => op(AUG_KIND.translate, q.p, q.dx, q.dy, 0),
     doc: 'shift by (dx, dy) pixels, zero fill',
   },
-  brightness: {
-    params: { p: P, s: { default: 0.2, min: 0, max: 1 } },
-    random: (q) => q.s > 0,
-    native: (q) => op(AUG_KIND.brightness, q.p, q.s),
-    doc: 'multiply by a factor in [1-s, 1+s]',
-  },
-  contrast: {
-    params: { p: P, s: { default: 0.2, min: 0, max: 1 } },
-    random: (q) => q.s > 0,
-    native: (q) => op(AUG_KIND.contrast, q.p, q.s),
-    doc: 'scale contrast around the mean grey by a factor in [1-s, 1+s]',
-  },
-  saturation: {
-    params: { p: P, s: { default: 0.2, min: 0, max: 1 } },
-    random: (q) => q.s > 0,
-    native: (q) => op(AUG_KIND.saturation, q.p, q.s),
-    doc: 'scale saturation by a factor in [1-s, 1+s]',
-  },
+  brightness: colour(AUG_KIND.brightness, 'multiply by a factor in [1-s, 1+s]'),
+  contrast: colour(AUG_KIND.contrast, 'scale contrast around the mean grey by a factor in [1-s, 1+s]'),
+  saturation: colour(AUG_KIND.saturation, 'scale saturation by a factor in [1-s, 1+s]'),
   cutout: {
     params: { p: P, size: { default: 8, min: 1, max: 1024, int: true } },
     random: () => true,

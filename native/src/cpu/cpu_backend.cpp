@@ -16,6 +16,7 @@ extern "C" void openblas_set_num_threads(int);
 #include <vector>
 
 #include "../core/aug_kernel.h"
+#include "../core/ops_kernel.h"
 #include "eb_backend.h"
 
 namespace {
@@ -110,22 +111,9 @@ int cpu_softmax_xent(void *, const float *logits, const int32_t *labels, int m, 
     int correct = 0;
     const float inv_m = 1.0f / m;
     for (int i = 0; i < m; i++) {
-        const float *z = logits + (size_t)i * c;
-        float *d = dl + (size_t)i * c;
-        int arg = 0;
-        for (int j = 1; j < c; j++)
-            if (z[j] > z[arg]) arg = j;
-        const float zmax = z[arg];
-        float sum = 0;
-        for (int j = 0; j < c; j++) {
-            d[j] = std::exp(z[j] - zmax);
-            sum += d[j];
-        }
-        const int y = labels[i];
-        loss += std::log(sum) - (z[y] - zmax);
-        correct += arg == y;
-        const float inv = 1.0f / sum;
-        for (int j = 0; j < c; j++) d[j] = (d[j] * inv - (j == y ? 1.0f : 0.0f)) * inv_m;
+        int ok = 0;
+        loss += eb::softmax_xent_row(logits + (size_t)i * c, c, labels[i], inv_m, dl + (size_t)i * c, &ok);
+        correct += ok;
     }
     acc[0] += (float)loss;
     acc[1] += (float)correct;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../core/aug_kernel.h"
+#include "../core/ops_kernel.h"
 #include "eb_backend.h"
 
 namespace {
@@ -194,22 +195,9 @@ __global__ void softmax_xent_kernel(const float *logits, const int32_t *labels, 
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     float loss = 0.0f, correct = 0.0f;
     if (i < m) {
-        const float *z = logits + (size_t)i * c;
-        float *d = dl + (size_t)i * c;
-        int arg = 0;
-        for (int j = 1; j < c; j++)
-            if (z[j] > z[arg]) arg = j;
-        const float zmax = z[arg];
-        float sum = 0.0f;
-        for (int j = 0; j < c; j++) {
-            d[j] = expf(z[j] - zmax);
-            sum += d[j];
-        }
-        const int y = labels[i];
-        loss = logf(sum) - (z[y] - zmax);
-        correct = arg == y ? 1.0f : 0.0f;
-        const float inv = 1.0f / sum, inv_m = 1.0f / m;
-        for (int j = 0; j < c; j++) d[j] = (d[j] * inv - (j == y ? 1.0f : 0.0f)) * inv_m;
+        int ok = 0;
+        loss = eb::softmax_xent_row(logits + (size_t)i * c, c, labels[i], 1.0f / m, dl + (size_t)i * c, &ok);
+        correct = (float)ok;
     }
     block_sum_to(loss, acc);
     block_sum_to(correct, acc + 1);
