@@ -3,7 +3,7 @@
  * and response types, and the job events. Main (Electron IPC), preload, web mode and the
  * renderer all import it, so a change breaks the build rather than the user.
  */
-import type { BackboneInfo } from '../engine/backbones/index.js';
+import type { BackboneInfo, Candidates } from '../engine/backbones/index.js';
 import type { DatasetInfo, ImageRow } from '../engine/datasets/index.js';
 import type { CacheStats } from '../engine/embeddings/index.js';
 import type { ExportResult } from '../engine/export/index.js';
@@ -115,6 +115,8 @@ export interface Api {
   'datasets:thumbs': { req: { shas: string[] }; res: Thumb[] };
   'backbones:list': { req: void; res: BackboneInfo[] };
   'backbones:add': { req: { onnxPath: string; manifestPath?: string; manifest?: unknown; name?: string }; res: BackboneInfo };
+  'backbones:candidates': { req: { onnxPath: string }; res: Candidates };
+  'backbones:addClassifier': { req: { onnxPath: string; tensor?: string; height?: number; width?: number; mean?: number[]; std?: number[]; normalisedInGraph?: boolean; name?: string }; res: BackboneInfo };
   'embeddings:stats': { req: void; res: CacheStats };
   'runs:list': { req: RunFilter; res: RunRecord[] };
   'runs:get': { req: { id: number }; res: RunRecord & { metrics: Series } };
@@ -128,7 +130,7 @@ export interface Api {
 
 export type Channel = keyof Api;
 export const CHANNELS: readonly Channel[] = [
-  'system:info', 'datasets:list', 'datasets:histogram', 'datasets:images', 'datasets:thumbs', 'backbones:list', 'backbones:add',
+  'system:info', 'datasets:list', 'datasets:histogram', 'datasets:images', 'datasets:thumbs', 'backbones:list', 'backbones:add', 'backbones:candidates', 'backbones:addClassifier',
   'embeddings:stats', 'runs:list', 'runs:get', 'runs:compare', 'runs:export', 'paper:latest', 'jobs:start', 'jobs:cancel', 'jobs:list',
 ];
 

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 
-import { addBackbone, listBackbones } from '../engine/backbones/index.js';
+import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../engine/backbones/index.js';
 import { classHistogram, getDataset, listDatasets, readBlobs } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { cacheStats } from '../engine/embeddings/index.js';
@@ -56,6 +56,12 @@ function implementation(ctx: HandlerContext): Impl {
       ),
     'backbones:list': () => listBackbones(db),
     'backbones:add': async ({ onnxPath, manifestPath, manifest, name }) => addBackbone(db, { onnxPath, manifest: manifest ?? manifestPath, name }),
+    'backbones:candidates': ({ onnxPath }) => embeddingCandidates(readFileSync(onnxPath)),
+    'backbones:addClassifier': (r) =>
+      addClassifierBackbone(db, {
+        onnxPath: r.onnxPath, tensor: r.tensor, name: r.name,
+        input: { ...(r.height && r.width ? { height: r.height, width: r.width } : {}), mean: r.mean as [number, number, number] | undefined, std: r.std as [number, number, number] | undefined, normalisation: r.normalisedInGraph ? 'inside the graph' : 'by embaug' },
+      }),
     'embeddings:stats': () => cacheStats(db),
     'runs:list': (f) => listRuns(db, f),
     'runs:get': ({ id }) => ({ ...getRun(db, id), metrics: runMetrics(db, id) }),

@@ -33,6 +33,11 @@ export const SCHEMAS: Record<Channel, z.ZodType> = {
   'datasets:thumbs': z.object({ shas: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(2000) }),
   'backbones:list': z.undefined().or(z.null()),
   'backbones:add': z.object({ onnxPath: z.string().min(1), manifestPath: z.string().optional(), manifest: z.unknown().optional(), name: z.string().max(200).optional() }),
+  'backbones:candidates': z.object({ onnxPath: z.string().min(1) }),
+  'backbones:addClassifier': z.object({
+    onnxPath: z.string().min(1), tensor: z.string().optional(), height: z.number().int().positive().optional(), width: z.number().int().positive().optional(),
+    mean: z.array(z.number()).length(3).optional(), std: z.array(z.number().positive()).length(3).optional(), normalisedInGraph: z.boolean().optional(), name: z.string().max(200).optional(),
+  }),
   'embeddings:stats': z.undefined().or(z.null()),
   'runs:list': z.object({ kind: z.string().optional(), status: z.enum(['running', 'completed', 'failed', 'cancelled', 'interrupted']).optional(), group: z.string().optional(), parentId: id.optional(), search: z.string().max(200).optional(), limit: z.number().int().min(1).max(10000).optional() }),
   'runs:get': z.object({ id }),

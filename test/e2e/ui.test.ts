@@ -4,12 +4,13 @@
  * test-artifacts/ and every page is checked for horizontal overflow.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 import { openDb, type Db } from '../../electron/engine/db.js';
+import { decodeModel, encodeModel } from '../../electron/engine/export/index.js';
 import { JobRunner } from '../../electron/jobs/runner.js';
 import { startWebServer } from '../../electron/web/server.js';
 import { CIFAR10_CLASSES, samples } from '../helpers/fixtures.js';
@@ -98,6 +99,16 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByRole('button', { name: 'Add backbone' }).click();
     await page.getByRole('cell', { name: 'tiny-resnet18-w4' }).click();
     await page.getByTestId('backbone-details').getByText('"architecture": "resnet18"').waitFor();
+    // A classifier without an embedding output, cut at the suggested tensor.
+    const m = decodeModel(readFileSync(join(MODELS, 'tiny-resnet18-w4.onnx')));
+    m.graph!.output = m.graph!.output!.filter((o) => o.name === 'logits');
+    writeFileSync(join(tmp.dir, 'classifier.onnx'), encodeModel(m));
+    const form = page.getByTestId('classifier-form');
+    await form.getByLabel('Classifier ONNX').fill(join(tmp.dir, 'classifier.onnx'));
+    await form.getByRole('button', { name: 'Find embedding candidates' }).click();
+    assert.equal(await form.locator('select[name="tensor"]').inputValue(), 'embedding');
+    await form.getByRole('button', { name: 'Cut and add' }).click();
+    await page.getByRole('cell', { name: 'classifier', exact: true }).waitFor();
     await noOverflow('backbones');
     await shot('02-backbones');
   });

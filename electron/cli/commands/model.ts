@@ -1,8 +1,7 @@
-import { mkdirSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
-import { addBackbone, embeddingCandidates, listBackbones, truncateClassifier } from '../../engine/backbones/index.js';
-import { dataDir } from '../../engine/db.js';
+import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../../engine/backbones/index.js';
 import { cacheStats, extract } from '../../engine/embeddings/index.js';
 import { UsageError, classesOpt, intOpt, listOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
@@ -63,11 +62,8 @@ export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
       const src = resolve(positionals[0]);
       const size = values.size ? /^(\d+)x(\d+)$/.exec(String(values.size)) : null;
       if (values.size && !size) throw new UsageError('--size takes HxW, e.g. --size 224x224');
-      const dir = join(dataDir(ctx.db()), 'backbones');
-      mkdirSync(dir, { recursive: true });
-      const out = join(dir, `${basename(src, '.onnx')}.embedding.onnx`);
-      const manifest = await truncateClassifier({
-        onnxPath: src, outPath: out, tensor: values.tensor as string | undefined,
+      const b = await addClassifierBackbone(ctx.db(), {
+        onnxPath: src, tensor: values.tensor as string | undefined, name: values.name as string | undefined,
         input: {
           ...(size ? { height: Number(size[1]), width: Number(size[2]) } : {}),
           ...(values.layout ? { layout: values.layout as 'NCHW' } : {}),
@@ -78,8 +74,7 @@ export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
           normalisation: values['normalised-in-graph'] ? 'inside the graph' : 'by embaug',
         },
       });
-      const b = await addBackbone(ctx.db(), { onnxPath: out, manifest, name: (values.name as string | undefined) ?? basename(src, '.onnx') });
-      ctx.out(b, `backbone "${b.name}" from a classifier: D=${b.dim}, embedding = ${String(manifest.embedding.taken_at)}`);
+      ctx.out(b, `backbone "${b.name}" from a classifier: D=${b.dim}, embedding = ${String(b.manifest.embedding.taken_at)}`);
       return;
     }
     const manifest = values.input ? manifestFromFlags(values) : values.manifest ? resolve(values.manifest as string) : undefined;

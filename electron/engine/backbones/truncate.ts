@@ -4,13 +4,16 @@
  * classifier), and cut the graph there, pooling a rank-4 feature map, so that the model
  * gains an embedding output next to its own.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 
+import { type Db, dataDir } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { decodeModel, encodeModel, proto } from '../export/onnx.js';
 import type { Manifest } from './manifest.js';
+import { addBackbone, type BackboneInfo } from './registry.js';
 
 export interface Candidate {
   tensor: string;
@@ -48,6 +51,15 @@ export function embeddingCandidates(bytes: Uint8Array): Candidates {
   const lastGemm = [...(m.graph?.node ?? [])].reverse().find((n) => (n.opType === 'Gemm' || n.opType === 'MatMul') && n.input?.[0] && !inits.has(n.input[0]));
   const seen = new Set<string>();
   return { input, candidates: candidates.filter((c) => !seen.has(c.tensor) && seen.add(c.tensor)).reverse(), default: lastGemm?.input?.[0] ?? null };
+}
+
+/** Cuts a classifier (beside the database) and registers the result as a backbone. */
+export async function addClassifierBackbone(db: Db, req: { onnxPath: string; tensor?: string; input: Partial<Manifest['input']>; name?: string }): Promise<BackboneInfo> {
+  const dir = join(dataDir(db), 'backbones');
+  mkdirSync(dir, { recursive: true });
+  const outPath = join(dir, `${basename(req.onnxPath, '.onnx')}.embedding.onnx`);
+  const manifest = await truncateClassifier({ onnxPath: req.onnxPath, outPath, tensor: req.tensor, input: req.input });
+  return addBackbone(db, { onnxPath: outPath, manifest, name: req.name ?? basename(req.onnxPath, '.onnx') });
 }
 
 export interface TruncateRequest {
