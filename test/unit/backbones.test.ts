@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 
-import { addBackbone, getBackbone, listBackbones, preprocessOf } from '../../electron/engine/backbones/index.js';
+import { addBackbone, forwardFlops, getBackbone, listBackbones, preprocessOf } from '../../electron/engine/backbones/index.js';
 import { decodeToSize } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
+import { encodeModel } from '../../electron/engine/export/index.js';
+import { model, tensor, valueInfo } from '../../electron/engine/export/onnx.js';
 import { augment } from '../../electron/engine/native.js';
 import { samples } from '../helpers/fixtures.js';
 import { MODELS, golden, tempDir } from '../helpers/shared.js';
@@ -102,5 +104,37 @@ describe('golden check (tiny-resnet18-w4.golden.json)', () => {
       im.embedding.forEach((v, k) => assert.ok(Math.abs(emb[i * 32 + k] - v) < 1e-4, `${im.key} embedding[${k}]`));
       im.logits.forEach((v, k) => assert.ok(Math.abs(logits[i * 5 + k] - v) < 1e-4, `${im.key} logits[${k}]`));
     });
+  });
+});
+
+describe('FLOPs from layer shapes', () => {
+  it('counts 2 FLOPs per multiply-add of Conv and Gemm', async () => {
+    const tmp = tempDir();
+    try {
+      const w = new Float32Array(4 * 3 * 3 * 3).fill(0.1);
+      const fc = new Float32Array(10 * 256).fill(0.01);
+      const m = model(
+        {
+          name: 'probe',
+          input: [valueInfo('image', [1, 3, 8, 8])],
+          output: [valueInfo('y', [1, 10])],
+          initializer: [tensor('w', [4, 3, 3, 3], w), tensor('fc', [10, 256], fc)],
+          node: [
+            { opType: 'Conv', input: ['image', 'w'], output: ['c'], attribute: [{ name: 'pads', type: 7, ints: [1, 1, 1, 1] }] },
+            { opType: 'Flatten', input: ['c'], output: ['f'] },
+            { opType: 'Gemm', input: ['f', 'fc'], output: ['y'], attribute: [{ name: 'transB', type: 2, i: 1 }] },
+          ],
+        },
+        {},
+      );
+      writeFileSync(join(tmp.dir, 'probe.onnx'), encodeModel(m));
+      // Conv: 4×8×8 outputs × 27 MACs; Gemm: 10 outputs × 256 MACs.
+      assert.equal(await forwardFlops(join(tmp.dir, 'probe.onnx'), 'image', [1, 3, 8, 8]), 2 * (4 * 64 * 27 + 10 * 256));
+      // A width-16 CIFAR ResNet-18 is about 1/16 of the 1.1 GFLOP of the width-64 one.
+      const r = await forwardFlops(join(MODELS, 'resnet18-w16-hflip.onnx'), 'image', [1, 3, 32, 32]);
+      assert.ok(r > 60e6 && r < 80e6, `${r}`);
+    } finally {
+      tmp.cleanup();
+    }
   });
 });

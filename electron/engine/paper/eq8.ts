@@ -2,12 +2,12 @@
  * Compute accounting (the paper's Eq. 8). Per sample, measured here: C_Φ (decode, augment
  * and the backbone), C_Ω, C_Ψ (head forward) and C_Ψbp (head backward and update); FLOPs of Ω
  * and Ψ from their layer shapes. With N augmented versions of each sample per epoch over E
- * epochs:
+ * epochs (FLOPs of Φ from its graph's layer shapes):
  *   pixel space (Φ on every augmented image, no cache):  C_P = E·N·(C_Φ + C_Ψ + C_Ψbp)
  *   embedding space (one Φ pass, then Ω):                  C_E = C_Φ + E·N·(C_Ω + C_Ψ + C_Ψbp)
  * and the measured wall-clock of both ways of fine-tuning for a few epochs.
  */
-import { getBackbone } from '../backbones/index.js';
+import { forwardFlops, getBackbone, preprocessOf } from '../backbones/index.js';
 import { getDataset, selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { phiPass } from '../embeddings/index.js';
@@ -32,7 +32,7 @@ export interface Eq8Result {
   backbone: string;
   images: number;
   perSampleSeconds: { phi: number; omega: number; psiForward: number; psiBackprop: number };
-  flopsPerSample: { omega: number; psiForward: number; psiBackprop: number };
+  flopsPerSample: { phi: number; omega: number; psiForward: number; psiBackprop: number };
   predicted: { N: number; E: number; ratio: number; ratioAsymptotic: number }[];
   measured: {
     epochs: number;
@@ -56,6 +56,7 @@ function macs(sizes: number[]): number {
 
 export async function measureEq8(db: Db, req: Eq8Request): Promise<Eq8Result> {
   const bb = getBackbone(db, req.backbone);
+  const pre = preprocessOf(bb.manifest);
   const ds = getDataset(db, req.dataset);
   const images = selectImages(db, ds.id, req.train);
   const n = images.length;
@@ -125,7 +126,7 @@ export async function measureEq8(db: Db, req: Eq8Request): Promise<Eq8Result> {
     backbone: bb.name,
     images: n,
     perSampleSeconds: c,
-    flopsPerSample: { omega: 2 * macs(req.omega.sizes), psiForward: 2 * macs(sizes), psiBackprop: 4 * macs(sizes) },
+    flopsPerSample: { phi: await forwardFlops(bb.path, bb.manifest.input.name, pre.nhwc ? [1, pre.height, pre.width, 3] : [1, 3, pre.height, pre.width]), omega: 2 * macs(req.omega.sizes), psiForward: 2 * macs(sizes), psiBackprop: 4 * macs(sizes) },
     predicted,
     measured: {
       epochs: E,
