@@ -161,6 +161,62 @@ private:
     int w_, h_, threads_;
 };
 
+class SimilarWorker : public Napi::AsyncWorker {
+public:
+    SimilarWorker(Napi::Env env, Napi::Float32Array x, int64_t n, int d, float threshold, int64_t max_pairs)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), n_(n), d_(d), threshold_(threshold), max_(max_pairs) {
+        x_ = Napi::Persistent(x.As<Napi::Object>());
+        data_ = x.Data();
+        i_.resize(max_pairs);
+        j_.resize(max_pairs);
+        s_.resize(max_pairs);
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+protected:
+    void Execute() override { count_ = eb_cpu_similar_pairs(data_, n_, d_, threshold_, max_, i_.data(), j_.data(), s_.data(), nullptr); }
+    void OnOK() override {
+        Napi::Env env = Env();
+        if (count_ < 0) {
+            deferred_.Reject(make_error(env, "E_ARG", "more than " + std::to_string(max_) + " pairs reach the threshold: raise it").Value());
+            return;
+        }
+        auto i = Napi::Int32Array::New(env, count_), j = Napi::Int32Array::New(env, count_);
+        auto s = Napi::Float32Array::New(env, count_);
+        std::copy(i_.begin(), i_.begin() + count_, i.Data());
+        std::copy(j_.begin(), j_.begin() + count_, j.Data());
+        std::copy(s_.begin(), s_.begin() + count_, s.Data());
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("i", i);
+        o.Set("j", j);
+        o.Set("s", s);
+        deferred_.Resolve(o);
+    }
+    void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
+
+private:
+    Napi::Promise::Deferred deferred_;
+    Napi::ObjectReference x_;
+    const float *data_;
+    int64_t n_;
+    int d_;
+    float threshold_;
+    int64_t max_, count_ = 0;
+    std::vector<int32_t> i_, j_;
+    std::vector<float> s_;
+};
+
+// similarPairs(x: Float32Array of unit rows, n, d, threshold, maxPairs) -> Promise<{i, j, s}>
+Napi::Value similar_pairs(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    auto *w = new SimilarWorker(env, info[0].As<Napi::Float32Array>(), info[1].As<Napi::Number>().Int64Value(),
+                                info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().FloatValue(),
+                                info[4].As<Napi::Number>().Int64Value());
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+}
+
 Napi::Value decode_jpegs(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     auto *w = new DecodeWorker(env, info[0].As<Napi::Array>(), info[1].As<Napi::Number>().Int32Value(),
@@ -176,6 +232,7 @@ Napi::Object init_image(Napi::Env env, Napi::Object exports) {
     exports.Set("augment", Napi::Function::New(env, augment));
     exports.Set("augmentAsync", Napi::Function::New(env, augment_async));
     exports.Set("decodeJpegs", Napi::Function::New(env, decode_jpegs));
+    exports.Set("similarPairs", Napi::Function::New(env, similar_pairs));
     return exports;
 }
 
