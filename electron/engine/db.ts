@@ -115,6 +115,25 @@ const MIGRATIONS: string[] = [
     UNIQUE (run_id, name)
   );
   `,
+  `
+  ALTER TABLE images ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE images ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+  ALTER TABLE images ADD COLUMN note TEXT NOT NULL DEFAULT '';
+
+  -- Immutable snapshots of a data set's editable state; images holds the current one.
+  CREATE TABLE dataset_versions (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    hash TEXT NOT NULL,
+    parent_hash TEXT,
+    note TEXT NOT NULL,
+    classes TEXT NOT NULL,
+    state BLOB NOT NULL,           -- gzipped JSON: [label, split, excluded, tags, note] per idx
+    image_count INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX versions_by_dataset ON dataset_versions(dataset_id, hash);
+  `,
 ];
 
 export interface OpenOptions {

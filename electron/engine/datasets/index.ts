@@ -6,6 +6,8 @@ export * from './store.js';
 export { decodeToSize, sniff } from './formats.js';
 export type { SplitRule } from './sources.js';
 export { ARCHIVES, download, getCifar, type Archive } from './download.js';
+export { exportDataset } from './exporter.js';
+export * from './versions.js';
 
 export type ImportKind = 'folder' | 'wds' | 'cifar';
 

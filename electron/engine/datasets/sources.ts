@@ -47,7 +47,11 @@ export function readFolder(root: string, rule: SplitRule = { test: 0.2, seed: 0 
   const top = dirs(root);
   const bySplit = top.length > 0 && top.every((d) => SPLIT_NAMES.has(d.toLowerCase()));
   const splits = bySplit ? top : [null];
-  const classes = [...new Set(splits.flatMap((s) => dirs(s ? join(root, s) : root)))].sort();
+  const found = [...new Set(splits.flatMap((s) => dirs(s ? join(root, s) : root)))].sort();
+  // An embaug export keeps its class order (labels) in its manifest; elsewhere names sort.
+  const manifest = join(root, 'embaug-manifest.json');
+  const listed = existsSync(manifest) ? (JSON.parse(readFileSync(manifest, 'utf8')) as { classes?: string[] }).classes : undefined;
+  const classes = listed && found.every((c) => listed.includes(c)) ? listed : found;
   if (classes.length === 0) throw new EmbaugError('E_IMPORT', `${root} has no class folders: expected root/<class>/* or root/<split>/<class>/*.`);
   const items: SourceItem[] = [];
   const skipped: Skipped[] = [];

@@ -8,6 +8,7 @@ import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { checkImages, sniff, type ImageFormat, type StoredImage } from './formats.js';
+import { snapshotVersion } from './versions.js';
 
 export type DatasetKind = 'folder' | 'wds' | 'cifar10-bin' | 'cifar100-bin';
 
@@ -65,9 +66,15 @@ export interface ImportOptions {
 
 const CHECK_BATCH = 512;
 
-export function datasetVersion(rows: { sha256: string; label: number; split: string }[]): string {
-  const h = createHash('sha256');
-  for (const r of rows) h.update(`${r.sha256},${r.label},${r.split}\n`);
+/**
+ * A data set version's identity: its class names and, for every image it includes, the
+ * image's bytes hash, label and split — in no particular order, so an export re-imported in
+ * another order is the same version.
+ */
+export function datasetVersion(rows: { sha256: string; label: number; split: string }[], classes: string[]): string {
+  const lines = rows.map((r) => `${r.sha256},${r.label},${r.split}\n`).sort();
+  const h = createHash('sha256').update(`${JSON.stringify(classes)}\n`);
+  for (const l of lines) h.update(l);
   return h.digest('hex');
 }
 
@@ -118,7 +125,7 @@ export async function writeDataset(db: Db, src: ImportSource, opts: ImportOption
   const perSplit: Record<string, number> = {};
   for (const r of rows) perSplit[r.split] = (perSplit[r.split] ?? 0) + 1;
   const report: ImportReport = { imported: rows.length, skipped, converted, sizes, emptyClasses, perSplit };
-  const version = datasetVersion(rows);
+  const version = datasetVersion(rows, classes);
   throwIfAborted(opts.signal, 'the import');
   const id = db.transaction(() => {
     const info = db
@@ -131,6 +138,7 @@ export async function writeDataset(db: Db, src: ImportSource, opts: ImportOption
       blob.run(r.sha256, r.blob.format, Buffer.from(r.blob.bytes.buffer, r.blob.bytes.byteOffset, r.blob.bytes.byteLength));
       img.run(dsId, idx, r.sha256, r.label, r.split, r.width, r.height, r.source);
     });
+    snapshotVersion(db, dsId, null, 'imported');
     return dsId;
   })();
   return getDataset(db, id);
@@ -199,9 +207,10 @@ export interface Selection {
 
 /** Images of a data set, in import order, optionally one split and a class subset. */
 export function selectImages(db: Db, datasetId: number, sel: Selection = {}): ImageRow[] {
+  // Excluded images stay on disk and in the database, but no longer take part in anything.
   let rows = (sel.split
-    ? db.prepare('SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND split = ? ORDER BY idx').all(datasetId, sel.split)
-    : db.prepare('SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? ORDER BY idx').all(datasetId)) as ImageRow[];
+    ? db.prepare('SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND split = ? AND excluded = 0 ORDER BY idx').all(datasetId, sel.split)
+    : db.prepare('SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND excluded = 0 ORDER BY idx').all(datasetId)) as ImageRow[];
   if (sel.classes) {
     const map = new Map(sel.classes.map((c, i) => [c, i]));
     rows = rows.filter((r) => map.has(r.label)).map((r) => ({ ...r, label: map.get(r.label)! }));
@@ -223,7 +232,7 @@ export function selectImages(db: Db, datasetId: number, sel: Selection = {}): Im
 
 export function classHistogram(db: Db, datasetId: number): { split: string; label: number; count: number }[] {
   return db
-    .prepare('SELECT split, label, count(*) AS count FROM images WHERE dataset_id = ? GROUP BY split, label ORDER BY split, label')
+    .prepare('SELECT split, label, count(*) AS count FROM images WHERE dataset_id = ? AND excluded = 0 GROUP BY split, label ORDER BY split, label')
     .all(datasetId) as { split: string; label: number; count: number }[];
 }
 

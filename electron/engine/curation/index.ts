@@ -1,0 +1,3 @@
+export * from './duplicates.js';
+export * from './labels.js';
+export * from './outliers.js';

@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+
+import { addBackbone } from '../../electron/engine/backbones/index.js';
+import { findDuplicates, findLabelErrors, findOutliers, embeddingMap } from '../../electron/engine/curation/index.js';
+import { decodeToSize, diffVersions, editDataset, exportDataset, getDataset, importDataset, listVersions, restoreVersion, selectImages } from '../../electron/engine/datasets/index.js';
+import { openDb, type Db } from '../../electron/engine/db.js';
+import { trainHead } from '../../electron/engine/training/index.js';
+import { CIFAR10_CLASSES, samples, writeShard, type Sample } from '../helpers/fixtures.js';
+import { MODELS, WDS, rng, tempDir } from '../helpers/shared.js';
+
+const RESNET = join(MODELS, 'resnet18-w16-hflip.onnx');
+
+describe('finding duplicates and leaks', () => {
+  const tmp = tempDir();
+  let db: Db;
+  const planted: { orig: string; copy: string; kind: 'exact' | 'near'; cross: boolean }[] = [];
+  before(async () => {
+    db = openDb(join(tmp.dir, 'db.sqlite'));
+    await addBackbone(db, { onnxPath: RESNET });
+    const root = join(tmp.dir, 'images');
+    const put = (split: string, s: Sample, name: string, bytes: Buffer) => {
+      const dir = join(root, split, CIFAR10_CLASSES[s.label]);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, name), bytes);
+      return `${split}/${CIFAR10_CLASSES[s.label]}/${name}`;
+    };
+    const train = await samples('train-000000.tar', 1500), test = await samples('test-000000.tar', 500);
+    const origins = [...train.map((s) => ['train', s] as const), ...test.map((s) => ['test', s] as const)];
+    const sources = origins.map(([split, s]) => put(split, s, `${s.key}.jpg`, s.jpeg));
+    // 200 planted copies: 50 exact (PNG of the same pixels), 150 near (hflip, 2-px crop, JPEG re-encode);
+    // every third goes to the other split.
+    for (let k = 0; k < 200; k++) {
+      const [split, s] = origins[k * 7];
+      const px = await decodeToSize([{ bytes: s.jpeg, format: 'jpeg', width: 32, height: 32 }], 32, 32);
+      const img = () => sharp(px, { raw: { width: 32, height: 32, channels: 3 } });
+      const kind = k < 50 ? 'exact' : 'near';
+      const bytes = k < 50 ? await img().png().toBuffer()
+        : k < 100 ? await img().flop().png().toBuffer()
+        : k < 150 ? await img().extract({ left: 1, top: 1, width: 30, height: 30 }).resize(32, 32).png().toBuffer()
+        : await img().jpeg({ quality: 90 }).toBuffer();
+      const cross = k % 3 === 0;
+      const other = cross ? (split === 'train' ? 'test' : 'train') : split;
+      planted.push({ orig: sources[k * 7], copy: put(other, s, `planted-${k}.${k >= 150 ? 'jpg' : 'png'}`, bytes), kind, cross });
+    }
+    await importDataset(db, { kind: 'folder', path: root, name: 'planted' });
+  });
+  after(() => {
+    db.close();
+    tmp.cleanup();
+  });
+
+  it('finds every exact duplicate, at least 90% of the near ones, and flags every cross-split pair as a leak', async () => {
+    const r = await findDuplicates(db, { dataset: 'planted', backbone: 'resnet18-w16-hflip', threshold: 0.85, threads: 2 });
+    const groupOf = new Map<string, { kind: string; leak: boolean; id: number }>();
+    [...r.exact, ...r.near].forEach((g, id) => g.images.forEach((im) => groupOf.set(`${im.source}|${g.kind}`, { kind: g.kind, leak: g.leak, id })));
+    const together = (p: (typeof planted)[number]) => {
+      const a = groupOf.get(`${p.orig}|${p.kind}`), b = groupOf.get(`${p.copy}|${p.kind}`);
+      return a && b && a.id === b.id ? a : null;
+    };
+    const exact = planted.filter((p) => p.kind === 'exact');
+    assert.deepEqual(exact.filter((p) => !together(p)).map((p) => p.copy), [], 'every exact duplicate is found');
+    const near = planted.filter((p) => p.kind === 'near');
+    const found = near.filter((p) => together(p));
+    assert.ok(found.length >= 0.9 * near.length, `near duplicates found: ${found.length} of ${near.length}`);
+    assert.deepEqual([...exact, ...found].filter((q) => q.cross && !together(q)!.leak).map((q) => q.copy), [], 'every cross-split pair is a leak');
+    assert.equal(r.leaks, [...r.exact, ...r.near].filter((g) => g.leak).length);
+    // Groups stay small: copies are joined, not whole classes (2,200 images here).
+    assert.ok(Math.max(...r.near.map((g) => g.images.length)) <= 20, `largest near group: ${Math.max(...r.near.map((g) => g.images.length))}`);
+  });
+});
+
+describe('finding label errors, outliers, and a map', () => {
+  const tmp = tempDir();
+  let db: Db;
+  const flipped = new Set<string>();
+  before(async () => {
+    db = openDb(join(tmp.dir, 'db.sqlite'));
+    await addBackbone(db, { onnxPath: RESNET });
+    const r = rng(7);
+    const items = (await samples('train-000001.tar', 5000)).map((s) => {
+      if (r() < 0.05) {
+        flipped.add(s.key);
+        return { ...s, label: (s.label + 1 + Math.floor(r() * 9)) % 10 };
+      }
+      return s;
+    });
+    const dir = join(tmp.dir, 'wds');
+    mkdirSync(dir);
+    await writeShard(join(dir, 'train-000000.tar'), items);
+    copyFileSync(join(WDS, 'classes.txt'), join(dir, 'classes.txt'));
+    await importDataset(db, { kind: 'wds', path: dir, name: 'noisy' });
+  });
+  after(() => {
+    db.close();
+    tmp.cleanup();
+  });
+
+  it('ranks flipped labels first: precision at k (k = number flipped) well above chance', async () => {
+    const rep = await findLabelErrors(db, { dataset: 'noisy', backbone: 'resnet18-w16-hflip', folds: 5, epochs: 20, threads: 2 });
+    const k = flipped.size;
+    const top = rep.ranked.slice(0, k);
+    const hits = top.filter((x) => flipped.has(x.image.source.split(':')[1].replace(/\.jpg$/, ''))).length;
+    const precision = hits / k;
+    assert.ok(precision >= 0.6, `precision@${k} = ${precision.toFixed(3)} (chance ${(k / 5000).toFixed(3)})`);
+    assert.ok(rep.outOfFoldAccuracy > 0.5);
+  });
+
+  it('scores outliers within their class and maps the embeddings to two principal components', async () => {
+    const out = await findOutliers(db, { dataset: 'noisy', backbone: 'resnet18-w16-hflip' });
+    assert.equal(out.length, 5000);
+    assert.ok(out[0].z > 2 && out.at(-1)!.z < 0);
+    const m = await embeddingMap(db, { dataset: 'noisy', backbone: 'resnet18-w16-hflip' });
+    assert.equal(m.points.length, 5000);
+    assert.ok(m.explained[0] >= m.explained[1] && m.explained[0] > 0.05 && m.explained[0] + m.explained[1] < 1);
+  });
+});
+
+describe('data set versions', () => {
+  const tmp = tempDir();
+  let db: Db;
+  before(async () => {
+    db = openDb(join(tmp.dir, 'db.sqlite'));
+    const dir = join(tmp.dir, 'wds');
+    mkdirSync(dir);
+    await writeShard(join(dir, 'train-000000.tar'), await samples('train-000000.tar', 120));
+    await writeShard(join(dir, 'test-000000.tar'), await samples('test-000000.tar', 40));
+    copyFileSync(join(WDS, 'classes.txt'), join(dir, 'classes.txt'));
+    await importDataset(db, { kind: 'wds', path: dir, name: 'v' });
+    await addBackbone(db, { onnxPath: join(MODELS, 'tiny-resnet18-w4.onnx') });
+  });
+  after(() => {
+    db.close();
+    tmp.cleanup();
+  });
+
+  it('an edit makes a new version, restoring brings the old hash back, and a diff says what changed', () => {
+    const v0 = getDataset(db, 'v').version;
+    assert.equal(listVersions(db, 'v').length, 1);
+    const v1 = editDataset(db, 'v', [{ op: 'relabel', images: [0, 1], label: 3 }, { op: 'exclude', images: [2] }, { op: 'move', images: [3], split: 'val' }, { op: 'tag', images: { split: 'test' }, tags: ['checked'] }], 'first pass');
+    assert.notEqual(v1.hash, v0);
+    assert.equal(getDataset(db, 'v').version, v1.hash);
+    assert.equal(v1.imageCount, 159);
+    assert.ok(!selectImages(db, getDataset(db, 'v').id).some((r) => r.idx === 2), 'excluded images leave every selection');
+    const d = diffVersions(db, 'v', v0, v1.hash);
+    assert.deepEqual(d.removed, [2]);
+    assert.deepEqual(d.moved.map((m) => [m.idx, m.to]), [[3, 'val']]);
+    assert.deepEqual(d.relabelled.map((m) => [m.idx, m.to]).filter(([, to]) => to === 3).length, d.relabelled.length);
+    const merged = editDataset(db, 'v', [{ op: 'renameClass', label: 0, name: 'plane' }, { op: 'mergeClasses', from: 1, into: 9 }]);
+    assert.equal(merged.classes.length, 9);
+    assert.equal(merged.classes[0], 'plane');
+    const back = restoreVersion(db, 'v', v0.slice(0, 12));
+    assert.equal(back.hash, v0);
+    assert.equal(getDataset(db, 'v').classes.length, 10);
+    assert.equal(selectImages(db, getDataset(db, 'v').id).length, 160);
+    assert.throws(() => editDataset(db, 'v', [{ op: 'relabel', images: [0], label: 10 }]), /label 10 is not a class of v \(0\.\.9\)/);
+    assert.equal(getDataset(db, 'v').version, v0, 'a refused edit changes nothing');
+  });
+
+  it('export then import is hash-identical, as folder and as WebDataset shards', async () => {
+    editDataset(db, 'v', [{ op: 'exclude', images: [5, 6] }, { op: 'relabel', images: [7], label: 2 }]);
+    const want = getDataset(db, 'v').version;
+    for (const format of ['folder', 'wds'] as const) {
+      const out = join(tmp.dir, `export-${format}`);
+      const e = await exportDataset(db, 'v', { format, out });
+      assert.equal(e.images, 158);
+      const back = await importDataset(db, { kind: format, path: out, name: `v-${format}` });
+      assert.equal(back.version, want, `${format} re-import`);
+    }
+  });
+
+  it('runs keep the version they used', async () => {
+    const before = getDataset(db, 'v').version;
+    const h = await trainHead(db, { backbone: 'tiny-resnet18-w4', dataset: 'v', train: { split: 'train' }, test: { split: 'test' }, mode: 'none', config: { epochs: 1 } });
+    const ten = selectImages(db, getDataset(db, 'v').id).find((r) => r.idx === 10)!;
+    editDataset(db, 'v', [{ op: 'relabel', images: [10], label: (ten.label + 1) % 10 }]);
+    const { getRun } = await import('../../electron/engine/runs/index.js');
+    assert.equal(getRun(db, h.runId).datasetVersion, before);
+    assert.notEqual(getDataset(db, 'v').version, before);
+  });
+});
