@@ -6,6 +6,7 @@ import { EmbaugError, type ErrorCode } from '../engine/errors.js';
 import { UsageError } from './args.js';
 import { DATA_HELP, data } from './commands/data.js';
 import { BACKBONE_HELP, EXTRACT_HELP, backbone, cache, extractCmd } from './commands/model.js';
+import { CURATE_HELP, curate } from './commands/curate.js';
 import { REPRODUCE_HELP, reproduceCmd } from './commands/reproduce.js';
 import { EXPORT_HELP, RUNS_HELP, exportCmd, runs } from './commands/runs.js';
 import { makeCtx, type Ctx } from './context.js';
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   runs: { run: runs, help: RUNS_HELP },
   reproduce: { run: reproduceCmd, help: REPRODUCE_HELP },
   export: { run: exportCmd, help: EXPORT_HELP },
+  curate: { run: curate, help: CURATE_HELP },
 };
 
 export function registerCommand(name: string, c: Command): void {

@@ -65,6 +65,30 @@ describe('the embaug command', () => {
     assert.match(aug.err, /unknown augmentation "hflop"/);
   });
 
+  it('edits a data set into versions, diffs, restores and exports them, and curates it', () => {
+    const v0 = embaug('data', 'versions', 'mini', '--json').json();
+    assert.equal(v0.length, 1);
+    const edit = embaug('data', 'edit', 'mini', '--relabel', '0,1', '--to', '7', '--exclude', 'split=test', '--message', 'check');
+    assert.equal(edit.code, 0, edit.err);
+    assert.match(edit.out, /^new version [0-9a-f]{16}… \(120 images, 10 classes\): check/);
+    const vs = embaug('data', 'versions', 'mini', '--json').json();
+    const diff = embaug('data', 'diff', 'mini', vs[0].hash.slice(0, 10), vs[1].hash.slice(0, 10), '--json').json();
+    assert.equal(diff.removed.length, 40);
+    assert.ok(diff.relabelled.every((r: { to: number }) => r.to === 7));
+    assert.equal(embaug('data', 'restore', 'mini', vs[0].hash).code, 0);
+    assert.equal(embaug('data', 'list', '--json').json()[0].version, vs[0].hash);
+    const out = join(tmp.dir, 'exported');
+    assert.equal(embaug('data', 'export', 'mini', '--format', 'wds', '--out', out).code, 0);
+    assert.equal(embaug('data', 'import', out, '--kind', 'wds', '--name', 'again', '--json').json().version, vs[0].hash);
+    const bad = embaug('data', 'edit', 'mini', '--relabel', '0', '--to', '12');
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /label 12 is not a class of mini/);
+    const dup = embaug('curate', 'duplicates', '--dataset', 'again', '--backbone', 'tiny-resnet18-w4', '--json');
+    assert.equal(dup.code, 0, dup.err);
+    assert.ok(Array.isArray(dup.json().near));
+    assert.match(embaug('curate', 'balance', '--dataset', 'mini').out, /^class\s+split\s+images/);
+  });
+
   it('prints help for every command', () => {
     const h = embaug('--help');
     assert.equal(h.code, 0);

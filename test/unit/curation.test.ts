@@ -115,7 +115,12 @@ describe('finding label errors, outliers, and a map', () => {
     assert.ok(out[0].z > 2 && out.at(-1)!.z < 0);
     const m = await embeddingMap(db, { dataset: 'noisy', backbone: 'resnet18-w16-hflip' });
     assert.equal(m.points.length, 5000);
-    assert.ok(m.explained[0] >= m.explained[1] && m.explained[0] > 0.05 && m.explained[0] + m.explained[1] < 1);
+    assert.ok(m.explained![0] >= m.explained![1] && m.explained![0] > 0.05 && m.explained![0] + m.explained![1] < 1);
+    const sel = { split: 'train', limit: 600, balanced: true };
+    const u1 = await embeddingMap(db, { dataset: 'noisy', backbone: 'resnet18-w16-hflip', selection: sel, method: 'umap', seed: 1 });
+    const u2 = await embeddingMap(db, { dataset: 'noisy', backbone: 'resnet18-w16-hflip', selection: sel, method: 'umap', seed: 1 });
+    assert.equal(u1.points.length, 600);
+    assert.deepEqual(u1.points.map((p) => p.x), u2.points.map((p) => p.x), 'a seeded UMAP is reproducible');
   });
 });
 

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { ARCHIVES, classHistogram, getCifar, getDataset, importDataset, listDatasets, type ImportKind } from '../../engine/datasets/index.js';
 import { UsageError, intOpt, numOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
+import { VERSIONS_HELP, dataVersionCommand } from './curate.js';
 
 export const DATA_HELP = `embaug data <command>
   import <path> --kind folder|wds|cifar [--name NAME] [--test-fraction 0.2] [--split-seed 0]
@@ -13,7 +14,8 @@ export const DATA_HELP = `embaug data <command>
       Download the official binary archive (MD5-checked, resumable) into the user cache
       (EMBAUG_CACHE or --cache overrides it) and import it; --url/--md5 name a mirror.
   list                       Data sets with their image counts and versions.
-  show <name|id>             Classes, counts per split and class, import report.`;
+  show <name|id>             Classes, counts per split and class, import report.
+${VERSIONS_HELP}`;
 
 export async function data(ctx: Ctx, argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
@@ -86,5 +88,6 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
     });
     return;
   }
+  if (await dataVersionCommand(ctx, sub, rest)) return;
   throw new UsageError(`unknown command "data ${sub ?? ''}"\n${DATA_HELP}`);
 }

@@ -2,7 +2,9 @@
 import { getDataset, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
+import { ProgressMeter, throwIfAborted } from '../jobs/index.js';
 import type { CurationRequest } from './duplicates.js';
+import { UMAP } from 'umap-js';
 
 function unitRows(x: Float32Array, d: number): Float32Array {
   const u = new Float32Array(x.length);
@@ -73,11 +75,38 @@ export interface MapPoint {
   y: number;
 }
 
-/** The first two principal components of the (unit-normalised) embeddings. */
-export async function embeddingMap(db: Db, req: CurationRequest & { selection?: Selection }): Promise<{ points: MapPoint[]; explained: [number, number] }> {
+/**
+ * A 2-D map of the (unit-normalised) embeddings: their first two principal components, or
+ * UMAP (umap-js, seeded) for a non-linear view; `explained` is PCA's share of variance.
+ */
+export async function embeddingMap(
+  db: Db,
+  req: CurationRequest & { selection?: Selection; method?: 'pca' | 'umap'; seed?: number },
+): Promise<{ points: MapPoint[]; explained: [number, number] | null; method: 'pca' | 'umap' }> {
   const ds = getDataset(db, req.dataset);
   const e = await embeddingsFor(db, { dataset: ds.id, backbone: req.backbone, ...req.selection, aug: 'identity', threads: req.threads, signal: req.signal, onProgress: req.onProgress, record: false });
   const d = e.dim, n = e.images.length, u = unitRows(e.x, d);
+  if (req.method === 'umap') {
+    let s = (req.seed ?? 0) + 1;
+    // A seeded generator (mulberry32): the same map for the same data and seed.
+    const random = () => {
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(s ^ (s >>> 15), s | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const rowsOf = Array.from({ length: n }, (_, i) => Array.from(u.subarray(i * d, (i + 1) * d)));
+    const umap = new UMAP({ nComponents: 2, nNeighbors: 15, minDist: 0.1, nEpochs: 200, random });
+    const nEpochs = umap.initializeFit(rowsOf);
+    const meter = new ProgressMeter('UMAP', nEpochs, 'epochs', req.onProgress);
+    for (let ep = 0; ep < nEpochs; ep++) {
+      if (ep % 10 === 0) throwIfAborted(req.signal, 'the map');
+      umap.step();
+      meter.tick();
+    }
+    const y = umap.getEmbedding();
+    return { points: e.images.map((image, i) => ({ image, x: y[i][0], y: y[i][1] })), explained: null, method: 'umap' };
+  }
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) mean[k] += u[i * d + k] / n;
   const cov = new Float64Array(d * d);
@@ -107,5 +136,5 @@ export async function embeddingMap(db: Db, req: CurationRequest & { selection?: 
     for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) s += v[a] * cov[a * d + b] * v[b];
     return s / (trace || 1);
   };
-  return { points, explained: [variance(v1), variance(v2)] };
+  return { points, explained: [variance(v1), variance(v2)], method: 'pca' };
 }
