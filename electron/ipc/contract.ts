@@ -4,7 +4,7 @@
  * renderer all import it, so a change breaks the build rather than the user.
  */
 import type { BackboneInfo, Candidates } from '../engine/backbones/index.js';
-import type { DatasetInfo, ImageRow } from '../engine/datasets/index.js';
+import type { DatasetInfo, DatasetVersion, Edit, ImageRow } from '../engine/datasets/index.js';
 import type { CacheStats } from '../engine/embeddings/index.js';
 import type { ExportResult } from '../engine/export/index.js';
 import type { Progress } from '../engine/jobs/index.js';
@@ -51,6 +51,24 @@ export interface HeadJobArgs {
   seed: number;
   limit?: number;
 }
+export interface CurateJobArgs {
+  what: 'duplicates' | 'labels' | 'outliers' | 'map';
+  dataset: number;
+  backbone: string;
+  threshold?: number;
+  method?: 'pca' | 'umap';
+  split?: string;
+  limit?: number;
+}
+
+/** A light image reference for curation results. */
+export interface CuratedImage {
+  idx: number;
+  sha256: string;
+  label: number;
+  split: string;
+}
+
 export interface ReproduceJobArgs {
   epochs: number;
   seeds: number;
@@ -65,6 +83,7 @@ export interface JobArgs {
   omega: OmegaJobArgs;
   head: HeadJobArgs;
   reproduce: ReproduceJobArgs;
+  curate: CurateJobArgs;
 }
 export type JobKind = keyof JobArgs;
 
@@ -118,6 +137,9 @@ export interface Api {
   'backbones:candidates': { req: { onnxPath: string }; res: Candidates };
   'backbones:addClassifier': { req: { onnxPath: string; tensor?: string; height?: number; width?: number; mean?: number[]; std?: number[]; normalisedInGraph?: boolean; name?: string }; res: BackboneInfo };
   'embeddings:stats': { req: void; res: CacheStats };
+  'datasets:versions': { req: { id: number }; res: DatasetVersion[] };
+  'datasets:edit': { req: { id: number; edits: Edit[]; note?: string }; res: DatasetVersion };
+  'datasets:restore': { req: { id: number; hash: string }; res: DatasetVersion };
   'runs:list': { req: RunFilter; res: RunRecord[] };
   'runs:get': { req: { id: number }; res: RunRecord & { metrics: Series } };
   'runs:compare': { req: { ids: number[] }; res: { runs: RunRecord[]; differs: string[]; metrics: Record<number, Series> } };
@@ -131,7 +153,7 @@ export interface Api {
 export type Channel = keyof Api;
 export const CHANNELS: readonly Channel[] = [
   'system:info', 'datasets:list', 'datasets:histogram', 'datasets:images', 'datasets:thumbs', 'backbones:list', 'backbones:add', 'backbones:candidates', 'backbones:addClassifier',
-  'embeddings:stats', 'runs:list', 'runs:get', 'runs:compare', 'runs:export', 'paper:latest', 'jobs:start', 'jobs:cancel', 'jobs:list',
+  'embeddings:stats', 'datasets:versions', 'datasets:edit', 'datasets:restore', 'runs:list', 'runs:get', 'runs:compare', 'runs:export', 'paper:latest', 'jobs:start', 'jobs:cancel', 'jobs:list',
 ];
 
 /** What the preload exposes as window.embaug, and what the web client implements. */

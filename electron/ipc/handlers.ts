@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 
 import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../engine/backbones/index.js';
-import { classHistogram, getDataset, listDatasets, readBlobs } from '../engine/datasets/index.js';
+import { classHistogram, editDataset, getDataset, listDatasets, listVersions, readBlobs, restoreVersion } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { cacheStats } from '../engine/embeddings/index.js';
 import { EmbaugError } from '../engine/errors.js';
@@ -63,6 +63,9 @@ function implementation(ctx: HandlerContext): Impl {
         input: { ...(r.height && r.width ? { height: r.height, width: r.width } : {}), mean: r.mean as [number, number, number] | undefined, std: r.std as [number, number, number] | undefined, normalisation: r.normalisedInGraph ? 'inside the graph' : 'by embaug' },
       }),
     'embeddings:stats': () => cacheStats(db),
+    'datasets:versions': ({ id }) => listVersions(db, id),
+    'datasets:edit': ({ id, edits, note }) => editDataset(db, id, edits, note),
+    'datasets:restore': ({ id, hash }) => restoreVersion(db, id, hash),
     'runs:list': (f) => listRuns(db, f),
     'runs:get': ({ id }) => ({ ...getRun(db, id), metrics: runMetrics(db, id) }),
     'runs:compare': ({ ids }) => compareRuns(db, ids),

@@ -22,6 +22,10 @@ const job = z.discriminatedUnion('kind', [
       optimizer: z.enum(['sgd', 'adam']), batch: z.number().int().min(1).max(65536), seed: z.number().int().min(0).max(2 ** 31), limit: z.number().int().positive().optional(),
     }),
   }),
+  z.object({
+    kind: z.literal('curate'),
+    args: z.object({ what: z.enum(['duplicates', 'labels', 'outliers', 'map']), dataset: id, backbone: z.string().min(1), threshold: z.number().min(-1).max(1).optional(), method: z.enum(['pca', 'umap']).optional(), split: z.string().optional(), limit: z.number().int().positive().optional() }),
+  }),
   z.object({ kind: z.literal('reproduce'), args: z.object({ epochs: z.number().int().min(1).max(1000), seeds: z.number().int().min(1).max(20), subset: z.number().int().positive().optional(), augSets: z.array(z.enum(['hflip', 'vflip', 'both'])).optional(), archs: z.array(z.string()).optional() }) }),
 ]);
 
@@ -39,6 +43,9 @@ export const SCHEMAS: Record<Channel, z.ZodType> = {
     mean: z.array(z.number()).length(3).optional(), std: z.array(z.number().positive()).length(3).optional(), normalisedInGraph: z.boolean().optional(), name: z.string().max(200).optional(),
   }),
   'embeddings:stats': z.undefined().or(z.null()),
+  'datasets:versions': z.object({ id }),
+  'datasets:edit': z.object({ id, edits: z.array(z.record(z.string(), z.unknown())).min(1).max(10000), note: z.string().max(500).optional() }),
+  'datasets:restore': z.object({ id, hash: z.string().regex(/^[0-9a-f]{6,64}$/) }),
   'runs:list': z.object({ kind: z.string().optional(), status: z.enum(['running', 'completed', 'failed', 'cancelled', 'interrupted']).optional(), group: z.string().optional(), parentId: id.optional(), search: z.string().max(200).optional(), limit: z.number().int().min(1).max(10000).optional() }),
   'runs:get': z.object({ id }),
   'runs:compare': z.object({ ids: z.array(id).min(2).max(20) }),

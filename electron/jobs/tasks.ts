@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 
 import type { JobArgs, JobKind } from '../ipc/contract.js';
-import { importDataset } from '../engine/datasets/index.js';
+import { embeddingMap, findDuplicates, findLabelErrors, findOutliers } from '../engine/curation/index.js';
+import { importDataset, type ImageRow } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { extract } from '../engine/embeddings/index.js';
 import type { OnProgress } from '../engine/jobs/index.js';
@@ -69,6 +70,23 @@ export const TASKS: Tasks = {
       threads: c.threads, signal: c.signal, onProgress: c.onProgress, onEpoch: (s) => c.onEpoch('head', s),
     });
     return { runId: r.runId, testAccuracy: r.testAccuracy, epochs: r.history.length };
+  },
+  curate: async (c, a) => {
+    const common = { dataset: a.dataset, backbone: a.backbone, threads: c.threads, signal: c.signal, onProgress: c.onProgress };
+    const slim = (i: ImageRow) => ({ idx: i.idx, sha256: i.sha256, label: i.label, split: i.split });
+    const selection = a.split || a.limit ? { split: a.split, limit: a.limit, balanced: a.limit !== undefined } : undefined;
+    if (a.what === 'duplicates') {
+      const r = await findDuplicates(c.db, { ...common, threshold: a.threshold });
+      const g = (x: typeof r.exact) => x.map((grp) => ({ ...grp, images: grp.images.map(slim) }));
+      return { exact: g(r.exact), near: g(r.near), leaks: r.leaks, threshold: r.threshold };
+    }
+    if (a.what === 'labels') {
+      const r = await findLabelErrors(c.db, { ...common, selection });
+      return { outOfFoldAccuracy: r.outOfFoldAccuracy, ranked: r.ranked.slice(0, 1000).map((x) => ({ ...x, image: slim(x.image) })) };
+    }
+    if (a.what === 'outliers') return (await findOutliers(c.db, { ...common, selection })).slice(0, 1000).map((o) => ({ ...o, image: slim(o.image) }));
+    const m = await embeddingMap(c.db, { ...common, selection, method: a.method });
+    return { method: m.method, explained: m.explained, points: m.points.map((p) => ({ ...slim(p.image), x: p.x, y: p.y })) };
   },
   reproduce: async (c, a) => {
     const out = join(c.settings.outDir, `reproduction-${new Date().toISOString().replace(/[:.]/g, '-')}`);

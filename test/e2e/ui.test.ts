@@ -184,8 +184,41 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await shot('07-export');
     await view('Paper');
     await page.getByText('No reproduction yet').waitFor();
-    await shot('08-paper');
+    await shot('09-paper');
     assert.deepEqual(errors, []);
+  });
+
+  it('curates: duplicates, label errors decided by key into a new version, a map with lasso selection, versions restored', async () => {
+    await view('Curation');
+    await page.locator('select[name="dataset"]').selectOption({ label: 'target' });
+    await page.getByRole('button', { name: 'Find duplicates' }).click();
+    await page.getByTestId('duplicates').waitFor({ timeout: 120_000 });
+    await page.getByRole('button', { name: 'Find label errors' }).click();
+    const table = page.getByTestId('label-errors');
+    await table.waitFor({ timeout: 120_000 });
+    await page.keyboard.press('x');
+    await page.keyboard.press('a');
+    await page.getByRole('button', { name: 'Apply 2 decisions' }).click();
+    await table.getByText(/new version [0-9a-f]{10}/).waitFor();
+    await page.getByRole('button', { name: 'Draw the map' }).click();
+    const map = page.getByTestId('map');
+    await map.waitFor({ timeout: 120_000 });
+    await map.scrollIntoViewIfNeeded();
+    const box = (await map.boundingBox())!;
+    await page.mouse.move(box.x + 5, box.y + 5);
+    await page.mouse.down();
+    for (const [fx, fy] of [[0.95, 0.05], [0.95, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
+    await page.mouse.up();
+    assert.match(await page.getByTestId('map-selection').innerText(), /^\d+ selected$/);
+    await noOverflow('curation');
+    await shot('08-curation');
+    await view('Datasets');
+    await page.getByRole('cell', { name: 'target', exact: true }).click();
+    const versions = page.getByTestId('versions');
+    await versions.locator('summary').click();
+    assert.match(await versions.locator('summary').innerText(), /^2 versions/);
+    await versions.getByRole('button', { name: 'Restore' }).click();
+    await versions.locator('summary').getByText(/^3 versions/).waitFor();
   });
 
   it('refuses API calls without the token and from other origins', async () => {

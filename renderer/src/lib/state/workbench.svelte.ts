@@ -9,10 +9,11 @@ import type { EpochStats } from '../../../../electron/engine/native.js';
 import type { Api, JobArgs, JobEvent, JobInfo, JobKind } from '../../../../electron/ipc/contract.js';
 import { bridge, call } from '../api.js';
 
-export type View = 'datasets' | 'backbones' | 'embeddings' | 'omega' | 'heads' | 'runs' | 'paper';
+export type View = 'datasets' | 'curation' | 'backbones' | 'embeddings' | 'omega' | 'heads' | 'runs' | 'paper';
 
 export const VIEWS: { id: View; label: string }[] = [
   { id: 'datasets', label: 'Datasets' },
+  { id: 'curation', label: 'Curation' },
   { id: 'backbones', label: 'Backbones' },
   { id: 'embeddings', label: 'Embeddings' },
   { id: 'omega', label: 'Augmentations (Ω)' },
