@@ -53,7 +53,7 @@ describe('finding duplicates and leaks', () => {
     tmp.cleanup();
   });
 
-  it('finds every exact duplicate, at least 90% of the near ones, and flags every cross-split pair as a leak', async () => {
+  it('finds every exact duplicate, at least 90% of the near ones, and flags every cross-split pair as a leak', async (t) => {
     const r = await findDuplicates(db, { dataset: 'planted', backbone: 'resnet18-w16-hflip', threshold: 0.85, threads: 2 });
     const groupOf = new Map<string, { kind: string; leak: boolean; id: number }>();
     [...r.exact, ...r.near].forEach((g, id) => g.images.forEach((im) => groupOf.set(`${im.source}|${g.kind}`, { kind: g.kind, leak: g.leak, id })));
@@ -65,6 +65,7 @@ describe('finding duplicates and leaks', () => {
     assert.deepEqual(exact.filter((p) => !together(p)).map((p) => p.copy), [], 'every exact duplicate is found');
     const near = planted.filter((p) => p.kind === 'near');
     const found = near.filter((p) => together(p));
+    t.diagnostic(`near duplicates found: ${found.length} of ${near.length}; groups ${r.exact.length} exact, ${r.near.length} near; ${r.leaks} leaks`);
     assert.ok(found.length >= 0.9 * near.length, `near duplicates found: ${found.length} of ${near.length}`);
     assert.deepEqual([...exact, ...found].filter((q) => q.cross && !together(q)!.leak).map((q) => q.copy), [], 'every cross-split pair is a leak');
     assert.equal(r.leaks, [...r.exact, ...r.near].filter((g) => g.leak).length);
@@ -99,12 +100,13 @@ describe('finding label errors, outliers, and a map', () => {
     tmp.cleanup();
   });
 
-  it('ranks flipped labels first: precision at k (k = number flipped) well above chance', async () => {
+  it('ranks flipped labels first: precision at k (k = number flipped) well above chance', async (t) => {
     const rep = await findLabelErrors(db, { dataset: 'noisy', backbone: 'resnet18-w16-hflip', folds: 5, epochs: 20, threads: 2 });
     const k = flipped.size;
     const top = rep.ranked.slice(0, k);
     const hits = top.filter((x) => flipped.has(x.image.source.split(':')[1].replace(/\.jpg$/, ''))).length;
     const precision = hits / k;
+    t.diagnostic(`precision@${k} = ${precision.toFixed(3)}, out-of-fold accuracy ${rep.outOfFoldAccuracy.toFixed(3)}`);
     assert.ok(precision >= 0.6, `precision@${k} = ${precision.toFixed(3)} (chance ${(k / 5000).toFixed(3)})`);
     assert.ok(rep.outOfFoldAccuracy > 0.5);
   });
