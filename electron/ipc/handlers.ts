@@ -34,7 +34,7 @@ function implementation(ctx: HandlerContext): Impl {
     'datasets:list': () => listDatasets(db),
     'datasets:histogram': ({ id }) => classHistogram(db, getDataset(db, id).id),
     'datasets:images': ({ id, split, label, offset, limit }) => {
-      const where = ['dataset_id = ?'];
+      const where = ['dataset_id = ?', 'excluded = 0'];
       const args: unknown[] = [id];
       if (split) (where.push('split = ?'), args.push(split));
       if (label !== undefined) (where.push('label = ?'), args.push(label));
