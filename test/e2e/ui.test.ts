@@ -200,6 +200,8 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.keyboard.press('a');
     await page.getByRole('button', { name: 'Apply 2 decisions' }).click();
     await table.getByText(/new version [0-9a-f]{10}/).waitFor();
+    await page.getByRole('button', { name: 'Find outliers' }).click();
+    await page.getByTestId('outliers').waitFor({ timeout: 120_000 });
     await page.getByRole('button', { name: 'Draw the map' }).click();
     const map = page.getByTestId('map');
     await map.waitFor({ timeout: 120_000 });
@@ -210,6 +212,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     for (const [fx, fy] of [[0.95, 0.05], [0.95, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
     await page.mouse.up();
     assert.match(await page.getByTestId('map-selection').innerText(), /^\d+ selected$/);
+    await page.getByLabel('Colour by').selectOption('outlier score');
     await noOverflow('curation');
     await shot('08-curation');
     await view('Datasets');
