@@ -37,7 +37,7 @@ ${Object.values(COMMANDS).map((c) => c.help).join('\n\n')}
 The database defaults to ./experiments.db (or $EMBAUG_DB).`;
 
 const EXIT: Partial<Record<ErrorCode, number>> = {
-  E_ARG: 2, E_NOT_FOUND: 3, E_IMPORT: 4, E_MODEL: 4, E_SHAPE: 4, E_CHECKSUM: 4, E_DOWNLOAD: 4, E_EXPORT: 4,
+  E_ARG: 2, E_NOT_FOUND: 3, E_IMPORT: 4, E_MODEL: 4, E_SHAPE: 4, E_CHECKSUM: 4, E_DOWNLOAD: 4, E_EXPORT: 4, E_EXISTS: 4,
   E_NATIVE: 5, E_NATIVE_ALLOC: 5, E_NATIVE_DEVICE: 5, E_NATIVE_LOAD: 5, E_BACKEND_UNAVAILABLE: 5, E_CANCELLED: 130,
 };
 

@@ -134,6 +134,12 @@ const MIGRATIONS: string[] = [
   );
   CREATE INDEX versions_by_dataset ON dataset_versions(dataset_id, hash);
   `,
+  `
+  -- An import writes its images in batches into a 'staging' data set that no reader sees,
+  -- owned by its process ({hostname, pid}), and publishes it as 'ready' at the end.
+  ALTER TABLE datasets ADD COLUMN state TEXT NOT NULL DEFAULT 'ready';
+  ALTER TABLE datasets ADD COLUMN owner TEXT;
+  `,
 ];
 
 export interface OpenOptions {
@@ -168,6 +174,7 @@ export function openDb(path: string, opts: OpenOptions = {}): Db {
   if (!opts.readonly) {
     migrate(db);
     markInterrupted(db);
+    sweepStaging(db);
   }
   return db;
 }
@@ -188,6 +195,26 @@ function migrate(db: Db): void {
   }
 }
 
+/** Whether the process that wrote a `{hostname, pid}` owner (JSON) is gone: on this host only. */
+function ownerGone(owner: string | null, me = hostname()): boolean {
+  const h = JSON.parse(owner ?? '{}') as { hostname?: string; pid?: number; thread?: number };
+  return h.hostname === me && typeof h.pid === 'number' && h.pid !== process.pid && !alive(h.pid);
+}
+
+/** Removes the staging rows of imports whose process died, and the image bytes only they held. */
+export function sweepStaging(db: Db): number {
+  const stale = (db.prepare(`SELECT id, owner FROM datasets WHERE state = 'staging'`).all() as { id: number; owner: string | null }[]).filter((r) =>
+    ownerGone(r.owner),
+  );
+  for (const r of stale)
+    db.transaction(() => {
+      db.prepare('DELETE FROM images WHERE dataset_id = ?').run(r.id);
+      db.prepare('DELETE FROM datasets WHERE id = ?').run(r.id);
+    })();
+  if (stale.length) db.prepare('DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.sha256 = blobs.sha256)').run();
+  return stale.length;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -203,11 +230,7 @@ function alive(pid: number): boolean {
  */
 export function markInterrupted(db: Db): number {
   const rows = db.prepare(`SELECT id, host FROM runs WHERE status = 'running'`).all() as { id: number; host: string }[];
-  const me = hostname();
-  const stale = rows.filter((r) => {
-    const h = JSON.parse(r.host) as { hostname?: string; pid?: number };
-    return h.hostname === me && typeof h.pid === 'number' && h.pid !== process.pid && !alive(h.pid);
-  });
+  const stale = rows.filter((r) => ownerGone(r.host));
   const mark = db.prepare(
     `UPDATE runs SET status = 'interrupted', ended_at = ?, error = 'the process running it stopped before it finished' WHERE id = ?`,
   );

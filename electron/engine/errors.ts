@@ -21,6 +21,9 @@ export type ErrorCode =
   | 'E_DOWNLOAD'
   | 'E_CHECKSUM'
   | 'E_EXPORT'
+  | 'E_EXISTS' // a file of that name exists and was not replaced (pass --force to replace it)
+  | 'E_OUT_OF_MEMORY' // a job's worker ran out of its heap and was stopped
+  | 'E_WORKER' // a job's worker died before it finished
   | 'E_INTERRUPTED';
 
 export class EmbaugError extends Error {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 
 import { EmbaugError, fromNative } from './errors.js';
 import { packageRoot } from './paths.js';
+import { maxPixels } from './settings.js';
 import * as v from './validate.js';
 
 export interface BackendInfo {
@@ -85,6 +86,7 @@ interface Binding {
     width: number,
     height: number,
     threads: number,
+    maxPixels: number,
   ): Promise<{ pixels: Uint8Array; errors: (string | null)[]; widths: Int32Array; heights: Int32Array }>;
 }
 
@@ -190,6 +192,12 @@ export interface MlpOptions {
   residual?: boolean;
 }
 
+/**
+ * Parameters of one MLP at most: with gradients and two optimiser moments that is 4 GiB.
+ * Ω and Ψ of a 2048-d embedding have about 8.4 M; anything near the cap is a mistake.
+ */
+export const MAX_PARAMS = 2 ** 28;
+
 /** A dense MLP on a compute backend: Linear+ReLU layers and a linear output. */
 export class MlpModel {
   readonly sizes: readonly number[];
@@ -200,6 +208,12 @@ export class MlpModel {
     if (!Array.isArray(sizes) || sizes.length < 2)
       throw new TypeError(`sizes must list at least an input and an output size, got ${JSON.stringify(sizes)}`);
     sizes.forEach((s, i) => v.int(`sizes[${i}]`, s, 1, 1 << 20));
+    const params = sizes.slice(1).reduce((sum, out, l) => sum + out * (sizes[l] + 1), 0);
+    if (params > MAX_PARAMS)
+      throw new RangeError(
+        `an MLP of sizes [${sizes.join(', ')}] has ${params.toExponential(2)} parameters, over the limit of ${MAX_PARAMS.toExponential(2)} ` +
+          '(weights, gradients and optimiser state take 16 bytes each): use smaller layers',
+      );
     const residual = opts.residual ?? false;
     if (residual && sizes[0] !== sizes[sizes.length - 1])
       throw new RangeError(`a residual MLP needs equal input and output sizes, got ${sizes[0]} and ${sizes.at(-1)}`);
@@ -447,17 +461,23 @@ export interface DecodedBatch {
 
 /**
  * Decodes JPEGs of one expected size with libjpeg-turbo; others are reported per image.
- * width = height = 0 only verifies each image (full decode) and reports its size.
+ * width = height = 0 only verifies each image (full decode) and reports its size. Images
+ * over `limitPixels` (default: the EMBAUG_MAX_PIXELS setting) are refused from their header.
  */
-export async function decodeJpegs(blobs: Uint8Array[], width: number, height: number, threads = 0): Promise<DecodedBatch> {
+export async function decodeJpegs(blobs: Uint8Array[], width: number, height: number, threads = 0, limitPixels = maxPixels()): Promise<DecodedBatch> {
   if (!Array.isArray(blobs)) throw new TypeError('blobs must be an array of Uint8Array');
   blobs.forEach((b, i) => v.typed(`blobs[${i}]`, b, Uint8Array));
-  return loadNative().decodeJpegs(
-    blobs,
+  const args = [
     v.int('width', width, 0, 1 << 14),
     v.int('height', height, 0, 1 << 14),
     v.int('threads', threads || getThreads(), 1, 1024),
-  );
+    v.int('limitPixels', limitPixels, 1, 2 ** 40),
+  ] as const;
+  try {
+    return await loadNative().decodeJpegs(blobs, ...args);
+  } catch (err) {
+    throw fromNative(err);
+  }
 }
 
 /**

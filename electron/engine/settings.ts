@@ -26,3 +26,20 @@ export function defaultModelsDir(env = process.env): string {
   // Packaged apps unpack models/ from the asar archive: ONNX Runtime reads real files.
   return env.EMBAUG_MODELS ? resolve(env.EMBAUG_MODELS) : join(packageRoot(), 'models').replace(`app.asar${'/'}`, 'app.asar.unpacked/');
 }
+
+/** The default pixel limit of one image: a bigger header is refused before decoding. */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+
+/**
+ * Images whose header declares more pixels than this are refused before anything is
+ * allocated for them (a forged 65500×65500 JPEG header would ask for 12.9 GB): EMBAUG_MAX_PIXELS,
+ * else 50 megapixels.
+ */
+export function maxPixels(env = process.env): number {
+  const v = env.EMBAUG_MAX_PIXELS;
+  if (v === undefined || v === '') return DEFAULT_MAX_PIXELS;
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 1)
+    throw new RangeError(`EMBAUG_MAX_PIXELS must be a whole number of pixels (e.g. 50000000), got "${v}"`);
+  return n;
+}

@@ -143,7 +143,7 @@ export interface Api {
   'runs:list': { req: RunFilter; res: RunRecord[] };
   'runs:get': { req: { id: number }; res: RunRecord & { metrics: Series } };
   'runs:compare': { req: { ids: number[] }; res: { runs: RunRecord[]; differs: string[]; metrics: Record<number, Series> } };
-  'runs:export': { req: { runId: number; outDir: string; name?: string; merged?: boolean }; res: ExportResult };
+  'runs:export': { req: { runId: number; outDir: string; name?: string; merged?: boolean; force?: boolean }; res: ExportResult };
   'paper:latest': { req: void; res: ReproductionSummary | null };
   'jobs:start': { req: { [K in JobKind]: { kind: K; args: JobArgs[K] } }[JobKind]; res: JobInfo };
   'jobs:cancel': { req: { id: string }; res: JobInfo };

@@ -69,7 +69,7 @@ function implementation(ctx: HandlerContext): Impl {
     'runs:list': (f) => listRuns(db, f),
     'runs:get': ({ id }) => ({ ...getRun(db, id), metrics: runMetrics(db, id) }),
     'runs:compare': ({ ids }) => compareRuns(db, ids),
-    'runs:export': ({ runId, outDir, name, merged }) => exportRun(db, { runId, outDir, name, merged }),
+    'runs:export': ({ runId, outDir, name, merged, force }) => exportRun(db, { runId, outDir, name, merged, force }),
     'paper:latest': () => latestReproduction(db),
     'jobs:start': (req) => ctx.jobs.start(req.kind, req.args as never),
     'jobs:cancel': ({ id }) => ctx.jobs.cancel(id),

@@ -49,7 +49,7 @@ export const SCHEMAS: Record<Channel, z.ZodType> = {
   'runs:list': z.object({ kind: z.string().optional(), status: z.enum(['running', 'completed', 'failed', 'cancelled', 'interrupted']).optional(), group: z.string().optional(), parentId: id.optional(), search: z.string().max(200).optional(), limit: z.number().int().min(1).max(10000).optional() }),
   'runs:get': z.object({ id }),
   'runs:compare': z.object({ ids: z.array(id).min(2).max(20) }),
-  'runs:export': z.object({ runId: id, outDir: z.string().min(1), name: z.string().max(200).optional(), merged: z.boolean().optional() }),
+  'runs:export': z.object({ runId: id, outDir: z.string().min(1), name: z.string().max(200).optional(), merged: z.boolean().optional(), force: z.boolean().optional() }),
   'paper:latest': z.undefined().or(z.null()),
   'jobs:start': job,
   'jobs:cancel': z.object({ id: z.string().min(1).max(100) }),

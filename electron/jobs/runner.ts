@@ -3,9 +3,12 @@
  * turns their messages into JobEvents. Used alike by Electron's main process and web mode.
  */
 import { randomUUID } from 'node:crypto';
+import { totalmem } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
+import type { Db } from '../engine/db.js';
 import { EmbaugError } from '../engine/errors.js';
+import { failRunsOfThread } from '../engine/runs/index.js';
 import type { JobArgs, JobEvent, JobInfo, JobKind } from '../ipc/contract.js';
 import type { WorkerInput, WorkerMessage } from './worker.js';
 
@@ -13,10 +16,20 @@ import type { WorkerInput, WorkerMessage } from './worker.js';
 const WORKER = new URL(import.meta.url.endsWith('.ts') ? './worker-boot.mjs' : './worker.js', import.meta.url);
 
 export interface RunnerOptions {
+  /** The server's own connection: runs a crashed worker left "running" are marked failed on it. */
+  db: Db;
   dbPath: string;
   threads: number;
   settings: WorkerInput['settings'];
+  /**
+   * The heap of one job's worker (MB): a runaway job fails as a job, and the server and
+   * the other jobs go on. Embeddings and images live outside the heap (typed arrays).
+   */
+  maxHeapMb?: number;
 }
+
+/** A quarter of the machine's memory, at most V8's usual 4 GB heap. */
+export const DEFAULT_JOB_HEAP_MB = Math.max(512, Math.min(4096, Math.floor(totalmem() / 2 ** 20 / 4)));
 
 function title(kind: JobKind, args: JobArgs[JobKind]): string {
   const a = args as unknown as Record<string, unknown>;
@@ -48,7 +61,9 @@ export class JobRunner {
   start<K extends JobKind>(kind: K, args: JobArgs[K]): JobInfo {
     const info: JobInfo = { id: randomUUID(), kind, title: title(kind, args), status: 'running', startedAt: new Date().toISOString(), progress: null };
     const input: WorkerInput = { kind, args, dbPath: this.opts.dbPath, threads: this.opts.threads, settings: this.opts.settings };
-    const worker = new Worker(WORKER, { workerData: input });
+    const heapMb = this.opts.maxHeapMb ?? DEFAULT_JOB_HEAP_MB;
+    const worker = new Worker(WORKER, { workerData: input, resourceLimits: { maxOldGenerationSizeMb: heapMb } });
+    const thread = worker.threadId;
     this.#jobs.set(info.id, { info, worker });
     let settled = false;
     const finish = (status: JobInfo['status'], patch: Partial<JobInfo>) => {
@@ -66,8 +81,23 @@ export class JobRunner {
       else if (m.type === 'done') finish('completed', { result: m.result });
       else if (m.type === 'error') finish(m.error.code === 'E_CANCELLED' ? 'cancelled' : 'failed', { error: m.error });
     });
-    worker.on('error', (err) => finish('failed', { error: { code: 'E_INTERNAL', message: err.message } }));
-    worker.on('exit', (code) => finish('failed', { error: { code: 'E_INTERNAL', message: `the job's worker stopped (exit code ${code}) before it finished` } }));
+    // A worker that dies without its last message (out of memory, a crash) fails its job
+    // here, and the runs it left "running" are marked failed at once, with the reason.
+    const crashed = (code: string, message: string) => {
+      if (settled) return;
+      try {
+        failRunsOfThread(this.opts.db, thread, message);
+      } catch (err) {
+        console.error(`could not mark the runs of job ${info.id} as failed: ${(err as Error).message}`);
+      }
+      finish('failed', { error: { code, message } });
+    };
+    worker.on('error', (err) =>
+      (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
+        ? crashed('E_OUT_OF_MEMORY', `the job ran out of memory (its heap is limited to ${heapMb} MB) and was stopped; the workbench goes on`)
+        : crashed('E_WORKER', `the job's worker failed: ${err.message}`),
+    );
+    worker.on('exit', (code) => crashed('E_WORKER', `the job's worker stopped (exit code ${code}) before it finished`));
     this.#emit({ type: 'started', job: { ...info } });
     return { ...info };
   }

@@ -16,8 +16,6 @@ import { createHandler } from '../ipc/handlers.js';
 import { JobRunner } from '../jobs/runner.js';
 import { createWindow, trustedSender } from './window.js';
 
-if (!app.requestSingleInstanceLock()) app.quit();
-
 let win: BrowserWindow | null = null;
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
@@ -36,37 +34,44 @@ function menu(): Menu {
   ]);
 }
 
-app.on('second-instance', () => {
-  if (win) {
-    if (win.isMinimized()) win.restore();
-    win.focus();
-  }
-});
+// A second instance hands over to the first and does nothing else: no database, no window.
+if (!app.requestSingleInstanceLock()) app.quit();
+else start();
 
-app.whenReady().then(() => {
-  const dataDir = app.getPath('userData');
-  const dbPath = join(dataDir, 'experiments.db');
-  const threads = cpus().length;
-  setThreads(threads);
-  const db = openDb(dbPath);
-  const jobs = new JobRunner({ dbPath, threads, settings: { modelsDir: defaultModelsDir(), dataDir: defaultDataDir(), outDir: join(dataDir, 'reports') } });
-  const handle = createHandler({ db, dbPath, jobs, mode: 'electron', version: app.getVersion() });
-  for (const channel of CHANNELS)
-    ipcMain.handle(channel, (event, payload) => {
-      if (!trustedSender(win, event.senderFrame, rendererDir)) {
-        console.warn(`refused ${channel} from ${event.senderFrame?.url ?? 'an unknown frame'}`);
-        return { ok: false, error: { code: 'E_SENDER', message: 'refused: not sent by the workbench window' } };
-      }
-      return handle(channel, payload);
-    });
-  jobs.onEvent((e) => win?.webContents.send(JOB_EVENT_CHANNEL, e));
-  Menu.setApplicationMenu(menu());
-  win = createWindow(rendererDir, preload);
-  win.on('closed', () => (win = null));
-  app.on('before-quit', () => {
-    void jobs.close();
-    db.close();
+function start(): void {
+  app.on('second-instance', () => {
+    if (win) {
+      if (win.isMinimized()) win.restore();
+      win.focus();
+    }
   });
-});
 
-app.on('window-all-closed', () => app.quit());
+  app.whenReady().then(() => {
+    const dataDir = app.getPath('userData');
+    const dbPath = join(dataDir, 'experiments.db');
+    const threads = cpus().length;
+    setThreads(threads);
+    const db = openDb(dbPath);
+    const jobs = new JobRunner({ db, dbPath, threads, settings: { modelsDir: defaultModelsDir(), dataDir: defaultDataDir(), outDir: join(dataDir, 'reports') } });
+    const handle = createHandler({ db, dbPath, jobs, mode: 'electron', version: app.getVersion() });
+    for (const channel of CHANNELS)
+      ipcMain.handle(channel, (event, payload) => {
+        if (!trustedSender(win, event.senderFrame, rendererDir)) {
+          console.warn(`refused ${channel} from ${event.senderFrame?.url ?? 'an unknown frame'}`);
+          return { ok: false, error: { code: 'E_SENDER', message: 'refused: not sent by the workbench window' } };
+        }
+        return handle(channel, payload);
+      });
+    jobs.onEvent((e) => win?.webContents.send(JOB_EVENT_CHANNEL, e));
+    Menu.setApplicationMenu(menu());
+    win = createWindow(rendererDir, preload);
+    win.on('closed', () => (win = null));
+    app.on('before-quit', () => {
+      void jobs.close();
+      db.close();
+    });
+  });
+
+  app.on('window-all-closed', () => app.quit());
+  process.on('unhandledRejection', (err) => console.error('embaug: unhandled rejection (the app goes on):', err));
+}

@@ -3,16 +3,10 @@ import { BrowserWindow, shell } from 'electron';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+import { windowOptions } from './options.js';
+
 export function createWindow(rendererDir: string, preload: string): BrowserWindow {
-  const win = new BrowserWindow({
-    width: 1280,
-    height: 800,
-    minWidth: 960,
-    minHeight: 600,
-    title: 'embaug',
-    show: false,
-    webPreferences: { preload, contextIsolation: true, sandbox: true, nodeIntegration: false, webSecurity: true, spellcheck: false },
-  });
+  const win = new BrowserWindow(windowOptions(preload));
   const index = pathToFileURL(join(rendererDir, 'index.html')).href;
   // Navigation stays on the app's page; links to the web open in the user's browser.
   win.webContents.on('will-navigate', (e, url) => {

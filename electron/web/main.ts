@@ -16,7 +16,7 @@ const dbPath = resolve(values.db ?? defaultDbPath());
 const threads = Number(values.threads ?? cpus().length);
 setThreads(threads);
 const db = openDb(dbPath);
-const jobs = new JobRunner({ dbPath, threads, settings: { modelsDir: defaultModelsDir(), dataDir: defaultDataDir(), outDir: join(cacheDir(), 'reports') } });
+const jobs = new JobRunner({ db, dbPath, threads, settings: { modelsDir: defaultModelsDir(), dataDir: defaultDataDir(), outDir: join(cacheDir(), 'reports') } });
 const web = await startWebServer({ db, dbPath, jobs, staticDir: join(ROOT, 'dist', 'renderer'), port: values.port ? Number(values.port) : 0, version: process.env.npm_package_version ?? 'dev' });
 console.log(`embaug web mode on ${web.url}\n(database ${dbPath}; only this machine can connect; Ctrl-C stops it)`);
 const stop = async () => {
@@ -25,5 +25,7 @@ const stop = async () => {
   db.close();
   process.exit(0);
 };
+// A bug that leaves a promise rejected is logged, never the end of the server and its jobs.
+process.on('unhandledRejection', (err) => console.error('embaug web: unhandled rejection (the server goes on):', err));
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);

@@ -47,7 +47,7 @@ export async function startWebServer(o: WebOptions): Promise<{ url: string; toke
     res.writeHead(status, { 'Content-Type': type, 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Cache-Control': 'no-store' });
     res.end(body);
   };
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+  const route = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
     // Only this origin, reached by its own host name: a page elsewhere (or DNS rebinding) is refused.
     const host = req.headers.host ?? '';
@@ -63,13 +63,16 @@ export async function startWebServer(o: WebOptions): Promise<{ url: string; toke
         if (size > 8 << 20) return send(res, 413, '{"ok":false,"error":{"code":"E_ARG","message":"request too large"}}');
         chunks.push(c as Buffer);
       }
-      let body: { channel?: unknown; payload?: unknown };
+      let body: unknown;
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
       } catch {
         return send(res, 400, '{"ok":false,"error":{"code":"E_ARG","message":"the body is not JSON"}}');
       }
-      return send(res, 200, JSON.stringify(await handle(body.channel, body.payload)));
+      if (typeof body !== 'object' || body === null || Array.isArray(body))
+        return send(res, 400, '{"ok":false,"error":{"code":"E_ARG","message":"the body must be a JSON object {channel, payload}"}}');
+      const { channel, payload } = body as { channel?: unknown; payload?: unknown };
+      return send(res, 200, JSON.stringify(await handle(channel, payload)));
     }
     if (url.pathname === '/api/events' && req.method === 'GET') {
       if (!tokenOk(url.searchParams.get('token'))) return send(res, 401, '{"error":"missing or wrong token"}');
@@ -80,13 +83,36 @@ export async function startWebServer(o: WebOptions): Promise<{ url: string; toke
       return;
     }
     if (req.method !== 'GET') return send(res, 405, '{"error":"method not allowed"}');
-    // Static files of the built renderer; no path may leave staticDir.
-    const rel = normalize(decodeURIComponent(url.pathname)).replace(/^([/\\])+/, '');
+    // The built renderer's static files are served without the token, deliberately: they are
+    // the same public files that ship with the app, hold no data, and the page can do nothing
+    // without the token, which only the printed URL carries. Every /api/ request needs it.
+    // No path may leave staticDir.
+    let path: string;
+    try {
+      path = decodeURIComponent(url.pathname);
+    } catch {
+      return send(res, 400, '{"error":"malformed percent-escape in the path"}');
+    }
+    if (path.includes('\0')) return send(res, 400, '{"error":"NUL in the path"}');
+    const rel = normalize(path).replace(/^([/\\])+/, '');
     const file = join(o.staticDir, rel === '' ? 'index.html' : rel);
     if (!file.startsWith(o.staticDir + sep) && file !== o.staticDir) return send(res, 403, '{"error":"forbidden"}');
     const target = existsSync(file) && statSync(file).isFile() ? file : join(o.staticDir, 'index.html');
     if (!existsSync(target)) return send(res, 500, 'The renderer is not built: run `npm run build:renderer`.', 'text/plain');
     send(res, 200, readFileSync(target), MIME[extname(target)] ?? 'application/octet-stream');
+  };
+  // Every request goes through one catch: a bad request is answered, never the end of the
+  // server (and of the jobs it runs).
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    route(req, res).catch((err: unknown) => {
+      console.error(`web: ${req.method} ${String(req.url).slice(0, 200)} failed: ${err instanceof Error ? err.stack : String(err)}`);
+      if (!res.headersSent) send(res, 500, '{"ok":false,"error":{"code":"E_INTERNAL","message":"the server could not answer this request"}}');
+      else res.destroy();
+    });
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
   });
   await new Promise<void>((resolve) => server.listen(o.port ?? 0, '127.0.0.1', resolve));
   port = (server.address() as { port: number }).port;

@@ -50,29 +50,36 @@ Napi::Value peak_gflops(const Napi::CallbackInfo &info) {
 // Seconds for `reps` GEMMs C[m,n] = A[m,k] op(B) on a backend, for benchmarks.
 Napi::Value time_gemm(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    eb_backend be;
-    std::string err;
-    const int st = eb::get_backend(info[0].As<Napi::String>().Utf8Value(), be, err);
-    if (st != EB_OK) {
-        status_error(env, st, err).ThrowAsJavaScriptException();
-        return env.Undefined();
-    }
-    const int m = info[1].As<Napi::Number>().Int32Value(), n = info[2].As<Napi::Number>().Int32Value(),
-              k = info[3].As<Napi::Number>().Int32Value(), reps = info[4].As<Napi::Number>().Int32Value();
-    std::vector<float> host((size_t)std::max({m * k, k * n, m * n}), 0.5f);
-    auto *a = static_cast<float *>(be.iface->alloc(be.ctx, sizeof(float) * m * k));
-    auto *b = static_cast<float *>(be.iface->alloc(be.ctx, sizeof(float) * k * n));
-    auto *c = static_cast<float *>(be.iface->alloc(be.ctx, sizeof(float) * m * n));
-    be.iface->upload(be.ctx, a, host.data(), sizeof(float) * m * k);
-    be.iface->upload(be.ctx, b, host.data(), sizeof(float) * k * n);
-    be.iface->gemm(be.ctx, 0, 1, m, n, k, 1.0f, a, b, 0.0f, c);
-    be.iface->synchronize(be.ctx);
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int r = 0; r < reps; r++) be.iface->gemm(be.ctx, 0, 1, m, n, k, 1.0f, a, b, 0.0f, c);
-    be.iface->synchronize(be.ctx);
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (float *p : {a, b, c}) be.iface->release(be.ctx, p);
-    return Napi::Number::New(env, dt);
+    return guarded(env, "timeGemm", [&]() -> Napi::Value {
+        eb_backend be;
+        std::string err;
+        const int st = eb::get_backend(info[0].As<Napi::String>().Utf8Value(), be, err);
+        if (st != EB_OK) throw status_error(env, st, err);
+        const int m = info[1].As<Napi::Number>().Int32Value(), n = info[2].As<Napi::Number>().Int32Value(),
+                  k = info[3].As<Napi::Number>().Int32Value(), reps = info[4].As<Napi::Number>().Int32Value();
+        std::vector<float> host((size_t)std::max({(size_t)m * k, (size_t)k * n, (size_t)m * n}), 0.5f);
+        auto *a = static_cast<float *>(be.iface->alloc(be.ctx, sizeof(float) * m * k));
+        auto *b = static_cast<float *>(be.iface->alloc(be.ctx, sizeof(float) * k * n));
+        auto *c = static_cast<float *>(be.iface->alloc(be.ctx, sizeof(float) * m * n));
+        auto release = [&] {
+            for (float *p : {a, b, c})
+                if (p) be.iface->release(be.ctx, p);
+        };
+        if (!a || !b || !c) {
+            release();
+            throw std::bad_alloc();
+        }
+        be.iface->upload(be.ctx, a, host.data(), sizeof(float) * m * k);
+        be.iface->upload(be.ctx, b, host.data(), sizeof(float) * k * n);
+        be.iface->gemm(be.ctx, 0, 1, m, n, k, 1.0f, a, b, 0.0f, c);
+        be.iface->synchronize(be.ctx);
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int r = 0; r < reps; r++) be.iface->gemm(be.ctx, 0, 1, m, n, k, 1.0f, a, b, 0.0f, c);
+        be.iface->synchronize(be.ctx);
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        release();
+        return Napi::Number::New(env, dt);
+    });
 }
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {

@@ -67,15 +67,14 @@ int run_augment(AugArgs &a) {
 
 Napi::Value augment(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    AugArgs a;
-    Napi::Float32Array dst;
-    if (!parse_job(env, info[0].As<Napi::Object>(), a, dst)) return env.Undefined();
-    const int st = run_augment(a);
-    if (st != EB_OK) {
-        status_error(env, st, "augmentation failed on the backend").ThrowAsJavaScriptException();
-        return env.Undefined();
-    }
-    return dst;
+    return guarded(env, "augment", [&]() -> Napi::Value {
+        AugArgs a;
+        Napi::Float32Array dst;
+        if (!parse_job(env, info[0].As<Napi::Object>(), a, dst)) return env.Undefined();
+        const int st = run_augment(a);
+        if (st != EB_OK) throw status_error(env, st, std::string("augmentation failed on backend '") + a.be.iface->name(a.be.ctx) + "'");
+        return dst;
+    });
 }
 
 class AugmentWorker : public Napi::AsyncWorker {
@@ -91,8 +90,11 @@ public:
 
 protected:
     void Execute() override {
-        status_ = run_augment(args);
-        if (status_ != EB_OK) SetError("augmentation failed on the backend");
+        std::string err;
+        status_ = guarded_status(err, [&] { return run_augment(args); });
+        if (status_ != EB_OK)
+            SetError(std::string("augmentation failed on backend '") + args.be.iface->name(args.be.ctx) + "'" +
+                     (err.empty() ? "" : ": " + err));
     }
     void OnOK() override { deferred_.Resolve(dst_.Value()); }
     void OnError(const Napi::Error &e) override { deferred_.Reject(status_error(Env(), status_, e.Message()).Value()); }
@@ -105,22 +107,25 @@ private:
 
 Napi::Value augment_async(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    Napi::Object job = info[0].As<Napi::Object>();
-    AugArgs a;
-    Napi::Float32Array dst;
-    if (!parse_job(env, job, a, dst)) return env.Undefined();
-    auto *w = new AugmentWorker(env, job, dst);
-    w->args = std::move(a);
-    w->args.job.ops = w->args.ops.data();
-    Napi::Promise p = w->promise();
-    w->Queue();
-    return p;
+    return guarded(env, "augmentAsync", [&]() -> Napi::Value {
+        Napi::Object job = info[0].As<Napi::Object>();
+        AugArgs a;
+        Napi::Float32Array dst;
+        if (!parse_job(env, job, a, dst)) return env.Undefined();
+        auto w = std::make_unique<AugmentWorker>(env, job, dst);
+        w->args = std::move(a);
+        w->args.job.ops = w->args.ops.data();
+        Napi::Promise p = w->promise();
+        w.release()->Queue();
+        return p;
+    });
 }
 
 class DecodeWorker : public Napi::AsyncWorker {
 public:
-    DecodeWorker(Napi::Env env, Napi::Array blobs, int w, int h, int threads)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), w_(w), h_(h), threads_(threads) {
+    DecodeWorker(Napi::Env env, Napi::Array blobs, int w, int h, int threads, int64_t max_pixels)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), w_(w), h_(h), threads_(threads),
+          max_pixels_(max_pixels) {
         blobs_ref_ = Napi::Persistent(blobs.As<Napi::Object>());
         for (uint32_t i = 0; i < blobs.Length(); i++) {
             auto b = blobs.Get(i).As<Napi::Uint8Array>();
@@ -131,7 +136,14 @@ public:
     Napi::Promise promise() { return deferred_.Promise(); }
 
 protected:
-    void Execute() override { eb::decode_jpegs(blobs_, w_, h_, pixels_.data(), info_, threads_); }
+    void Execute() override {
+        std::string err;
+        status_ = guarded_status(err, [&] {
+            eb::decode_jpegs(blobs_, w_, h_, max_pixels_, pixels_.data(), info_, threads_);
+            return EB_OK;
+        });
+        if (status_ != EB_OK) SetError("decoding JPEGs: " + err);
+    }
     void OnOK() override {
         Napi::Env env = Env();
         Napi::Object res = Napi::Object::New(env);
@@ -150,7 +162,7 @@ protected:
         res.Set("heights", heights);
         deferred_.Resolve(res);
     }
-    void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error &e) override { deferred_.Reject(status_error(Env(), status_, e.Message()).Value()); }
 
 private:
     Napi::Promise::Deferred deferred_;
@@ -159,6 +171,8 @@ private:
     std::vector<uint8_t> pixels_;
     std::vector<eb::DecodedImage> info_;
     int w_, h_, threads_;
+    int64_t max_pixels_;
+    int status_ = EB_OK;
 };
 
 class SimilarWorker : public Napi::AsyncWorker {
@@ -174,7 +188,14 @@ public:
     Napi::Promise promise() { return deferred_.Promise(); }
 
 protected:
-    void Execute() override { count_ = eb_cpu_similar_pairs(data_, n_, d_, threshold_, max_, i_.data(), j_.data(), s_.data(), nullptr); }
+    void Execute() override {
+        std::string err;
+        status_ = guarded_status(err, [&] {
+            count_ = eb_cpu_similar_pairs(data_, n_, d_, threshold_, max_, i_.data(), j_.data(), s_.data(), nullptr);
+            return EB_OK;
+        });
+        if (status_ != EB_OK) SetError("similarPairs: " + err);
+    }
     void OnOK() override {
         Napi::Env env = Env();
         if (count_ < 0) {
@@ -192,7 +213,7 @@ protected:
         o.Set("s", s);
         deferred_.Resolve(o);
     }
-    void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
+    void OnError(const Napi::Error &e) override { deferred_.Reject(status_error(Env(), status_, e.Message()).Value()); }
 
 private:
     Napi::Promise::Deferred deferred_;
@@ -204,26 +225,33 @@ private:
     int64_t max_, count_ = 0;
     std::vector<int32_t> i_, j_;
     std::vector<float> s_;
+    int status_ = EB_OK;
 };
 
 // similarPairs(x: Float32Array of unit rows, n, d, threshold, maxPairs) -> Promise<{i, j, s}>
 Napi::Value similar_pairs(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    auto *w = new SimilarWorker(env, info[0].As<Napi::Float32Array>(), info[1].As<Napi::Number>().Int64Value(),
-                                info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().FloatValue(),
-                                info[4].As<Napi::Number>().Int64Value());
-    Napi::Promise p = w->promise();
-    w->Queue();
-    return p;
+    return guarded(env, "similarPairs", [&]() -> Napi::Value {
+        auto w = std::make_unique<SimilarWorker>(env, info[0].As<Napi::Float32Array>(), info[1].As<Napi::Number>().Int64Value(),
+                                                 info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().FloatValue(),
+                                                 info[4].As<Napi::Number>().Int64Value());
+        Napi::Promise p = w->promise();
+        w.release()->Queue();
+        return p;
+    });
 }
 
+// decodeJpegs(blobs, width, height, threads, maxPixels) -> Promise<{pixels, errors, widths, heights}>
 Napi::Value decode_jpegs(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    auto *w = new DecodeWorker(env, info[0].As<Napi::Array>(), info[1].As<Napi::Number>().Int32Value(),
-                               info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value());
-    Napi::Promise p = w->promise();
-    w->Queue();
-    return p;
+    return guarded(env, "decodeJpegs", [&]() -> Napi::Value {
+        auto w = std::make_unique<DecodeWorker>(env, info[0].As<Napi::Array>(), info[1].As<Napi::Number>().Int32Value(),
+                                                info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value(),
+                                                info[4].As<Napi::Number>().Int64Value());
+        Napi::Promise p = w->promise();
+        w.release()->Queue();
+        return p;
+    });
 }
 
 }  // namespace

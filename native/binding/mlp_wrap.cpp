@@ -32,18 +32,17 @@ public:
     // new Mlp(sizes: number[], backend: string, seed: number, residual: boolean)
     explicit MlpWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<MlpWrap>(info) {
         Napi::Env env = info.Env();
-        Napi::Array arr = info[0].As<Napi::Array>();
-        std::vector<int> sizes;
-        for (uint32_t i = 0; i < arr.Length(); i++) sizes.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
-        eb_backend be;
-        std::string err;
-        const int st = eb::get_backend(info[1].As<Napi::String>().Utf8Value(), be, err);
-        if (st != EB_OK) {
-            status_error(env, st, err).ThrowAsJavaScriptException();
-            return;
-        }
-        const uint64_t seed = (uint64_t)info[2].As<Napi::Number>().DoubleValue();
-        mlp_ = std::make_unique<eb::Mlp>(be, sizes, seed, info[3].As<Napi::Boolean>().Value());
+        guarded(env, "creating an MLP", [&] {
+            Napi::Array arr = info[0].As<Napi::Array>();
+            std::vector<int> sizes;
+            for (uint32_t i = 0; i < arr.Length(); i++) sizes.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
+            eb_backend be;
+            std::string err;
+            const int st = eb::get_backend(info[1].As<Napi::String>().Utf8Value(), be, err);
+            if (st != EB_OK) throw status_error(env, st, err);
+            const uint64_t seed = (uint64_t)info[2].As<Napi::Number>().DoubleValue();
+            mlp_ = std::make_unique<eb::Mlp>(be, sizes, seed, info[3].As<Napi::Boolean>().Value());
+        });
     }
 
     std::atomic<bool> busy_{false}, cancel_{false};
@@ -66,15 +65,14 @@ private:
     Napi::Value forward(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         if (!usable(env)) return env.Undefined();
-        const int64_t n = info[1].As<Napi::Number>().Int64Value();
-        auto out = Napi::Float32Array::New(env, (size_t)n * mlp_->sizes().back());
-        std::string err;
-        const int st = mlp_->forward(typed_data<float>(info[0]), n, out.Data(), err);
-        if (st != EB_OK) {
-            status_error(env, st, err).ThrowAsJavaScriptException();
-            return env.Undefined();
-        }
-        return out;
+        return guarded(env, "forward", [&]() -> Napi::Value {
+            const int64_t n = info[1].As<Napi::Number>().Int64Value();
+            auto out = Napi::Float32Array::New(env, (size_t)n * mlp_->sizes().back());
+            std::string err;
+            const int st = mlp_->forward(typed_data<float>(info[0]), n, out.Data(), err);
+            if (st != EB_OK) throw status_error(env, st, err);
+            return out;
+        });
     }
 
     Napi::Value gradients(const Napi::CallbackInfo &info) {
@@ -84,18 +82,17 @@ private:
         y.n = info[1].As<Napi::Number>().Int64Value();
         if (info[2].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) y.labels = typed_data<int32_t>(info[2]);
         else y.targets = typed_data<float>(info[2]);
-        double loss = 0;
-        std::vector<std::vector<float>> grads;
-        std::string err;
-        const int st = mlp_->gradients(typed_data<float>(info[0]), y, loss, grads, err);
-        if (st != EB_OK) {
-            status_error(env, st, err).ThrowAsJavaScriptException();
-            return env.Undefined();
-        }
-        Napi::Object res = Napi::Object::New(env);
-        res.Set("loss", loss);
-        res.Set("grads", to_js(env, grads));
-        return res;
+        return guarded(env, "gradients", [&]() -> Napi::Value {
+            double loss = 0;
+            std::vector<std::vector<float>> grads;
+            std::string err;
+            const int st = mlp_->gradients(typed_data<float>(info[0]), y, loss, grads, err);
+            if (st != EB_OK) throw status_error(env, st, err);
+            Napi::Object res = Napi::Object::New(env);
+            res.Set("loss", loss);
+            res.Set("grads", to_js(env, grads));
+            return res;
+        });
     }
 
     static Napi::Array to_js(Napi::Env env, const std::vector<std::vector<float>> &v) {
@@ -111,21 +108,23 @@ private:
     Napi::Value get_params(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         if (!usable(env)) return env.Undefined();
-        return to_js(env, mlp_->get_params());
+        return guarded(env, "getParams", [&] { return to_js(env, mlp_->get_params()); });
     }
 
     Napi::Value set_params(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         if (!usable(env)) return env.Undefined();
-        Napi::Array arr = info[0].As<Napi::Array>();
-        std::vector<std::vector<float>> params(arr.Length());
-        for (uint32_t t = 0; t < arr.Length(); t++) {
-            auto a = arr.Get(t).As<Napi::Float32Array>();
-            params[t].assign(a.Data(), a.Data() + a.ElementLength());
-        }
-        std::string err;
-        const int st = mlp_->set_params(params, err);
-        if (st != EB_OK) status_error(env, st, err).ThrowAsJavaScriptException();
+        guarded(env, "setParams", [&] {
+            Napi::Array arr = info[0].As<Napi::Array>();
+            std::vector<std::vector<float>> params(arr.Length());
+            for (uint32_t t = 0; t < arr.Length(); t++) {
+                auto a = arr.Get(t).As<Napi::Float32Array>();
+                params[t].assign(a.Data(), a.Data() + a.ElementLength());
+            }
+            std::string err;
+            const int st = mlp_->set_params(params, err);
+            if (st != EB_OK) throw status_error(env, st, err);
+        });
         return env.Undefined();
     }
 
@@ -188,11 +187,13 @@ public:
 protected:
     void Execute(const ExecutionProgress &progress) override {
         std::string err;
-        status_ = owner_->mlp_->train(data, cfg, owner_->cancel_, [&](const eb::EpochStats &s) {
-            history_.push_back(s);
-            progress.Send(&s, 1);
-        }, err);
-        if (status_ != EB_OK) SetError(err);
+        status_ = guarded_status(err, [&] {
+            return owner_->mlp_->train(data, cfg, owner_->cancel_, [&](const eb::EpochStats &s) {
+                history_.push_back(s);
+                progress.Send(&s, 1);
+            }, err);
+        });
+        if (status_ != EB_OK) SetError(err.empty() ? "training failed" : err);
     }
 
     void OnProgress(const eb::EpochStats *s, size_t count) override {
@@ -246,39 +247,41 @@ eb::Supervision supervision(TrainWorker *w, const Napi::Object &o, const char *l
 Napi::Value MlpWrap::train(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!usable(env)) return env.Undefined();
-    Napi::Object o = info[0].As<Napi::Object>();
-    Napi::Function cb = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>() : Napi::Function();
-    auto *w = new TrainWorker(env, this, Value(), cb);
-    auto num = [&](const Napi::Object &obj, const char *k) { return obj.Get(k).As<Napi::Number>().DoubleValue(); };
-    w->data.x = w->hold<float>(o.Get("x"));
-    w->data.views = (int)num(o, "views");
-    w->data.y = supervision(w, o, "labels", "targets", (int64_t)num(o, "n"));
-    if (o.Has("valX") && !o.Get("valX").IsUndefined()) {
-        w->data.val_x = w->hold<float>(o.Get("valX"));
-        w->data.val_y = supervision(w, o, "valLabels", "valTargets", (int64_t)num(o, "valN"));
-    }
-    w->cfg.batch = (int)num(o, "batch");
-    w->cfg.epochs = (int)num(o, "epochs");
-    w->cfg.seed = (uint64_t)num(o, "seed");
-    w->cfg.first_epoch = (int)num(o, "firstEpoch");
-    w->cfg.total_epochs = (int)num(o, "totalEpochs");
-    Napi::Object opt = o.Get("optimizer").As<Napi::Object>();
-    eb::OptimConfig &c = w->cfg.opt;
-    c.kind = opt.Get("kind").As<Napi::String>().Utf8Value() == "adam" ? eb::OptimConfig::ADAM : eb::OptimConfig::SGD;
-    c.lr = (float)num(opt, "lr");
-    c.momentum = (float)num(opt, "momentum");
-    c.weight_decay = (float)num(opt, "weightDecay");
-    c.nesterov = opt.Get("nesterov").ToBoolean().Value();
-    c.beta1 = (float)num(opt, "beta1");
-    c.beta2 = (float)num(opt, "beta2");
-    c.eps = (float)num(opt, "eps");
-    c.schedule = opt.Get("schedule").As<Napi::String>().Utf8Value() == "cosine" ? eb::OptimConfig::COSINE
-                                                                               : eb::OptimConfig::CONSTANT;
-    busy_ = true;
-    cancel_ = false;
-    Napi::Promise p = w->promise();
-    w->Queue();
-    return p;
+    return guarded(env, "train", [&]() -> Napi::Value {
+        Napi::Object o = info[0].As<Napi::Object>();
+        Napi::Function cb = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>() : Napi::Function();
+        auto w = std::make_unique<TrainWorker>(env, this, Value(), cb);
+        auto num = [&](const Napi::Object &obj, const char *k) { return obj.Get(k).As<Napi::Number>().DoubleValue(); };
+        w->data.x = w->hold<float>(o.Get("x"));
+        w->data.views = (int)num(o, "views");
+        w->data.y = supervision(w.get(), o, "labels", "targets", (int64_t)num(o, "n"));
+        if (o.Has("valX") && !o.Get("valX").IsUndefined()) {
+            w->data.val_x = w->hold<float>(o.Get("valX"));
+            w->data.val_y = supervision(w.get(), o, "valLabels", "valTargets", (int64_t)num(o, "valN"));
+        }
+        w->cfg.batch = (int)num(o, "batch");
+        w->cfg.epochs = (int)num(o, "epochs");
+        w->cfg.seed = (uint64_t)num(o, "seed");
+        w->cfg.first_epoch = (int)num(o, "firstEpoch");
+        w->cfg.total_epochs = (int)num(o, "totalEpochs");
+        Napi::Object opt = o.Get("optimizer").As<Napi::Object>();
+        eb::OptimConfig &c = w->cfg.opt;
+        c.kind = opt.Get("kind").As<Napi::String>().Utf8Value() == "adam" ? eb::OptimConfig::ADAM : eb::OptimConfig::SGD;
+        c.lr = (float)num(opt, "lr");
+        c.momentum = (float)num(opt, "momentum");
+        c.weight_decay = (float)num(opt, "weightDecay");
+        c.nesterov = opt.Get("nesterov").ToBoolean().Value();
+        c.beta1 = (float)num(opt, "beta1");
+        c.beta2 = (float)num(opt, "beta2");
+        c.eps = (float)num(opt, "eps");
+        c.schedule = opt.Get("schedule").As<Napi::String>().Utf8Value() == "cosine" ? eb::OptimConfig::COSINE
+                                                                                   : eb::OptimConfig::CONSTANT;
+        busy_ = true;
+        cancel_ = false;
+        Napi::Promise p = w->promise();
+        w.release()->Queue();  // the queued worker deletes itself when it completes
+        return p;
+    });
 }
 
 }  // namespace

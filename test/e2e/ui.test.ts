@@ -37,7 +37,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     writeFileSync(join(root, 'train', 'cat', 'broken.jpg'), 'not a jpeg');
     const dbPath = join(tmp.dir, 'ui.db');
     db = openDb(dbPath);
-    jobs = new JobRunner({ dbPath, threads: 2, settings: { modelsDir: MODELS, dataDir: tmp.dir, outDir: tmp.dir } });
+    jobs = new JobRunner({ db, dbPath, threads: 2, settings: { modelsDir: MODELS, dataDir: tmp.dir, outDir: tmp.dir } });
     web = await startWebServer({ db, dbPath, jobs, staticDir: join(REPO, 'dist', 'renderer'), version: 'test' });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'] });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });

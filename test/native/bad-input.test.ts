@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { EmbaugError } from '../../electron/engine/errors.js';
-import { MlpModel, augment, listBackends } from '../../electron/engine/native.js';
+import { MAX_PARAMS, MlpModel, augment, listBackends, loadNative } from '../../electron/engine/native.js';
 import { rng } from '../helpers/shared.js';
 
 const sgd = { kind: 'sgd' as const, lr: 0.01 };
@@ -23,6 +23,23 @@ describe('the native wrapper refuses bad input clearly', () => {
     await assert.rejects(m.train({ x, batch: 4, epochs: 1, seed: 0, optimizer: sgd }), /give exactly one of labels/);
     assert.throws(() => new MlpModel([4, 8, 5], { residual: true }), /residual MLP needs equal input and output sizes, got 4 and 5/);
     assert.throws(() => new MlpModel([4, 0]), /sizes\[1\] must be in \[1, 1048576\], got 0/);
+  });
+
+  it('sizes past the parameter cap are refused in TypeScript with the count and the limit', () => {
+    assert.throws(() => new MlpModel([2 ** 20, 2 ** 20, 2 ** 20]), (e: unknown) => e instanceof RangeError && /2\.20e\+12 parameters, over the limit of 2\.68e\+8/.test(e.message));
+    assert.equal(MAX_PARAMS, 2 ** 28);
+  });
+
+  it('an allocation that fails in C++ becomes E_NATIVE_ALLOC naming the backend, never an abort', async () => {
+    // Straight at the binding, past the TypeScript cap: 4 TB of parameters.
+    const Mlp = loadNative().Mlp;
+    assert.throws(() => new Mlp([2 ** 20, 2 ** 20, 2 ** 20], 'cpu', 0, false), (e: unknown) => (e as { code?: string }).code === 'E_NATIVE_ALLOC' && /creating an MLP: out of memory on backend 'cpu'/.test((e as Error).message));
+    // std::bad_alloc inside an entry point (a result buffer of 2^40 pairs).
+    await assert.rejects(Promise.resolve().then(() => loadNative().similarPairs(new Float32Array(8), 2, 4, 0.5, 2 ** 40)), (e: unknown) => (e as { code?: string }).code === 'E_NATIVE_ALLOC' && /similarPairs: out of memory/.test((e as Error).message));
+    // The process is still here and the addon still works.
+    const ok = new MlpModel([4, 8, 3], { seed: 2 });
+    assert.equal(ok.forward(new Float32Array(4)).length, 3);
+    ok.dispose();
   });
 
   it('NaN or infinite inputs are refused with their position, not trained on', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
@@ -83,6 +83,44 @@ describe('exporting heads and Ω', () => {
     assert.ok(!existsSync(join(tmp.dir, 'escape.onnx')));
     const extractRun = listRuns(db, { kind: 'extract' })[0].id;
     await assert.rejects(exportRun(db, { runId: extractRun, outDir: join(tmp.dir, 'x') }), /is an extract run without weights/);
+  });
+
+  it('never writes through a link, never replaces a file without force, and cleans up only what it created', async () => {
+    const out = join(tmp.dir, 'safe');
+    mkdirSync(out);
+    // A link named like the export's file, pointing outside the folder: the target is untouched.
+    const victim = join(tmp.dir, 'victim.txt');
+    writeFileSync(victim, 'keep me');
+    symlinkSync(victim, join(out, 'head.onnx'));
+    await assert.rejects(exportRun(db, { runId: headRun, outDir: out, name: 'head' }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_EXISTS' && /head\.onnx exists already.*--force/.test(e.message));
+    assert.equal(readFileSync(victim, 'utf8'), 'keep me');
+    assert.deepEqual(readdirSync(out), ['head.onnx']);
+    // With force, the link itself is replaced by the new file; what it pointed to stays as it was.
+    await exportRun(db, { runId: headRun, outDir: out, name: 'head', force: true });
+    assert.equal(readFileSync(victim, 'utf8'), 'keep me');
+    assert.ok(lstatSync(join(out, 'head.onnx')).isFile());
+    assert.deepEqual(readdirSync(out).sort(), ['head.json', 'head.onnx', 'head.safetensors']);
+    // A user's file of another export name stays when a later file of this export cannot be
+    // written (a folder where the .safetensors would go): refused before anything is written.
+    const out2 = join(tmp.dir, 'safe2');
+    mkdirSync(join(out2, 'mine.safetensors'), { recursive: true });
+    writeFileSync(join(out2, 'mine.onnx'), 'the user\'s own model');
+    await assert.rejects(exportRun(db, { runId: headRun, outDir: out2, name: 'mine', force: true }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_EXPORT' && /mine\.safetensors is a folder/.test(e.message));
+    assert.equal(readFileSync(join(out2, 'mine.onnx'), 'utf8'), 'the user\'s own model');
+    assert.deepEqual(readdirSync(out2).sort(), ['mine.onnx', 'mine.safetensors']);
+    // Not a folder: a clear E_EXPORT naming the path, no stack trace, nothing left behind.
+    writeFileSync(join(tmp.dir, 'a-file'), 'x');
+    await assert.rejects(exportRun(db, { runId: headRun, outDir: join(tmp.dir, 'a-file', 'sub') }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_EXPORT' && e.message.includes(join(tmp.dir, 'a-file')));
+    // A folder that is a link to elsewhere is followed once, on purpose (the user chose it).
+    const real = join(tmp.dir, 'real-out');
+    mkdirSync(real);
+    symlinkSync(real, join(tmp.dir, 'linked-out'));
+    const r = await exportRun(db, { runId: headRun, outDir: join(tmp.dir, 'linked-out'), name: 'h', safetensors: false });
+    assert.deepEqual(readdirSync(real), ['h.onnx']);
+    assert.equal(r.files[0].path, join(real, 'h.onnx'));
+    assert.ok(readlinkSync(join(tmp.dir, 'linked-out')));
+    // No temporary file is left anywhere.
+    for (const d of [out, out2, real]) assert.ok(readdirSync(d).every((f) => !f.endsWith('.partial')), d);
   });
 });
 

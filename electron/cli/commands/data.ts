@@ -6,10 +6,12 @@ import { type Ctx, table } from '../context.js';
 import { VERSIONS_HELP, dataVersionCommand } from './curate.js';
 
 export const DATA_HELP = `embaug data <command>
-  import <path> --kind folder|wds|cifar [--name NAME] [--test-fraction 0.2] [--split-seed 0]
+  import <path> --kind folder|wds|cifar [--name NAME] [--test-fraction 0.2] [--split-seed 0] [--max-pixels N]
       Import a data set: an image folder (root/<class>/* or root/<split>/<class>/*), WebDataset
       shards (image + .cls or .json label), or the official CIFAR-10/100 binary files. All or
-      nothing: a failed import leaves the database as it was. Prints what was skipped and why.
+      nothing: a failed import leaves the database as it was. Prints what was skipped and why
+      (unreadable files, links, bad labels, images in two classes, images over --max-pixels,
+      default EMBAUG_MAX_PIXELS or 50000000, refused from their header).
   get cifar10|cifar100 [--cache DIR] [--url URL --md5 SUM]
       Download the official binary archive (MD5-checked, resumable) into the user cache
       (EMBAUG_CACHE or --cache overrides it) and import it; --url/--md5 name a mirror.
@@ -25,6 +27,7 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
       name: { type: 'string' },
       'test-fraction': { type: 'string' },
       'split-seed': { type: 'string' },
+      'max-pixels': { type: 'string' },
     });
     if (positionals.length !== 1) throw new UsageError('data import takes one path: embaug data import <path> --kind folder|wds|cifar');
     const kind = values.kind as ImportKind | undefined;
@@ -38,6 +41,7 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
       signal: ctx.signal,
       onProgress: ctx.progress,
       threads: ctx.threads,
+      maxPixels: intOpt(values['max-pixels'], 'max-pixels') || undefined,
     });
     ctx.out(ds, () => {
       const r = ds.report;

@@ -5,17 +5,19 @@ import { compareRuns, getRun, listRuns, runArtifacts, runMetrics, type RunStatus
 import { UsageError, intOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
 
-export const EXPORT_HELP = `embaug export --run ID --out DIR [--name NAME] [--merged] [--no-safetensors]
+export const EXPORT_HELP = `embaug export --run ID --out DIR [--name NAME] [--merged] [--no-safetensors] [--force]
   Export a trained head Ψ (or Ω) run: NAME.onnx (embedding in; logits and probabilities out),
   with --merged NAME.merged.onnx (Φ and Ψ in one graph: image in), and NAME.safetensors with
   NAME.json. Each file is verified in ONNX Runtime against the workbench's own forward pass on
-  real embeddings and images before the export is reported done.`;
+  real embeddings and images before the export is reported done. Files are written under
+  temporary names and moved into place only after the checks; an existing file of the same
+  name is never replaced without --force.`;
 
 export async function exportCmd(ctx: Ctx, argv: string[]): Promise<void> {
-  const { values } = parse(argv, { run: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' }, merged: { type: 'boolean' }, 'no-safetensors': { type: 'boolean' } });
+  const { values } = parse(argv, { run: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' }, merged: { type: 'boolean' }, 'no-safetensors': { type: 'boolean' }, force: { type: 'boolean' } });
   const runId = intOpt(values.run, 'run');
   if (runId === undefined || !values.out) throw new UsageError(`export needs --run and --out\n${EXPORT_HELP}`);
-  const r = await exportRun(ctx.db(), { runId, outDir: resolve(values.out as string), name: values.name as string | undefined, merged: !!values.merged, safetensors: !values['no-safetensors'] });
+  const r = await exportRun(ctx.db(), { runId, outDir: resolve(values.out as string), name: values.name as string | undefined, merged: !!values.merged, safetensors: !values['no-safetensors'], force: !!values.force });
   ctx.out(r, () => [...r.files.map((f) => `wrote ${f.path} (${f.bytes} bytes)`), ...r.checks.map((c) => `checked ${c.what}: max difference ${c.maxAbsDiff.toExponential(2)}${c.argmaxAgreement === null ? '' : `, argmax agreement ${(100 * c.argmaxAgreement).toFixed(1)}%`}`)].join('\n'));
 }
 

@@ -3,14 +3,15 @@
  * WebDataset shards, each with a manifest; importing the export gives the same version hash
  * for data sets of encoded images (raw CIFAR pixels are written as PNG, whose bytes differ).
  */
-import { createWriteStream, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import sharp from 'sharp';
 import { pack } from 'tar-stream';
 
 import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
+import { folderNames } from './names.js';
 import { getDataset, readBlobs, selectImages } from './store.js';
 
 export const MANIFEST = 'embaug-manifest.json';
@@ -22,6 +23,17 @@ export async function exportDataset(db: Db, ref: number | string, o: { format: '
   const out = resolve(o.out);
   if (existsSync(out) && readdirSync(out).length > 0) throw new EmbaugError('E_ARG', `${out} is not empty: export into a new or empty folder.`);
   mkdirSync(out, { recursive: true });
+  const root = realpathSync(out);
+  // Class names are checked at import and rename, but a database from elsewhere may still
+  // hold any name: folders get safe names, and every folder is checked to be inside `out`.
+  const folders = folderNames(ds.classes);
+  const folderFor = (split: string, label: number) => {
+    const dir = join(root, folderNames([split])[0], folders[label]);
+    mkdirSync(dir, { recursive: true });
+    if (!realpathSync(dir).startsWith(root + sep))
+      throw new EmbaugError('E_ARG', `The class folder ${dir} would lie outside ${out}: refused; nothing was written outside it.`);
+    return dir;
+  };
   const rows = selectImages(db, ds.id);
   const bytes = async (i: number) => {
     const [b] = readBlobs(db, [rows[i].sha256]);
@@ -30,14 +42,12 @@ export async function exportDataset(db: Db, ref: number | string, o: { format: '
   const ext = (i: number) => EXT[readBlobs(db, [rows[i].sha256])[0].format] ?? 'bin';
   if (o.format === 'folder') {
     for (let i = 0; i < rows.length; i++) {
-      const dir = join(out, rows[i].split, ds.classes[rows[i].label]);
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, `${rows[i].sha256}.${ext(i)}`), await bytes(i));
+      writeFileSync(join(folderFor(rows[i].split, rows[i].label), `${rows[i].sha256}.${ext(i)}`), await bytes(i), { flag: 'wx' });
     }
   } else {
     for (const split of [...new Set(rows.map((r) => r.split))]) {
       const p = pack();
-      const done = pipeline(p, createWriteStream(join(out, `${split}-000000.tar`)));
+      const done = pipeline(p, createWriteStream(join(root, `${folderNames([split])[0]}-000000.tar`), { flags: 'wx' }));
       for (let i = 0; i < rows.length; i++) {
         if (rows[i].split !== split) continue;
         p.entry({ name: `${rows[i].sha256}.${ext(i)}` }, await bytes(i));
@@ -46,8 +56,9 @@ export async function exportDataset(db: Db, ref: number | string, o: { format: '
       p.finalize();
       await done;
     }
-    writeFileSync(join(out, 'classes.txt'), `${ds.classes.join('\n')}\n`);
+    writeFileSync(join(root, 'classes.txt'), `${ds.classes.join('\n')}\n`, { flag: 'wx' });
   }
-  writeFileSync(join(out, MANIFEST), `${JSON.stringify({ name: ds.name, version: ds.version, classes: ds.classes, images: rows.length, format: o.format, exported_at: new Date().toISOString() }, null, 2)}\n`);
+  const manifest = { name: ds.name, version: ds.version, classes: ds.classes, ...(o.format === 'folder' ? { class_folders: folders } : {}), images: rows.length, format: o.format, exported_at: new Date().toISOString() };
+  writeFileSync(join(root, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
   return { out, images: rows.length, version: ds.version };
 }

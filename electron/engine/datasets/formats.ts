@@ -2,6 +2,7 @@
 import sharp, { type Metadata } from 'sharp';
 
 import { decodeJpegs } from '../native.js';
+import { maxPixels } from '../settings.js';
 
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'bmp' | 'rgb';
 
@@ -26,28 +27,33 @@ export interface Checked {
 }
 
 /** Fully decodes each image (truncation only shows then) and reports its size and conversions. */
-export async function checkImages(blobs: Uint8Array[], formats: (ImageFormat | null)[], threads = 0): Promise<Checked[]> {
+export async function checkImages(blobs: Uint8Array[], formats: (ImageFormat | null)[], threads = 0, limit = maxPixels()): Promise<Checked[]> {
   const out: Checked[] = blobs.map(() => ({ width: 0, height: 0, notes: [], error: null }));
   const jpegIdx = formats.flatMap((f, i) => (f === 'jpeg' ? [i] : []));
   const viaSharp = formats.flatMap((f, i) => (f !== 'jpeg' && f !== null ? [i] : []));
   if (jpegIdx.length) {
-    const r = await decodeJpegs(jpegIdx.map((i) => blobs[i]), 0, 0, threads);
+    const r = await decodeJpegs(jpegIdx.map((i) => blobs[i]), 0, 0, threads, limit);
     jpegIdx.forEach((i, k) => {
       out[i].width = r.widths[k];
       out[i].height = r.heights[k];
-      // CMYK or other JPEGs turbojpeg refuses get a second opinion from sharp.
-      if (r.errors[k]) viaSharp.push(i);
+      // CMYK or other JPEGs turbojpeg refuses get a second opinion from sharp; one over the
+      // pixel limit does not (sharp would refuse it too, after reading more of it).
+      if (r.widths[k] * r.heights[k] > limit) out[i].error = `${r.widths[k]}×${r.heights[k]} pixels exceeds the limit of ${limit} pixels (EMBAUG_MAX_PIXELS)`;
+      else if (r.errors[k]) viaSharp.push(i);
     });
   }
   await Promise.all(
     viaSharp.map(async (i) => {
       try {
-        const img = sharp(blobs[i], { failOn: 'warning' });
+        const img = sharp(blobs[i], { failOn: 'warning', limitInputPixels: limit });
         const m = await img.metadata();
         await img.raw().toBuffer();
         out[i] = { width: m.width ?? 0, height: m.height ?? 0, notes: conversions(m), error: null };
       } catch (err) {
-        out[i].error = `${formats[i]} could not be decoded: ${(err as Error).message}`;
+        const msg = (err as Error).message;
+        out[i].error = /pixel limit/i.test(msg)
+          ? `${formats[i]} image exceeds the limit of ${limit} pixels (EMBAUG_MAX_PIXELS)`
+          : `${formats[i]} could not be decoded: ${msg}`;
       }
     }),
   );
@@ -77,7 +83,7 @@ export interface StoredImage {
  * Decodes images to one size, HWC RGB uint8: raw pixels copy straight, JPEGs of that size
  * go to libjpeg-turbo in one batch, and everything else through sharp (resize: fill).
  */
-export async function decodeToSize(images: StoredImage[], width: number, height: number, threads = 0): Promise<Uint8Array> {
+export async function decodeToSize(images: StoredImage[], width: number, height: number, threads = 0, limit = maxPixels()): Promise<Uint8Array> {
   const px = width * height * 3;
   const out = new Uint8Array(images.length * px);
   const slow: number[] = [];
@@ -88,13 +94,13 @@ export async function decodeToSize(images: StoredImage[], width: number, height:
     else slow.push(i);
   });
   if (jpegIdx.length) {
-    const r = await decodeJpegs(jpegIdx.map((i) => images[i].bytes), width, height, threads);
+    const r = await decodeJpegs(jpegIdx.map((i) => images[i].bytes), width, height, threads, limit);
     jpegIdx.forEach((i, k) => (r.errors[k] ? slow.push(i) : out.set(r.pixels.subarray(k * px, (k + 1) * px), i * px)));
   }
   await Promise.all(
     slow.map(async (i) => {
       const im = images[i];
-      const input = im.format === 'rgb' ? sharp(im.bytes, { raw: { width: im.width, height: im.height, channels: 3 } }) : sharp(im.bytes);
+      const input = im.format === 'rgb' ? sharp(im.bytes, { raw: { width: im.width, height: im.height, channels: 3 } }) : sharp(im.bytes, { limitInputPixels: limit });
       const buf = await input
         .resize(width, height, { fit: 'fill', kernel: 'linear' })
         .toColourspace('srgb')

@@ -1,13 +1,18 @@
 /**
- * Writing and reading data sets. An import gathers every item in memory, checks it, then
- * writes the data set in one transaction: a failed or cancelled import leaves nothing.
+ * Writing and reading data sets. An import checks its items batch by batch and writes each
+ * checked batch into a staging data set (hidden from every reader) in its own short
+ * transaction, then publishes it in one short transaction at the end: all or nothing,
+ * without holding the database's write lock for the whole import. A failed or cancelled
+ * import removes its staging rows; one left by a killed process is removed at the next open.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 
 import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { checkImages, sniff, type ImageFormat, type StoredImage } from './formats.js';
+import { checkClassNames } from './names.js';
 import { snapshotVersion } from './versions.js';
 
 export type DatasetKind = 'folder' | 'wds' | 'cifar10-bin' | 'cifar100-bin';
@@ -26,9 +31,18 @@ export interface Skipped {
   reason: string;
 }
 
+/** The same image (same bytes) found under two different labels: one copy is kept. */
+export interface LabelConflict {
+  sha256: string;
+  kept: { source: string; label: string };
+  dropped: { source: string; label: string };
+}
+
 export interface ImportReport {
   imported: number;
   skipped: Skipped[];
+  /** Images found in more than one class; the first copy in source order was kept. */
+  conflicts: LabelConflict[];
   /** Counts of conversions (grayscale, alpha, 16-bit, cmyk) and size groups. */
   converted: Record<string, number>;
   sizes: Record<string, number>;
@@ -62,6 +76,8 @@ export interface ImportOptions {
   signal?: AbortSignal;
   onProgress?: OnProgress;
   threads?: number;
+  /** Images over this many pixels are skipped from their header (default: EMBAUG_MAX_PIXELS, else 50 M). */
+  maxPixels?: number;
 }
 
 const CHECK_BATCH = 512;
@@ -81,67 +97,105 @@ export function datasetVersion(rows: { sha256: string; label: number; split: str
 export async function writeDataset(db: Db, src: ImportSource, opts: ImportOptions): Promise<DatasetInfo> {
   const name = opts.name.trim();
   if (!name) throw new TypeError('a data set needs a non-empty name');
-  if (db.prepare('SELECT 1 FROM datasets WHERE name = ?').get(name))
-    throw new EmbaugError('E_IMPORT', `A data set named "${name}" exists already: choose another name with --name.`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) throw new RangeError(`the data set name ${JSON.stringify(name)} contains control characters: choose another with --name`);
+  checkClassNames(src.classes, src.source);
+  const nameTaken = () => db.prepare(`SELECT 1 FROM datasets WHERE name = ? AND state = 'ready'`).get(name);
+  if (nameTaken()) throw new EmbaugError('E_IMPORT', `A data set named "${name}" exists already: choose another name with --name.`);
   const skipped = [...src.skipped];
+  const conflicts: LabelConflict[] = [];
   const converted: Record<string, number> = {};
   const sizes: Record<string, number> = {};
-  const seen = new Map<string, string>();
-  const rows: { sha256: string; label: number; split: string; width: number; height: number; source: string; blob: StoredImage }[] = [];
+  const seen = new Map<string, { source: string; label: number }>();
+  const rows: { sha256: string; label: number; split: string }[] = [];
   const meter = new ProgressMeter('checking images', src.items.length, 'images', opts.onProgress);
-  for (let start = 0; start < src.items.length; start += CHECK_BATCH) {
-    throwIfAborted(opts.signal, 'the import');
-    const batch = src.items.slice(start, start + CHECK_BATCH);
-    const formats = batch.map((it) => (it.raw ? 'rgb' : sniff(it.bytes)) as ImageFormat | null);
-    const toCheck = batch.map((it, i) => (formats[i] === 'rgb' ? null : i)).filter((i): i is number => i !== null);
-    const checked = await checkImages(toCheck.map((i) => batch[i].bytes), toCheck.map((i) => formats[i]), opts.threads);
-    const result = new Map(toCheck.map((i, k) => [i, checked[k]]));
-    batch.forEach((it, i) => {
-      const c = result.get(i) ?? { width: it.raw!.width, height: it.raw!.height, notes: [], error: null };
-      if (it.raw && it.bytes.length !== it.raw.width * it.raw.height * 3) c.error = `raw record has ${it.bytes.length} bytes, expected ${it.raw.width * it.raw.height * 3}`;
-      if (c.error) return skipped.push({ source: it.source, reason: c.error });
-      const sha256 = createHash('sha256').update(it.bytes).digest('hex');
-      const first = seen.get(sha256);
-      if (first !== undefined) return skipped.push({ source: it.source, reason: `duplicate of ${first} (same bytes)` });
-      seen.set(sha256, it.source);
-      for (const n of c.notes) converted[n] = (converted[n] ?? 0) + 1;
-      const size = `${c.width}x${c.height}`;
-      sizes[size] = (sizes[size] ?? 0) + 1;
-      rows.push({ sha256, label: it.label, split: it.split, width: c.width, height: c.height, source: it.source,
-        blob: { bytes: it.bytes, format: formats[i]!, width: c.width, height: c.height } });
-    });
-    meter.tick(batch.length);
-  }
-  if (rows.length === 0)
-    throw new EmbaugError('E_IMPORT', `No usable image in ${src.source} (${skipped.length} skipped; first: ${skipped[0]?.reason ?? 'none found'}).`, { skipped });
-  // Drop classes that ended up empty and renumber the rest, so labels stay contiguous.
-  const counts = src.classes.map((_, c) => rows.filter((r) => r.label === c).length);
-  const emptyClasses = src.classes.filter((_, c) => counts[c] === 0);
-  const keep = src.classes.map((_, c) => counts[c] > 0);
-  const remap = new Map<number, number>();
-  keep.forEach((k, c) => k && remap.set(c, remap.size));
-  const classes = src.classes.filter((_, c) => keep[c]);
-  for (const r of rows) r.label = remap.get(r.label)!;
-  const perSplit: Record<string, number> = {};
-  for (const r of rows) perSplit[r.split] = (perSplit[r.split] ?? 0) + 1;
-  const report: ImportReport = { imported: rows.length, skipped, converted, sizes, emptyClasses, perSplit };
-  const version = datasetVersion(rows, classes);
-  throwIfAborted(opts.signal, 'the import');
-  const id = db.transaction(() => {
-    const info = db
-      .prepare(`INSERT INTO datasets (name, kind, source, classes, version, image_count, import_report, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(name, src.kind, src.source, JSON.stringify(classes), version, rows.length, JSON.stringify(report), new Date().toISOString());
-    const dsId = Number(info.lastInsertRowid);
+  const stagingId = createStaging(db, src);
+  try {
     const blob = db.prepare('INSERT OR IGNORE INTO blobs (sha256, format, bytes) VALUES (?, ?, ?)');
     const img = db.prepare('INSERT INTO images (dataset_id, idx, sha256, label, split, width, height, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-    rows.forEach((r, idx) => {
-      blob.run(r.sha256, r.blob.format, Buffer.from(r.blob.bytes.buffer, r.blob.bytes.byteOffset, r.blob.bytes.byteLength));
-      img.run(dsId, idx, r.sha256, r.label, r.split, r.width, r.height, r.source);
-    });
-    snapshotVersion(db, dsId, null, 'imported');
-    return dsId;
-  })();
-  return getDataset(db, id);
+    for (let start = 0; start < src.items.length; start += CHECK_BATCH) {
+      throwIfAborted(opts.signal, 'the import');
+      const batch = src.items.slice(start, start + CHECK_BATCH);
+      const formats = batch.map((it) => (it.raw ? 'rgb' : sniff(it.bytes)) as ImageFormat | null);
+      const toCheck = batch.map((it, i) => (formats[i] === 'rgb' ? null : i)).filter((i): i is number => i !== null);
+      const checked = await checkImages(toCheck.map((i) => batch[i].bytes), toCheck.map((i) => formats[i]), opts.threads, opts.maxPixels);
+      const result = new Map(toCheck.map((i, k) => [i, checked[k]]));
+      const staged: { sha256: string; it: SourceItem; format: ImageFormat; width: number; height: number }[] = [];
+      batch.forEach((it, i) => {
+        const c = result.get(i) ?? { width: it.raw!.width, height: it.raw!.height, notes: [], error: null };
+        if (it.raw && it.bytes.length !== it.raw.width * it.raw.height * 3) c.error = `raw record has ${it.bytes.length} bytes, expected ${it.raw.width * it.raw.height * 3}`;
+        if (c.error) return skipped.push({ source: it.source, reason: c.error });
+        const sha256 = createHash('sha256').update(it.bytes).digest('hex');
+        const first = seen.get(sha256);
+        if (first !== undefined) {
+          if (first.label === it.label) return skipped.push({ source: it.source, reason: `duplicate of ${first.source} (same bytes)` });
+          const [kept, here] = [src.classes[first.label], src.classes[it.label]];
+          conflicts.push({ sha256, kept: { source: first.source, label: kept }, dropped: { source: it.source, label: here } });
+          return skipped.push({ source: it.source, reason: `conflicting label: the same image as ${first.source}, which is labelled "${kept}" and was kept; here it is labelled "${here}"` });
+        }
+        seen.set(sha256, { source: it.source, label: it.label });
+        for (const n of c.notes) converted[n] = (converted[n] ?? 0) + 1;
+        const size = `${c.width}x${c.height}`;
+        sizes[size] = (sizes[size] ?? 0) + 1;
+        staged.push({ sha256, it, format: formats[i]!, width: c.width, height: c.height });
+      });
+      db.transaction(() => {
+        for (const r of staged) {
+          blob.run(r.sha256, r.format, Buffer.from(r.it.bytes.buffer, r.it.bytes.byteOffset, r.it.bytes.byteLength));
+          img.run(stagingId, rows.length, r.sha256, r.it.label, r.it.split, r.width, r.height, r.it.source);
+          rows.push({ sha256: r.sha256, label: r.it.label, split: r.it.split });
+        }
+      })();
+      meter.tick(batch.length);
+    }
+    if (rows.length === 0)
+      throw new EmbaugError('E_IMPORT', `No usable image in ${src.source} (${skipped.length} skipped; first: ${skipped[0]?.reason ?? 'none found'}).`, { skipped });
+    // Drop classes that ended up empty and renumber the rest, so labels stay contiguous.
+    const counts = new Array<number>(src.classes.length).fill(0);
+    for (const r of rows) counts[r.label]++;
+    const emptyClasses = src.classes.filter((_, c) => counts[c] === 0);
+    const remap = new Map<number, number>();
+    counts.forEach((n, c) => n > 0 && remap.set(c, remap.size));
+    const classes = src.classes.filter((_, c) => counts[c] > 0);
+    for (const r of rows) r.label = remap.get(r.label)!;
+    const perSplit: Record<string, number> = {};
+    for (const r of rows) perSplit[r.split] = (perSplit[r.split] ?? 0) + 1;
+    const report: ImportReport = { imported: rows.length, skipped, conflicts, converted, sizes, emptyClasses, perSplit };
+    const version = datasetVersion(rows, classes);
+    throwIfAborted(opts.signal, 'the import');
+    db.transaction(() => {
+      if (nameTaken()) throw new EmbaugError('E_IMPORT', `A data set named "${name}" was created while this import ran: import again with another --name.`);
+      // Old labels in ascending order: each new label is at most its old one, so no two collide.
+      const relabel = db.prepare('UPDATE images SET label = ? WHERE dataset_id = ? AND label = ?');
+      for (const [from, to] of remap) if (from !== to) relabel.run(to, stagingId, from);
+      db.prepare(`UPDATE datasets SET name = ?, classes = ?, version = ?, image_count = ?, import_report = ?, state = 'ready', owner = NULL WHERE id = ?`)
+        .run(name, JSON.stringify(classes), version, rows.length, JSON.stringify(report), stagingId);
+      snapshotVersion(db, stagingId, null, 'imported');
+    })();
+  } catch (err) {
+    discardStaging(db, stagingId);
+    throw err;
+  }
+  return getDataset(db, stagingId);
+}
+
+/** A hidden data set row that the import's batches attach to, owned by this process. */
+function createStaging(db: Db, src: ImportSource): number {
+  const info = db
+    .prepare(`INSERT INTO datasets (name, kind, source, classes, version, image_count, import_report, created_at, state, owner) VALUES (?, ?, ?, ?, '', 0, '{}', ?, 'staging', ?)`)
+    .run(`staging:${randomUUID()}`, src.kind, src.source, JSON.stringify(src.classes), new Date().toISOString(), JSON.stringify({ hostname: hostname(), pid: process.pid }));
+  return Number(info.lastInsertRowid);
+}
+
+/** Removes a staging data set in short transactions, and the image bytes nothing else uses. */
+export function discardStaging(db: Db, id: number): void {
+  const shas = db.prepare('SELECT sha256 FROM images WHERE dataset_id = ?').pluck().all(id) as string[];
+  const delImages = db.prepare('DELETE FROM images WHERE dataset_id = ? AND idx IN (SELECT idx FROM images WHERE dataset_id = ? LIMIT 2000)');
+  while (db.transaction(() => delImages.run(id, id).changes)() > 0);
+  const delBlob = db.prepare('DELETE FROM blobs WHERE sha256 = ? AND NOT EXISTS (SELECT 1 FROM images WHERE sha256 = ?)');
+  for (let i = 0; i < shas.length; i += 2000)
+    db.transaction(() => shas.slice(i, i + 2000).forEach((s) => delBlob.run(s, s)))();
+  db.prepare(`DELETE FROM datasets WHERE id = ? AND state = 'staging'`).run(id);
 }
 
 interface DatasetRow {
@@ -159,19 +213,19 @@ interface DatasetRow {
 function toInfo(r: DatasetRow): DatasetInfo {
   return {
     id: r.id, name: r.name, kind: r.kind, source: r.source, classes: JSON.parse(r.classes), version: r.version,
-    imageCount: r.image_count, report: JSON.parse(r.import_report), createdAt: r.created_at,
+    imageCount: r.image_count, report: { conflicts: [], ...JSON.parse(r.import_report) }, createdAt: r.created_at,
   };
 }
 
 export function listDatasets(db: Db): DatasetInfo[] {
-  return (db.prepare('SELECT * FROM datasets ORDER BY id').all() as DatasetRow[]).map(toInfo);
+  return (db.prepare(`SELECT * FROM datasets WHERE state = 'ready' ORDER BY id`).all() as DatasetRow[]).map(toInfo);
 }
 
 /** By id or by name. */
 export function getDataset(db: Db, ref: number | string): DatasetInfo {
   const r = (typeof ref === 'number'
-    ? db.prepare('SELECT * FROM datasets WHERE id = ?').get(ref)
-    : db.prepare('SELECT * FROM datasets WHERE name = ?').get(ref)) as DatasetRow | undefined;
+    ? db.prepare(`SELECT * FROM datasets WHERE id = ? AND state = 'ready'`).get(ref)
+    : db.prepare(`SELECT * FROM datasets WHERE name = ? AND state = 'ready'`).get(ref)) as DatasetRow | undefined;
   if (!r) throw new EmbaugError('E_NOT_FOUND', `There is no data set ${JSON.stringify(ref)}: list them with \`embaug data list\`.`);
   return toInfo(r);
 }

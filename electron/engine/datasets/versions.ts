@@ -9,6 +9,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 
 import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
+import { classNameProblem } from './names.js';
 import { datasetVersion, getDataset, type DatasetInfo } from './store.js';
 
 /** Images by index, or every image matching a filter (all conditions must hold). */
@@ -129,7 +130,10 @@ export function editDataset(db: Db, ref: number | string, edits: Edit[], note = 
           break;
         case 'renameClass':
           checkLabel(e.label, 'class');
-          if (!e.name.trim()) throw new RangeError('a class name may not be empty');
+          {
+            const problem = classNameProblem(e.name.trim());
+            if (problem) throw new RangeError(`the class name ${JSON.stringify(e.name)} cannot be used: ${problem}. Choose a name without /, \\, NUL or control characters.`);
+          }
           if (classes.some((c, i) => c === e.name && i !== e.label)) throw new RangeError(`class "${e.name}" exists already: merge the classes instead`);
           classes[e.label] = e.name.trim();
           break;

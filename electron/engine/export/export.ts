@@ -5,9 +5,9 @@
  * workbench's own forward pass on real embeddings and images before the export is reported
  * done; a failed check removes what was written.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { resolve, sep } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 import { nativeOps, parseAug } from '../augment/index.js';
@@ -31,6 +31,8 @@ export interface ExportRequest {
   name?: string;
   merged?: boolean;
   safetensors?: boolean;
+  /** Replace files of the same names in outDir; without it an existing file is never touched. */
+  force?: boolean;
 }
 
 export interface ExportedFile {
@@ -70,11 +72,82 @@ function trained(db: Db, runId: number): Trained {
   };
 }
 
-/** A file name inside outDir, or a refusal: exports never write anywhere else. */
-function inside(outDir: string, file: string): string {
-  const p = resolve(outDir, file);
-  if (!p.startsWith(resolve(outDir) + sep)) throw new EmbaugError('E_ARG', `${file} would be written outside ${outDir}: refused.`);
-  return p;
+/** Runs one file-system step; any failure becomes E_EXPORT naming the path and what was done. */
+function fsStep<T>(what: string, path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof EmbaugError) throw err;
+    throw new EmbaugError('E_EXPORT', `Could not ${what} ${path}: ${(err as Error).message}. Nothing was exported; choose another folder.`);
+  }
+}
+
+function lstatOrNull(path: string) {
+  try {
+    return lstatSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The export's files, written safely: each goes to a new temporary name in the output folder
+ * (created exclusively, never through an existing file or link), is verified from there, and
+ * only then is renamed into place. A file of the same name is replaced only with `force`
+ * (rename replaces a link itself, never what it points to); a folder never. A failure removes
+ * what this export created and nothing else.
+ */
+class Writer {
+  readonly files: ExportedFile[] = [];
+  #temps: string[] = [];
+  #placed: string[] = [];
+
+  constructor(readonly dir: string, readonly force: boolean) {}
+
+  /** Refuses, before anything is written, names that exist and may not be replaced. */
+  check(names: string[]): void {
+    const clash = names.map((n) => ({ n, st: lstatOrNull(join(this.dir, n)) })).filter((x) => x.st);
+    const dirs = clash.filter((x) => x.st!.isDirectory());
+    if (dirs.length) throw new EmbaugError('E_EXPORT', `${dirs.map((x) => join(this.dir, x.n)).join(', ')} ${dirs.length > 1 ? 'are folders' : 'is a folder'}: choose another export name or folder.`);
+    if (clash.length && !this.force)
+      throw new EmbaugError('E_EXISTS', `${clash.map((x) => join(this.dir, x.n)).join(', ')} exist${clash.length > 1 ? '' : 's'} already: nothing was written. Pass --force to replace ${clash.length > 1 ? 'them' : 'it'}, or choose another name or folder.`, { paths: clash.map((x) => join(this.dir, x.n)) });
+  }
+
+  /** Writes bytes to a temporary file beside `name`; returns its path, for verification. */
+  stage(name: string, kind: ExportedFile['kind'], bytes: Uint8Array): string {
+    const tmp = join(this.dir, `.${name}.${randomBytes(6).toString('hex')}.partial`);
+    fsStep('write', tmp, () => writeFileSync(tmp, bytes, { flag: 'wx', mode: 0o644 }));
+    this.#temps.push(tmp);
+    this.files.push({ path: join(this.dir, name), kind, sha256: sha(bytes), bytes: bytes.length });
+    return tmp;
+  }
+
+  /** Renames every staged file into place, checking each name again just before. */
+  commit(): void {
+    this.check(this.files.map((f) => f.path.slice(this.dir.length + 1)));
+    this.files.forEach((f, i) => {
+      const existed = lstatOrNull(f.path) !== null;
+      fsStep('move the finished file into', f.path, () => renameSync(this.#temps[i], f.path));
+      if (!existed) this.#placed.push(f.path);
+    });
+    this.#temps = [];
+  }
+
+  discard(): void {
+    for (const p of [...this.#temps, ...this.#placed]) rmSync(p, { force: true });
+    this.#temps = [];
+    this.#placed = [];
+  }
+}
+
+/** The output folder, created if needed, as a real path (links resolved once, here). */
+function outputFolder(dir: string): string {
+  const abs = resolve(dir);
+  fsStep('create the folder', abs, () => mkdirSync(abs, { recursive: true }));
+  const real = fsStep('open the folder', abs, () => realpathSync(abs));
+  if (!fsStep('open the folder', abs, () => statSync(real)).isDirectory())
+    throw new EmbaugError('E_EXPORT', `${abs} is not a folder: choose a folder to export into.`);
+  return real;
 }
 
 function sha(bytes: Uint8Array): string {
@@ -144,20 +217,19 @@ export async function exportRun(db: Db, req: ExportRequest): Promise<ExportResul
   const name = req.name ?? `${t.kind}-run${t.run.id}`;
   if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.'))
     throw new EmbaugError('E_ARG', `export name "${name}" may hold only letters, digits, ".", "-" and "_" (no folders).`);
-  const outDir = resolve(req.outDir);
-  mkdirSync(outDir, { recursive: true });
+  const outDir = outputFolder(req.outDir);
+  const out = new Writer(outDir, req.force ?? false);
+  const withSafetensors = req.safetensors ?? true;
+  out.check([
+    `${name}.onnx`,
+    ...(req.merged && t.kind === 'head' ? [`${name}.merged.onnx`] : []),
+    ...(withSafetensors ? [`${name}.safetensors`, `${name}.json`] : []),
+  ]);
   const props = {
     embaug_kind: t.kind, classes: t.classNames, embedding_dim: t.sizes[0], layer_sizes: t.sizes, backbone_sha256: t.backbone.sha256,
     backbone: t.backbone.name, run_id: t.run.id, dataset_version: t.run.datasetVersion ?? '', residual: t.residual,
   };
   const record = startRun(db, { kind: 'export', name: `export run ${t.run.id} to ${outDir}`, parentId: t.run.id, backboneSha: t.backbone.sha256, config: { ...req, outDir, name } });
-  const files: ExportedFile[] = [];
-  const write = (file: string, kind: ExportedFile['kind'], bytes: Uint8Array) => {
-    const path = inside(outDir, file);
-    writeFileSync(path, bytes);
-    files.push({ path, kind, sha256: sha(bytes), bytes: bytes.length });
-    return path;
-  };
   try {
     const checks: ExportResult['checks'] = [];
     const mlp = new MlpModel(t.sizes, { residual: t.residual });
@@ -167,14 +239,14 @@ export async function exportRun(db: Db, req: ExportRequest): Promise<ExportResul
       const cfg = t.run.config as { test?: Selection; selection?: Selection };
       const sel: Selection = { ...(cfg.test ?? cfg.selection ?? {}), limit: 512, balanced: true };
       const z = await embeddingsFor(db, { dataset: t.run.datasetId!, backbone: t.backbone.sha256, ...sel, aug: 'identity', record: false });
-      const onnxPath = write(`${name}.onnx`, 'onnx', encodeModel(headGraph(t, props)));
+      const onnxPath = out.stage(`${name}.onnx`, 'onnx', encodeModel(headGraph(t, props)));
       const s = await ort.InferenceSession.create(onnxPath);
-      const out = await s.run({ embedding: new ort.Tensor('float32', z.x, [z.images.length, t.sizes[0]]) });
+      const res = await s.run({ embedding: new ort.Tensor('float32', z.x, [z.images.length, t.sizes[0]]) });
       const ours = mlp.forward(z.x);
       const classes = t.kind === 'head' ? t.sizes.at(-1)! : null;
-      checks.push(compare(`${name}.onnx on ${z.images.length} real embeddings`, ours, (out[t.kind === 'head' ? 'logits' : 'augmented_embedding'] as ort.Tensor).data as Float32Array, classes));
+      checks.push(compare(`${name}.onnx on ${z.images.length} real embeddings`, ours, (res[t.kind === 'head' ? 'logits' : 'augmented_embedding'] as ort.Tensor).data as Float32Array, classes));
       if (t.kind === 'head') {
-        const p = (out.probabilities as ort.Tensor).data as Float32Array;
+        const p = (res.probabilities as ort.Tensor).data as Float32Array;
         for (let i = 0; i < z.images.length; i++) {
           let sum = 0;
           for (let c = 0; c < classes!; c++) sum += p[i * classes! + c];
@@ -182,7 +254,7 @@ export async function exportRun(db: Db, req: ExportRequest): Promise<ExportResul
         }
       }
       if (req.merged && t.kind === 'head') {
-        const mergedPath = write(`${name}.merged.onnx`, 'onnx-merged', encodeModel(mergedGraph(t, props)));
+        const mergedPath = out.stage(`${name}.merged.onnx`, 'onnx-merged', encodeModel(mergedGraph(t, props)));
         const pre = preprocessOf(t.backbone.manifest);
         const rows = selectImages(db, t.run.datasetId!, { ...sel, limit: 256 });
         const px = await decodeToSize(readBlobs(db, rows.map((r) => r.sha256)), pre.width, pre.height);
@@ -200,25 +272,26 @@ export async function exportRun(db: Db, req: ExportRequest): Promise<ExportResul
     for (const c of checks)
       if (c.maxAbsDiff > TOLERANCE || (c.argmaxAgreement !== null && c.argmaxAgreement < 1))
         throw new EmbaugError('E_EXPORT', `The check of ${c.what} failed: max difference ${c.maxAbsDiff.toExponential(2)} (limit ${TOLERANCE}), argmax agreement ${c.argmaxAgreement ?? '–'}. Nothing was exported.`);
-    if (req.safetensors ?? true) {
+    if (withSafetensors) {
       const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
       for (let l = 0; l + 1 < t.sizes.length; l++) {
         tensors[`fc${l}.weight`] = { shape: [t.sizes[l + 1], t.sizes[l]], data: t.params[2 * l] };
         tensors[`fc${l}.bias`] = { shape: [t.sizes[l + 1]], data: t.params[2 * l + 1] };
       }
-      write(`${name}.safetensors`, 'safetensors', encodeSafetensors(tensors, { format: 'pt', embaug_kind: t.kind }));
+      out.stage(`${name}.safetensors`, 'safetensors', encodeSafetensors(tensors, { format: 'pt', embaug_kind: t.kind }));
       const manifest = {
         kind: t.kind, classes: t.classNames, embedding_dim: t.sizes[0], layer_sizes: t.sizes, activation: 'relu', residual: t.residual,
         weights: `${name}.safetensors`, layout: 'fc{l}.weight is [out, in]; y = x W^T + b', preprocessing: t.backbone.manifest.input,
         backbone: { name: t.backbone.name, sha256: t.backbone.sha256, embedding_output: t.backbone.manifest.embedding.output },
         run: t.run.id, dataset_version: t.run.datasetVersion, checks,
       };
-      write(`${name}.json`, 'manifest', Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
+      out.stage(`${name}.json`, 'manifest', Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
     }
-    record.complete({ files, checks });
-    return { files, checks, runId: record.id };
+    out.commit();
+    record.complete({ files: out.files, checks });
+    return { files: out.files, checks, runId: record.id };
   } catch (err) {
-    for (const f of files) if (existsSync(f.path)) rmSync(f.path);
+    out.discard();
     throw record.fail(err);
   }
 }

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { cpus, hostname } from 'node:os';
+import { threadId } from 'node:worker_threads';
 
 import type Database from 'better-sqlite3';
 
@@ -155,6 +156,8 @@ export function startRun(db: Db, s: StartRun): Run {
   const host = {
     hostname: hostname(),
     pid: process.pid,
+    // Jobs run in worker threads of one process: the thread tells whose runs a dead worker left.
+    thread: threadId,
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
     threads: s.threads ?? cpus().length,
@@ -174,6 +177,22 @@ export function startRun(db: Db, s: StartRun): Run {
       new Date().toISOString(), JSON.stringify(host),
     );
   return new Run(db, Number(info.lastInsertRowid));
+}
+
+/**
+ * Marks the runs that a worker thread of this process left "running" as failed, with the
+ * reason: called as soon as the worker exits without finishing, so a crashed job's runs
+ * do not wait for the next start to be marked.
+ */
+export function failRunsOfThread(db: Db, thread: number, reason: string): number {
+  const rows = db.prepare(`SELECT id, host FROM runs WHERE status = 'running'`).all() as { id: number; host: string }[];
+  const mine = rows.filter((r) => {
+    const h = JSON.parse(r.host) as { hostname?: string; pid?: number; thread?: number };
+    return h.hostname === hostname() && h.pid === process.pid && h.thread === thread;
+  });
+  const mark = db.prepare(`UPDATE runs SET status = 'failed', ended_at = ?, error = ? WHERE id = ? AND status = 'running'`);
+  db.transaction(() => mine.forEach((r) => mark.run(new Date().toISOString(), reason, r.id)))();
+  return mine.length;
 }
 
 export interface RunFilter {

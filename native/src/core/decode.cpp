@@ -3,6 +3,7 @@
 #include <turbojpeg.h>
 
 #include <algorithm>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -10,8 +11,8 @@ namespace eb {
 
 namespace {
 
-void decode_range(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, int want_w, int want_h, uint8_t *out,
-                  std::vector<DecodedImage> &info, size_t begin, size_t end) {
+void decode_range(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, int want_w, int want_h,
+                  int64_t max_pixels, uint8_t *out, std::vector<DecodedImage> &info, size_t begin, size_t end) {
     tjhandle tj = tjInitDecompress();
     const size_t stride = (size_t)want_w * want_h * 3;
     for (size_t i = begin; i < end; i++) {
@@ -23,9 +24,21 @@ void decode_range(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, 
         }
         d.width = w;
         d.height = h;
+        if ((int64_t)w * h > max_pixels) {
+            d.error = "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels exceeds the limit of " +
+                      std::to_string(max_pixels) + " pixels";
+            continue;
+        }
         if (want_w <= 0) {
-            // Verify-only mode: decode fully (truncation shows only then) into scratch.
-            std::vector<uint8_t> scratch((size_t)w * h * 3);
+            // Verify-only mode: decode fully (truncation shows only then) into scratch. This runs
+            // on a std::thread, where an uncaught bad_alloc would terminate the process.
+            std::vector<uint8_t> scratch;
+            try {
+                scratch.resize((size_t)w * h * 3);
+            } catch (const std::bad_alloc &) {
+                d.error = "out of memory decoding a " + std::to_string(w) + "x" + std::to_string(h) + " JPEG";
+                continue;
+            }
             if (tjDecompress2(tj, blobs[i].first, (unsigned long)blobs[i].second, scratch.data(), w, 0, h, TJPF_RGB,
                               TJFLAG_ACCURATEDCT) != 0)
                 d.error = std::string("corrupt or truncated JPEG: ") + tjGetErrorStr2(tj);
@@ -47,8 +60,8 @@ void decode_range(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, 
 
 }  // namespace
 
-void decode_jpegs(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, int want_w, int want_h, uint8_t *out,
-                  std::vector<DecodedImage> &info, int threads) {
+void decode_jpegs(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, int want_w, int want_h,
+                  int64_t max_pixels, uint8_t *out, std::vector<DecodedImage> &info, int threads) {
     info.assign(blobs.size(), DecodedImage());
     const size_t n = blobs.size();
     const size_t t = std::max<size_t>(1, std::min<size_t>(threads > 0 ? threads : 1, n / 64 + 1));
@@ -56,7 +69,7 @@ void decode_jpegs(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, 
     const size_t per = (n + t - 1) / t;
     for (size_t k = 0; k < t; k++) {
         const size_t b = k * per, e = std::min(n, b + per);
-        if (b < e) pool.emplace_back(decode_range, std::cref(blobs), want_w, want_h, out, std::ref(info), b, e);
+        if (b < e) pool.emplace_back(decode_range, std::cref(blobs), want_w, want_h, max_pixels, out, std::ref(info), b, e);
     }
     for (auto &th : pool) th.join();
 }

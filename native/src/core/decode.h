@@ -16,8 +16,10 @@ struct DecodedImage {
 // Decodes each JPEG to RGB; images whose size is not (want_w, want_h) are reported as
 // errors, so a caller can route them to a resizing decoder. Pixels of image i land at
 // out + i * want_h * want_w * 3. With want_w <= 0 it only verifies each image (a full
-// decode, which is what finds truncation) and reports its size; out is unused.
+// decode, which is what finds truncation) and reports its size; out is unused. An image
+// whose header declares more than max_pixels pixels is refused from the header alone,
+// before anything is allocated for it: a 65500x65500 header would otherwise ask for 12 GB.
 void decode_jpegs(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, int want_w, int want_h,
-                  uint8_t *out, std::vector<DecodedImage> &info, int threads);
+                  int64_t max_pixels, uint8_t *out, std::vector<DecodedImage> &info, int threads);
 
 }  // namespace eb

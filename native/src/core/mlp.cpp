@@ -8,10 +8,18 @@
 
 namespace eb {
 
+// Propagates a failed status from a helper that already said what failed.
 #define EB_TRY(expr)                       \
     do {                                   \
         int _st = (expr);                  \
         if (_st != EB_OK) return _st;      \
+    } while (0)
+
+// Calls one backend op; on failure remembers which, so the error names the op and backend.
+#define EB_OP(op, ...)                                         \
+    do {                                                       \
+        int _st = be_.iface->op(be_.ctx, __VA_ARGS__);         \
+        if (_st != EB_OK) return failed(_st, #op);             \
     } while (0)
 
 namespace {
@@ -54,6 +62,37 @@ void shuffle_epoch(uint64_t seed, int epoch, int64_t n, int views, std::vector<i
 
 }  // namespace
 
+static const char *status_text(int st) {
+    switch (st) {
+    case EB_ERR_ALLOC: return "out of memory";
+    case EB_ERR_DEVICE: return "device error";
+    case EB_ERR_ARG: return "bad argument";
+    case EB_ERR_UNSUPPORTED: return "unsupported";
+    case EB_ERR_CANCELLED: return "cancelled";
+    case EB_ERR_NONFINITE: return "non-finite value";
+    default: return "unknown status";
+    }
+}
+
+// Fills err from the op that failed, where the failing path did not say more itself; an
+// error message is never empty.
+struct Mlp::ErrorNamer {
+    Mlp &m;
+    std::string &err;
+    ErrorNamer(Mlp &mlp, std::string &e) : m(mlp), err(e) { m.failed_op_ = nullptr; }
+    ~ErrorNamer() {
+        if (m.failed_op_ && err.empty())
+            err = std::string("op '") + m.failed_op_ + "' failed on backend '" + m.backend_name() + "' (" +
+                  status_text(m.failed_status_) + ")";
+    }
+};
+
+int Mlp::failed(int st, const char *op) {
+    failed_op_ = op;
+    failed_status_ = st;
+    return st;
+}
+
 struct Mlp::Workspace {
     int batch = 0;
     std::vector<float *> acts, dacts;
@@ -69,13 +108,26 @@ Mlp::Mlp(eb_backend backend, std::vector<int> sizes, uint64_t seed, bool residua
         param_len_.push_back((size_t)out * in);
         param_len_.push_back((size_t)out);
     }
+    // A constructor that throws gets no destructor call: release what was allocated first.
+    try {
+        init_params(seed);
+    } catch (...) {
+        release_all();
+        throw;
+    }
+}
+
+void Mlp::init_params(uint64_t seed) {
+    const size_t layers = sizes_.size() - 1;
     std::vector<float> host;
     for (size_t t = 0; t < param_len_.size(); t++) {
         const size_t n = param_len_[t], bytes = n * sizeof(float);
-        params_.push_back(static_cast<float *>(be_.iface->alloc(be_.ctx, bytes)));
-        grads_.push_back(static_cast<float *>(be_.iface->alloc(be_.ctx, bytes)));
-        opt_m_.push_back(static_cast<float *>(be_.iface->alloc(be_.ctx, bytes)));
-        opt_v_.push_back(static_cast<float *>(be_.iface->alloc(be_.ctx, bytes)));
+        for (auto *v : {&params_, &grads_, &opt_m_, &opt_v_}) {
+            v->push_back(static_cast<float *>(be_.iface->alloc(be_.ctx, bytes)));
+            if (!v->back())
+                throw Failure(EB_ERR_ALLOC, "out of memory on backend '" + std::string(backend_name()) + "' for " +
+                                                std::to_string(bytes) + " bytes of parameters");
+        }
         host.assign(n, 0.0f);
         const size_t layer = t / 2;
         const bool weight = t % 2 == 0, zero_last = residual_ && layer == layers - 1;
@@ -84,25 +136,29 @@ Mlp::Mlp(eb_backend backend, std::vector<int> sizes, uint64_t seed, bool residua
             const float bound = std::sqrt(6.0f / (float)sizes_[layer]);
             for (size_t i = 0; i < n; i++) host[i] = (2.0f * uniform01(seed, t, i) - 1.0f) * bound;
         }
-        be_.iface->upload(be_.ctx, params_[t], host.data(), bytes);
-        be_.iface->fill(be_.ctx, opt_m_[t], 0.0f, n);
-        be_.iface->fill(be_.ctx, opt_v_[t], 0.0f, n);
+        if (be_.iface->upload(be_.ctx, params_[t], host.data(), bytes) != EB_OK ||
+            be_.iface->fill(be_.ctx, opt_m_[t], 0.0f, n) != EB_OK || be_.iface->fill(be_.ctx, opt_v_[t], 0.0f, n) != EB_OK)
+            throw Failure(EB_ERR_DEVICE, "initialising parameters failed on backend '" + std::string(backend_name()) + "'");
     }
 }
 
-Mlp::~Mlp() {
-    auto rel = [&](void *p) {
-        if (p) be_.iface->release(be_.ctx, p);
-    };
-    for (auto *v : {&params_, &grads_, &opt_m_, &opt_v_})
-        for (float *p : *v) rel(p);
+Mlp::~Mlp() { release_all(); }
+
+void Mlp::release_all() {
+    for (auto *v : {&params_, &grads_, &opt_m_, &opt_v_}) {
+        for (float *p : *v)
+            if (p) be_.iface->release(be_.ctx, p);
+        v->clear();
+    }
     free_workspace();
 }
 
 void Mlp::free_workspace() {
     if (!ws_) return;
-    for (float *p : ws_->acts) be_.iface->release(be_.ctx, p);
-    for (float *p : ws_->dacts) be_.iface->release(be_.ctx, p);
+    for (float *p : ws_->acts)
+        if (p) be_.iface->release(be_.ctx, p);
+    for (float *p : ws_->dacts)
+        if (p) be_.iface->release(be_.ctx, p);
     for (void *p : {(void *)ws_->xb, (void *)ws_->tb, (void *)ws_->acc, (void *)ws_->lb})
         if (p) be_.iface->release(be_.ctx, p);
     delete ws_;
@@ -123,11 +179,16 @@ int Mlp::ensure_workspace(int batch, std::string &err) {
     ws_->tb = a((size_t)batch * sizes_.back());
     ws_->acc = a(2);
     ws_->lb = static_cast<int32_t *>(be_.iface->alloc(be_.ctx, (size_t)batch * sizeof(int32_t)));
-    for (float *p : ws_->acts)
-        if (!p) { err = "out of memory for activations"; return EB_ERR_ALLOC; }
-    for (float *p : ws_->dacts)
-        if (!p) { err = "out of memory for gradients"; return EB_ERR_ALLOC; }
-    if (!ws_->xb || !ws_->tb || !ws_->acc || !ws_->lb) { err = "out of memory for a batch"; return EB_ERR_ALLOC; }
+    bool ok = ws_->xb && ws_->tb && ws_->acc && ws_->lb;
+    for (float *p : ws_->acts) ok = ok && p;
+    for (float *p : ws_->dacts) ok = ok && p;
+    if (!ok) {
+        // No half-allocated workspace stays behind marked usable: the next call tries afresh.
+        free_workspace();
+        err = "out of memory on backend '" + std::string(backend_name()) + "' for the workspace of a batch of " +
+              std::to_string(batch);
+        return EB_ERR_ALLOC;
+    }
     return EB_OK;
 }
 
@@ -137,20 +198,20 @@ int Mlp::forward_batch(const float *xb, int bs) {
     for (size_t l = 0; l < layers; l++) {
         const int fi = sizes_[l], fo = sizes_[l + 1];
         float *y = ws_->acts[l];
-        EB_TRY(be_.iface->gemm(be_.ctx, 0, 1, bs, fo, fi, 1.0f, in, params_[2 * l], 0.0f, y));
-        EB_TRY(be_.iface->bias_act(be_.ctx, y, params_[2 * l + 1], bs, fo, l + 1 < layers));
+        EB_OP(gemm, 0, 1, bs, fo, fi, 1.0f, in, params_[2 * l], 0.0f, y);
+        EB_OP(bias_act, y, params_[2 * l + 1], bs, fo, l + 1 < layers);
         in = y;
     }
-    if (residual_) EB_TRY(be_.iface->add(be_.ctx, ws_->acts.back(), xb, (size_t)bs * sizes_.back()));
+    if (residual_) EB_OP(add, ws_->acts.back(), xb, (size_t)bs * sizes_.back());
     return EB_OK;
 }
 
 int Mlp::loss_batch(const Supervision &y, const void *yb, int bs, float *acc) {
     if (y.labels)
-        return be_.iface->softmax_xent(be_.ctx, ws_->acts.back(), static_cast<const int32_t *>(yb), bs, sizes_.back(),
-                                       ws_->dacts.back(), acc);
-    return be_.iface->mse(be_.ctx, ws_->acts.back(), static_cast<const float *>(yb), bs, sizes_.back(),
-                          ws_->dacts.back(), acc);
+        EB_OP(softmax_xent, ws_->acts.back(), static_cast<const int32_t *>(yb), bs, sizes_.back(), ws_->dacts.back(), acc);
+    else
+        EB_OP(mse, ws_->acts.back(), static_cast<const float *>(yb), bs, sizes_.back(), ws_->dacts.back(), acc);
+    return EB_OK;
 }
 
 int Mlp::backward_batch(const float *xb, int bs) {
@@ -158,10 +219,10 @@ int Mlp::backward_batch(const float *xb, int bs) {
     for (int l = layers - 1; l >= 0; l--) {
         const int fi = sizes_[l], fo = sizes_[l + 1];
         float *dy = ws_->dacts[l];
-        EB_TRY(be_.iface->act_bias_grad(be_.ctx, dy, ws_->acts[l], bs, fo, l + 1 < layers, grads_[2 * l + 1]));
+        EB_OP(act_bias_grad, dy, ws_->acts[l], bs, fo, l + 1 < layers, grads_[2 * l + 1]);
         const float *in = l == 0 ? xb : ws_->acts[l - 1];
-        EB_TRY(be_.iface->gemm(be_.ctx, 1, 0, fo, fi, bs, 1.0f, dy, in, 0.0f, grads_[2 * l]));
-        if (l > 0) EB_TRY(be_.iface->gemm(be_.ctx, 0, 0, bs, fi, fo, 1.0f, dy, params_[2 * l], 0.0f, ws_->dacts[l - 1]));
+        EB_OP(gemm, 1, 0, fo, fi, bs, 1.0f, dy, in, 0.0f, grads_[2 * l]);
+        if (l > 0) EB_OP(gemm, 0, 0, bs, fi, fo, 1.0f, dy, params_[2 * l], 0.0f, ws_->dacts[l - 1]);
     }
     return EB_OK;
 }
@@ -173,11 +234,11 @@ int Mlp::step(float lr) {
         const OptimConfig &o = opt_;
         const float wd = t % 2 == 0 ? o.weight_decay : 0.0f;
         if (o.kind == OptimConfig::ADAM)
-            EB_TRY(be_.iface->adam(be_.ctx, params_[t], grads_[t], opt_m_[t], opt_v_[t], param_len_[t], lr, o.beta1,
-                                   o.beta2, o.eps, wd, (int)adam_t_));
+            EB_OP(adam, params_[t], grads_[t], opt_m_[t], opt_v_[t], param_len_[t], lr, o.beta1,
+                                   o.beta2, o.eps, wd, (int)adam_t_);
         else
-            EB_TRY(be_.iface->sgd(be_.ctx, params_[t], grads_[t], opt_m_[t], param_len_[t], lr, o.momentum, wd,
-                                  o.nesterov));
+            EB_OP(sgd, params_[t], grads_[t], opt_m_[t], param_len_[t], lr, o.momentum, wd,
+                                  o.nesterov);
     }
     return EB_OK;
 }
@@ -185,7 +246,7 @@ int Mlp::step(float lr) {
 int Mlp::evaluate(const float *x_dev, const void *y_dev, bool labels, int64_t n, double &loss, double &acc,
                   std::string &err) {
     float zero[2] = {0, 0}, host[2];
-    EB_TRY(be_.iface->upload(be_.ctx, ws_->acc, zero, sizeof zero));
+    EB_OP(upload, ws_->acc, zero, sizeof zero);
     Supervision s;
     if (labels) s.labels = static_cast<const int32_t *>(y_dev);
     for (int64_t start = 0; start < n; start += ws_->batch) {
@@ -195,7 +256,7 @@ int Mlp::evaluate(const float *x_dev, const void *y_dev, bool labels, int64_t n,
                                 : (const void *)(static_cast<const float *>(y_dev) + start * sizes_.back());
         EB_TRY(loss_batch(s, yb, bs, ws_->acc));
     }
-    EB_TRY(be_.iface->download(be_.ctx, host, ws_->acc, sizeof host));
+    EB_OP(download, host, ws_->acc, sizeof host);
     loss = labels ? host[0] / (double)n : host[0] / ((double)n * sizes_.back());
     acc = labels ? host[1] / (double)n : -1;
     if (!std::isfinite(loss)) {
@@ -207,6 +268,7 @@ int Mlp::evaluate(const float *x_dev, const void *y_dev, bool labels, int64_t n,
 
 int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<bool> &cancel,
                const std::function<void(const EpochStats &)> &on_epoch, std::string &err) {
+    ErrorNamer namer(*this, err);
     opt_ = cfg.opt;
     const int in = sizes_.front(), out = sizes_.back();
     const int64_t n = d.y.n;
@@ -225,13 +287,13 @@ int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<boo
         err = std::string("out of memory on backend '") + backend_name() + "' for the training set";
         return EB_ERR_ALLOC;
     }
-    EB_TRY(be_.iface->upload(be_.ctx, x.p, d.x, (size_t)d.views * n * in * sizeof(float)));
-    if (labels) EB_TRY(be_.iface->upload(be_.ctx, lab.p, d.y.labels, (size_t)n * sizeof(int32_t)));
-    else EB_TRY(be_.iface->upload(be_.ctx, tgt.p, d.y.targets, (size_t)n * out * sizeof(float)));
+    EB_OP(upload, x.p, d.x, (size_t)d.views * n * in * sizeof(float));
+    if (labels) EB_OP(upload, lab.p, d.y.labels, (size_t)n * sizeof(int32_t));
+    else EB_OP(upload, tgt.p, d.y.targets, (size_t)n * out * sizeof(float));
     if (vn) {
-        EB_TRY(be_.iface->upload(be_.ctx, vx.p, d.val_x, (size_t)vn * in * sizeof(float)));
-        if (labels) EB_TRY(be_.iface->upload(be_.ctx, vlab.p, d.val_y.labels, (size_t)vn * sizeof(int32_t)));
-        else EB_TRY(be_.iface->upload(be_.ctx, vtgt.p, d.val_y.targets, (size_t)vn * out * sizeof(float)));
+        EB_OP(upload, vx.p, d.val_x, (size_t)vn * in * sizeof(float));
+        if (labels) EB_OP(upload, vlab.p, d.val_y.labels, (size_t)vn * sizeof(int32_t));
+        else EB_OP(upload, vtgt.p, d.val_y.targets, (size_t)vn * out * sizeof(float));
     }
     const int horizon = cfg.total_epochs > 0 ? cfg.total_epochs : cfg.first_epoch + cfg.epochs;
     std::vector<int32_t> rows, samples;
@@ -240,10 +302,10 @@ int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<boo
     for (int e = cfg.first_epoch; e < cfg.first_epoch + cfg.epochs; e++) {
         const auto t0 = std::chrono::steady_clock::now();
         shuffle_epoch(cfg.seed, e, n, d.views, rows, samples);
-        EB_TRY(be_.iface->upload(be_.ctx, rows_dev.p, rows.data(), (size_t)n * sizeof(int32_t)));
-        EB_TRY(be_.iface->upload(be_.ctx, samples_dev.p, samples.data(), (size_t)n * sizeof(int32_t)));
+        EB_OP(upload, rows_dev.p, rows.data(), (size_t)n * sizeof(int32_t));
+        EB_OP(upload, samples_dev.p, samples.data(), (size_t)n * sizeof(int32_t));
         float zero[2] = {0, 0}, acc[2];
-        EB_TRY(be_.iface->upload(be_.ctx, ws_->acc, zero, sizeof zero));
+        EB_OP(upload, ws_->acc, zero, sizeof zero);
         float lr = opt_.lr;
         if (opt_.schedule == OptimConfig::COSINE) lr *= 0.5f * (1.0f + std::cos(3.14159265358979f * e / horizon));
         for (int64_t start = 0; start < n; start += cfg.batch) {
@@ -252,15 +314,15 @@ int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<boo
                 return EB_ERR_CANCELLED;
             }
             const int bs = (int)std::min<int64_t>(cfg.batch, n - start);
-            EB_TRY(be_.iface->gather(be_.ctx, ws_->xb, x.p, rows_dev.p + start, bs, in));
-            if (labels) EB_TRY(be_.iface->gather_i32(be_.ctx, ws_->lb, lab.p, samples_dev.p + start, bs));
-            else EB_TRY(be_.iface->gather(be_.ctx, ws_->tb, tgt.p, samples_dev.p + start, bs, out));
+            EB_OP(gather, ws_->xb, x.p, rows_dev.p + start, bs, in);
+            if (labels) EB_OP(gather_i32, ws_->lb, lab.p, samples_dev.p + start, bs);
+            else EB_OP(gather, ws_->tb, tgt.p, samples_dev.p + start, bs, out);
             EB_TRY(forward_batch(ws_->xb, bs));
             EB_TRY(loss_batch(batch_sup, labels ? (const void *)ws_->lb : (const void *)ws_->tb, bs, ws_->acc));
             EB_TRY(backward_batch(ws_->xb, bs));
             EB_TRY(step(lr));
         }
-        EB_TRY(be_.iface->download(be_.ctx, acc, ws_->acc, sizeof acc));
+        EB_OP(download, acc, ws_->acc, sizeof acc);
         EpochStats st;
         st.epoch = e + 1;
         // Batch losses are means; the accumulator holds per-sample sums, so this is the epoch mean.
@@ -280,42 +342,44 @@ int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<boo
 }
 
 int Mlp::forward(const float *x, int64_t n, float *out, std::string &err) {
+    ErrorNamer namer(*this, err);
     const int chunk = ws_ ? ws_->batch : 256;
     EB_TRY(ensure_workspace(chunk, err));
     const int in = sizes_.front(), fo = sizes_.back();
     for (int64_t start = 0; start < n; start += ws_->batch) {
         const int bs = (int)std::min<int64_t>(ws_->batch, n - start);
-        EB_TRY(be_.iface->upload(be_.ctx, ws_->xb, x + start * in, (size_t)bs * in * sizeof(float)));
+        EB_OP(upload, ws_->xb, x + start * in, (size_t)bs * in * sizeof(float));
         EB_TRY(forward_batch(ws_->xb, bs));
-        EB_TRY(be_.iface->download(be_.ctx, out + start * fo, ws_->acts.back(), (size_t)bs * fo * sizeof(float)));
+        EB_OP(download, out + start * fo, ws_->acts.back(), (size_t)bs * fo * sizeof(float));
     }
     return be_.iface->synchronize(be_.ctx);
 }
 
 int Mlp::gradients(const float *x, const Supervision &y, double &loss, std::vector<std::vector<float>> &grads,
                    std::string &err) {
+    ErrorNamer namer(*this, err);
     const int bs = (int)y.n, in = sizes_.front(), out = sizes_.back();
     EB_TRY(ensure_workspace(bs, err));
-    EB_TRY(be_.iface->upload(be_.ctx, ws_->xb, x, (size_t)bs * in * sizeof(float)));
+    EB_OP(upload, ws_->xb, x, (size_t)bs * in * sizeof(float));
     const void *yb;
     if (y.labels) {
-        EB_TRY(be_.iface->upload(be_.ctx, ws_->lb, y.labels, (size_t)bs * sizeof(int32_t)));
+        EB_OP(upload, ws_->lb, y.labels, (size_t)bs * sizeof(int32_t));
         yb = ws_->lb;
     } else {
-        EB_TRY(be_.iface->upload(be_.ctx, ws_->tb, y.targets, (size_t)bs * out * sizeof(float)));
+        EB_OP(upload, ws_->tb, y.targets, (size_t)bs * out * sizeof(float));
         yb = ws_->tb;
     }
     float acc[2] = {0, 0};
-    EB_TRY(be_.iface->upload(be_.ctx, ws_->acc, acc, sizeof acc));
+    EB_OP(upload, ws_->acc, acc, sizeof acc);
     EB_TRY(forward_batch(ws_->xb, bs));
     EB_TRY(loss_batch(y, yb, bs, ws_->acc));
     EB_TRY(backward_batch(ws_->xb, bs));
-    EB_TRY(be_.iface->download(be_.ctx, acc, ws_->acc, sizeof acc));
+    EB_OP(download, acc, ws_->acc, sizeof acc);
     loss = y.labels ? acc[0] / (double)bs : acc[0] / ((double)bs * out);
     grads.resize(grads_.size());
     for (size_t t = 0; t < grads_.size(); t++) {
         grads[t].resize(param_len_[t]);
-        EB_TRY(be_.iface->download(be_.ctx, grads[t].data(), grads_[t], param_len_[t] * sizeof(float)));
+        EB_OP(download, grads[t].data(), grads_[t], param_len_[t] * sizeof(float));
     }
     return EB_OK;
 }
@@ -330,6 +394,7 @@ std::vector<std::vector<float>> Mlp::get_params() const {
 }
 
 int Mlp::set_params(const std::vector<std::vector<float>> &params, std::string &err) {
+    ErrorNamer namer(*this, err);
     if (params.size() != params_.size()) {
         err = "expected " + std::to_string(params_.size()) + " parameter tensors, got " + std::to_string(params.size());
         return EB_ERR_ARG;
@@ -341,9 +406,9 @@ int Mlp::set_params(const std::vector<std::vector<float>> &params, std::string &
             return EB_ERR_ARG;
         }
     for (size_t t = 0; t < params.size(); t++) {
-        EB_TRY(be_.iface->upload(be_.ctx, params_[t], params[t].data(), param_len_[t] * sizeof(float)));
-        EB_TRY(be_.iface->fill(be_.ctx, opt_m_[t], 0.0f, param_len_[t]));
-        EB_TRY(be_.iface->fill(be_.ctx, opt_v_[t], 0.0f, param_len_[t]));
+        EB_OP(upload, params_[t], params[t].data(), param_len_[t] * sizeof(float));
+        EB_OP(fill, opt_m_[t], 0.0f, param_len_[t]);
+        EB_OP(fill, opt_v_[t], 0.0f, param_len_[t]);
     }
     adam_t_ = 0;
     return EB_OK;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "eb_backend.h"
+#include "failure.h"
 
 namespace eb {
 
@@ -52,6 +53,7 @@ struct EpochStats {
 
 class Mlp {
 public:
+    // Throws Failure (EB_ERR_ALLOC) when the backend cannot hold the parameters.
     Mlp(eb_backend backend, std::vector<int> sizes, uint64_t seed, bool residual);
     ~Mlp();
     Mlp(const Mlp &) = delete;
@@ -74,6 +76,10 @@ public:
 
 private:
     struct Workspace;
+    struct ErrorNamer;
+    void init_params(uint64_t seed);
+    void release_all();
+    int failed(int st, const char *op);
     int ensure_workspace(int batch, std::string &err);
     void free_workspace();
     int forward_batch(const float *xb, int bs);
@@ -91,6 +97,8 @@ private:
     int64_t adam_t_ = 0;
     OptimConfig opt_;
     Workspace *ws_ = nullptr;
+    const char *failed_op_ = nullptr;
+    int failed_status_ = EB_OK;
 };
 
 }  // namespace eb

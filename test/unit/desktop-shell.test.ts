@@ -1,0 +1,80 @@
+/**
+ * The desktop shell's parts that run without Electron's binary: the sandboxed preload,
+ * loaded with a stand-in for `electron`, and the window's options.
+ */
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+import { CHANNELS, type EmbaugBridge } from '../../electron/ipc/contract.js';
+import { CHANNELS_ARG, channelsArgument, windowOptions } from '../../electron/main/options.js';
+import { REPO } from '../helpers/shared.js';
+
+const require = createRequire(import.meta.url);
+
+/** Loads the preload as Electron would, with `electron` replaced by a recorder. */
+function loadPreload(argv: string[]) {
+  const invoked: string[] = [];
+  let exposed: { key: string; api: EmbaugBridge } | undefined;
+  const fake = {
+    contextBridge: { exposeInMainWorld: (key: string, api: EmbaugBridge) => (exposed = { key, api }) },
+    ipcRenderer: {
+      invoke: (channel: string) => (invoked.push(channel), Promise.resolve({ ok: true, value: channel })),
+      on: () => undefined,
+      removeListener: () => undefined,
+    },
+  };
+  const Module = require('node:module') as { _load: (req: string, ...rest: unknown[]) => unknown };
+  const load = Module._load;
+  const argv0 = process.argv;
+  Module._load = function (req: string, ...rest: unknown[]) {
+    return req === 'electron' ? fake : load.call(this, req, ...rest);
+  };
+  process.argv = [...argv0, ...argv];
+  const file = join(REPO, 'electron', 'preload', 'index.cts');
+  try {
+    delete require.cache[require.resolve(file)];
+    require(file);
+  } finally {
+    Module._load = load;
+    process.argv = argv0;
+  }
+  assert.ok(exposed);
+  return { key: exposed.key, api: exposed.api, invoked };
+}
+
+describe('the preload', () => {
+  it('passes every channel of the contract, and nothing else, to ipcRenderer', async () => {
+    const { key, api, invoked } = loadPreload([channelsArgument()]);
+    assert.equal(key, 'embaug');
+    for (const c of CHANNELS) assert.deepEqual(await api.call(c, {} as never), { ok: true, value: c }, c);
+    assert.deepEqual(invoked, [...CHANNELS]);
+    assert.ok(CHANNELS.includes('backbones:addClassifier'), 'the channel with an upper-case letter is in the contract');
+    for (const bad of ['jobs:event', 'datasets:nope', 'ELECTRON_BROWSER_REQUIRE', '', 'system:info ', '__proto__'] as string[]) {
+      const r = (await api.call(bad as never, {} as never)) as { ok: boolean; error?: { code: string } };
+      assert.equal(r.ok, false, bad);
+      assert.equal(r.error?.code, 'E_CHANNEL');
+    }
+    assert.equal(invoked.length, CHANNELS.length);
+  });
+
+  it('without the channel list from main it lets nothing through', async () => {
+    const { api, invoked } = loadPreload([]);
+    const r = (await api.call('system:info', undefined as never)) as { ok: boolean };
+    assert.equal(r.ok, false);
+    assert.equal(invoked.length, 0);
+  });
+});
+
+describe('the window', () => {
+  it('is isolated and sandboxed, with no Node in the page, and hands the preload the channel list', () => {
+    const o = windowOptions('/app/preload.cjs');
+    assert.equal(o.webPreferences.preload, '/app/preload.cjs');
+    assert.equal(o.webPreferences.contextIsolation, true);
+    assert.equal(o.webPreferences.sandbox, true);
+    assert.equal(o.webPreferences.nodeIntegration, false);
+    assert.equal(o.webPreferences.webSecurity, true);
+    assert.deepEqual(o.webPreferences.additionalArguments, [`${CHANNELS_ARG}${CHANNELS.join(',')}`]);
+  });
+});

@@ -1,0 +1,76 @@
+/**
+ * Job workers fail as jobs: a worker that runs out of its heap, or dies, fails its job and
+ * its runs at once, and the runner (the server's process) goes on.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
+
+import { openDb, type Db } from '../../electron/engine/db.js';
+import { failRunsOfThread, getRun, listRuns } from '../../electron/engine/runs/index.js';
+import { JobRunner } from '../../electron/jobs/runner.js';
+import { samples, writeShard } from '../helpers/fixtures.js';
+import { REPO, WDS, tempDir } from '../helpers/shared.js';
+
+describe('job workers', () => {
+  const tmp = tempDir();
+  let db: Db;
+  const dbPath = () => join(tmp.dir, 'jobs.db');
+  const wds = join(tmp.dir, 'wds');
+  before(async () => {
+    mkdirSync(wds);
+    await writeShard(join(wds, 'train-000000.tar'), await samples('train-000000.tar', 50));
+    copyFileSync(join(WDS, 'classes.txt'), join(wds, 'classes.txt'));
+    db = openDb(dbPath());
+  });
+  after(() => {
+    db.close();
+    tmp.cleanup();
+  });
+  const settings = { modelsDir: tmp.dir, dataDir: tmp.dir, outDir: tmp.dir };
+
+  it('a job that runs out of its heap fails as a job; the runner and the next job go on', async () => {
+    const tight = new JobRunner({ db, dbPath: dbPath(), threads: 1, settings, maxHeapMb: 4 });
+    const j = tight.start('import', { kind: 'wds', path: wds, name: 'oom' });
+    const done = await tight.wait(j.id);
+    assert.equal(done.status, 'failed');
+    assert.equal(done.error?.code, 'E_OUT_OF_MEMORY');
+    assert.match(done.error!.message, /ran out of memory \(its heap is limited to 4 MB\)/);
+    await tight.close();
+    const jobs = new JobRunner({ db, dbPath: dbPath(), threads: 1, settings });
+    const ok = await jobs.wait(jobs.start('import', { kind: 'wds', path: wds, name: 'fine' }).id);
+    assert.equal(ok.status, 'completed', JSON.stringify(ok.error));
+    await jobs.close();
+  });
+
+  it('runs a dead worker thread left "running" are marked failed with the reason, and only those', async () => {
+    // A real worker thread of this process starts a run and dies without finishing it.
+    const file = join(tmp.dir, 'doomed-worker.mjs');
+    writeFileSync(file, `
+      import { parentPort } from 'node:worker_threads';
+      import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))};
+      register();
+      const runs = await import(${JSON.stringify(pathToFileURL(join(REPO, 'electron', 'engine', 'runs', 'index.ts')).href)});
+      const { openDb } = await import(${JSON.stringify(pathToFileURL(join(REPO, 'electron', 'engine', 'db.ts')).href)});
+      const db = openDb(${JSON.stringify(dbPath())});
+      const run = runs.startRun(db, { kind: 'head', name: 'doomed', config: {} });
+      parentPort.postMessage(run.id);
+      process.exit(3);
+    `);
+    const w = new Worker(file);
+    const thread = w.threadId;
+    const id = await new Promise<number>((resolve, reject) => (w.once('message', resolve), w.once('error', reject)));
+    await new Promise((resolve) => w.once('exit', resolve));
+    const mine = listRuns(db, { status: 'running' }).length;
+    assert.ok(mine >= 1);
+    assert.equal(getRun(db, id).status, 'running');
+    assert.equal(failRunsOfThread(db, thread + 1000, 'not this one'), 0);
+    assert.equal(failRunsOfThread(db, thread, "the job's worker stopped (exit code 3) before it finished"), 1);
+    const r = getRun(db, id);
+    assert.equal(r.status, 'failed');
+    assert.match(r.error!, /exit code 3/);
+  });
+});
