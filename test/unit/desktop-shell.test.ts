@@ -78,3 +78,33 @@ describe('the window', () => {
     assert.deepEqual(o.webPreferences.additionalArguments, [`${CHANNELS_ARG}${CHANNELS.join(',')}`]);
   });
 });
+
+describe('the main process', () => {
+  it('a second instance hands over and quits without opening the database or a window', async () => {
+    const { register } = await import('node:module');
+    const calls: string[] = [];
+    const g = globalThis as unknown as { __electronFake: unknown };
+    const fakeApp = (lock: boolean) => ({
+      requestSingleInstanceLock: () => (calls.push('lock'), lock),
+      quit: () => calls.push('quit'),
+      on: (ev: string) => calls.push(`on:${ev}`),
+      whenReady: () => (calls.push('whenReady'), new Promise(() => undefined)),
+      getPath: () => '/nonexistent',
+      getVersion: () => 'test',
+    });
+    // The module is loaded once; each export reads the stand-in of the moment.
+    const fake = ['app', 'BrowserWindow', 'dialog', 'ipcMain', 'Menu', 'shell']
+      .map((k) => `export const ${k} = new Proxy({}, { get: (_, p) => globalThis.__electronFake.${k}[p] });`)
+      .join('\n');
+    const hook = `export async function resolve(s, c, next) { return s === 'electron' ? { url: 'data:text/javascript,${encodeURIComponent(fake)}', shortCircuit: true } : next(s, c); }`;
+    register(`data:text/javascript,${encodeURIComponent(hook)}`);
+    const main = new URL(`../../electron/main/index.ts`, import.meta.url);
+    g.__electronFake = { app: fakeApp(false), BrowserWindow: class {}, dialog: {}, ipcMain: {}, Menu: {}, shell: {} };
+    await import(`${main.href}?second`);
+    assert.deepEqual(calls, ['lock', 'quit']);
+    calls.length = 0;
+    g.__electronFake = { app: fakeApp(true), BrowserWindow: class {}, dialog: {}, ipcMain: {}, Menu: {}, shell: {} };
+    await import(`${main.href}?first`);
+    assert.deepEqual(calls, ['lock', 'on:second-instance', 'whenReady', 'on:window-all-closed']);
+  });
+});
