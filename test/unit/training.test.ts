@@ -102,6 +102,48 @@ describe('the paper pipeline on a small real subset', () => {
     assert.ok(cmp.differs.includes('mode') || cmp.differs.includes('augs'));
   });
 
+  it('the few-shot protocol: each seed its own subset, the stochastic forms and the noise baseline as rows', async () => {
+    const out = join(tmp.dir, 'fewshot');
+    const steps: number[] = [];
+    const r = await reproduce(db, { out, modelsDir, dataDir, perClass: 4, epochs: 12, seeds: 2, subset: 100, omega: { epochs: 2 }, threads: 2, onProgress: (p) => p.stage.startsWith('reproduce') && steps.push(p.done) });
+    const plan = ['none', 'pixel', 'embed', 'embed-residual-gauss', 'embed-shift-gauss', 'embed-knn-shift', 'noise'];
+    assert.equal(steps.at(-1), 2 * (1 + 1 + 2 * plan.length));
+    assert.equal(r.perClass, 4);
+    assert.deepEqual(r.augSets, ['hflip']);
+    for (const prefix of ['none', 'pixel'])
+      for (const k of plan) assert.equal((r.architectures.resnet18[`${prefix}_${k}`] as { runs: number[] }).runs.length, 2, `${prefix}_${k}`);
+    const heads = listRuns(db, { group: `reproduce-${r.runId}`, kind: 'head' });
+    assert.equal(heads.length, 2 * 2 * plan.length);
+    // Each seed draws its own 4 images per class; the scenarios of one seed share them.
+    const trainOf = (h: (typeof heads)[0]) => h.config.train as { perClass: number; draw: number };
+    assert.deepEqual([...new Set(heads.map((h) => trainOf(h).draw))].sort(), [0, 1]);
+    assert.ok(heads.every((h) => trainOf(h).perClass === 4));
+    // Evaluated every 10 epochs and after the last.
+    assert.deepEqual(runMetrics(db, heads[0].id).test_acc.map((p) => p.step), [10, 12]);
+    assert.ok(heads.some((h) => h.config.sampling === 'knn-shift') && heads.some((h) => h.config.mode === 'noise'));
+    const md = readFileSync(join(out, 'table2.md'), 'utf8');
+    assert.match(md, /# Few-shot Table II — 4 target training images per class/);
+    assert.match(md, /\| \[Embed\] Ω \+ Gaussian residual \| \d+\.\d\d ± \d+\.\d\d \|/);
+    assert.match(md, /How close each form of Ω comes/);
+    const om = r.omega.resnet18.none.hflip;
+    assert.ok(om.sampling['residual-gauss'].energyScore > 0 && om.sampling.identity.mse > 0);
+  });
+
+  it('a head with a stochastic Ω form is reproducible with its seed and differs by seed', async () => {
+    const om = await trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection: { split: 'train', classes: [0, 1, 2, 3, 4], limit: 200, balanced: true }, aug: 'hflip', config: { epochs: 2 } });
+    const req = { backbone: 'tiny-none', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], perClass: 5, draw: 0 }, test: { split: 'test', classes: [5, 6, 7, 8, 9], limit: 50 }, mode: 'embed' as const, augs: ['hflip'], omegas: { hflip: om }, config: { epochs: 3, seed: 7 } };
+    for (const sampling of ['residual-gauss', 'shift-gauss', 'knn-shift'] as const) {
+      const a = await trainHead(db, { ...req, sampling }), b = await trainHead(db, { ...req, sampling });
+      assert.deepEqual(a.params, b.params, sampling);
+      const c = await trainHead(db, { ...req, sampling, config: { epochs: 3, seed: 8 } });
+      assert.notDeepEqual(a.params, c.params, sampling);
+    }
+    // The paper's mean Ω and a stochastic form give different heads from the same seed.
+    assert.notDeepEqual((await trainHead(db, { ...req, sampling: 'mean' })).params, (await trainHead(db, { ...req, sampling: 'shift-gauss' })).params);
+    // An Ω rebuilt from its run (without the base pairs) says what is missing.
+    await assert.rejects(trainHead(db, { ...req, omegas: { hflip: { chosen: om.chosen, sizes: om.sizes, params: om.params, runId: om.runId } }, sampling: 'knn-shift' }), /only an Ω trained in the same session/);
+  });
+
   it('a head run is reproducible with its seed', async () => {
     const req = { backbone: 'tiny-none', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], limit: 100, balanced: true }, test: { split: 'test', classes: [5, 6, 7, 8, 9] }, mode: 'pixel' as const, augs: ['hflip'], config: { epochs: 2, seed: 7 }, threads: 2 };
     const a = await trainHead(db, req), b = await trainHead(db, req);

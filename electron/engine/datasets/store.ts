@@ -257,6 +257,12 @@ export interface Selection {
   limit?: number;
   /** Take `limit` images spread evenly over classes rather than the first ones. */
   balanced?: boolean;
+  /**
+   * A few-shot draw: `perClass` images of each class, chosen by a hash of (draw, image
+   * hash), so each draw seed picks its own subset, the same on every machine and order.
+   */
+  perClass?: number;
+  draw?: number;
 }
 
 /** Images of a data set, in import order, optionally one split and a class subset. */
@@ -268,6 +274,14 @@ export function selectImages(db: Db, datasetId: number, sel: Selection = {}): Im
   if (sel.classes) {
     const map = new Map(sel.classes.map((c, i) => [c, i]));
     rows = rows.filter((r) => map.has(r.label)).map((r) => ({ ...r, label: map.get(r.label)! }));
+  }
+  if (sel.perClass !== undefined) {
+    const rank = (sha: string) => createHash('sha256').update(`${sel.draw ?? 0}:${sha}`).digest('hex');
+    const byClass = new Map<number, { r: ImageRow; k: string }[]>();
+    for (const r of rows) (byClass.get(r.label) ?? byClass.set(r.label, []).get(r.label)!).push({ r, k: rank(r.sha256) });
+    const keep = new Set<ImageRow>();
+    for (const list of byClass.values()) list.sort((a, b) => (a.k < b.k ? -1 : 1)).slice(0, sel.perClass).forEach((x) => keep.add(x.r));
+    rows = rows.filter((r) => keep.has(r));
   }
   if (sel.limit !== undefined && rows.length > sel.limit) {
     if (sel.balanced) {

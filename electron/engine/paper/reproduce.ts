@@ -8,7 +8,7 @@ import type { Db } from '../db.js';
 import { logitsAccuracy } from '../embeddings/index.js';
 import { ProgressMeter, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
-import { meanStd, trainHead, trainOmega, type HeadConfig, type OmegaConfig, type OmegaResult } from '../training/index.js';
+import { meanStd, trainHead, trainOmega, type FineTuneMode, type HeadConfig, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
 import { measureEq8, type Eq8Result } from './eq8.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
 import { writeReport } from './report.js';
@@ -24,6 +24,13 @@ export interface ReproduceOptions {
   seeds?: number;
   /** Images per split and task (balanced over classes), for quick runs. */
   subset?: number;
+  /**
+   * The few-shot protocol: each seed draws its own N target training images per class (so the
+   * spread over seeds includes the choice of images), tested on the whole target test split;
+   * 5 seeds and 100 epochs unless given, and the stochastic Ω forms and the noise baseline as
+   * further rows.
+   */
+  perClass?: number;
   archs?: string[];
   augSets?: string[];
   omega?: Partial<OmegaConfig>;
@@ -63,9 +70,10 @@ export interface ReproduceResult {
   epochs: number;
   seeds: number;
   subset: number | null;
+  perClass: number | null;
   augSets: string[];
   architectures: Record<string, Record<string, unknown>>;
-  omega: Record<string, Record<string, Record<string, Omit<OmegaResult, 'params' | 'candidates' | 'sizes'> & { candidates: unknown[] }>>>;
+  omega: Record<string, Record<string, Record<string, Omit<OmegaResult, 'params' | 'candidates' | 'sizes' | 'stochastic'> & { candidates: unknown[] }>>>;
   eq8: Eq8Result | null;
   curves: { heads: HeadCurve[]; omega: OmegaCurve[] };
   runId: number;
@@ -74,26 +82,49 @@ export interface ReproduceResult {
 
 const acc = (runs: number[]): Acc => ({ ...meanStd(runs), runs });
 
+/** One head to train per seed: its row key (after the base prefix), augmentation set and mode. */
+interface Scenario {
+  key: string;
+  augSet: string;
+  mode: FineTuneMode;
+  sampling?: OmegaSampling;
+}
+
+/** The heads of one seed: Table II's, and with the few-shot protocol the stochastic Ω forms and the noise baseline. */
+export function scenarios(augSets: string[], fewShot: boolean): Scenario[] {
+  const out: Scenario[] = [{ key: 'none', augSet: 'none', mode: 'none' }];
+  for (const s of augSets) {
+    out.push({ key: 'pixel', augSet: s, mode: 'pixel' }, { key: 'embed', augSet: s, mode: 'embed', sampling: 'mean' });
+    if (fewShot) for (const f of ['residual-gauss', 'shift-gauss', 'knn-shift'] as const) out.push({ key: `embed-${f}`, augSet: s, mode: 'embed', sampling: f });
+  }
+  if (fewShot) out.push({ key: 'noise', augSet: 'none', mode: 'noise' });
+  return out;
+}
+
+const LABEL: Record<FineTuneMode, string> = { none: 'None', pixel: 'Pixel', embed: 'Embed', noise: 'Noise' };
+
 export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceResult> {
   const t0 = performance.now();
   const protocolName = o.protocol ?? 'cifar10-split';
-  const epochs = o.epochs ?? 20;
-  const seeds = o.seeds ?? 3;
-  const augSets = o.augSets ?? Object.keys(AUG_SETS);
+  const fewShot = o.perClass !== undefined;
+  const epochs = o.epochs ?? (fewShot ? 100 : 20);
+  const seeds = o.seeds ?? (fewShot ? 5 : 3);
+  const augSets = o.augSets ?? (fewShot ? ['hflip'] : Object.keys(AUG_SETS));
+  const plan = scenarios(augSets, fewShot);
   const threads = o.threads ?? cpus().length;
   const log = o.log ?? (() => {});
   for (const s of augSets) if (!AUG_SETS[s]) throw new RangeError(`unknown augmentation set "${s}": use ${Object.keys(AUG_SETS).join(', ')}`);
   const protocol = await resolveProtocol(db, protocolName, o.dataDir, o.subset, o.onProgress);
   const families = await discoverFamilies(db, o.modelsDir, protocolName, o.archs);
-  const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, augSets, archs: families.map((f) => f.architecture), omega: o.omega ?? {}, head: o.head ?? {} };
+  const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets, archs: families.map((f) => f.architecture), omega: o.omega ?? {}, head: o.head ?? {} };
   const top = startRun(db, { kind: 'reproduce', name: `reproduce ${protocolName}`, config, protocol: protocolName, threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
   const group = `reproduce-${top.id}`;
   return top.wrap(async () => {
     const omegaAugs = [...new Set(augSets.flatMap((s) => AUG_SETS[s]))];
-    const steps = families.length * 2 * (1 + omegaAugs.length + seeds * (1 + 2 * augSets.length));
+    const steps = families.length * 2 * (1 + omegaAugs.length + seeds * plan.length);
     const meter = new ProgressMeter('reproduce (steps)', steps, 'steps', o.onProgress, 0);
     const result: ReproduceResult = {
-      protocol: protocolName, protocolDescription: protocol.description, epochs, seeds, subset: o.subset ?? null, augSets,
+      protocol: protocolName, protocolDescription: protocol.description, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets,
       architectures: {}, omega: {}, eq8: null, curves: { heads: [], omega: [] }, runId: top.id, seconds: 0,
     };
     const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: protocolName };
@@ -117,7 +148,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
           log(`${fam.architecture}/${baseAug}: Ω for ${aug} on the base task`);
           const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: protocol.base.train, aug, config: o.omega });
           omegas[om.aug] = om;
-          const { params: _p, sizes: _s, ...summary } = om;
+          const { params: _p, sizes: _s, stochastic: _st, ...summary } = om;
           result.omega[fam.architecture][baseAug][om.aug] = summary;
           for (const c of om.candidates)
             result.curves.omega.push({ arch: fam.architecture, base: baseAug, aug: om.aug, form: c.form, history: c.history.map((h) => ({ epoch: h.epoch, loss: h.loss, valLoss: h.valLoss })) });
@@ -126,23 +157,22 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
           log(`  Ω ${aug}: ${om.chosen} (held-out MSE ${om.fidelity.heldOutMse.toPrecision(4)} vs identity ${om.fidelity.identityMse.toPrecision(4)}, cosine ${om.fidelity.cosine.toFixed(4)} vs ${om.fidelity.identityCosine.toFixed(4)})${om.flagged ? ' — flagged: no better than the identity' : ''}`);
         }
         const scores: Record<string, number[]> = {};
-        const head = async (scenario: string, augSet: string, mode: 'none' | 'pixel' | 'embed', seed: number) => {
+        const head = async (sc: Scenario, seed: number) => {
+          const scenario = `${prefix}_${sc.key}`;
+          const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
           const h = await trainHead(db, {
-            ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id, train: protocol.target.train, test: protocol.target.test,
-            mode, augs: AUG_SETS[augSet], omegas, config: { ...o.head, epochs, seed },
-            name: `${fam.architecture} [${baseAug === 'none' ? 'None' : 'Pixel'}]-[${mode === 'none' ? 'None' : mode === 'pixel' ? 'Pixel' : 'Embed'}] ${mode === 'none' ? '' : augSet} seed ${seed}`.replace(/\s+/g, ' '),
+            ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
+            mode: sc.mode, augs: AUG_SETS[sc.augSet] ?? [], omegas, sampling: sc.sampling,
+            config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
+            name: `${fam.architecture} [${baseAug === 'none' ? 'None' : 'Pixel'}]-[${LABEL[sc.mode]}${sc.sampling && sc.sampling !== 'mean' ? ` ${sc.sampling}` : ''}] ${sc.augSet === 'none' ? '' : sc.augSet}${fewShot ? ` ${o.perClass}/class` : ''} seed ${seed}`.replace(/\s+/g, ' '),
           });
-          (scores[`${augSet}/${scenario}`] ??= []).push(h.testAccuracy);
-          result.curves.heads.push({ arch: fam.architecture, base: baseAug, augSet, scenario, seed, history: h.history.map((e) => ({ epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valAccuracy: e.valAccuracy })) });
+          (scores[`${sc.augSet}/${scenario}`] ??= []).push(h.testAccuracy);
+          result.curves.heads.push({ arch: fam.architecture, base: baseAug, augSet: sc.augSet, scenario, seed, history: h.history.map((e) => ({ epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valAccuracy: e.valAccuracy })) });
           meter.tick();
         };
         for (let seed = 0; seed < seeds; seed++) {
           log(`${fam.architecture}/${baseAug}: heads, seed ${seed + 1} of ${seeds}`);
-          await head(`${prefix}_none`, 'none', 'none', seed);
-          for (const s of augSets) {
-            await head(`${prefix}_pixel`, s, 'pixel', seed);
-            await head(`${prefix}_embed`, s, 'embed', seed);
-          }
+          for (const sc of plan) await head(sc, seed);
         }
         for (const [key, runs] of Object.entries(scores)) {
           const [augSet, scenario] = key.split('/');

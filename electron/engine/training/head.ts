@@ -1,11 +1,14 @@
 /**
  * Classifier heads Ψ = D → 1024 → 128 → C, fine-tuned on cached embeddings of the target
- * task, with one of three augmentation modes:
+ * task, with one of four augmentation modes:
  *  - none:  Φ(x) only;
  *  - pixel: each epoch each sample is one of {Φ(x), Φ(g_1(x)), …} drawn at random — from the
  *           cache for deterministic g_j, through Φ again every epoch for random ones;
- *  - embed: the same with Ω_j(Φ(x)) in place of Φ(g_j(x)); Ω is deterministic, so Ω_j(Φ(x))
- *           is computed once per head rather than every epoch.
+ *  - embed: the same with Ω_j(Φ(x)) in place of Φ(g_j(x)). With `sampling: 'mean'` (the
+ *           paper's Ω) it is computed once per head; the stochastic forms (stochastic.ts) draw
+ *           a new view for every sample in every epoch;
+ *  - noise: an Ω-free baseline, Φ(x) plus Gaussian noise scaled by the training embeddings'
+ *           per-dimension spread, drawn afresh every epoch.
  * The identity is one of the versions, as with a random flip at p = 1/(N+1).
  */
 import { parseAug } from '../augment/index.js';
@@ -19,8 +22,9 @@ import { MlpModel, type EpochStats, type OptimizerConfig } from '../native.js';
 import { startRun } from '../runs/index.js';
 import { applyOmega, packParams, type OmegaResult } from './omega.js';
 import { stack } from './stats.js';
+import { KNN_K, addGaussian, addNeighbourShift, addNoise, nearest, type DrawKey, type OmegaSampling } from './stochastic.js';
 
-export type FineTuneMode = 'none' | 'pixel' | 'embed';
+export type FineTuneMode = 'none' | 'pixel' | 'embed' | 'noise';
 
 export interface HeadConfig {
   hidden: number[];
@@ -28,6 +32,8 @@ export interface HeadConfig {
   batch: number;
   seed: number;
   optimizer: OptimizerConfig;
+  /** Evaluate on the test set every this many epochs (and after the last); 1 = every epoch. */
+  evalEvery: number;
 }
 
 export const HEAD_DEFAULTS: HeadConfig = {
@@ -35,6 +41,7 @@ export const HEAD_DEFAULTS: HeadConfig = {
   epochs: 20,
   batch: 128,
   seed: 0,
+  evalEvery: 1,
   optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 5e-4, schedule: 'constant' },
 };
 
@@ -47,7 +54,9 @@ export interface HeadRequest {
   /** Augmentation specs for pixel and embed modes. */
   augs?: string[];
   /** Ω per augmentation key, for embed mode. */
-  omegas?: Record<string, Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId'>>;
+  omegas?: Record<string, Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId'> & Partial<Pick<OmegaResult, 'stochastic'>>>;
+  /** How embed mode applies Ω: its mean (default) or a stochastic form. */
+  sampling?: OmegaSampling;
   config?: Partial<HeadConfig>;
   name?: string;
   group?: string;
@@ -73,15 +82,20 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
   const cfg: HeadConfig = { ...HEAD_DEFAULTS, ...req.config, optimizer: { ...HEAD_DEFAULTS.optimizer, ...req.config?.optimizer } };
   const bb = getBackbone(db, req.backbone);
   const ds = getDataset(db, req.dataset);
-  const augs = (req.mode === 'none' ? [] : (req.augs ?? [])).map((a) => parseAug(a));
-  if (req.mode !== 'none' && augs.length === 0) throw new EmbaugError('E_ARG', `fine-tuning mode "${req.mode}" needs at least one augmentation`);
+  const augs = (req.mode === 'none' || req.mode === 'noise' ? [] : (req.augs ?? [])).map((a) => parseAug(a));
+  if ((req.mode === 'pixel' || req.mode === 'embed') && augs.length === 0) throw new EmbaugError('E_ARG', `fine-tuning mode "${req.mode}" needs at least one augmentation`);
+  const sampling = req.mode === 'embed' ? req.sampling ?? 'mean' : null;
   if (req.mode === 'embed')
-    for (const a of augs) if (!req.omegas?.[a.key]) throw new EmbaugError('E_ARG', `embed mode needs a trained Ω for "${a.key}": train it first (embaug omega)`);
+    for (const a of augs) {
+      if (!req.omegas?.[a.key]) throw new EmbaugError('E_ARG', `embed mode needs a trained Ω for "${a.key}": train it first (embaug omega)`);
+      if (sampling !== 'mean' && !req.omegas[a.key].stochastic)
+        throw new EmbaugError('E_ARG', `sampling "${sampling}" needs the base pairs' statistics of the Ω for "${a.key}", which only an Ω trained in the same session carries: train Ω and the head together (embaug reproduce).`);
+    }
   const run = startRun(db, {
     kind: 'head', name: req.name ?? `Ψ ${req.mode}${augs.length ? ` ${augs.map((a) => a.key).join(',')}` : ''} on ${bb.name}`,
     parentId: req.parentRunId, group: req.group, backboneSha: bb.sha256, datasetId: ds.id, datasetVersion: ds.version,
     protocol: req.protocol, seed: cfg.seed, threads: req.threads,
-    config: { ...cfg, mode: req.mode, augs: augs.map((a) => a.key), train: req.train, test: req.test, omegaRuns: augs.map((a) => req.omegas?.[a.key]?.runId ?? null) },
+    config: { ...cfg, mode: req.mode, ...(sampling ? { sampling } : {}), augs: augs.map((a) => a.key), train: req.train, test: req.test, omegaRuns: augs.map((a) => req.omegas?.[a.key]?.runId ?? null) },
   });
   return run.wrap(async () => {
     const common = { dataset: ds.id, backbone: bb.sha256, threads: req.threads, signal: req.signal, onProgress: req.onProgress, parentRunId: run.id };
@@ -98,22 +112,51 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
       run.metrics(s.epoch, { train_loss: s.loss, train_acc: s.accuracy, test_loss: s.valLoss, test_acc: s.valAccuracy, seconds: s.seconds });
       req.onEpoch?.(s);
     };
-    const base = { labels, val: { x: test.x, labels: testLabels }, batch: cfg.batch, seed: cfg.seed, optimizer: cfg.optimizer, signal: req.signal, onEpoch };
+    const val = { x: test.x, labels: testLabels };
+    const base = { labels, batch: cfg.batch, seed: cfg.seed, optimizer: cfg.optimizer, signal: req.signal, onEpoch };
+    const evaluated = (e: number) => (e + 1) % cfg.evalEvery === 0 || e + 1 === cfg.epochs;
     try {
-      const randomPixel = req.mode === 'pixel' && augs.some((a) => !a.deterministic);
-      if (randomPixel) {
-        // Random augmentations go through Φ again every epoch, each with its own draw.
+      const draw = (aug: string, epoch: number): DrawKey => ({ seed: cfg.seed, epoch, aug, images: z.images.map((i) => i.sha256) });
+      // Views drawn afresh every epoch: random pixel augmentations (through Φ again), the
+      // stochastic Ω forms and the noise baseline.
+      const fresh = (req.mode === 'pixel' && augs.some((a) => !a.deterministic)) || (sampling !== null && sampling !== 'mean') || req.mode === 'noise';
+      const means = sampling && sampling !== 'mean' ? Object.fromEntries(augs.map((a) => [a.key, applyOmega(req.omegas![a.key], z.x)])) : {};
+      const neighbours = sampling === 'knn-shift' ? Object.fromEntries(augs.map((a) => [a.key, nearest(z.x, req.omegas![a.key].stochastic!.bank.z, z.dim, KNN_K)])) : {};
+      const epochViews = async (e: number): Promise<Float32Array[]> => {
+        const views = [z.x];
+        if (req.mode === 'noise') views.push(addNoise(z.x, z.x, z.dim, draw('noise', e)));
+        for (const a of augs) {
+          if (req.mode === 'pixel') views.push((await embeddingsFor(db, { ...common, ...req.train, aug: a.key, seed: cfg.seed * 100003 + e })).x);
+          else if (req.mode === 'embed') {
+            const st = req.omegas![a.key].stochastic!;
+            if (sampling === 'residual-gauss') views.push(addGaussian(means[a.key], st.residual, draw(a.key, e)));
+            else if (sampling === 'shift-gauss') views.push(addGaussian(z.x, st.shift, draw(a.key, e)));
+            else views.push(addNeighbourShift(z.x, st.bank, neighbours[a.key], KNN_K, z.dim, draw(a.key, e)));
+          }
+        }
+        return views;
+      };
+      if (fresh) {
         for (let e = 0; e < cfg.epochs; e++) {
-          const views = [z.x];
-          for (const a of augs)
-            views.push((await embeddingsFor(db, { ...common, ...req.train, aug: a.key, seed: cfg.seed * 100003 + e })).x);
-          await m.train({ ...base, x: stack(views), views: views.length, epochs: 1, firstEpoch: e, totalEpochs: cfg.epochs });
+          const views = await epochViews(e);
+          await m.train({ ...base, ...(evaluated(e) ? { val } : {}), x: stack(views), views: views.length, epochs: 1, firstEpoch: e, totalEpochs: cfg.epochs });
         }
       } else {
         const views = [z.x];
         for (const a of augs)
           views.push(req.mode === 'pixel' ? (await embeddingsFor(db, { ...common, ...req.train, aug: a.key })).x : applyOmega(req.omegas![a.key], z.x));
-        await m.train({ ...base, x: stack(views), views: views.length, epochs: cfg.epochs });
+        const x = stack(views);
+        if (cfg.evalEvery === 1) await m.train({ ...base, val, x, views: views.length, epochs: cfg.epochs });
+        else
+          // The same epochs in spans, evaluating only at each span's end: training does not
+          // depend on evaluation, so the weights are those of one call.
+          for (let e = 0; e < cfg.epochs; ) {
+            let last = e;
+            while (!evaluated(last)) last++;
+            if (last > e) await m.train({ ...base, x, views: views.length, epochs: last - e, firstEpoch: e, totalEpochs: cfg.epochs });
+            await m.train({ ...base, val, x, views: views.length, epochs: 1, firstEpoch: last, totalEpochs: cfg.epochs });
+            e = last + 1;
+          }
       }
       const params = m.getParams();
       const classNames = req.train.classes ? req.train.classes.map((c) => ds.classes[c]) : ds.classes.slice(0, classes);

@@ -1,3 +1,4 @@
 export * from './head.js';
 export * from './omega.js';
 export * from './stats.js';
+export * from './stochastic.js';

@@ -16,6 +16,7 @@ import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, type EpochStats } from '../native.js';
 import { startRun } from '../runs/index.js';
 import { meanCosine, meanRelativeError, mse, rows } from './stats.js';
+import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, nearest, type OmegaSampling, type ShiftModels } from './stochastic.js';
 
 export type OmegaForm = 'plain' | 'residual';
 
@@ -49,6 +50,14 @@ export interface OmegaCandidate extends OmegaFidelity {
   flagged: boolean;
 }
 
+/** How close each way of applying Ω comes on held-out base pairs not used to fit it. */
+export interface SamplingFidelity {
+  /** MSE of the form's mean against Φ(g(x)). */
+  mse: number;
+  /** Energy score of its samples (8 per pair); for a point prediction, the mean distance. Lower is better. */
+  energyScore: number;
+}
+
 export interface OmegaResult {
   aug: string;
   /** What is used: the better candidate, or the identity when neither beats it. */
@@ -59,6 +68,10 @@ export interface OmegaResult {
   fidelity: OmegaFidelity;
   flagged: boolean;
   runId: number;
+  /** What the stochastic forms sample from, measured on the same base pairs. */
+  stochastic: ShiftModels;
+  /** Held-out fidelity of the identity and of every way of applying Ω. */
+  sampling: Record<'identity' | OmegaSampling, SamplingFidelity>;
 }
 
 export interface OmegaRequest {
@@ -130,13 +143,79 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
     const fidelity: OmegaFidelity = useIdentity
       ? { heldOutMse: identity.identityMse, relativeError: identity.identityRelativeError, cosine: identity.identityCosine, ...identity }
       : { heldOutMse: best.heldOutMse, relativeError: best.relativeError, cosine: best.cosine, ...identity };
+    const chosen = useIdentity ? 'identity' : best.form;
+    const params = useIdentity ? null : best.params;
+    const { stochastic, sampling } = measureStochastic(
+      { chosen, sizes, params }, { xTr, yTr, xHo, yHo, d, shas: ho.map((i) => z.images[i].sha256), seed: cfg.seed, aug: spec.key },
+    );
     const result: OmegaResult = {
-      aug: spec.key, chosen: useIdentity ? 'identity' : best.form, sizes, params: useIdentity ? null : best.params,
-      candidates: candidates.map(({ params: _p, ...c }) => c), fidelity, flagged: best.flagged, runId: run.id,
+      aug: spec.key, chosen, sizes, params, candidates: candidates.map(({ params: _p, ...c }) => c), fidelity, flagged: best.flagged, runId: run.id,
+      stochastic, sampling,
     };
     if (result.params) run.artifact('weights', 'omega.f32', packParams(result.params), { sizes, residual: best.form === 'residual', aug: spec.key });
     return result;
-  }, (r) => ({ chosen: r.chosen, flagged: r.flagged, sizes: r.sizes, ...r.fidelity, candidates: r.candidates.map(({ history: _h, ...c }) => c) }));
+  }, (r) => ({ chosen: r.chosen, flagged: r.flagged, sizes: r.sizes, ...r.fidelity, candidates: r.candidates.map(({ history: _h, ...c }) => c), sampling: r.sampling }));
+}
+
+interface Pairs {
+  xTr: Float32Array;
+  yTr: Float32Array;
+  xHo: Float32Array;
+  yHo: Float32Array;
+  d: number;
+  /** sha256 of each held-out image, keying the fidelity draws. */
+  shas: string[];
+  seed: number;
+  aug: string;
+}
+
+/**
+ * The stochastic forms' parameters, and every form's fidelity. The residual covariance is
+ * measured on one half of the held-out pairs (odd rows) and every form scored on the other,
+ * so no score is measured on the pairs its model was fitted to.
+ */
+function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, p: Pairs): Pick<OmegaResult, 'stochastic' | 'sampling'> {
+  const { d } = p;
+  const n = p.xHo.length / d;
+  const half = (x: Float32Array, odd: boolean) => rows(x, d, Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === (odd ? 1 : 0)));
+  const [xFit, yFit, xEval, yEval] = [half(p.xHo, true), half(p.yHo, true), half(p.xHo, false), half(p.yHo, false)];
+  const evalShas = p.shas.filter((_, i) => i % 2 === 0);
+  const residualOf = (x: Float32Array, y: Float32Array) => {
+    const pred = applyOmega(o, x);
+    return y.map((v, i) => v - pred[i]);
+  };
+  const shiftTr = p.yTr.map((v, i) => v - p.xTr[i]);
+  const stochastic: ShiftModels = {
+    residual: gaussianOf(residualOf(xFit, yFit), d),
+    shift: gaussianOf(shiftTr, d),
+    bank: { z: p.xTr, shift: shiftTr, n: p.xTr.length / d },
+  };
+  const neighbours = nearest(xEval, stochastic.bank.z, d, KNN_K);
+  const M = 8;
+  const draws = (f: (epoch: number) => Float32Array) => {
+    const out = new Float32Array(M * xEval.length);
+    for (let m = 0; m < M; m++) out.set(f(m), m * xEval.length);
+    return out;
+  };
+  const key = (epoch: number) => ({ seed: p.seed, epoch, aug: p.aug, images: evalShas });
+  const mean = applyOmega(o, xEval);
+  const point = (x: Float32Array) => ({ mse: mse(x, yEval), energyScore: energyScore(x, yEval, d, 1) });
+  const sampled = (mu: Float32Array, samples: Float32Array) => ({ mse: mse(mu, yEval), energyScore: energyScore(samples, yEval, d, M) });
+  const knnMean = new Float32Array(xEval.length);
+  const kk = neighbours.length / (xEval.length / d);
+  for (let i = 0; i < xEval.length / d; i++)
+    for (let j = 0; j < kk; j++) for (let t = 0; t < d; t++) knnMean[i * d + t] += (xEval[i * d + t] + shiftTr[neighbours[i * kk + j] * d + t]) / kk;
+  const shiftMean = xEval.map((v, i) => v + stochastic.shift.mean[i % d]);
+  return {
+    stochastic,
+    sampling: {
+      identity: point(xEval),
+      mean: point(mean),
+      'residual-gauss': sampled(mean, draws((e) => addGaussian(mean, stochastic.residual, key(e)))),
+      'shift-gauss': sampled(shiftMean, draws((e) => addGaussian(xEval, stochastic.shift, key(e)))),
+      'knn-shift': sampled(knnMean, draws((e) => addNeighbourShift(xEval, stochastic.bank, neighbours, KNN_K, d, key(e)))),
+    },
+  };
 }
 
 /** Applies Ω to rows of z (the identity returns z itself). */

@@ -1,0 +1,244 @@
+/**
+ * Stochastic embedding-space augmentations. An Ω trained by MSE regresses to the conditional
+ * mean of Φ(g(x)) given Φ(x) and loses the variation a head learns from; these forms keep it,
+ * and are sampled afresh for every sample in every epoch:
+ *  - residual-gauss: Ω(z) + ε, ε ~ N(0, Σ_r), Σ_r the covariance of Φ(g(x)) − Ω(Φ(x)) measured
+ *    on held-out base pairs;
+ *  - shift-gauss:    z + δ, δ ~ N(μ_s, Σ_s), the mean and covariance of the augmentation's
+ *    shift Φ(g(x)) − Φ(x) on base pairs (no network at all);
+ *  - knn-shift:      z + the measured shift of one of the k base embeddings nearest to z, drawn
+ *    at random (a non-parametric model of the conditional distribution of the shift given z);
+ *  - noise (an Ω-free baseline): z + s·σ ⊙ ε, σ the per-dimension spread of the head's own
+ *    training embeddings.
+ * Every draw is keyed by (seed, image hash, epoch, augmentation), as pixel mode's are, so a run
+ * is reproducible with its seed and independent of batching and order.
+ */
+import { createHash } from 'node:crypto';
+
+import { MlpModel } from '../native.js';
+
+export type StochasticForm = 'residual-gauss' | 'shift-gauss' | 'knn-shift';
+/** How Ω is applied in embed mode: its mean (the paper's), or one of the stochastic forms. */
+export type OmegaSampling = 'mean' | StochasticForm;
+export const OMEGA_SAMPLINGS: readonly OmegaSampling[] = ['mean', 'residual-gauss', 'shift-gauss', 'knn-shift'];
+
+export interface Gaussian {
+  d: number;
+  mean: Float32Array;
+  /** Lower-triangular Cholesky factor L of the covariance (Σ = L Lᵀ), row-major d×d. */
+  chol: Float32Array;
+}
+
+/** What an Ω training measures for the stochastic forms; derived from the same base pairs. */
+export interface ShiftModels {
+  /** Of Φ(g(x)) − Ω(Φ(x)) on held-out pairs (Ω as chosen, the identity included). */
+  residual: Gaussian;
+  /** Of Φ(g(x)) − Φ(x) on the training pairs. */
+  shift: Gaussian;
+  /** Training-pair embeddings and their shifts, for knn-shift. */
+  bank: { z: Float32Array; shift: Float32Array; n: number };
+}
+
+/** Neighbours a knn-shift draw chooses among; fixed in advance. */
+export const KNN_K = 10;
+/** The noise baseline's scale, in units of each dimension's spread; fixed in advance. */
+export const NOISE_SCALE = 0.5;
+
+/** Mean and covariance of the rows of x [n, d], and the covariance's Cholesky factor. */
+export function gaussianOf(x: Float32Array, d: number): Gaussian {
+  const n = x.length / d;
+  if (n < 2) throw new RangeError(`a covariance needs at least 2 samples, got ${n}`);
+  const mean = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) mean[k] += x[i * d + k];
+  for (let k = 0; k < d; k++) mean[k] /= n;
+  const cov = new Float64Array(d * d);
+  const c = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < d; k++) c[k] = x[i * d + k] - mean[k];
+    for (let a = 0; a < d; a++) {
+      const ca = c[a];
+      if (ca === 0) continue;
+      const row = a * d;
+      for (let b = 0; b <= a; b++) cov[row + b] += ca * c[b];
+    }
+  }
+  for (let a = 0; a < d; a++) for (let b = 0; b <= a; b++) cov[a * d + b] /= n - 1;
+  return { d, mean: Float32Array.from(mean), chol: cholesky(cov, d) };
+}
+
+/**
+ * The Cholesky factor of a symmetric covariance (lower triangle read). A covariance measured on
+ * fewer samples than dimensions is singular: a ridge of 1e-6 of the mean variance, grown
+ * tenfold until the factorisation succeeds, keeps it positive definite at no visible cost.
+ */
+export function cholesky(cov: Float64Array, d: number): Float32Array {
+  let trace = 0;
+  for (let k = 0; k < d; k++) trace += cov[k * d + k];
+  for (let ridge = 0, tries = 0; tries < 12; tries++, ridge = ridge ? ridge * 10 : 1e-6 * (trace / d || 1)) {
+    const L = new Float64Array(d * d);
+    let ok = true;
+    for (let i = 0; i < d && ok; i++) {
+      for (let j = 0; j <= i; j++) {
+        let s = cov[i * d + j] + (i === j ? ridge : 0);
+        for (let k = 0; k < j; k++) s -= L[i * d + k] * L[j * d + k];
+        if (i === j) {
+          if (!(s > 0)) {
+            ok = false;
+            break;
+          }
+          L[i * d + i] = Math.sqrt(s);
+        } else L[i * d + j] = s / L[j * d + j];
+      }
+    }
+    if (ok) return Float32Array.from(L);
+  }
+  throw new RangeError('the covariance is not positive semi-definite (NaN or infinite entries?)');
+}
+
+/** A generator seeded by a key: sha256 of the parts, then mulberry32. */
+export function keyedRng(...parts: (string | number)[]): () => number {
+  let a = createHash('sha256').update(parts.join('|')).digest().readUInt32LE(0);
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** d standard normal draws (Box–Muller). */
+function normals(rand: () => number, d: number, out: Float64Array): void {
+  for (let k = 0; k < d; k += 2) {
+    const u = 1 - rand(), v = rand();
+    const r = Math.sqrt(-2 * Math.log(u));
+    out[k] = r * Math.cos(2 * Math.PI * v);
+    if (k + 1 < d) out[k + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+}
+
+export interface DrawKey {
+  seed: number;
+  epoch: number;
+  aug: string;
+  /** One per row: the image's sha256. */
+  images: string[];
+}
+
+/** Rows of `base` plus a draw of N(μ, Σ) each, keyed per image. */
+export function addGaussian(base: Float32Array, g: Gaussian, key: DrawKey): Float32Array {
+  const d = g.d, n = base.length / d;
+  const out = new Float32Array(base.length);
+  const eps = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    normals(keyedRng(key.seed, key.images[i], key.epoch, key.aug, 'gauss'), d, eps);
+    for (let a = 0; a < d; a++) {
+      let s = g.mean[a];
+      const row = a * d;
+      for (let b = 0; b <= a; b++) s += g.chol[row + b] * eps[b];
+      out[i * d + a] = base[i * d + a] + s;
+    }
+  }
+  return out;
+}
+
+/**
+ * For each row of z, the indices of its k nearest bank rows (Euclidean), by blocked GEMMs on
+ * the compute backend: z·b − ½‖b‖² is largest for the nearest b.
+ */
+export function nearest(z: Float32Array, bank: Float32Array, d: number, k: number): Int32Array {
+  const n = z.length / d, m = bank.length / d;
+  const kk = Math.min(k, m);
+  const best = new Float32Array(n * kk).fill(-Infinity);
+  const idx = new Int32Array(n * kk).fill(-1);
+  const BLOCK = 4096;
+  for (let start = 0; start < m; start += BLOCK) {
+    const rows = Math.min(BLOCK, m - start);
+    const w = bank.subarray(start * d, (start + rows) * d);
+    const b = new Float32Array(rows);
+    for (let j = 0; j < rows; j++) {
+      let s = 0;
+      for (let t = 0; t < d; t++) s += w[j * d + t] ** 2;
+      b[j] = -0.5 * s;
+    }
+    const lin = new MlpModel([d, rows]);
+    try {
+      lin.setParams([Float32Array.from(w), b]);
+      for (let r0 = 0; r0 < n; r0 += 2048) {
+        const part = lin.forward(z.subarray(r0 * d, Math.min(n, r0 + 2048) * d));
+        const pn = part.length / rows;
+        for (let i = 0; i < pn; i++) {
+          const o = (r0 + i) * kk;
+          for (let j = 0; j < rows; j++) {
+            const v = part[i * rows + j];
+            if (v <= best[o + kk - 1]) continue;
+            let p = kk - 1;
+            while (p > 0 && best[o + p - 1] < v) {
+              best[o + p] = best[o + p - 1];
+              idx[o + p] = idx[o + p - 1];
+              p--;
+            }
+            best[o + p] = v;
+            idx[o + p] = start + j;
+          }
+        }
+      }
+    } finally {
+      lin.dispose();
+    }
+  }
+  return idx;
+}
+
+/** z plus the shift of one of each row's k nearest bank rows, chosen per key. */
+export function addNeighbourShift(z: Float32Array, bank: ShiftModels['bank'], neighbours: Int32Array, k: number, d: number, key: DrawKey): Float32Array {
+  const n = z.length / d;
+  const kk = neighbours.length / n;
+  const out = new Float32Array(z.length);
+  for (let i = 0; i < n; i++) {
+    const pick = neighbours[i * kk + Math.min(kk - 1, Math.floor(keyedRng(key.seed, key.images[i], key.epoch, key.aug, 'knn')() * Math.min(k, kk)))];
+    for (let t = 0; t < d; t++) out[i * d + t] = z[i * d + t] + bank.shift[pick * d + t];
+  }
+  return out;
+}
+
+/** The noise baseline: z + s·σ ⊙ ε with σ the per-dimension spread of `reference`'s rows. */
+export function addNoise(z: Float32Array, reference: Float32Array, d: number, key: DrawKey, scale = NOISE_SCALE): Float32Array {
+  const diag: Gaussian = { d, mean: new Float32Array(d), chol: new Float32Array(d * d) };
+  for (let k = 0; k < d; k++) diag.chol[k * d + k] = scale * Math.sqrt(variance(reference, d, k));
+  return addGaussian(z, diag, key);
+}
+
+function variance(x: Float32Array, d: number, k: number): number {
+  const n = x.length / d;
+  let m = 0, s = 0;
+  for (let i = 0; i < n; i++) m += x[i * d + k];
+  m /= n;
+  for (let i = 0; i < n; i++) s += (x[i * d + k] - m) ** 2;
+  return s / Math.max(1, n - 1);
+}
+
+/**
+ * The energy score of samples against observed rows: mean over rows of
+ * E‖Y − y‖ − ½ E‖Y − Y′‖, with Y, Y′ independent draws for that row (a proper scoring rule for
+ * a conditional distribution: lower is better; for a point prediction it is ‖ŷ − y‖).
+ * `samples` holds m draws per row, as m blocks of n rows.
+ */
+export function energyScore(samples: Float32Array, observed: Float32Array, d: number, m: number): number {
+  const n = observed.length / d;
+  const dist = (a: Float32Array, ai: number, b: Float32Array, bi: number) => {
+    let s = 0;
+    for (let t = 0; t < d; t++) s += (a[ai * d + t] - b[bi * d + t]) ** 2;
+    return Math.sqrt(s);
+  };
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    let fit = 0, spread = 0;
+    for (let a = 0; a < m; a++) {
+      fit += dist(samples, a * n + i, observed, i);
+      for (let b = a + 1; b < m; b++) spread += dist(samples, a * n + i, samples, b * n + i);
+    }
+    total += fit / m - (m > 1 ? spread / (m * (m - 1)) : 0);
+  }
+  return total / n;
+}

@@ -1,0 +1,141 @@
+/**
+ * The stochastic Ω forms on synthetic Gaussian cases with known answers: each form's samples
+ * have the measured mean and covariance; draws are fresh per epoch and the same per seed.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { KNN_K, NOISE_SCALE, addGaussian, addNeighbourShift, addNoise, energyScore, gaussianOf, nearest, type DrawKey } from '../../electron/engine/training/stochastic.js';
+import { rng } from '../helpers/shared.js';
+
+const d = 4;
+// A known covariance Σ = A Aᵀ and mean μ.
+const A = [1.0, 0, 0, 0, 0.5, 0.8, 0, 0, -0.3, 0.2, 0.6, 0, 0.1, -0.4, 0.3, 0.4];
+const MU = [0.5, -1, 0.25, 2];
+const SIGMA = Array.from({ length: d * d }, (_, k) => {
+  const [i, j] = [Math.floor(k / d), k % d];
+  let s = 0;
+  for (let t = 0; t < d; t++) s += A[i * d + t] * A[j * d + t];
+  return s;
+});
+
+/** n draws of N(μ, Σ) by our own Box–Muller, independent of the code under test. */
+function gaussianRows(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    const e = Array.from({ length: d }, () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r()));
+    for (let a = 0; a < d; a++) out[i * d + a] = MU[a] + A.slice(a * d, a * d + d).reduce((s, v, t) => s + v * e[t], 0);
+  }
+  return out;
+}
+
+function moments(x: Float32Array): { mean: number[]; cov: number[] } {
+  const n = x.length / d;
+  const mean = Array.from({ length: d }, (_, k) => { let s = 0; for (let i = 0; i < n; i++) s += x[i * d + k]; return s / n; });
+  const cov = Array.from({ length: d * d }, (_, k) => {
+    const [a, b] = [Math.floor(k / d), k % d];
+    let s = 0;
+    for (let i = 0; i < n; i++) s += (x[i * d + a] - mean[a]) * (x[i * d + b] - mean[b]);
+    return s / (n - 1);
+  });
+  return { mean, cov };
+}
+
+const near = (got: number[], want: number[], tol: number, what: string) =>
+  got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= tol, `${what}[${i}] = ${g.toFixed(4)}, want ${want[i].toFixed(4)} ± ${tol}`));
+
+const key = (n: number, epoch: number, seed = 1, aug = 'hflip'): DrawKey => ({ seed, epoch, aug, images: Array.from({ length: n }, (_, i) => `img${i}`) });
+
+describe('stochastic Ω forms', () => {
+  it('gaussianOf measures the mean and a Cholesky factor of the covariance', () => {
+    const g = gaussianOf(gaussianRows(40000, 1), d);
+    near([...g.mean], MU, 0.03, 'mean');
+    const LLt = Array.from({ length: d * d }, (_, k) => {
+      const [i, j] = [Math.floor(k / d), k % d];
+      let s = 0;
+      for (let t = 0; t < d; t++) s += g.chol[i * d + t] * g.chol[j * d + t];
+      return s;
+    });
+    near(LLt, SIGMA, 0.04, 'L Lᵀ');
+    for (let i = 0; i < d; i++) for (let j = i + 1; j < d; j++) assert.equal(g.chol[i * d + j], 0);
+  });
+
+  it('shift-gauss and residual-gauss: samples minus their base have the measured mean and covariance', () => {
+    // The shift (or residual) of base pairs is N(μ, Σ); its model's draws must be too.
+    const shifts = gaussianRows(20000, 2);
+    const model = gaussianOf(shifts, d);
+    const n = 20000;
+    const base = new Float32Array(n * d).map((_, i) => (i % 7) - 3);
+    const drawn = addGaussian(base, model, key(n, 0));
+    const m = moments(drawn.map((v, i) => v - base[i]));
+    near(m.mean, MU, 0.04, 'mean of draws');
+    near(m.cov, SIGMA, 0.06, 'covariance of draws');
+  });
+
+  it('draws are fresh every epoch, the same again with the same seed, and differ by seed and augmentation', () => {
+    const model = gaussianOf(gaussianRows(5000, 3), d);
+    const base = new Float32Array(50 * d);
+    const e0 = addGaussian(base, model, key(50, 0)), e1 = addGaussian(base, model, key(50, 1));
+    assert.notDeepEqual(e0, e1);
+    assert.deepEqual(addGaussian(base, model, key(50, 0)), e0);
+    assert.notDeepEqual(addGaussian(base, model, key(50, 0, 2)), e0);
+    assert.notDeepEqual(addGaussian(base, model, key(50, 0, 1, 'vflip')), e0);
+    // Keyed by the image, not by its row: reordering the rows reorders the draws.
+    const k = key(50, 0);
+    const rev = addGaussian(base, model, { ...k, images: [...k.images].reverse() });
+    assert.deepEqual(rev.slice(0, d), e0.slice(49 * d, 50 * d));
+  });
+
+  it('knn-shift: draws are the shifts of the k nearest base embeddings, each of them in turn', () => {
+    const r = rng(4);
+    const m = 500;
+    const bankZ = new Float32Array(m * d).map(() => r() * 10);
+    const bankShift = new Float32Array(m * d).map(() => r() - 0.5);
+    const z = Float32Array.from([5, 5, 5, 5, 1, 9, 2, 8]);
+    const nn = nearest(z, bankZ, d, KNN_K);
+    // The neighbours against a brute-force search.
+    for (let i = 0; i < 2; i++) {
+      const dist = Array.from({ length: m }, (_, j) => ({ j, s: Array.from({ length: d }, (_, t) => (z[i * d + t] - bankZ[j * d + t]) ** 2).reduce((a, b) => a + b) }));
+      dist.sort((a, b) => a.s - b.s);
+      assert.deepEqual([...nn.slice(i * KNN_K, (i + 1) * KNN_K)], dist.slice(0, KNN_K).map((x) => x.j));
+    }
+    const seen = new Set<number>();
+    const acc = new Float64Array(d);
+    const E = 4000;
+    for (let e = 0; e < E; e++) {
+      const v = addNeighbourShift(z, { z: bankZ, shift: bankShift, n: m }, nn, KNN_K, d, key(2, e));
+      const shift = Array.from({ length: d }, (_, t) => v[t] - z[t]);
+      const j = [...nn.slice(0, KNN_K)].find((c) => shift.every((s, t) => Math.abs(s - bankShift[c * d + t]) < 1e-6));
+      assert.ok(j !== undefined, 'the draw is one neighbour\'s shift');
+      seen.add(j);
+      shift.forEach((s, t) => (acc[t] += s / E));
+    }
+    assert.equal(seen.size, KNN_K);
+    const want = Array.from({ length: d }, (_, t) => [...nn.slice(0, KNN_K)].reduce((s, c) => s + bankShift[c * d + t], 0) / KNN_K);
+    near([...acc], want, 0.02, 'mean of knn draws');
+  });
+
+  it('noise: zero mean, each dimension scaled by the spread of the reference rows', () => {
+    const ref = gaussianRows(3000, 5);
+    const n = 20000;
+    const z = new Float32Array(n * d);
+    const m = moments(addNoise(z, ref, d, key(n, 0)));
+    near(m.mean, [0, 0, 0, 0], 0.03, 'mean');
+    near([0, 5, 10, 15].map((k) => Math.sqrt(m.cov[k])), [0, 5, 10, 15].map((k) => NOISE_SCALE * Math.sqrt(SIGMA[k])), 0.03, 'std');
+    assert.ok(Math.abs(m.cov[1]) < 0.02, 'independent dimensions');
+  });
+
+  it('the energy score prefers the true distribution to a point at its mean, and a point is its distance', () => {
+    const n = 2000;
+    const obs = gaussianRows(n, 6);
+    const mean = new Float32Array(n * d).map((_, i) => MU[i % d]);
+    const M = 8;
+    const truth = new Float32Array(M * n * d);
+    for (let k = 0; k < M; k++) truth.set(gaussianRows(n, 100 + k), k * n * d);
+    const point = energyScore(mean, obs, d, 1);
+    const dist = (() => { let s = 0; for (let i = 0; i < n; i++) s += Math.sqrt(Array.from({ length: d }, (_, t) => (mean[i * d + t] - obs[i * d + t]) ** 2).reduce((a, b) => a + b)); return s / n; })();
+    assert.ok(Math.abs(point - dist) < 1e-9);
+    assert.ok(energyScore(truth, obs, d, M) < 0.8 * point, `${energyScore(truth, obs, d, M)} vs ${point}`);
+  });
+});
