@@ -84,6 +84,17 @@ function fewShotMarkdown(r: ReproduceResult): string {
         const f = (k: keyof typeof o.sampling) => `${o.sampling[k].mse.toPrecision(3)} / ${o.sampling[k].energyScore.toPrecision(3)}`;
         lines.push(`| ${a} | ${b} | ${g} | ${f('identity')} | ${f('mean')} | ${f('residual-gauss')} | ${f('shift-gauss')} | ${f('knn-shift')} |`);
       }
+  if (r.compute) {
+    const c = r.compute;
+    const fmt = (s: number) => (s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
+    lines.push('', '## Compute: Φ passes per head, and what they cost', '',
+      `${c.trainImages} training images, ${c.epochs} epochs. Φ per image: ${c.ours ? `${(c.ours.secondsPerImage * 1e3).toFixed(2)} ms for ${c.ours.backbone} (measured, decoding included)` : 'not measured'}; ${(c.heavy.secondsPerImage * 1e3).toFixed(0)} ms for a ${c.heavy.what} (${(c.heavy.params / 1e6).toFixed(1)} M parameters, ${c.heavy.gflopsPerImage.toFixed(1)} GFLOP per image, ${c.heavy.threads} threads). The test split's passes are the same for every mode and left out.`, '',
+      '| mode | Φ passes | ours | ResNet-50-sized |', '|---|---:|---:|---:|');
+    const rows: [keyof typeof c.phiPasses, string][] = [['none', '[None]'], ['pixel-cached', '[Pixel] deterministic g (views cached: N+1 passes)'], ['pixel-random', '[Pixel] random g (a fresh draw through Φ every epoch)'], ['embed', '[Embed], any form of Ω'], ['noise', '[Noise]']];
+    for (const [k, label] of rows)
+      lines.push(`| ${label} | ${c.phiPasses[k]} | ${c.ours ? fmt(c.phiPasses[k] * c.ours.secondsPerImage) : '–'} | ${fmt(c.phiPasses[k] * c.heavy.secondsPerImage)} |`);
+    lines.push('', `Ω itself is trained once per backbone and augmentation on ${c.omegaPhiPasses} base pairs (${c.ours ? fmt(c.omegaPhiPasses * c.ours.secondsPerImage) : '–'} with ours, ${fmt(c.omegaPhiPasses * c.heavy.secondsPerImage)} with a ResNet-50-sized Φ), then serves every target task.`);
+  }
   lines.push('', `Wall time: ${(r.seconds / 60).toFixed(1)} min. Runs are in the database under group \`reproduce-${r.runId}\`.`);
   return `${lines.join('\n')}\n`;
 }
@@ -188,6 +199,7 @@ export async function writeReport(out: string, r: ReproduceResult): Promise<void
   const table = table2Markdown(r);
   writeFileSync(join(out, 'table2.md'), table);
   const { curves: _c, eq8: _e, ...json } = r;
+  if (r.compute) writeFileSync(join(out, 'compute.json'), `${JSON.stringify(r.compute, null, 2)}\n`);
   writeFileSync(join(out, 'table2.json'), `${JSON.stringify({ ...json, paper: paperNumbers() }, null, 2)}\n`);
   writeFileSync(join(out, 'eq8.json'), `${JSON.stringify(r.eq8, null, 2)}\n`);
   writeFileSync(

@@ -4,12 +4,14 @@
  */
 import { cpus } from 'node:os';
 
+import { selectImages } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { logitsAccuracy } from '../embeddings/index.js';
 import { ProgressMeter, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
 import { meanStd, trainHead, trainOmega, type FineTuneMode, type HeadConfig, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
 import { measureEq8, type Eq8Result } from './eq8.js';
+import { timeHeavyBackbone, type HeavyTiming } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
 import { writeReport } from './report.js';
 
@@ -64,6 +66,20 @@ export interface OmegaCurve {
   history: { epoch: number; loss: number; valLoss: number | null }[];
 }
 
+/**
+ * What each few-shot mode costs in Φ passes, and what that is in wall time with our backbone
+ * and with a ResNet-50-sized one. Target side per head; the Ω side once per backbone.
+ */
+export interface FewShotCompute {
+  trainImages: number;
+  epochs: number;
+  phiPasses: Record<'none' | 'pixel-cached' | 'pixel-random' | 'embed' | 'noise', number>;
+  /** Base pairs Ω is trained on, once per backbone and augmentation, for every target task after. */
+  omegaPhiPasses: number;
+  ours: { backbone: string; secondsPerImage: number } | null;
+  heavy: HeavyTiming;
+}
+
 export interface ReproduceResult {
   protocol: ProtocolName;
   protocolDescription: string;
@@ -75,6 +91,7 @@ export interface ReproduceResult {
   architectures: Record<string, Record<string, unknown>>;
   omega: Record<string, Record<string, Record<string, Omit<OmegaResult, 'params' | 'candidates' | 'sizes' | 'stochastic'> & { candidates: unknown[] }>>>;
   eq8: Eq8Result | null;
+  compute: FewShotCompute | null;
   curves: { heads: HeadCurve[]; omega: OmegaCurve[] };
   runId: number;
   seconds: number;
@@ -125,7 +142,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     const meter = new ProgressMeter('reproduce (steps)', steps, 'steps', o.onProgress, 0);
     const result: ReproduceResult = {
       protocol: protocolName, protocolDescription: protocol.description, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets,
-      architectures: {}, omega: {}, eq8: null, curves: { heads: [], omega: [] }, runId: top.id, seconds: 0,
+      architectures: {}, omega: {}, eq8: null, compute: null, curves: { heads: [], omega: [] }, runId: top.id, seconds: 0,
     };
     const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: protocolName };
     // Eq. 8 is measured on ResNet-18, the paper's main case, when the folder has it.
@@ -188,6 +205,18 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         train: { ...protocol.target.train, limit: Math.min(o.subset ?? 5000, 5000), balanced: true },
         omega: eq8Omega, measuredEpochs: 2, epochsForPrediction: epochs, threads, signal: o.signal, onProgress: o.onProgress,
       });
+    }
+    if (fewShot) {
+      log('compute: timing a ResNet-50-sized Φ (random weights, timing only)');
+      const n = o.perClass! * protocol.target.train.classes!.length;
+      const basePairs = selectImages(db, protocol.base.dataset.id, protocol.base.train).length;
+      result.compute = {
+        trainImages: n, epochs,
+        phiPasses: { none: n, 'pixel-cached': 2 * n, 'pixel-random': n * (1 + epochs), embed: n, noise: n },
+        omegaPhiPasses: 2 * basePairs,
+        ours: result.eq8 ? { backbone: result.eq8.backbone, secondsPerImage: result.eq8.perSampleSeconds.phi } : null,
+        heavy: await timeHeavyBackbone(threads),
+      };
     }
     result.seconds = (performance.now() - t0) / 1000;
     await writeReport(o.out, result);
