@@ -2,7 +2,7 @@
  * The `embaug` command. Exit codes: 0 done, 1 unexpected failure, 2 usage error, 3 not
  * found, 4 bad input data or model, 5 compute backend failure, 130 cancelled (Ctrl-C).
  */
-import { EmbaugError, type ErrorCode } from '../engine/errors.js';
+import { errorInfo, type ErrorCode } from '../engine/errors.js';
 import { UsageError } from './args.js';
 import { DATA_HELP, data } from './commands/data.js';
 import { BACKBONE_HELP, EXTRACT_HELP, backbone, cache, extractCmd } from './commands/model.js';
@@ -37,7 +37,7 @@ ${Object.values(COMMANDS).map((c) => c.help).join('\n\n')}
 The database defaults to ./experiments.db (or $EMBAUG_DB).`;
 
 const EXIT: Partial<Record<ErrorCode, number>> = {
-  E_ARG: 2, E_NOT_FOUND: 3, E_IMPORT: 4, E_MODEL: 4, E_SHAPE: 4, E_CHECKSUM: 4, E_DOWNLOAD: 4, E_EXPORT: 4, E_EXISTS: 4,
+  E_ARG: 2, E_USAGE: 2, E_NOT_FOUND: 3, E_IMPORT: 4, E_MODEL: 4, E_CHECKSUM: 4, E_DOWNLOAD: 4, E_EXPORT: 4, E_EXISTS: 4,
   E_NATIVE: 5, E_NATIVE_ALLOC: 5, E_NATIVE_DEVICE: 5, E_NATIVE_LOAD: 5, E_BACKEND_UNAVAILABLE: 5, E_CANCELLED: 130,
 };
 
@@ -67,9 +67,10 @@ export async function main(argv: string[]): Promise<number> {
     await cmd.run(makeCtx(globalValues(rest), ac.signal), rest);
     return 0;
   } catch (err) {
-    const code = err instanceof UsageError ? 2 : err instanceof EmbaugError ? (EXIT[err.code] ?? 1) : err instanceof TypeError || err instanceof RangeError ? 2 : 1;
-    const message = err instanceof Error ? err.message : String(err);
-    if (json) process.stdout.write(`${JSON.stringify({ error: { code: err instanceof EmbaugError ? err.code : err instanceof UsageError ? 'E_USAGE' : 'E_ARG', message } })}\n`);
+    const info = err instanceof UsageError ? { code: 'E_USAGE' as const, message: err.message } : errorInfo(err);
+    const code = EXIT[info.code] ?? 1;
+    const message = info.message;
+    if (json) process.stdout.write(`${JSON.stringify({ error: info })}\n`);
     process.stderr.write(`embaug: ${message}\n`);
     if (code === 1 && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     return code;

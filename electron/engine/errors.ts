@@ -16,7 +16,6 @@ export type ErrorCode =
   | 'E_NOT_FOUND'
   | 'E_IMPORT' // a data set could not be imported
   | 'E_MODEL' // an ONNX model does not fit its description
-  | 'E_SHAPE'
   | 'E_DB'
   | 'E_DOWNLOAD'
   | 'E_CHECKSUM'
@@ -24,7 +23,13 @@ export type ErrorCode =
   | 'E_EXISTS' // a file of that name exists and was not replaced (pass --force to replace it)
   | 'E_OUT_OF_MEMORY' // a job's worker ran out of its heap and was stopped
   | 'E_WORKER' // a job's worker died before it finished
-  | 'E_INTERRUPTED';
+  | 'E_INTERNAL' // a bug: anything that is not one of the above
+  // Raised by the front ends, not the engine:
+  | 'E_USAGE' // the CLI's words were off
+  | 'E_CHANNEL' // an IPC channel that is not in the contract
+  | 'E_TOKEN' // web mode: a missing or wrong token
+  | 'E_SENDER' // Electron: IPC from a frame other than the workbench window
+  | 'E_CONNECTION'; // the renderer could not reach the server
 
 export class EmbaugError extends Error {
   readonly code: ErrorCode;
@@ -36,6 +41,17 @@ export class EmbaugError extends Error {
     this.code = code;
     this.details = details;
   }
+}
+
+/**
+ * The one mapping from anything thrown to `{ code, message }`, used by the IPC handlers, the
+ * job worker and the CLI alike: the engine's own errors keep their code, argument errors
+ * (TypeError, RangeError from the validators) are E_ARG, anything else is E_INTERNAL.
+ */
+export function errorInfo(err: unknown): { code: ErrorCode; message: string } {
+  if (err instanceof EmbaugError) return { code: err.code, message: err.message };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: err instanceof TypeError || err instanceof RangeError ? 'E_ARG' : 'E_INTERNAL', message };
 }
 
 /** Native errors carry a `code` property set by the addon; keep it, and the message. */

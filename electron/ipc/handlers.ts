@@ -9,7 +9,7 @@ import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones 
 import { classHistogram, editDataset, getDataset, listDatasets, listVersions, readBlobs, restoreVersion } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { cacheStats } from '../engine/embeddings/index.js';
-import { EmbaugError } from '../engine/errors.js';
+import { errorInfo } from '../engine/errors.js';
 import { exportRun } from '../engine/export/index.js';
 import { getThreads, listBackends } from '../engine/native.js';
 import { compareRuns, getRun, listRuns, runMetrics } from '../engine/runs/index.js';
@@ -103,8 +103,7 @@ export function createHandler(ctx: HandlerContext) {
       const fn = impl[channel as Channel] as (req: unknown) => unknown;
       return { ok: true, value: await fn(parsed.data) };
     } catch (err) {
-      const code = err instanceof EmbaugError ? err.code : err instanceof TypeError || err instanceof RangeError ? 'E_ARG' : 'E_INTERNAL';
-      return { ok: false, error: { code, message: err instanceof Error ? err.message : String(err) } };
+      return { ok: false, error: errorInfo(err) };
     }
   };
 }

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { openDb } from '../engine/db.js';
-import { EmbaugError } from '../engine/errors.js';
+import { errorInfo } from '../engine/errors.js';
 import { setThreads } from '../engine/native.js';
 import type { JobKind } from '../ipc/contract.js';
 import { TASKS } from './tasks.js';
@@ -46,5 +46,5 @@ try {
     db.close();
   }
 } catch (err) {
-  send({ type: 'error', error: { code: err instanceof EmbaugError ? err.code : 'E_INTERNAL', message: err instanceof Error ? err.message : String(err) } });
+  send({ type: 'error', error: errorInfo(err) });
 }

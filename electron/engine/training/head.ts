@@ -87,7 +87,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
   const sampling = req.mode === 'embed' ? req.sampling ?? 'mean' : null;
   if (req.mode === 'embed')
     for (const a of augs) {
-      if (!req.omegas?.[a.key]) throw new EmbaugError('E_ARG', `embed mode needs a trained Ω for "${a.key}": train it first (embaug omega)`);
+      if (!req.omegas?.[a.key]) throw new EmbaugError('E_ARG', `embed mode needs a trained Ω for "${a.key}": train it first (the Augmentations Ω view, or embaug reproduce, which trains Ω and heads together)`);
       if (sampling !== 'mean' && !req.omegas[a.key].stochastic)
         throw new EmbaugError('E_ARG', `sampling "${sampling}" needs the base pairs' statistics of the Ω for "${a.key}", which only an Ω trained in the same session carries: train Ω and the head together (embaug reproduce).`);
     }
