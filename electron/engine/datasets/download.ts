@@ -16,7 +16,7 @@ import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { cacheDir } from '../settings.js';
-import { importDataset } from './index.js';
+import { importDataset } from './import.js';
 import { listDatasets, type DatasetInfo } from './store.js';
 
 export interface Archive {

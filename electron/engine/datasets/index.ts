@@ -1,7 +1,3 @@
-import type { Db } from '../db.js';
-import { type SplitRule, readCifarBinary, readFolder, readWds } from './sources.js';
-import { type DatasetInfo, type ImportOptions, writeDataset } from './store.js';
-
 export * from './store.js';
 export { decodeToSize, sniff } from './formats.js';
 export type { SplitRule } from './sources.js';
@@ -9,17 +5,5 @@ export { ARCHIVES, download, getCifar, type Archive } from './download.js';
 export { exportDataset } from './exporter.js';
 export * from './versions.js';
 
-export type ImportKind = 'folder' | 'wds' | 'cifar';
-
-export interface ImportRequest extends ImportOptions {
-  kind: ImportKind;
-  path: string;
-  splitRule?: SplitRule;
-}
-
-/** Imports a data set from a folder, WebDataset shards or CIFAR binary files; all or nothing. */
-export async function importDataset(db: Db, req: ImportRequest): Promise<DatasetInfo> {
-  const src =
-    req.kind === 'folder' ? readFolder(req.path, req.splitRule) : req.kind === 'wds' ? await readWds(req.path) : readCifarBinary(req.path);
-  return writeDataset(db, src, req);
-}
+export { datasetVersion } from './snapshot.js';
+export * from './import.js';

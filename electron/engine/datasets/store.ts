@@ -13,7 +13,7 @@ import { EmbaugError } from '../errors.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { checkImages, sniff, type ImageFormat, type StoredImage } from './formats.js';
 import { checkClassNames } from './names.js';
-import { snapshotVersion } from './versions.js';
+import { datasetVersion, snapshotVersion } from './snapshot.js';
 
 export type DatasetKind = 'folder' | 'wds' | 'cifar10-bin' | 'cifar100-bin';
 
@@ -81,18 +81,6 @@ export interface ImportOptions {
 }
 
 const CHECK_BATCH = 512;
-
-/**
- * A data set version's identity: its class names and, for every image it includes, the
- * image's bytes hash, label and split — in no particular order, so an export re-imported in
- * another order is the same version.
- */
-export function datasetVersion(rows: { sha256: string; label: number; split: string }[], classes: string[]): string {
-  const lines = rows.map((r) => `${r.sha256},${r.label},${r.split}\n`).sort();
-  const h = createHash('sha256').update(`${JSON.stringify(classes)}\n`);
-  for (const l of lines) h.update(l);
-  return h.digest('hex');
-}
 
 export async function writeDataset(db: Db, src: ImportSource, opts: ImportOptions): Promise<DatasetInfo> {
   const name = opts.name.trim();

@@ -5,12 +5,15 @@
  * can be restored, two can be diffed, and nothing is deleted from disk by an edit: excluded
  * images keep their bytes and rows.
  */
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
 
 import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { classNameProblem } from './names.js';
-import { datasetVersion, getDataset, type DatasetInfo } from './store.js';
+import { snapshotVersion, type DatasetVersion } from './snapshot.js';
+import { getDataset, type DatasetInfo } from './store.js';
+
+export type { DatasetVersion } from './snapshot.js';
 
 /** Images by index, or every image matching a filter (all conditions must hold). */
 export type Target = number[] | { split?: string; label?: number; tag?: string; excluded?: boolean };
@@ -24,48 +27,6 @@ export type Edit =
   | { op: 'note'; images: Target; note: string }
   | { op: 'renameClass'; label: number; name: string }
   | { op: 'mergeClasses'; from: number; into: number };
-
-export interface DatasetVersion {
-  id: number;
-  hash: string;
-  parentHash: string | null;
-  note: string;
-  classes: string[];
-  imageCount: number;
-  createdAt: string;
-}
-
-interface StateRow {
-  idx: number;
-  sha256: string;
-  label: number;
-  split: string;
-  excluded: number;
-  tags: string;
-  note: string;
-}
-
-function state(db: Db, datasetId: number): StateRow[] {
-  return db.prepare('SELECT idx, sha256, label, split, excluded, tags, note FROM images WHERE dataset_id = ? ORDER BY idx').all(datasetId) as StateRow[];
-}
-
-function hashOf(rows: StateRow[], classes: string[]): string {
-  return datasetVersion(rows.filter((r) => !r.excluded), classes);
-}
-
-/** Records the current state as a version and makes it the data set's version. */
-export function snapshotVersion(db: Db, datasetId: number, parentHash: string | null, note: string): DatasetVersion {
-  const classes = (db.prepare('SELECT classes FROM datasets WHERE id = ?').get(datasetId) as { classes: string }).classes;
-  const rows = state(db, datasetId);
-  const hash = hashOf(rows, JSON.parse(classes));
-  const blob = gzipSync(JSON.stringify(rows.map((r) => [r.label, r.split, r.excluded, r.tags, r.note])));
-  const count = rows.filter((r) => !r.excluded).length;
-  const info = db
-    .prepare('INSERT INTO dataset_versions (dataset_id, hash, parent_hash, note, classes, state, image_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-    .run(datasetId, hash, parentHash, note, classes, blob, count, new Date().toISOString());
-  db.prepare('UPDATE datasets SET version = ?, image_count = ? WHERE id = ?').run(hash, count, datasetId);
-  return { id: Number(info.lastInsertRowid), hash, parentHash, note, classes: JSON.parse(classes), imageCount: count, createdAt: new Date().toISOString() };
-}
 
 function resolveTarget(db: Db, ds: DatasetInfo, t: Target): number[] {
   if (Array.isArray(t)) {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import PAPER from './paper-table2.json' with { type: 'json' };
 
-import type { Acc, ReproduceResult } from './reproduce.js';
+import type { Acc, ReproduceResult } from './types.js';
 
 const ROWS: [string, string][] = [
   ['base_none', 'base model, no augmentation (base-task top-1)'],

@@ -1,0 +1,59 @@
+/** What `reproduce` returns and writes: the types shared by the pipeline and its report. */
+import type { OmegaResult } from '../training/index.js';
+import type { Eq8Result } from './eq8.js';
+import type { HeavyTiming } from './heavy.js';
+import type { ProtocolName } from './protocols.js';
+
+export interface Acc {
+  mean: number;
+  std: number;
+  runs: number[];
+}
+
+export interface HeadCurve {
+  arch: string;
+  base: string;
+  augSet: string;
+  scenario: string;
+  seed: number;
+  history: { epoch: number; loss: number; accuracy: number | null; valAccuracy: number | null }[];
+}
+
+export interface OmegaCurve {
+  arch: string;
+  base: string;
+  aug: string;
+  form: string;
+  history: { epoch: number; loss: number; valLoss: number | null }[];
+}
+
+/**
+ * What each few-shot mode costs in Φ passes, and what that is in wall time with our backbone
+ * and with a ResNet-50-sized one. Target side per head; the Ω side once per backbone.
+ */
+export interface FewShotCompute {
+  trainImages: number;
+  epochs: number;
+  phiPasses: Record<'none' | 'pixel-cached' | 'pixel-random' | 'embed' | 'noise', number>;
+  /** Base pairs Ω is trained on, once per backbone and augmentation, for every target task after. */
+  omegaPhiPasses: number;
+  ours: { backbone: string; secondsPerImage: number } | null;
+  heavy: HeavyTiming;
+}
+
+export interface ReproduceResult {
+  protocol: ProtocolName;
+  protocolDescription: string;
+  epochs: number;
+  seeds: number;
+  subset: number | null;
+  perClass: number | null;
+  augSets: string[];
+  architectures: Record<string, Record<string, unknown>>;
+  omega: Record<string, Record<string, Record<string, Omit<OmegaResult, 'params' | 'candidates' | 'sizes' | 'stochastic'> & { candidates: unknown[] }>>>;
+  eq8: Eq8Result | null;
+  compute: FewShotCompute | null;
+  curves: { heads: HeadCurve[]; omega: OmegaCurve[] };
+  runId: number;
+  seconds: number;
+}
