@@ -4,17 +4,18 @@
  * renderer all import it, so a change breaks the build rather than the user.
  */
 import type { BackboneInfo, Candidates } from '../engine/backbones/index.js';
-import type { DatasetInfo, DatasetVersion, Edit, ImageRow } from '../engine/datasets/index.js';
+import type { DatasetInfo, DatasetVersion, Edit, ImageRow, ImportKind } from '../engine/datasets/index.js';
 import type { CacheStats } from '../engine/embeddings/index.js';
 import type { ExportResult } from '../engine/export/index.js';
 import type { Progress } from '../engine/jobs/index.js';
 import type { BackendInfo, EpochStats } from '../engine/native.js';
 import type { RunFilter, RunRecord, Series } from '../engine/runs/index.js';
+import type { FineTuneMode, OmegaForm } from '../engine/training/index.js';
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: { code: string; message: string } };
 
 export interface ImportJobArgs {
-  kind: 'folder' | 'wds' | 'cifar';
+  kind: ImportKind;
   path: string;
   name: string;
   testFraction?: number;
@@ -32,7 +33,7 @@ export interface OmegaJobArgs {
   classes?: number[];
   augs: string[];
   epochs: number;
-  form: 'auto' | 'plain' | 'residual';
+  form: OmegaForm | 'auto';
   lr: number;
   limit?: number;
 }
@@ -40,7 +41,7 @@ export interface HeadJobArgs {
   backbone: string;
   dataset: number;
   classes?: number[];
-  mode: 'none' | 'pixel' | 'embed';
+  mode: FineTuneMode;
   augs: string[];
   /** Ω runs to use in embed mode, by augmentation key. */
   omegaRuns?: Record<string, number>;

@@ -83,6 +83,15 @@ describe('web server: malformed requests', () => {
     }
   });
 
+  it('edits are validated before they reach the engine', async () => {
+    for (const edits of [[{ op: 'nope' }], [{ op: 'relabel', images: [0] }], [{ op: 'renameClass', label: -1, name: 'x' }], [{ op: 'exclude', images: { split: 'train', evil: 1 } }]]) {
+      const r = JSON.parse((await api(JSON.stringify({ channel: 'datasets:edit', payload: { id: 1, edits } }))).body);
+      assert.equal(r.ok, false);
+      assert.equal(r.error.code, 'E_ARG', JSON.stringify(edits));
+      assert.match(r.error.message, /^datasets:edit: edits\.0/);
+    }
+  });
+
   it('static files need no token (they hold no data), every API call does', async () => {
     const page = await raw(web.port, 'GET', '/');
     assert.equal(page.status, 200);

@@ -3,7 +3,8 @@ import type { Db } from '../db.js';
 import { type SplitRule, readCifarBinary, readFolder, readWds } from './sources.js';
 import { type DatasetInfo, type ImportOptions, writeDataset } from './store.js';
 
-export type ImportKind = 'folder' | 'wds' | 'cifar';
+export const IMPORT_KINDS = ['folder', 'wds', 'cifar'] as const;
+export type ImportKind = (typeof IMPORT_KINDS)[number];
 
 export interface ImportRequest extends ImportOptions {
   kind: ImportKind;

@@ -11,7 +11,8 @@ import type Database from 'better-sqlite3';
 import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 
-export type RunStatus = 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
+export const RUN_STATUSES = ['running', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
 
 export interface RunRecord {
   id: number;

@@ -24,7 +24,8 @@ import { applyOmega, packParams, type OmegaResult } from './omega.js';
 import { stack } from './stats.js';
 import { KNN_K, addGaussian, addNeighbourShift, addNoise, nearest, type DrawKey, type OmegaSampling } from './stochastic.js';
 
-export type FineTuneMode = 'none' | 'pixel' | 'embed' | 'noise';
+export const FINE_TUNE_MODES = ['none', 'pixel', 'embed', 'noise'] as const;
+export type FineTuneMode = (typeof FINE_TUNE_MODES)[number];
 
 export interface HeadConfig {
   hidden: number[];

@@ -18,7 +18,9 @@ import { startRun } from '../runs/index.js';
 import { meanCosine, meanRelativeError, mse, rows } from './stats.js';
 import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, nearest, type OmegaSampling, type ShiftModels } from './stochastic.js';
 
-export type OmegaForm = 'plain' | 'residual';
+export const OMEGA_FORMS = ['auto', 'plain', 'residual'] as const;
+/** A trained Ω's form; `auto` (a request) trains both and keeps the better. */
+export type OmegaForm = Exclude<(typeof OMEGA_FORMS)[number], 'auto'>;
 
 export interface OmegaConfig {
   form: OmegaForm | 'auto';
