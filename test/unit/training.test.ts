@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { MlpModel } from '../../electron/engine/native.js';
-import { reproduce } from '../../electron/engine/paper/index.js';
+import { discoverFamilies, reproduce } from '../../electron/engine/paper/index.js';
 import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
 import { applyOmega, trainHead, trainOmega, unpackParams } from '../../electron/engine/training/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
@@ -142,6 +142,19 @@ describe('the paper pipeline on a small real subset', () => {
     assert.notDeepEqual((await trainHead(db, { ...req, sampling: 'mean' })).params, (await trainHead(db, { ...req, sampling: 'shift-gauss' })).params);
     // An Ω rebuilt from its run (without the base pairs) says what is missing.
     await assert.rejects(trainHead(db, { ...req, omegas: { hflip: { chosen: om.chosen, sizes: om.sizes, params: om.params, runId: om.runId } }, sampling: 'knn-shift' }), /only an Ω trained in the same session/);
+  });
+
+  it('discovering families says which manifests it left out, and why', async () => {
+    const dir = join(tmp.dir, 'models-mixed');
+    mkdirSync(dir);
+    for (const f of ['tiny-none', 'tiny-hflip']) for (const ext of ['onnx', 'json']) copyFileSync(join(modelsDir, `${f}.${ext}`), join(dir, `${f}.${ext}`));
+    writeFileSync(join(dir, 'broken.json'), '{"input": {"name": "image"}}');
+    writeFileSync(join(dir, 'other.json'), readFileSync(join(dir, 'tiny-none.json'), 'utf8').replace('"cifar10-split"', '"paper"'));
+    const lines: string[] = [];
+    const fams = await discoverFamilies(db, dir, 'cifar10-split', undefined, (l) => lines.push(l));
+    assert.equal(fams.length, 1);
+    assert.ok(lines.some((l) => /broken\.json left out: The backbone description broken\.json is not valid: input\.height/.test(l)), lines.join('\n'));
+    assert.ok(lines.some((l) => /other\.json left out: protocol paper, not cifar10-split/.test(l)), lines.join('\n'));
   });
 
   it('a head run is reproducible with its seed', async () => {

@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { addBackbone, type BackboneInfo } from '../backbones/index.js';
+import { addBackbone, parseManifest, type BackboneInfo, type Manifest } from '../backbones/index.js';
 import { getDataset, importDataset, listDatasets, type DatasetInfo, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
@@ -76,25 +76,39 @@ export interface Family {
   hflip: BackboneInfo;
 }
 
+/** A manifest of the models folder that is not part of any family, and why. */
+export interface SkippedManifest {
+  file: string;
+  reason: string;
+}
+
 /**
  * Backbone families in a models folder: for each architecture and width, the base model
- * trained without augmentation and the one trained with hflip, for the given protocol.
+ * trained without augmentation and the one trained with hflip, for the given protocol. Each
+ * manifest is read with the backbone contract's parser; those left out are returned with the
+ * reason (and `log` says so), so a broken or mislabelled file is never silently ignored.
  */
-export async function discoverFamilies(db: Db, modelsDir: string, protocol: ProtocolName, archs?: string[]): Promise<Family[]> {
+export async function discoverFamilies(db: Db, modelsDir: string, protocol: ProtocolName, archs?: string[], log?: (line: string) => void): Promise<Family[]> {
   if (!existsSync(modelsDir)) throw new EmbaugError('E_NOT_FOUND', `The models folder ${modelsDir} does not exist: pass --models.`);
   const groups = new Map<string, Partial<Record<'none' | 'hflip', string>>>();
+  const skipped: SkippedManifest[] = [];
   for (const f of readdirSync(modelsDir).filter((x) => x.endsWith('.json')).sort()) {
-    let m: { architecture?: string; width?: number; protocol?: string; file?: string; base?: { augmentation?: string } };
+    let m: Manifest & { width?: number };
     try {
-      m = JSON.parse(readFileSync(join(modelsDir, f), 'utf8'));
-    } catch {
+      m = parseManifest(JSON.parse(readFileSync(join(modelsDir, f), 'utf8')), f);
+    } catch (err) {
+      skipped.push({ file: f, reason: (err as Error).message });
       continue;
     }
-    const aug = m.base?.augmentation;
-    if (!m.architecture || !m.file || m.protocol !== protocol || (aug !== 'none' && aug !== 'hflip')) continue;
-    if (archs && !archs.includes(m.architecture)) continue;
-    const key = `${m.architecture}/${m.width ?? ''}`;
-    groups.set(key, { ...groups.get(key), [aug]: f });
+    const aug = (m.base as { augmentation?: string } | undefined)?.augmentation;
+    if (!m.file) skipped.push({ file: f, reason: 'names no ONNX file ("file")' });
+    else if (m.protocol !== protocol) skipped.push({ file: f, reason: `protocol ${m.protocol ?? '(none)'}, not ${protocol}` });
+    else if (aug !== 'none' && aug !== 'hflip') skipped.push({ file: f, reason: `base augmentation ${aug ?? '(none)'}: families pair "none" with "hflip"` });
+    else if (archs && !archs.includes(m.architecture)) skipped.push({ file: f, reason: `architecture ${m.architecture} not asked for` });
+    else {
+      const key = `${m.architecture}/${m.width ?? ''}`;
+      groups.set(key, { ...groups.get(key), [aug]: f });
+    }
   }
   const add = (manifestFile: string) => {
     const path = join(modelsDir, manifestFile);
@@ -103,10 +117,18 @@ export async function discoverFamilies(db: Db, modelsDir: string, protocol: Prot
   };
   const families: Family[] = [];
   for (const [key, g] of groups) {
-    if (!g.none || !g.hflip) continue;
+    if (!g.none || !g.hflip) {
+      skipped.push({ file: (g.none ?? g.hflip)!, reason: `no partner trained with ${g.none ? 'hflip' : 'no augmentation'} for ${key}` });
+      continue;
+    }
     families.push({ architecture: key.split('/')[0], none: await add(g.none), hflip: await add(g.hflip) });
   }
+  for (const s of skipped) log?.(`models: ${s.file} left out: ${s.reason}`);
   if (families.length === 0)
-    throw new EmbaugError('E_NOT_FOUND', `No backbone pairs (base augmentation none and hflip, protocol ${protocol}) in ${modelsDir}${archs ? ` for ${archs.join(', ')}` : ''}.`);
+    throw new EmbaugError(
+      'E_NOT_FOUND',
+      `No backbone pairs (base augmentation none and hflip, protocol ${protocol}) in ${modelsDir}${archs ? ` for ${archs.join(', ')}` : ''}` +
+        `${skipped.length ? `; left out: ${skipped.map((x) => `${x.file} (${x.reason})`).join('; ')}` : ''}.`,
+    );
   return families;
 }

@@ -81,7 +81,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
   const log = o.log ?? (() => {});
   for (const s of augSets) if (!AUG_SETS[s]) throw new RangeError(`unknown augmentation set "${s}": use ${Object.keys(AUG_SETS).join(', ')}`);
   const protocol = await resolveProtocol(db, protocolName, o.dataDir, o.subset, o.onProgress);
-  const families = await discoverFamilies(db, o.modelsDir, protocolName, o.archs);
+  const families = await discoverFamilies(db, o.modelsDir, protocolName, o.archs, log);
   const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets, archs: families.map((f) => f.architecture), omega: o.omega ?? {}, head: o.head ?? {} };
   const top = startRun(db, { kind: 'reproduce', name: `reproduce ${protocolName}`, config, protocol: protocolName, threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
   const group = `reproduce-${top.id}`;
