@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { addBackbone } from '../electron/engine/backbones/index.js';
 import { importDataset } from '../electron/engine/datasets/index.js';
 import { openDb } from '../electron/engine/db.js';
-import { setThreads } from '../electron/engine/native.js';
+import { setThreads } from '../electron/engine/native/index.js';
 import { measureEq8 } from '../electron/engine/paper/index.js';
 import { trainOmega } from '../electron/engine/training/index.js';
 import { type Figure, SHARED, bestPeer, report, threadsArg } from './common.js';

@@ -11,7 +11,7 @@ import { addBackbone } from '../electron/engine/backbones/index.js';
 import { importDataset } from '../electron/engine/datasets/index.js';
 import { openDb } from '../electron/engine/db.js';
 import { extract } from '../electron/engine/embeddings/index.js';
-import { setThreads } from '../electron/engine/native.js';
+import { setThreads } from '../electron/engine/native/index.js';
 import { SHARED, bestPeer, median, report, threadsArg } from './common.js';
 
 export async function main(argv: string[]) {

@@ -2,7 +2,7 @@
  * Ψ training throughput (D→1024→128→10, batch 128, SGD with momentum) against PyTorch on the
  * same shapes and threads, and the GEMMs against this CPU's measured FMA peak.
  */
-import { MlpModel, peakGflops, setThreads, timeGemm } from '../electron/engine/native.js';
+import { MlpModel, peakGflops, setThreads, timeGemm } from '../electron/engine/native/index.js';
 import { type Figure, bestPeer, report, threadsArg } from './common.js';
 
 const SECONDS = 8;

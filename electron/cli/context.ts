@@ -2,7 +2,7 @@
 import { cpus } from 'node:os';
 
 import { type Db, defaultDbPath, openDb } from '../engine/db.js';
-import { setThreads } from '../engine/native.js';
+import { setThreads } from '../engine/native/index.js';
 import type { OnProgress } from '../engine/jobs/index.js';
 import { intOpt } from './args.js';
 import { progressPrinter } from './progress.js';

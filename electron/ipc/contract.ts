@@ -8,7 +8,7 @@ import type { DatasetInfo, DatasetVersion, Edit, ImageRow, ImportKind } from '..
 import type { CacheStats } from '../engine/embeddings/index.js';
 import type { ExportResult } from '../engine/export/index.js';
 import type { Progress } from '../engine/jobs/index.js';
-import type { BackendInfo, EpochStats } from '../engine/native.js';
+import type { BackendInfo, EpochStats } from '../engine/native/index.js';
 import type { RunFilter, RunRecord, Series } from '../engine/runs/index.js';
 import type { FineTuneMode, OmegaForm } from '../engine/training/index.js';
 

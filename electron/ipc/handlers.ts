@@ -11,7 +11,7 @@ import type { Db } from '../engine/db.js';
 import { cacheStats } from '../engine/embeddings/index.js';
 import { errorInfo } from '../engine/errors.js';
 import { exportRun } from '../engine/export/index.js';
-import { getThreads, listBackends } from '../engine/native.js';
+import { getThreads, listBackends } from '../engine/native/index.js';
 import { compareRuns, getRun, listRuns, runMetrics } from '../engine/runs/index.js';
 import type { JobRunner } from '../jobs/runner.js';
 import { type Api, CHANNELS, type Channel, type ReproductionSummary, type Result } from './contract.js';

@@ -10,7 +10,7 @@ import { importDataset, type ImageRow } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { extract } from '../engine/embeddings/index.js';
 import type { OnProgress } from '../engine/jobs/index.js';
-import type { EpochStats } from '../engine/native.js';
+import type { EpochStats } from '../engine/native/index.js';
 import { reproduce } from '../engine/paper/index.js';
 import { artifactBytes, getRun } from '../engine/runs/index.js';
 import { trainHead, trainOmega, unpackParams, type OmegaResult } from '../engine/training/index.js';

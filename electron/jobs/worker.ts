@@ -3,7 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 import { openDb } from '../engine/db.js';
 import { errorInfo } from '../engine/errors.js';
-import { setThreads } from '../engine/native.js';
+import { setThreads } from '../engine/native/index.js';
 import type { JobKind } from '../ipc/contract.js';
 import { TASKS } from './tasks.js';
 
@@ -17,7 +17,7 @@ export interface WorkerInput {
 
 export type WorkerMessage =
   | { type: 'progress'; progress: import('../engine/jobs/index.js').Progress }
-  | { type: 'epoch'; series: string; stats: import('../engine/native.js').EpochStats }
+  | { type: 'epoch'; series: string; stats: import('../engine/native/index.js').EpochStats }
   | { type: 'log'; line: string }
   | { type: 'done'; result: unknown }
   | { type: 'error'; error: { code: string; message: string } };

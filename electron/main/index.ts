@@ -8,7 +8,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { openDb } from '../engine/db.js';
-import { setThreads } from '../engine/native.js';
+import { setThreads } from '../engine/native/index.js';
 import { packageRoot } from '../engine/paths.js';
 import { defaultDataDir, defaultModelsDir } from '../engine/settings.js';
 import { CHANNELS, JOB_EVENT_CHANNEL } from '../ipc/contract.js';

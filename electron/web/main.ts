@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { defaultDbPath, openDb } from '../engine/db.js';
-import { setThreads } from '../engine/native.js';
+import { setThreads } from '../engine/native/index.js';
 import { packageRoot } from '../engine/paths.js';
 import { cacheDir, defaultDataDir, defaultModelsDir } from '../engine/settings.js';
 import { JobRunner } from '../jobs/runner.js';

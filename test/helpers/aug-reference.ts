@@ -2,7 +2,7 @@
  * A plain TypeScript statement of the augmentation semantics of native/include/eb_aug.h,
  * written independently of the C++ kernels, to test them against.
  */
-import type { NativeAugOp } from '../../electron/engine/native.js';
+import type { NativeAugOp } from '../../electron/engine/native/index.js';
 
 const M64 = (1n << 64n) - 1n;
 function mix64(z: bigint): bigint {

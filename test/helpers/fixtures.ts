@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { extract, pack } from 'tar-stream';
 
-import { decodeJpegs } from '../../electron/engine/native.js';
+import { decodeJpegs } from '../../electron/engine/native/index.js';
 import { WDS } from './shared.js';
 
 export interface Sample {

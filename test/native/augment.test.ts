@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { augment, augmentAsync, type NativeAugOp } from '../../electron/engine/native.js';
+import { augment, augmentAsync, type NativeAugOp } from '../../electron/engine/native/index.js';
 import { nativeOps, parseAug } from '../../electron/engine/augment/index.js';
 import { augmentReference } from '../helpers/aug-reference.js';
 import { golden } from '../helpers/shared.js';

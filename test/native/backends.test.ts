@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
-import { MlpModel, listBackends } from '../../electron/engine/native.js';
+import { MlpModel, listBackends } from '../../electron/engine/native/index.js';
 import { REPO, rng } from '../helpers/shared.js';
 
 const BUILD = join(REPO, 'native', 'build', 'Release');

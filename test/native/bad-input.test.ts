@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { EmbaugError } from '../../electron/engine/errors.js';
-import { MAX_PARAMS, MlpModel, augment, listBackends, loadNative } from '../../electron/engine/native.js';
+import { MAX_PARAMS, MlpModel, augment, listBackends, loadNative } from '../../electron/engine/native/index.js';
 import { rng } from '../helpers/shared.js';
 
 const sgd = { kind: 'sgd' as const, lr: 0.01 };

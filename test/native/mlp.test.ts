@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { MlpModel, type Supervised } from '../../electron/engine/native.js';
+import { MlpModel, type Supervised } from '../../electron/engine/native/index.js';
 import { rng } from '../helpers/shared.js';
 
 function randn(r: () => number, n: number, scale = 1): Float32Array {

@@ -10,7 +10,7 @@ import { openDb, type Db } from '../../electron/engine/db.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
 import { encodeModel } from '../../electron/engine/export/index.js';
 import { model, tensor, valueInfo } from '../../electron/engine/export/onnx.js';
-import { augment } from '../../electron/engine/native.js';
+import { augment } from '../../electron/engine/native/index.js';
 import { samples } from '../helpers/fixtures.js';
 import { MODELS, golden, tempDir } from '../helpers/shared.js';
 

@@ -9,7 +9,7 @@ import { addBackbone, preprocessOf } from '../../electron/engine/backbones/index
 import { decodeToSize, importDataset, readBlobs, type DatasetInfo } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { cacheStats, embeddingsFor, extract, findSet, loadVectors } from '../../electron/engine/embeddings/index.js';
-import { augment } from '../../electron/engine/native.js';
+import { augment } from '../../electron/engine/native/index.js';
 import { getRun, listRuns } from '../../electron/engine/runs/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
 import { MODELS, REPO, WDS, tempDir } from '../helpers/shared.js';

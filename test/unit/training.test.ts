@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { openDb, type Db } from '../../electron/engine/db.js';
-import { MlpModel } from '../../electron/engine/native.js';
+import { MlpModel } from '../../electron/engine/native/index.js';
 import { discoverFamilies, reproduce } from '../../electron/engine/paper/index.js';
 import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
 import { applyOmega, trainHead, trainOmega, unpackParams } from '../../electron/engine/training/index.js';

@@ -4,7 +4,7 @@
  * the given order, parameters sorted, defaults filled in) is the cache key of the
  * embeddings an augmentation produces.
  */
-import type { NativeAugOp } from '../native.js';
+import type { NativeAugOp } from '../native/index.js';
 
 export const AUG_KIND = {
   hflip: 1,

@@ -11,7 +11,7 @@ import { decodeToSize, getDataset, readBlobs, selectImages, type ImageRow } from
 import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
-import { similarPairs } from '../native.js';
+import { similarPairs } from '../native/index.js';
 
 export interface DuplicateGroup {
   kind: 'exact' | 'near';

@@ -10,7 +10,7 @@ import { getDataset, type ImageRow } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import { ProgressMeter, throwIfAborted } from '../jobs/index.js';
-import { MlpModel } from '../native.js';
+import { MlpModel } from '../native/index.js';
 import { rows as pick } from '../training/stats.js';
 import type { CurationRequest } from './duplicates.js';
 

@@ -1,7 +1,7 @@
 /** Image formats by magic bytes, and decoding to RGB pixels (libjpeg-turbo fast path, sharp for the rest). */
 import sharp, { type Metadata } from 'sharp';
 
-import { decodeJpegs } from '../native.js';
+import { decodeJpegs } from '../native/index.js';
 import { maxPixels } from '../settings.js';
 
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'bmp' | 'rgb';

@@ -12,7 +12,7 @@ import { type BackboneInfo, getBackbone, preprocessOf, session } from '../backbo
 import { decodeToSize, getDataset, readBlobs, selectImages, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
-import { augmentAsync } from '../native.js';
+import { augmentAsync } from '../native/index.js';
 import { startRun } from '../runs/index.js';
 import { EmbaugError } from '../errors.js';
 import * as v from '../validate.js';

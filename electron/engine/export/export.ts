@@ -16,7 +16,7 @@ import { decodeToSize, readBlobs, selectImages, type Selection } from '../datase
 import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
-import { MlpModel, augment } from '../native.js';
+import { MlpModel, augment } from '../native/index.js';
 import { artifactBytes, getRun, runArtifacts, startRun, type RunRecord } from '../runs/index.js';
 import { unpackParams } from '../training/index.js';
 import type { onnx } from 'onnx-proto';

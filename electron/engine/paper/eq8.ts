@@ -12,7 +12,7 @@ import { getDataset, selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { phiPass } from '../embeddings/index.js';
 import type { OnProgress } from '../jobs/index.js';
-import { MlpModel } from '../native.js';
+import { MlpModel } from '../native/index.js';
 import { HEAD_DEFAULTS, applyOmega, stack, type OmegaResult } from '../training/index.js';
 
 export interface Eq8Request {

@@ -18,7 +18,7 @@ import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import type { OnProgress } from '../jobs/index.js';
-import { MlpModel, type EpochStats, type OptimizerConfig } from '../native.js';
+import { MlpModel, type EpochStats, type OptimizerConfig } from '../native/index.js';
 import { startRun } from '../runs/index.js';
 import { applyOmega, packParams, type OmegaResult } from './omega.js';
 import { stack } from './stats.js';

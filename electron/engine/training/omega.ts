@@ -13,7 +13,7 @@ import { getDataset, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import type { OnProgress } from '../jobs/index.js';
-import { MlpModel, type EpochStats } from '../native.js';
+import { MlpModel, type EpochStats } from '../native/index.js';
 import { startRun } from '../runs/index.js';
 import { meanCosine, meanRelativeError, mse, rows } from './stats.js';
 import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, nearest, type OmegaSampling, type ShiftModels } from './stochastic.js';

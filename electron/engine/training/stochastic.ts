@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 
-import { MlpModel } from '../native.js';
+import { MlpModel } from '../native/index.js';
 
 export type StochasticForm = 'residual-gauss' | 'shift-gauss' | 'knn-shift';
 /** How Ω is applied in embed mode: its mean (the paper's), or one of the stochastic forms. */

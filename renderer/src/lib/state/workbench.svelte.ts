@@ -5,7 +5,7 @@
  */
 import type { BackboneInfo } from '../../../../electron/engine/backbones/index.js';
 import type { DatasetInfo } from '../../../../electron/engine/datasets/index.js';
-import type { EpochStats } from '../../../../electron/engine/native.js';
+import type { EpochStats } from '../../../../electron/engine/native/index.js';
 import type { Api, JobArgs, JobEvent, JobInfo, JobKind } from '../../../../electron/ipc/contract.js';
 import { bridge, call } from '../api.js';
 

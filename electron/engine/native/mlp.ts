@@ -1,0 +1,195 @@
+/** MlpModel: a dense MLP (Linear+ReLU layers, linear output) trained and run on a compute backend. */
+import { EmbaugError } from '../errors.js';
+import * as v from '../validate.js';
+import { requireBackend, type BackendName } from './backends.js';
+import { guard, guardAsync, type EpochStats, type NativeMlp } from './binding.js';
+
+
+export interface OptimizerConfig {
+  kind: 'sgd' | 'adam';
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  schedule?: 'constant' | 'cosine';
+}
+
+export interface Supervised {
+  x: Float32Array;
+  labels?: Int32Array;
+  targets?: Float32Array;
+}
+
+export interface TrainOptions extends Supervised {
+  /** Rows of x are `views` blocks of n samples; each epoch picks one view per sample at random. */
+  views?: number;
+  val?: Supervised;
+  batch: number;
+  epochs: number;
+  seed: number;
+  firstEpoch?: number;
+  totalEpochs?: number;
+  optimizer: OptimizerConfig;
+  onEpoch?: (s: EpochStats) => void;
+  signal?: AbortSignal;
+}
+
+export interface MlpOptions {
+  backend?: BackendName;
+  seed?: number;
+  /** Ω(z) = z + f(z) with f's last layer initialised at zero: starts as the identity. */
+  residual?: boolean;
+}
+
+/**
+ * Parameters of one MLP at most: with gradients and two optimiser moments that is 4 GiB.
+ * Ω and Ψ of a 2048-d embedding have about 8.4 M; anything near the cap is a mistake.
+ */
+export const MAX_PARAMS = 2 ** 28;
+
+/** A dense MLP on a compute backend: Linear+ReLU layers and a linear output. */
+export class MlpModel {
+  readonly sizes: readonly number[];
+  readonly residual: boolean;
+  #m: NativeMlp;
+
+  constructor(sizes: number[], opts: MlpOptions = {}) {
+    if (!Array.isArray(sizes) || sizes.length < 2)
+      throw new TypeError(`sizes must list at least an input and an output size, got ${JSON.stringify(sizes)}`);
+    sizes.forEach((s, i) => v.int(`sizes[${i}]`, s, 1, 1 << 20));
+    const params = sizes.slice(1).reduce((sum, out, l) => sum + out * (sizes[l] + 1), 0);
+    if (params > MAX_PARAMS)
+      throw new RangeError(
+        `an MLP of sizes [${sizes.join(', ')}] has ${params.toExponential(2)} parameters, over the limit of ${MAX_PARAMS.toExponential(2)} ` +
+          '(weights, gradients and optimiser state take 16 bytes each): use smaller layers',
+      );
+    const residual = opts.residual ?? false;
+    if (residual && sizes[0] !== sizes[sizes.length - 1])
+      throw new RangeError(`a residual MLP needs equal input and output sizes, got ${sizes[0]} and ${sizes.at(-1)}`);
+    const backend = requireBackend(opts.backend ?? 'cpu');
+    const seed = v.int('seed', opts.seed ?? 0, 0, 2 ** 52);
+    this.sizes = Object.freeze([...sizes]);
+    this.residual = residual;
+    this.#m = guard((b) => new b.Mlp([...sizes], backend, seed, residual));
+  }
+
+  get inDim(): number {
+    return this.sizes[0];
+  }
+  get outDim(): number {
+    return this.sizes[this.sizes.length - 1];
+  }
+  get busy(): boolean {
+    return this.#m.busy;
+  }
+  get disposed(): boolean {
+    return this.#m.disposed;
+  }
+  get backend(): string | null {
+    return this.#m.backend;
+  }
+
+  #rows(name: string, x: unknown): number {
+    const arr = v.typed(name, x, Float32Array);
+    if (arr.length === 0 || arr.length % this.inDim !== 0)
+      throw new RangeError(`${name} must hold whole rows of ${this.inDim} features, got ${arr.length} values`);
+    v.finite(name, arr, this.inDim);
+    return arr.length / this.inDim;
+  }
+
+  #supervision(prefix: string, s: Supervised, n: number): Int32Array | Float32Array {
+    if ((s.labels === undefined) === (s.targets === undefined))
+      throw new TypeError(`${prefix}: give exactly one of labels (Int32Array) or targets (Float32Array)`);
+    if (s.labels !== undefined)
+      return v.labelsInRange(`${prefix}labels`, v.typed(`${prefix}labels`, s.labels, Int32Array, n), this.outDim);
+    return v.finite(`${prefix}targets`, v.typed(`${prefix}targets`, s.targets, Float32Array, n * this.outDim), this.outDim);
+  }
+
+  /** Outputs (logits or regressed vectors) for rows of x. */
+  forward(x: Float32Array): Float32Array {
+    const n = this.#rows('x', x);
+    return guard(() => this.#m.forward(x, n));
+  }
+
+  /** Mean loss and every parameter's gradient on one batch; no update. For checks and tests. */
+  gradients(s: Supervised): { loss: number; grads: Float32Array[] } {
+    const n = this.#rows('x', s.x);
+    const y = this.#supervision('', s, n);
+    return guard(() => this.#m.gradients(s.x, n, y));
+  }
+
+  /** Whole-epoch training off the event loop; resolves with the per-epoch history. */
+  async train(o: TrainOptions): Promise<EpochStats[]> {
+    const views = v.int('views', o.views ?? 1, 1, 1024);
+    const rows = this.#rows('x', o.x);
+    if (rows % views !== 0) throw new RangeError(`x has ${rows} rows, not a multiple of views=${views}`);
+    const n = rows / views;
+    const y = this.#supervision('', o, n);
+    let val: { valX: Float32Array; valN: number; valLabels?: Int32Array; valTargets?: Float32Array } | undefined;
+    if (o.val) {
+      const vn = this.#rows('val.x', o.val.x);
+      const vy = this.#supervision('val.', o.val, vn);
+      if ((vy instanceof Int32Array) !== (y instanceof Int32Array))
+        throw new TypeError('val must be supervised like the training set (both labels or both targets)');
+      val = { valX: o.val.x, valN: vn, ...(vy instanceof Int32Array ? { valLabels: vy } : { valTargets: vy }) };
+    }
+    const opt = o.optimizer;
+    const optimizer = {
+      kind: v.oneOf('optimizer.kind', opt?.kind, ['sgd', 'adam'] as const),
+      lr: v.num('optimizer.lr', opt.lr, 0, 100),
+      momentum: v.num('optimizer.momentum', opt.momentum ?? 0.9, 0, 1),
+      weightDecay: v.num('optimizer.weightDecay', opt.weightDecay ?? 0, 0, 1),
+      nesterov: opt.nesterov ?? false,
+      beta1: v.num('optimizer.beta1', opt.beta1 ?? 0.9, 0, 1),
+      beta2: v.num('optimizer.beta2', opt.beta2 ?? 0.999, 0, 1),
+      eps: v.num('optimizer.eps', opt.eps ?? 1e-8, 0, 1),
+      schedule: v.oneOf('optimizer.schedule', opt.schedule ?? 'constant', ['constant', 'cosine'] as const),
+    };
+    if (this.#m.disposed) throw new EmbaugError('E_DISPOSED', 'this model was disposed: create a new one');
+    if (this.#m.busy) throw new EmbaugError('E_BUSY', 'this model is already training: await train() or call cancel()');
+    if (o.signal?.aborted) throw new EmbaugError('E_CANCELLED', 'training was cancelled before it started');
+    const args = {
+      x: o.x,
+      views,
+      n,
+      ...(y instanceof Int32Array ? { labels: y } : { targets: y }),
+      ...val,
+      batch: v.int('batch', o.batch, 1, 1 << 16),
+      epochs: v.int('epochs', o.epochs, 1, 100000),
+      seed: v.int('seed', o.seed, 0, 2 ** 52),
+      firstEpoch: v.int('firstEpoch', o.firstEpoch ?? 0, 0),
+      totalEpochs: v.int('totalEpochs', o.totalEpochs ?? 0, 0),
+      optimizer,
+    };
+    const onAbort = () => this.#m.cancel();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await guardAsync(() => this.#m.train(args, o.onEpoch));
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  cancel(): void {
+    this.#m.cancel();
+  }
+
+  /** Weights and biases, layer by layer: W0 [out×in] row-major, b0, W1, b1, ... */
+  getParams(): Float32Array[] {
+    return guard(() => this.#m.getParams());
+  }
+
+  setParams(params: Float32Array[]): void {
+    if (!Array.isArray(params)) throw new TypeError('params must be an array of Float32Array');
+    params.forEach((p, i) => v.finite(`params[${i}]`, v.typed(`params[${i}]`, p, Float32Array)));
+    guard(() => this.#m.setParams(params));
+  }
+
+  dispose(): void {
+    guard(() => this.#m.dispose());
+  }
+}
+
