@@ -3,10 +3,9 @@
  * the web server both route every request through `handle`, so they cannot drift apart.
  */
 import { readFileSync } from 'node:fs';
-import sharp from 'sharp';
 
 import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../engine/backbones/index.js';
-import { classHistogram, editDataset, getDataset, listDatasets, listVersions, readBlobs, restoreVersion } from '../engine/datasets/index.js';
+import { classHistogram, editDataset, getDataset, imagePage, listDatasets, listVersions, restoreVersion, thumbnails } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { cacheStats } from '../engine/embeddings/index.js';
 import { errorInfo } from '../engine/errors.js';
@@ -33,27 +32,8 @@ function implementation(ctx: HandlerContext): Impl {
     'system:info': () => ({ version: ctx.version, dbPath: ctx.dbPath, backends: listBackends(), threads: getThreads(), mode: ctx.mode }),
     'datasets:list': () => listDatasets(db),
     'datasets:histogram': ({ id }) => classHistogram(db, getDataset(db, id).id),
-    'datasets:images': ({ id, split, label, offset, limit }) => {
-      const where = ['dataset_id = ?', 'excluded = 0'];
-      const args: unknown[] = [id];
-      if (split) (where.push('split = ?'), args.push(split));
-      if (label !== undefined) (where.push('label = ?'), args.push(label));
-      const w = where.join(' AND ');
-      const total = (db.prepare(`SELECT count(*) AS n FROM images WHERE ${w}`).get(...args) as { n: number }).n;
-      const images = db.prepare(`SELECT idx, sha256, label, split, width, height, source FROM images WHERE ${w} ORDER BY idx LIMIT ? OFFSET ?`).all(...args, limit, offset) as Api['datasets:images']['res']['images'];
-      return { total, images };
-    },
-    'datasets:thumbs': async ({ shas }) =>
-      Promise.all(
-        readBlobs(db, shas).map(async (b, i) => {
-          const mime = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', gif: 'image/gif' }[b.format as string];
-          if (mime) return { sha256: shas[i], url: `data:${mime};base64,${Buffer.from(b.bytes).toString('base64')}` };
-          // Raw pixels (CIFAR binary) and formats browsers do not show become PNG.
-          const input = b.format === 'rgb' ? sharp(b.bytes, { raw: { width: b.width, height: b.height, channels: 3 } }) : sharp(b.bytes);
-          const png = await input.resize({ width: Math.min(b.width, 128), withoutEnlargement: true }).png().toBuffer();
-          return { sha256: shas[i], url: `data:image/png;base64,${png.toString('base64')}` };
-        }),
-      ),
+    'datasets:images': ({ id, ...page }) => imagePage(db, getDataset(db, id).id, page),
+    'datasets:thumbs': ({ shas }) => thumbnails(db, shas),
     'backbones:list': () => listBackbones(db),
     'backbones:add': async ({ onnxPath, manifestPath, manifest, name }) => addBackbone(db, { onnxPath, manifest: manifest ?? manifestPath, name }),
     'backbones:candidates': ({ onnxPath }) => embeddingCandidates(readFileSync(onnxPath)),

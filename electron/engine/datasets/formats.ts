@@ -112,3 +112,17 @@ export async function decodeToSize(images: StoredImage[], width: number, height:
   );
   return out;
 }
+
+const BROWSER_MIME: Partial<Record<ImageFormat, string>> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', gif: 'image/gif' };
+
+/**
+ * An image as a data: URL a page can show under a strict CSP: the stored bytes when browsers
+ * read the format, else (raw CIFAR pixels, TIFF, BMP) a PNG at most 128 pixels wide.
+ */
+export async function thumbnailUrl(im: StoredImage): Promise<string> {
+  const mime = BROWSER_MIME[im.format];
+  if (mime) return `data:${mime};base64,${Buffer.from(im.bytes).toString('base64')}`;
+  const input = im.format === 'rgb' ? sharp(im.bytes, { raw: { width: im.width, height: im.height, channels: 3 } }) : sharp(im.bytes, { limitInputPixels: maxPixels() });
+  const png = await input.resize({ width: Math.min(im.width, 128), withoutEnlargement: true }).png().toBuffer();
+  return `data:image/png;base64,${png.toString('base64')}`;
+}

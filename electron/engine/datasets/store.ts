@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
-import { checkImages, sniff, type ImageFormat, type StoredImage } from './formats.js';
+import { checkImages, sniff, thumbnailUrl, type ImageFormat, type StoredImage } from './formats.js';
 import { checkClassNames } from './names.js';
 import { datasetVersion, snapshotVersion } from './snapshot.js';
 
@@ -286,6 +286,18 @@ export function selectImages(db: Db, datasetId: number, sel: Selection = {}): Im
   return rows;
 }
 
+/** One page of a data set's included images, optionally of one split or class, with the total. */
+export function imagePage(db: Db, datasetId: number, p: { split?: string; label?: number; offset: number; limit: number }): { total: number; images: ImageRow[] } {
+  const where = ['dataset_id = ?', 'excluded = 0'];
+  const args: unknown[] = [datasetId];
+  if (p.split) (where.push('split = ?'), args.push(p.split));
+  if (p.label !== undefined) (where.push('label = ?'), args.push(p.label));
+  const w = where.join(' AND ');
+  const total = (db.prepare(`SELECT count(*) AS n FROM images WHERE ${w}`).get(...args) as { n: number }).n;
+  const images = db.prepare(`SELECT idx, sha256, label, split, width, height, source FROM images WHERE ${w} ORDER BY idx LIMIT ? OFFSET ?`).all(...args, p.limit, p.offset) as ImageRow[];
+  return { total, images };
+}
+
 export function classHistogram(db: Db, datasetId: number): { split: string; label: number; count: number }[] {
   return db
     .prepare('SELECT split, label, count(*) AS count FROM images WHERE dataset_id = ? AND excluded = 0 GROUP BY split, label ORDER BY split, label')
@@ -299,4 +311,17 @@ export function readBlobs(db: Db, shas: string[]): StoredImage[] {
     if (!r) throw new EmbaugError('E_NOT_FOUND', `image ${s} is not in the database`);
     return { format: r.format, bytes: new Uint8Array(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), width: r.width, height: r.height };
   });
+}
+
+/** Thumbnails (data: URLs) of images by hash; an image that cannot be read is an error naming it. */
+export async function thumbnails(db: Db, shas: string[]): Promise<{ sha256: string; url: string }[]> {
+  return Promise.all(
+    readBlobs(db, shas).map(async (b, i) => {
+      try {
+        return { sha256: shas[i], url: await thumbnailUrl(b) };
+      } catch (err) {
+        throw new EmbaugError('E_IMPORT', `image ${shas[i]} (${b.format}) cannot be shown: ${(err as Error).message}`);
+      }
+    }),
+  );
 }
