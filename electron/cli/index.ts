@@ -1,1 +1,1 @@
-export { main, registerCommand } from './main.js';
+export { main } from './main.js';

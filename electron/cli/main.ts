@@ -24,10 +24,6 @@ const COMMANDS: Record<string, Command> = {
   curate: { run: curate, help: CURATE_HELP },
 };
 
-export function registerCommand(name: string, c: Command): void {
-  COMMANDS[name] = c;
-}
-
 const HELP = () => `embaug: transfer learning with augmentation in embedding space
 
 usage: embaug <command> [options]   (global: --db PATH, --json, --threads N, --quiet)

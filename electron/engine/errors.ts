@@ -61,7 +61,3 @@ export function fromNative(err: unknown): EmbaugError {
   const code = (typeof e?.code === 'string' ? e.code : 'E_NATIVE') as ErrorCode;
   return new EmbaugError(code, e?.message ?? String(err), e?.history);
 }
-
-export function isCode(err: unknown, code: ErrorCode): boolean {
-  return err instanceof EmbaugError && err.code === code;
-}

@@ -218,16 +218,6 @@ export function getDataset(db: Db, ref: number | string): DatasetInfo {
   return toInfo(r);
 }
 
-export function deleteDataset(db: Db, ref: number | string): void {
-  const d = getDataset(db, ref);
-  db.transaction(() => {
-    db.prepare('DELETE FROM images WHERE dataset_id = ?').run(d.id);
-    db.prepare('DELETE FROM datasets WHERE id = ?').run(d.id);
-    // Blobs no other data set uses go too.
-    db.prepare('DELETE FROM blobs WHERE sha256 NOT IN (SELECT sha256 FROM images)').run();
-  })();
-}
-
 export interface ImageRow {
   idx: number;
   sha256: string;
