@@ -4,63 +4,20 @@
  * renderer all import it, so a change breaks the build rather than the user.
  */
 import type { BackboneInfo, Candidates } from '../engine/backbones/index.js';
-import type { DatasetInfo, DatasetVersion, Edit, ImageRow, ImportKind } from '../engine/datasets/index.js';
+import type { DatasetInfo, DatasetVersion, Edit, ImageRow } from '../engine/datasets/index.js';
 import type { CacheStats } from '../engine/embeddings/index.js';
 import type { ExportResult } from '../engine/export/index.js';
 import type { Progress } from '../engine/jobs/index.js';
 import type { BackendInfo, EpochStats } from '../engine/native/index.js';
+import type { Eq8Result, PaperNumbers, ReproduceResult } from '../engine/paper/index.js';
 import type { RunFilter, RunRecord, Series } from '../engine/runs/index.js';
-import type { FineTuneMode, OmegaForm } from '../engine/training/index.js';
+import type { JobArgs, JobKind } from '../jobs/args.js';
+import type { JobResults } from '../jobs/tasks.js';
+
+export type * from '../jobs/args.js';
+export type { JobResults } from '../jobs/tasks.js';
 
 export type Result<T> = { ok: true; value: T } | { ok: false; error: { code: string; message: string } };
-
-export interface ImportJobArgs {
-  kind: ImportKind;
-  path: string;
-  name: string;
-  testFraction?: number;
-}
-export interface ExtractJobArgs {
-  dataset: number;
-  backbone: string;
-  augs: string[];
-  split?: string;
-  limit?: number;
-}
-export interface OmegaJobArgs {
-  backbone: string;
-  dataset: number;
-  classes?: number[];
-  augs: string[];
-  epochs: number;
-  form: OmegaForm | 'auto';
-  lr: number;
-  limit?: number;
-}
-export interface HeadJobArgs {
-  backbone: string;
-  dataset: number;
-  classes?: number[];
-  mode: FineTuneMode;
-  augs: string[];
-  /** Ω runs to use in embed mode, by augmentation key. */
-  omegaRuns?: Record<string, number>;
-  epochs: number;
-  lr: number;
-  optimizer: 'sgd' | 'adam';
-  batch: number;
-  seed: number;
-  limit?: number;
-}
-export interface CurateJobArgs {
-  what: 'duplicates' | 'labels' | 'outliers' | 'map';
-  dataset: number;
-  backbone: string;
-  threshold?: number;
-  method?: 'pca' | 'umap';
-  split?: string;
-  limit?: number;
-}
 
 /** A light image reference for curation results. */
 export interface CuratedImage {
@@ -70,34 +27,17 @@ export interface CuratedImage {
   split: string;
 }
 
-export interface ReproduceJobArgs {
-  epochs: number;
-  seeds: number;
-  subset?: number;
-  augSets?: string[];
-  archs?: string[];
-}
-
-export interface JobArgs {
-  import: ImportJobArgs;
-  extract: ExtractJobArgs;
-  omega: OmegaJobArgs;
-  head: HeadJobArgs;
-  reproduce: ReproduceJobArgs;
-  curate: CurateJobArgs;
-}
-export type JobKind = keyof JobArgs;
-
-export interface JobInfo {
+interface JobState {
   id: string;
-  kind: JobKind;
   title: string;
   status: 'running' | 'completed' | 'failed' | 'cancelled';
   startedAt: string;
   progress: Progress | null;
-  result?: unknown;
   error?: { code: string; message: string };
 }
+
+/** A job and, once completed, its result, typed by the job's kind. */
+export type JobInfo = { [K in JobKind]: JobState & { kind: K; result?: JobResults[K] } }[JobKind];
 
 /** Events streamed to the UI while jobs run. */
 export type JobEvent =
@@ -122,8 +62,9 @@ export interface ReproductionSummary {
   runId: number;
   startedAt: string;
   out: string | null;
-  table2: unknown | null;
-  eq8: unknown | null;
+  /** table2.json as `reproduce` wrote it: the result without curves and Eq. 8, with the paper's numbers. */
+  table2: (Omit<ReproduceResult, 'curves' | 'eq8'> & { paper: PaperNumbers }) | null;
+  eq8: Eq8Result | null;
 }
 
 /** Every request/response pair, by channel. */

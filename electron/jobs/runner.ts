@@ -9,7 +9,9 @@ import { Worker } from 'node:worker_threads';
 import type { Db } from '../engine/db.js';
 import { EmbaugError } from '../engine/errors.js';
 import { failRunsOfThread } from '../engine/runs/index.js';
-import type { JobArgs, JobEvent, JobInfo, JobKind } from '../ipc/contract.js';
+import type { JobEvent, JobInfo } from '../ipc/contract.js';
+import type { JobArgs, JobKind } from './args.js';
+import type { JobResults } from './tasks.js';
 import type { WorkerInput, WorkerMessage } from './worker.js';
 
 // Built code runs worker.js; the TypeScript sources need tsx inside the thread (worker-boot.mjs).
@@ -66,7 +68,7 @@ export class JobRunner {
     const thread = worker.threadId;
     this.#jobs.set(info.id, { info, worker });
     let settled = false;
-    const finish = (status: JobInfo['status'], patch: Partial<JobInfo>) => {
+    const finish = (status: JobInfo['status'], patch: { result?: JobResults[K]; error?: JobInfo['error'] }) => {
       if (settled) return;
       settled = true;
       Object.assign(info, { status, ...patch });
@@ -78,7 +80,8 @@ export class JobRunner {
         this.#emit({ type: 'progress', jobId: info.id, progress: m.progress });
       } else if (m.type === 'epoch') this.#emit({ type: 'epoch', jobId: info.id, series: m.series, stats: m.stats });
       else if (m.type === 'log') this.#emit({ type: 'log', jobId: info.id, line: m.line });
-      else if (m.type === 'done') finish('completed', { result: m.result });
+      // The worker ran TASKS[kind]: its result is that task's, through JSON.
+      else if (m.type === 'done') finish('completed', { result: m.result as JobResults[K] });
       else if (m.type === 'error') finish(m.error.code === 'E_CANCELLED' ? 'cancelled' : 'failed', { error: m.error });
     });
     // A worker that dies without its last message (out of memory, a crash) fails its job

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 
-import type { JobArgs, JobKind } from '../ipc/contract.js';
+import type { JobArgs, JobKind } from './args.js';
 import { embeddingMap, findDuplicates, findLabelErrors, findOutliers } from '../engine/curation/index.js';
 import { importDataset, type ImageRow } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
@@ -36,7 +36,7 @@ function omegaFromRun(db: Db, runId: number): Pick<OmegaResult, 'chosen' | 'size
   return { chosen: s.chosen, sizes: s.sizes, params: unpackParams(artifactBytes(db, runId, 'omega.f32'), s.sizes), runId };
 }
 
-export const TASKS: Tasks = {
+export const TASKS = {
   import: (c, a) =>
     importDataset(c.db, { kind: a.kind, path: a.path, name: a.name, splitRule: { test: a.testFraction ?? 0.2, seed: 0 }, signal: c.signal, onProgress: c.onProgress, threads: c.threads }),
   extract: async (c, a) => {
@@ -78,15 +78,15 @@ export const TASKS: Tasks = {
     if (a.what === 'duplicates') {
       const r = await findDuplicates(c.db, { ...common, threshold: a.threshold });
       const g = (x: typeof r.exact) => x.map((grp) => ({ ...grp, images: grp.images.map(slim) }));
-      return { exact: g(r.exact), near: g(r.near), leaks: r.leaks, threshold: r.threshold };
+      return { what: 'duplicates' as const, exact: g(r.exact), near: g(r.near), leaks: r.leaks, threshold: r.threshold };
     }
     if (a.what === 'labels') {
       const r = await findLabelErrors(c.db, { ...common, selection });
-      return { outOfFoldAccuracy: r.outOfFoldAccuracy, ranked: r.ranked.slice(0, 1000).map((x) => ({ ...x, image: slim(x.image) })) };
+      return { what: 'labels' as const, outOfFoldAccuracy: r.outOfFoldAccuracy, ranked: r.ranked.slice(0, 1000).map((x) => ({ ...x, image: slim(x.image) })) };
     }
-    if (a.what === 'outliers') return (await findOutliers(c.db, { ...common, selection })).slice(0, 1000).map((o) => ({ ...o, image: slim(o.image) }));
+    if (a.what === 'outliers') return { what: 'outliers' as const, items: (await findOutliers(c.db, { ...common, selection })).slice(0, 1000).map((o) => ({ ...o, image: slim(o.image) })) };
     const m = await embeddingMap(c.db, { ...common, selection, method: a.method });
-    return { method: m.method, explained: m.explained, points: m.points.map((p) => ({ ...slim(p.image), x: p.x, y: p.y })) };
+    return { what: 'map' as const, method: m.method, explained: m.explained, points: m.points.map((p) => ({ ...slim(p.image), x: p.x, y: p.y })) };
   },
   reproduce: async (c, a) => {
     const out = join(c.settings.outDir, `reproduction-${new Date().toISOString().replace(/[:.]/g, '-')}`);
@@ -96,4 +96,7 @@ export const TASKS: Tasks = {
     });
     return { runId: r.runId, out, seconds: r.seconds };
   },
-};
+} satisfies Tasks;
+
+/** What each kind of job returns (sent to the UI as JSON). */
+export type JobResults = { [K in JobKind]: Awaited<ReturnType<(typeof TASKS)[K]>> };

@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openDb } from '../engine/db.js';
 import { errorInfo } from '../engine/errors.js';
 import { setThreads } from '../engine/native/index.js';
-import type { JobKind } from '../ipc/contract.js';
+import type { JobKind } from './args.js';
 import { TASKS } from './tasks.js';
 
 export interface WorkerInput {

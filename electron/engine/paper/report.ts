@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import PAPER from './paper-table2.json' with { type: 'json' };
 
-import type { Acc, ReproduceResult } from './types.js';
+import { accOf, type Acc, type ReproduceResult } from './types.js';
 
 const ROWS: [string, string][] = [
   ['base_none', 'base model, no augmentation (base-task top-1)'],
@@ -17,7 +17,7 @@ const ROWS: [string, string][] = [
   ['none_embed', '[None]-[Embed] (not in the paper)'],
 ];
 
-interface PaperNumbers {
+export interface PaperNumbers {
   source: string;
   note: string;
   architectures: Record<string, Record<string, number>>;
@@ -53,7 +53,7 @@ export function gainOver(none: Acc, mode: Acc): { mean: number; std: number; rea
 
 function fewShotMarkdown(r: ReproduceResult): string {
   const archs = Object.keys(r.architectures);
-  const cell = (a: string, k: string) => r.architectures[a][k] as Acc | undefined;
+  const cell = (a: string, k: string) => accOf(r.architectures[a], k);
   const lines = [
     `# Few-shot Table II — ${r.perClass} target training images per class (%, mean ± std over ${r.seeds} seeds)`,
     '',
@@ -117,7 +117,7 @@ function table2Markdown(r: ReproduceResult): string {
     lines.push(
       `| ${label} | ${archs
         .map((a) => {
-          const ours = pct(r.architectures[a][key] as Acc | undefined);
+          const ours = pct(accOf(r.architectures[a], key));
           const p = paper.architectures[a]?.[key];
           return hasPaper ? `${ours} | ${p === undefined ? '–' : (100 * p).toFixed(2)}` : ours;
         })
@@ -128,7 +128,7 @@ function table2Markdown(r: ReproduceResult): string {
   for (const s of r.augSets.filter((x) => x !== 'hflip')) {
     lines.push('', `## Fine-tuning augmentation: ${s === 'both' ? 'both flips (hflip and vflip)' : s}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
     for (const [key, label] of ROWS.filter(([k]) => /_(pixel|embed)$/.test(k)))
-      lines.push(`| ${label} | ${archs.map((a) => pct((r.architectures[a][s] as Record<string, Acc> | undefined)?.[key])).join(' | ')} |`);
+      lines.push(`| ${label} | ${archs.map((a) => pct(accOf(r.architectures[a], key, s))).join(' | ')} |`);
   }
   lines.push('', '## Augmentation transformers Ω (held-out pairs of the base task)', '', '| architecture | base | augmentation | Ω used | MSE Ω | MSE identity | cosine Ω | cosine identity |', '|---|---|---|---|---:|---:|---:|---:|');
   for (const [a, bases] of Object.entries(r.omega))

@@ -14,9 +14,9 @@ import { measureEq8 } from './eq8.js';
 import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
 import { writeReport } from './report.js';
-import type { Acc, ReproduceResult } from './types.js';
+import type { Acc, ArchResult, ReproduceResult } from './types.js';
 
-export type * from './types.js';
+export * from './types.js';
 
 export const AUG_SETS: Record<string, string[]> = { hflip: ['hflip'], vflip: ['vflip'], both: ['hflip', 'vflip'] };
 
@@ -98,7 +98,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     const eq8Family = families.find((f) => f.architecture === 'resnet18') ?? families[0];
     let eq8Omega: OmegaResult | null = null;
     for (const fam of families) {
-      const arch: Record<string, unknown> = {};
+      const arch: ArchResult = {};
       result.architectures[fam.architecture] = arch;
       result.omega[fam.architecture] = {};
       for (const baseAug of ['none', 'hflip'] as const) {
@@ -122,7 +122,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
           meter.tick();
           log(`  Ω ${aug}: ${om.chosen} (held-out MSE ${om.fidelity.heldOutMse.toPrecision(4)} vs identity ${om.fidelity.identityMse.toPrecision(4)}, cosine ${om.fidelity.cosine.toFixed(4)} vs ${om.fidelity.identityCosine.toFixed(4)})${om.flagged ? ' — flagged: no better than the identity' : ''}`);
         }
-        const scores: Record<string, number[]> = {};
+        const scores = new Map<string, Map<string, number[]>>();
         const head = async (sc: Scenario, seed: number) => {
           const scenario = `${prefix}_${sc.key}`;
           const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
@@ -132,7 +132,8 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
             config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
             name: `${fam.architecture} [${baseAug === 'none' ? 'None' : 'Pixel'}]-[${LABEL[sc.mode]}${sc.sampling && sc.sampling !== 'mean' ? ` ${sc.sampling}` : ''}] ${sc.augSet === 'none' ? '' : sc.augSet}${fewShot ? ` ${o.perClass}/class` : ''} seed ${seed}`.replace(/\s+/g, ' '),
           });
-          (scores[`${sc.augSet}/${scenario}`] ??= []).push(h.testAccuracy);
+          const bySet = scores.get(sc.augSet) ?? scores.set(sc.augSet, new Map()).get(sc.augSet)!;
+          (bySet.get(scenario) ?? bySet.set(scenario, []).get(scenario)!).push(h.testAccuracy);
           result.curves.heads.push({ arch: fam.architecture, base: baseAug, augSet: sc.augSet, scenario, seed, history: h.history.map((e) => ({ epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valAccuracy: e.valAccuracy })) });
           meter.tick();
         };
@@ -140,11 +141,11 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
           log(`${fam.architecture}/${baseAug}: heads, seed ${seed + 1} of ${seeds}`);
           for (const sc of plan) await head(sc, seed);
         }
-        for (const [key, runs] of Object.entries(scores)) {
-          const [augSet, scenario] = key.split('/');
-          if (augSet === 'none' || augSet === 'hflip') arch[scenario] = acc(runs);
-          else ((arch[augSet] ??= {}) as Record<string, Acc>)[scenario] = acc(runs);
-        }
+        for (const [augSet, byScenario] of scores)
+          for (const [scenario, runs] of byScenario) {
+            if (augSet === 'none' || augSet === 'hflip') arch[scenario] = acc(runs);
+            else ((arch[augSet] ??= {}) as Record<string, Acc>)[scenario] = acc(runs);
+          }
       }
     }
     if (eq8Omega) {

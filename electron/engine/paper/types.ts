@@ -4,6 +4,18 @@ import type { Eq8Result } from './eq8.js';
 import type { HeavyTiming } from './heavy.js';
 import type { ProtocolName } from './protocols.js';
 
+/**
+ * One architecture's accuracies: by scenario key (`none_none`, `pixel_embed`, `base_hflip`, …)
+ * for the hflip set and the base models, and by augmentation set (`vflip`, `both`) for the others.
+ */
+export type ArchResult = Record<string, Acc | Record<string, Acc>>;
+
+/** A scenario's accuracy, for the hflip set or the given other augmentation set. */
+export function accOf(arch: ArchResult | undefined, key: string, augSet = 'hflip'): Acc | undefined {
+  const v = augSet === 'hflip' ? arch?.[key] : (arch?.[augSet] as Record<string, Acc> | undefined)?.[key];
+  return v && 'mean' in v ? (v as Acc) : undefined;
+}
+
 export interface Acc {
   mean: number;
   std: number;
@@ -49,7 +61,7 @@ export interface ReproduceResult {
   subset: number | null;
   perClass: number | null;
   augSets: string[];
-  architectures: Record<string, Record<string, unknown>>;
+  architectures: Record<string, ArchResult>;
   omega: Record<string, Record<string, Record<string, Omit<OmegaResult, 'params' | 'candidates' | 'sizes' | 'stochastic'> & { candidates: unknown[] }>>>;
   eq8: Eq8Result | null;
   compute: FewShotCompute | null;

@@ -1,0 +1,69 @@
+/** What each kind of job takes: the arguments the UI sends and the task table receives. */
+import type { ImportKind } from '../engine/datasets/index.js';
+import type { FineTuneMode, OmegaForm } from '../engine/training/index.js';
+
+export interface ImportJobArgs {
+  kind: ImportKind;
+  path: string;
+  name: string;
+  testFraction?: number;
+}
+export interface ExtractJobArgs {
+  dataset: number;
+  backbone: string;
+  augs: string[];
+  split?: string;
+  limit?: number;
+}
+export interface OmegaJobArgs {
+  backbone: string;
+  dataset: number;
+  classes?: number[];
+  augs: string[];
+  epochs: number;
+  form: OmegaForm | 'auto';
+  lr: number;
+  limit?: number;
+}
+export interface HeadJobArgs {
+  backbone: string;
+  dataset: number;
+  classes?: number[];
+  mode: FineTuneMode;
+  augs: string[];
+  /** Ω runs to use in embed mode, by augmentation key. */
+  omegaRuns?: Record<string, number>;
+  epochs: number;
+  lr: number;
+  optimizer: 'sgd' | 'adam';
+  batch: number;
+  seed: number;
+  limit?: number;
+}
+export interface CurateJobArgs {
+  what: 'duplicates' | 'labels' | 'outliers' | 'map';
+  dataset: number;
+  backbone: string;
+  threshold?: number;
+  method?: 'pca' | 'umap';
+  split?: string;
+  limit?: number;
+}
+
+export interface ReproduceJobArgs {
+  epochs: number;
+  seeds: number;
+  subset?: number;
+  augSets?: string[];
+  archs?: string[];
+}
+
+export interface JobArgs {
+  import: ImportJobArgs;
+  extract: ExtractJobArgs;
+  omega: OmegaJobArgs;
+  head: HeadJobArgs;
+  reproduce: ReproduceJobArgs;
+  curate: CurateJobArgs;
+}
+export type JobKind = keyof JobArgs;
