@@ -93,7 +93,7 @@ function fewShotMarkdown(r: ReproduceResult): string {
     const rows: [keyof typeof c.phiPasses, string][] = [['none', '[None]'], ['pixel-cached', '[Pixel] deterministic g (views cached: N+1 passes)'], ['pixel-random', '[Pixel] random g (a fresh draw through Φ every epoch)'], ['embed', '[Embed], any form of Ω'], ['noise', '[Noise]']];
     for (const [k, label] of rows)
       lines.push(`| ${label} | ${c.phiPasses[k]} | ${c.ours ? fmt(c.phiPasses[k] * c.ours.secondsPerImage) : '–'} | ${fmt(c.phiPasses[k] * c.heavy.secondsPerImage)} |`);
-    lines.push('', `Ω itself is trained once per backbone and augmentation on ${c.omegaPhiPasses} base pairs (${c.ours ? fmt(c.omegaPhiPasses * c.ours.secondsPerImage) : '–'} with ours, ${fmt(c.omegaPhiPasses * c.heavy.secondsPerImage)} with a ResNet-50-sized Φ), then serves every target task.`);
+    lines.push('', `Ω itself is trained once per backbone and augmentation on the base task's pairs (${c.omegaPhiPasses} Φ passes: ${c.ours ? fmt(c.omegaPhiPasses * c.ours.secondsPerImage) : '–'} with ours, ${fmt(c.omegaPhiPasses * c.heavy.secondsPerImage)} with a ResNet-50-sized Φ), then serves every target task; for one few-shot task with a deterministic g, pixel space is the cheaper way.`);
   }
   lines.push('', `Wall time: ${(r.seconds / 60).toFixed(1)} min. Runs are in the database under group \`reproduce-${r.runId}\`.`);
   return `${lines.join('\n')}\n`;
