@@ -237,3 +237,18 @@ export function markInterrupted(db: Db): number {
   db.transaction(() => stale.forEach((r) => mark.run(new Date().toISOString(), r.id)))();
   return stale.length;
 }
+
+const prepared = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * A statement prepared once per connection and reused, as better-sqlite3 intends: the stores
+ * call this with fixed SQL. Statements whose mode a caller changes (pluck, raw) are prepared
+ * where they are used instead, since a cached one is shared.
+ */
+export function stmt(db: Db, sql: string): Database.Statement {
+  let cache = prepared.get(db);
+  if (!cache) prepared.set(db, (cache = new Map()));
+  let s = cache.get(sql);
+  if (!s) cache.set(sql, (s = db.prepare(sql)));
+  return s;
+}

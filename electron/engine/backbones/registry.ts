@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
-import { type Db, dataDir } from '../db.js';
+import { stmt, type Db, dataDir } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { type Manifest, parseManifest } from './manifest.js';
 
@@ -111,7 +111,7 @@ export async function addBackbone(db: Db, req: AddBackbone): Promise<BackboneInf
   const sha256 = sha256File(req.onnxPath);
   if (manifest.sha256 && manifest.sha256 !== sha256)
     throw new EmbaugError('E_MODEL', `${basename(req.onnxPath)} has sha256 ${sha256.slice(0, 12)}…, but its description names ${manifest.sha256.slice(0, 12)}…: the file and the description do not belong together.`);
-  const existing = db.prepare('SELECT sha256 FROM backbones WHERE sha256 = ?').get(sha256);
+  const existing = stmt(db, 'SELECT sha256 FROM backbones WHERE sha256 = ?').get(sha256);
   if (existing) return getBackbone(db, sha256);
   const dim = await checkModel(req.onnxPath, manifest);
   const dir = join(dataDir(db), 'backbones');
@@ -119,7 +119,7 @@ export async function addBackbone(db: Db, req: AddBackbone): Promise<BackboneInf
   const path = join(dir, `${sha256}.onnx`);
   copyFileSync(req.onnxPath, path);
   const name = req.name ?? manifest.name ?? basename(req.onnxPath).replace(/\.onnx$/i, '');
-  db.prepare('INSERT INTO backbones (sha256, name, path, manifest, dim, added_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+  stmt(db, 'INSERT INTO backbones (sha256, name, path, manifest, dim, added_at) VALUES (?, ?, ?, ?, ?, ?)').run(
     sha256, name, path, JSON.stringify({ ...manifest, sha256 }), dim, new Date().toISOString(),
   );
   return getBackbone(db, sha256);
@@ -151,5 +151,5 @@ export function getBackbone(db: Db, ref: string): BackboneInfo {
 }
 
 export function listBackbones(db: Db): BackboneInfo[] {
-  return (db.prepare('SELECT * FROM backbones ORDER BY added_at').all() as Row[]).map(toInfo);
+  return (stmt(db, 'SELECT * FROM backbones ORDER BY added_at').all() as Row[]).map(toInfo);
 }

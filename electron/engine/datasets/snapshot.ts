@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 
-import type { Db } from '../db.js';
+import { stmt, type Db } from '../db.js';
 
 /**
  * A data set version's identity: its class names and, for every image it includes, the
@@ -41,7 +41,7 @@ interface StateRow {
 }
 
 function state(db: Db, datasetId: number): StateRow[] {
-  return db.prepare('SELECT idx, sha256, label, split, excluded, tags, note FROM images WHERE dataset_id = ? ORDER BY idx').all(datasetId) as StateRow[];
+  return stmt(db, 'SELECT idx, sha256, label, split, excluded, tags, note FROM images WHERE dataset_id = ? ORDER BY idx').all(datasetId) as StateRow[];
 }
 
 function hashOf(rows: StateRow[], classes: string[]): string {
@@ -50,7 +50,7 @@ function hashOf(rows: StateRow[], classes: string[]): string {
 
 /** Records the current state as a version and makes it the data set's version. */
 export function snapshotVersion(db: Db, datasetId: number, parentHash: string | null, note: string): DatasetVersion {
-  const classes = (db.prepare('SELECT classes FROM datasets WHERE id = ?').get(datasetId) as { classes: string }).classes;
+  const classes = (stmt(db, 'SELECT classes FROM datasets WHERE id = ?').get(datasetId) as { classes: string }).classes;
   const rows = state(db, datasetId);
   const hash = hashOf(rows, JSON.parse(classes));
   const blob = gzipSync(JSON.stringify(rows.map((r) => [r.label, r.split, r.excluded, r.tags, r.note])));
@@ -58,6 +58,6 @@ export function snapshotVersion(db: Db, datasetId: number, parentHash: string | 
   const info = db
     .prepare('INSERT INTO dataset_versions (dataset_id, hash, parent_hash, note, classes, state, image_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
     .run(datasetId, hash, parentHash, note, classes, blob, count, new Date().toISOString());
-  db.prepare('UPDATE datasets SET version = ?, image_count = ? WHERE id = ?').run(hash, count, datasetId);
+  stmt(db, 'UPDATE datasets SET version = ?, image_count = ? WHERE id = ?').run(hash, count, datasetId);
   return { id: Number(info.lastInsertRowid), hash, parentHash, note, classes: JSON.parse(classes), imageCount: count, createdAt: new Date().toISOString() };
 }

@@ -8,7 +8,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 
-import type { Db } from '../db.js';
+import { stmt, type Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { checkImages, sniff, thumbnailUrl, type ImageFormat, type StoredImage } from './formats.js';
@@ -88,7 +88,7 @@ export async function writeDataset(db: Db, src: ImportSource, opts: ImportOption
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) throw new RangeError(`the data set name ${JSON.stringify(name)} contains control characters: choose another with --name`);
   checkClassNames(src.classes, src.source);
-  const nameTaken = () => db.prepare(`SELECT 1 FROM datasets WHERE name = ? AND state = 'ready'`).get(name);
+  const nameTaken = () => stmt(db, `SELECT 1 FROM datasets WHERE name = ? AND state = 'ready'`).get(name);
   if (nameTaken()) throw new EmbaugError('E_IMPORT', `A data set named "${name}" exists already: choose another name with --name.`);
   const skipped = [...src.skipped];
   const conflicts: LabelConflict[] = [];
@@ -99,8 +99,8 @@ export async function writeDataset(db: Db, src: ImportSource, opts: ImportOption
   const meter = new ProgressMeter('checking images', src.items.length, 'images', opts.onProgress);
   const stagingId = createStaging(db, src);
   try {
-    const blob = db.prepare('INSERT OR IGNORE INTO blobs (sha256, format, bytes) VALUES (?, ?, ?)');
-    const img = db.prepare('INSERT INTO images (dataset_id, idx, sha256, label, split, width, height, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const blob = stmt(db, 'INSERT OR IGNORE INTO blobs (sha256, format, bytes) VALUES (?, ?, ?)');
+    const img = stmt(db, 'INSERT INTO images (dataset_id, idx, sha256, label, split, width, height, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     for (let start = 0; start < src.items.length; start += CHECK_BATCH) {
       throwIfAborted(opts.signal, 'the import');
       const batch = src.items.slice(start, start + CHECK_BATCH);
@@ -154,9 +154,9 @@ export async function writeDataset(db: Db, src: ImportSource, opts: ImportOption
     db.transaction(() => {
       if (nameTaken()) throw new EmbaugError('E_IMPORT', `A data set named "${name}" was created while this import ran: import again with another --name.`);
       // Old labels in ascending order: each new label is at most its old one, so no two collide.
-      const relabel = db.prepare('UPDATE images SET label = ? WHERE dataset_id = ? AND label = ?');
+      const relabel = stmt(db, 'UPDATE images SET label = ? WHERE dataset_id = ? AND label = ?');
       for (const [from, to] of remap) if (from !== to) relabel.run(to, stagingId, from);
-      db.prepare(`UPDATE datasets SET name = ?, classes = ?, version = ?, image_count = ?, import_report = ?, state = 'ready', owner = NULL WHERE id = ?`)
+      stmt(db, `UPDATE datasets SET name = ?, classes = ?, version = ?, image_count = ?, import_report = ?, state = 'ready', owner = NULL WHERE id = ?`)
         .run(name, JSON.stringify(classes), version, rows.length, JSON.stringify(report), stagingId);
       snapshotVersion(db, stagingId, null, 'imported');
     })();
@@ -178,12 +178,12 @@ function createStaging(db: Db, src: ImportSource): number {
 /** Removes a staging data set in short transactions, and the image bytes nothing else uses. */
 export function discardStaging(db: Db, id: number): void {
   const shas = db.prepare('SELECT sha256 FROM images WHERE dataset_id = ?').pluck().all(id) as string[];
-  const delImages = db.prepare('DELETE FROM images WHERE dataset_id = ? AND idx IN (SELECT idx FROM images WHERE dataset_id = ? LIMIT 2000)');
+  const delImages = stmt(db, 'DELETE FROM images WHERE dataset_id = ? AND idx IN (SELECT idx FROM images WHERE dataset_id = ? LIMIT 2000)');
   while (db.transaction(() => delImages.run(id, id).changes)() > 0);
-  const delBlob = db.prepare('DELETE FROM blobs WHERE sha256 = ? AND NOT EXISTS (SELECT 1 FROM images WHERE sha256 = ?)');
+  const delBlob = stmt(db, 'DELETE FROM blobs WHERE sha256 = ? AND NOT EXISTS (SELECT 1 FROM images WHERE sha256 = ?)');
   for (let i = 0; i < shas.length; i += 2000)
     db.transaction(() => shas.slice(i, i + 2000).forEach((s) => delBlob.run(s, s)))();
-  db.prepare(`DELETE FROM datasets WHERE id = ? AND state = 'staging'`).run(id);
+  stmt(db, `DELETE FROM datasets WHERE id = ? AND state = 'staging'`).run(id);
 }
 
 interface DatasetRow {
@@ -206,14 +206,14 @@ function toInfo(r: DatasetRow): DatasetInfo {
 }
 
 export function listDatasets(db: Db): DatasetInfo[] {
-  return (db.prepare(`SELECT * FROM datasets WHERE state = 'ready' ORDER BY id`).all() as DatasetRow[]).map(toInfo);
+  return (stmt(db, `SELECT * FROM datasets WHERE state = 'ready' ORDER BY id`).all() as DatasetRow[]).map(toInfo);
 }
 
 /** By id or by name. */
 export function getDataset(db: Db, ref: number | string): DatasetInfo {
   const r = (typeof ref === 'number'
-    ? db.prepare(`SELECT * FROM datasets WHERE id = ? AND state = 'ready'`).get(ref)
-    : db.prepare(`SELECT * FROM datasets WHERE name = ? AND state = 'ready'`).get(ref)) as DatasetRow | undefined;
+    ? stmt(db, `SELECT * FROM datasets WHERE id = ? AND state = 'ready'`).get(ref)
+    : stmt(db, `SELECT * FROM datasets WHERE name = ? AND state = 'ready'`).get(ref)) as DatasetRow | undefined;
   if (!r) throw new EmbaugError('E_NOT_FOUND', `There is no data set ${JSON.stringify(ref)}: list them with \`embaug data list\`.`);
   return toInfo(r);
 }
@@ -247,8 +247,8 @@ export interface Selection {
 export function selectImages(db: Db, datasetId: number, sel: Selection = {}): ImageRow[] {
   // Excluded images stay on disk and in the database, but no longer take part in anything.
   let rows = (sel.split
-    ? db.prepare('SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND split = ? AND excluded = 0 ORDER BY idx').all(datasetId, sel.split)
-    : db.prepare('SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND excluded = 0 ORDER BY idx').all(datasetId)) as ImageRow[];
+    ? stmt(db, 'SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND split = ? AND excluded = 0 ORDER BY idx').all(datasetId, sel.split)
+    : stmt(db, 'SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND excluded = 0 ORDER BY idx').all(datasetId)) as ImageRow[];
   if (sel.classes) {
     const map = new Map(sel.classes.map((c, i) => [c, i]));
     rows = rows.filter((r) => map.has(r.label)).map((r) => ({ ...r, label: map.get(r.label)! }));
@@ -295,7 +295,7 @@ export function classHistogram(db: Db, datasetId: number): { split: string; labe
 }
 
 export function readBlobs(db: Db, shas: string[]): StoredImage[] {
-  const q = db.prepare('SELECT b.format, b.bytes, i.width, i.height FROM blobs b JOIN images i ON i.sha256 = b.sha256 WHERE b.sha256 = ? LIMIT 1');
+  const q = stmt(db, 'SELECT b.format, b.bytes, i.width, i.height FROM blobs b JOIN images i ON i.sha256 = b.sha256 WHERE b.sha256 = ? LIMIT 1');
   return shas.map((s) => {
     const r = q.get(s) as { format: ImageFormat; bytes: Buffer; width: number; height: number } | undefined;
     if (!r) throw new EmbaugError('E_NOT_FOUND', `image ${s} is not in the database`);

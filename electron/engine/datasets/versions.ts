@@ -7,7 +7,7 @@
  */
 import { gunzipSync } from 'node:zlib';
 
-import type { Db } from '../db.js';
+import { stmt, type Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { classNameProblem } from './names.js';
 import { snapshotVersion, type DatasetVersion } from './snapshot.js';
@@ -32,7 +32,7 @@ function resolveTarget(db: Db, ds: DatasetInfo, t: Target): number[] {
   if (Array.isArray(t)) {
     const bad = t.find((i) => !Number.isInteger(i) || i < 0);
     if (bad !== undefined) throw new RangeError(`image index ${bad} is not a non-negative integer`);
-    const n = (db.prepare('SELECT count(*) AS n FROM images WHERE dataset_id = ?').get(ds.id) as { n: number }).n;
+    const n = (stmt(db, 'SELECT count(*) AS n FROM images WHERE dataset_id = ?').get(ds.id) as { n: number }).n;
     const out = t.find((i) => i >= n);
     if (out !== undefined) throw new RangeError(`image ${out} does not exist: ${ds.name} has images 0..${n - 1}`);
     return t;
@@ -58,11 +58,11 @@ export function editDataset(db: Db, ref: number | string, edits: Edit[], note = 
       if (!Number.isInteger(l) || l < 0 || l >= classes.length) throw new RangeError(`${what} ${l} is not a class of ${ds.name} (0..${classes.length - 1})`);
     };
     const setField = db.prepare<[number | string, number, number]>('UPDATE images SET label = ? WHERE dataset_id = ? AND idx = ?');
-    const setSplit = db.prepare('UPDATE images SET split = ? WHERE dataset_id = ? AND idx = ?');
-    const setExcluded = db.prepare('UPDATE images SET excluded = ? WHERE dataset_id = ? AND idx = ?');
+    const setSplit = stmt(db, 'UPDATE images SET split = ? WHERE dataset_id = ? AND idx = ?');
+    const setExcluded = stmt(db, 'UPDATE images SET excluded = ? WHERE dataset_id = ? AND idx = ?');
     const getTags = db.prepare('SELECT tags FROM images WHERE dataset_id = ? AND idx = ?').pluck();
-    const setTags = db.prepare('UPDATE images SET tags = ? WHERE dataset_id = ? AND idx = ?');
-    const setNote = db.prepare('UPDATE images SET note = ? WHERE dataset_id = ? AND idx = ?');
+    const setTags = stmt(db, 'UPDATE images SET tags = ? WHERE dataset_id = ? AND idx = ?');
+    const setNote = stmt(db, 'UPDATE images SET note = ? WHERE dataset_id = ? AND idx = ?');
     for (const e of edits) {
       switch (e.op) {
         case 'relabel':
@@ -102,9 +102,9 @@ export function editDataset(db: Db, ref: number | string, edits: Edit[], note = 
           checkLabel(e.from, 'class');
           checkLabel(e.into, 'class');
           if (e.from === e.into) throw new RangeError('a class cannot be merged into itself');
-          db.prepare('UPDATE images SET label = ? WHERE dataset_id = ? AND label = ?').run(e.into, ds.id, e.from);
+          stmt(db, 'UPDATE images SET label = ? WHERE dataset_id = ? AND label = ?').run(e.into, ds.id, e.from);
           // The merged class disappears; labels above it move down by one.
-          db.prepare('UPDATE images SET label = label - 1 WHERE dataset_id = ? AND label > ?').run(ds.id, e.from);
+          stmt(db, 'UPDATE images SET label = label - 1 WHERE dataset_id = ? AND label > ?').run(ds.id, e.from);
           classes = classes.filter((_, i) => i !== e.from);
           break;
         }
@@ -112,7 +112,7 @@ export function editDataset(db: Db, ref: number | string, edits: Edit[], note = 
           throw new TypeError(`unknown edit ${JSON.stringify((e as { op: unknown }).op)}: use relabel, exclude, include, move, tag, untag, note, renameClass or mergeClasses`);
       }
     }
-    db.prepare('UPDATE datasets SET classes = ? WHERE id = ?').run(JSON.stringify(classes), ds.id);
+    stmt(db, 'UPDATE datasets SET classes = ? WHERE id = ?').run(JSON.stringify(classes), ds.id);
     return snapshotVersion(db, ds.id, ds.version, note || edits.map((e) => e.op).join(', '));
   })();
 }
@@ -134,7 +134,7 @@ const toVersion = (r: VersionRow): DatasetVersion => ({
 
 export function listVersions(db: Db, ref: number | string): DatasetVersion[] {
   const ds = getDataset(db, ref);
-  return (db.prepare('SELECT * FROM dataset_versions WHERE dataset_id = ? ORDER BY id').all(ds.id) as VersionRow[]).map(toVersion);
+  return (stmt(db, 'SELECT * FROM dataset_versions WHERE dataset_id = ? ORDER BY id').all(ds.id) as VersionRow[]).map(toVersion);
 }
 
 function versionRow(db: Db, ds: DatasetInfo, hash: string): VersionRow {
@@ -152,9 +152,9 @@ export function restoreVersion(db: Db, ref: number | string, hash: string): Data
   const v = versionRow(db, ds, hash);
   const snap = JSON.parse(gunzipSync(v.state).toString('utf8')) as Snapshot;
   return db.transaction(() => {
-    const set = db.prepare('UPDATE images SET label = ?, split = ?, excluded = ?, tags = ?, note = ? WHERE dataset_id = ? AND idx = ?');
+    const set = stmt(db, 'UPDATE images SET label = ?, split = ?, excluded = ?, tags = ?, note = ? WHERE dataset_id = ? AND idx = ?');
     snap.forEach(([label, split, excluded, tags, note], idx) => set.run(label, split, excluded, tags, note, ds.id, idx));
-    db.prepare('UPDATE datasets SET classes = ? WHERE id = ?').run(v.classes, ds.id);
+    stmt(db, 'UPDATE datasets SET classes = ? WHERE id = ?').run(v.classes, ds.id);
     return snapshotVersion(db, ds.id, ds.version, `restored ${v.hash.slice(0, 12)}`);
   })();
 }

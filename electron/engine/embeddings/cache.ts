@@ -2,7 +2,7 @@
  * The embedding cache: one set per (backbone, augmentation, preprocessing, seed, dtype),
  * one row per image hash. Reads assemble a dense Float32Array in the order asked for.
  */
-import type { Db } from '../db.js';
+import { stmt, type Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 
 export type Dtype = 'float32' | 'float16';
@@ -22,7 +22,7 @@ export interface EmbeddingSet extends SetKey {
 }
 
 export function getOrCreateSet(db: Db, k: SetKey, dim: number): number {
-  const q = db.prepare('SELECT id, dim FROM embedding_sets WHERE backbone_sha = ? AND aug_key = ? AND preprocess_key = ? AND seed = ? AND dtype = ?');
+  const q = stmt(db, 'SELECT id, dim FROM embedding_sets WHERE backbone_sha = ? AND aug_key = ? AND preprocess_key = ? AND seed = ? AND dtype = ?');
   const row = q.get(k.backboneSha, k.augKey, k.preprocessKey, k.seed, k.dtype) as { id: number; dim: number } | undefined;
   if (row) {
     if (row.dim !== dim) throw new EmbaugError('E_DB', `embedding set ${row.id} holds ${row.dim}-d vectors, the backbone gives ${dim}`);
@@ -81,7 +81,7 @@ export function encode(vec: Float32Array, dtype: Dtype): Buffer {
 }
 
 export function writeVectors(db: Db, setId: number, shas: string[], flat: Float32Array, dim: number, dtype: Dtype): void {
-  const ins = db.prepare('INSERT OR IGNORE INTO embeddings (set_id, image_sha, vec) VALUES (?, ?, ?)');
+  const ins = stmt(db, 'INSERT OR IGNORE INTO embeddings (set_id, image_sha, vec) VALUES (?, ?, ?)');
   db.transaction(() => {
     shas.forEach((sha, i) => ins.run(setId, sha, encode(flat.subarray(i * dim, (i + 1) * dim), dtype)));
   })();
@@ -89,7 +89,7 @@ export function writeVectors(db: Db, setId: number, shas: string[], flat: Float3
 
 /** Dense [n, dim] vectors for the given image hashes, in that order; all must be cached. */
 export function loadVectors(db: Db, setId: number, shas: string[]): Float32Array {
-  const set = db.prepare('SELECT dim, dtype FROM embedding_sets WHERE id = ?').get(setId) as { dim: number; dtype: Dtype } | undefined;
+  const set = stmt(db, 'SELECT dim, dtype FROM embedding_sets WHERE id = ?').get(setId) as { dim: number; dtype: Dtype } | undefined;
   if (!set) throw new EmbaugError('E_NOT_FOUND', `There is no embedding set ${setId}.`);
   const pos = new Map<string, number>();
   shas.forEach((s, i) => pos.set(s, i));

@@ -8,7 +8,7 @@ import { threadId } from 'node:worker_threads';
 
 import type Database from 'better-sqlite3';
 
-import type { Db } from '../db.js';
+import { stmt, type Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 
 export const RUN_STATUSES = ['running', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
@@ -186,12 +186,12 @@ export function startRun(db: Db, s: StartRun): Run {
  * do not wait for the next start to be marked.
  */
 export function failRunsOfThread(db: Db, thread: number, reason: string): number {
-  const rows = db.prepare(`SELECT id, host FROM runs WHERE status = 'running'`).all() as { id: number; host: string }[];
+  const rows = stmt(db, `SELECT id, host FROM runs WHERE status = 'running'`).all() as { id: number; host: string }[];
   const mine = rows.filter((r) => {
     const h = JSON.parse(r.host) as { hostname?: string; pid?: number; thread?: number };
     return h.hostname === hostname() && h.pid === process.pid && h.thread === thread;
   });
-  const mark = db.prepare(`UPDATE runs SET status = 'failed', ended_at = ?, error = ? WHERE id = ? AND status = 'running'`);
+  const mark = stmt(db, `UPDATE runs SET status = 'failed', ended_at = ?, error = ? WHERE id = ? AND status = 'running'`);
   db.transaction(() => mine.forEach((r) => mark.run(new Date().toISOString(), reason, r.id)))();
   return mine.length;
 }
@@ -218,7 +218,7 @@ export function listRuns(db: Db, f: RunFilter = {}): RunRecord[] {
 }
 
 export function getRun(db: Db, id: number): RunRecord {
-  const r = db.prepare('SELECT * FROM runs WHERE id = ?').get(id) as Row | undefined;
+  const r = stmt(db, 'SELECT * FROM runs WHERE id = ?').get(id) as Row | undefined;
   if (!r) throw new EmbaugError('E_NOT_FOUND', `There is no run ${id}: list runs with \`embaug runs list\`.`);
   return toRecord(r);
 }
@@ -226,7 +226,7 @@ export function getRun(db: Db, id: number): RunRecord {
 export type Series = Record<string, { step: number; value: number }[]>;
 
 export function runMetrics(db: Db, id: number): Series {
-  const rows = db.prepare('SELECT name, step, value FROM metrics WHERE run_id = ? ORDER BY name, step').all(id) as {
+  const rows = stmt(db, 'SELECT name, step, value FROM metrics WHERE run_id = ? ORDER BY name, step').all(id) as {
     name: string;
     step: number;
     value: number;
@@ -255,7 +255,7 @@ export function compareRuns(db: Db, ids: number[]) {
 }
 
 export function runArtifacts(db: Db, id: number) {
-  return db.prepare('SELECT id, kind, name, sha256, length(bytes) AS size, meta FROM artifacts WHERE run_id = ?').all(id) as {
+  return stmt(db, 'SELECT id, kind, name, sha256, length(bytes) AS size, meta FROM artifacts WHERE run_id = ?').all(id) as {
     id: number;
     kind: string;
     name: string;
@@ -266,7 +266,7 @@ export function runArtifacts(db: Db, id: number) {
 }
 
 export function artifactBytes(db: Db, runId: number, name: string): Buffer {
-  const r = db.prepare('SELECT bytes FROM artifacts WHERE run_id = ? AND name = ?').get(runId, name) as { bytes: Buffer } | undefined;
+  const r = stmt(db, 'SELECT bytes FROM artifacts WHERE run_id = ? AND name = ?').get(runId, name) as { bytes: Buffer } | undefined;
   if (!r) throw new EmbaugError('E_NOT_FOUND', `Run ${runId} has no artifact "${name}".`);
   return r.bytes;
 }
