@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { mulberry32 } from '../../electron/engine/random.js';
+
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SHARED = resolve(process.env.EMBAUG_SHARED ?? join(REPO, '..', 'shared'));
 export const WDS = join(SHARED, 'datasets', 'cifar10-wds');
@@ -36,13 +38,4 @@ export function tempDir(prefix = 'embaug-test-'): { dir: string; cleanup: () => 
 }
 
 /** Deterministic pseudo-random numbers for fixtures (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;

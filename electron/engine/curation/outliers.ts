@@ -1,10 +1,12 @@
 /** Outliers (far from everything in their class) and a 2-D map of the embeddings (PCA). */
+import { UMAP } from 'umap-js';
+
 import { getDataset, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import { ProgressMeter, throwIfAborted } from '../jobs/index.js';
+import { meanCovariance } from '../training/stats.js';
 import type { CurationRequest } from './duplicates.js';
-import { UMAP } from 'umap-js';
 
 function unitRows(x: Float32Array, d: number): Float32Array {
   const u = new Float32Array(x.length);
@@ -107,18 +109,7 @@ export async function embeddingMap(
     const y = umap.getEmbedding();
     return { points: e.images.map((image, i) => ({ image, x: y[i][0], y: y[i][1] })), explained: null, method: 'umap' };
   }
-  const mean = new Float64Array(d);
-  for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) mean[k] += u[i * d + k] / n;
-  const cov = new Float64Array(d * d);
-  const row = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < d; k++) row[k] = u[i * d + k] - mean[k];
-    for (let a = 0; a < d; a++) {
-      const ra = row[a];
-      for (let b = a; b < d; b++) cov[a * d + b] += ra * row[b];
-    }
-  }
-  for (let a = 0; a < d; a++) for (let b = a; b < d; b++) cov[b * d + a] = cov[a * d + b] /= n;
+  const { mean, cov } = meanCovariance(u, d, 0);
   const [v1, v2] = topEigenvectors(cov, d, 2);
   let trace = 0;
   for (let k = 0; k < d; k++) trace += cov[k * d + k];

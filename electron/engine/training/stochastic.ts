@@ -16,6 +16,8 @@
 import { createHash } from 'node:crypto';
 
 import { MlpModel } from '../native/index.js';
+import { mulberry32 } from '../random.js';
+import { meanCovariance } from './stats.js';
 
 export type StochasticForm = 'residual-gauss' | 'shift-gauss' | 'knn-shift';
 /** How Ω is applied in embed mode: its mean (the paper's), or one of the stochastic forms. */
@@ -46,23 +48,7 @@ export const NOISE_SCALE = 0.5;
 
 /** Mean and covariance of the rows of x [n, d], and the covariance's Cholesky factor. */
 export function gaussianOf(x: Float32Array, d: number): Gaussian {
-  const n = x.length / d;
-  if (n < 2) throw new RangeError(`a covariance needs at least 2 samples, got ${n}`);
-  const mean = new Float64Array(d);
-  for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) mean[k] += x[i * d + k];
-  for (let k = 0; k < d; k++) mean[k] /= n;
-  const cov = new Float64Array(d * d);
-  const c = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < d; k++) c[k] = x[i * d + k] - mean[k];
-    for (let a = 0; a < d; a++) {
-      const ca = c[a];
-      if (ca === 0) continue;
-      const row = a * d;
-      for (let b = 0; b <= a; b++) cov[row + b] += ca * c[b];
-    }
-  }
-  for (let a = 0; a < d; a++) for (let b = 0; b <= a; b++) cov[a * d + b] /= n - 1;
+  const { mean, cov } = meanCovariance(x, d);
   return { d, mean: Float32Array.from(mean), chol: cholesky(cov, d) };
 }
 
@@ -97,14 +83,7 @@ export function cholesky(cov: Float64Array, d: number): Float32Array {
 
 /** A generator seeded by a key: sha256 of the parts, then mulberry32. */
 export function keyedRng(...parts: (string | number)[]): () => number {
-  let a = createHash('sha256').update(parts.join('|')).digest().readUInt32LE(0);
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(createHash('sha256').update(parts.join('|')).digest().readUInt32LE(0));
 }
 
 /** d standard normal draws (Box–Muller). */
