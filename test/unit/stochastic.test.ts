@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { KNN_K, NOISE_SCALE, addGaussian, addNeighbourShift, addNoise, energyScore, gaussianOf, nearest, type DrawKey } from '../../electron/engine/training/stochastic.js';
+import { KNN_K, NOISE_SCALE, addGaussian, addNeighbourShift, addNoise, energyScore, gaussianOf, nearest, sampleGenerator, trainGenerator, type DrawKey } from '../../electron/engine/training/stochastic.js';
 import { rng } from '../helpers/shared.js';
 
 const d = 4;
@@ -124,6 +124,25 @@ describe('stochastic Ω forms', () => {
     near(m.mean, [0, 0, 0, 0], 0.03, 'mean');
     near([0, 5, 10, 15].map((k) => Math.sqrt(m.cov[k])), [0, 5, 10, 15].map((k) => NOISE_SCALE * Math.sqrt(SIGMA[k])), 0.03, 'std');
     assert.ok(Math.abs(m.cov[1]) < 0.02, 'independent dimensions');
+  });
+
+  it('the generative Ω learns a shift distribution: its samples have the measured mean and covariance', async () => {
+    // Pairs y = z + δ, δ ~ N(μ, Σ) whatever z is: the conditional distribution is N(z + μ, Σ).
+    const n = 6000;
+    const r = rng(7);
+    const z = new Float32Array(n * d).map(() => r() * 2 - 1);
+    const delta = gaussianRows(n, 8);
+    const y = z.map((v, i) => v + delta[i]);
+    const g = await trainGenerator(z, y, d, { epochs: 40, hidden: 64, noiseDim: 8, seed: 1 });
+    const zt = new Float32Array(4000 * d).map(() => r() * 2 - 1);
+    const s = sampleGenerator(g, zt, key(4000, 0));
+    const m = moments(s.map((v, i) => v - zt[i]));
+    near(m.mean, MU, 0.15, 'mean of generated shifts');
+    near(m.cov, SIGMA, 0.25, 'covariance of generated shifts');
+    // Fresh per epoch, the same per key (to the last bits a GEMM of another batch size may sum differently).
+    const diff = (a: Float32Array, b: Float32Array) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+    assert.ok(diff(sampleGenerator(g, zt.subarray(0, 8 * d), key(8, 1)), s.subarray(0, 8 * d)) > 0.01);
+    assert.ok(diff(sampleGenerator(g, zt.subarray(0, 8 * d), key(8, 0)), s.subarray(0, 8 * d)) < 1e-5);
   });
 
   it('the energy score prefers the true distribution to a point at its mean, and a point is its distance', () => {

@@ -106,7 +106,7 @@ describe('the paper pipeline on a small real subset', () => {
     const out = join(tmp.dir, 'fewshot');
     const steps: number[] = [];
     const r = await reproduce(db, { out, modelsDir, dataDir, perClass: 4, epochs: 12, seeds: 2, subset: 100, omega: { epochs: 2 }, threads: 2, onProgress: (p) => p.stage.startsWith('reproduce') && steps.push(p.done) });
-    const plan = ['none', 'pixel', 'embed', 'embed-residual-gauss', 'embed-shift-gauss', 'embed-knn-shift', 'noise'];
+    const plan = ['none', 'pixel', 'embed', 'embed-residual-gauss', 'embed-shift-gauss', 'embed-knn-shift', 'embed-generator', 'noise'];
     assert.equal(steps.at(-1), 2 * (1 + 1 + 2 * plan.length));
     assert.equal(r.perClass, 4);
     assert.deepEqual(r.augSets, ['hflip']);
@@ -132,7 +132,7 @@ describe('the paper pipeline on a small real subset', () => {
   it('a head with a stochastic Ω form is reproducible with its seed and differs by seed', async () => {
     const om = await trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection: { split: 'train', classes: [0, 1, 2, 3, 4], limit: 200, balanced: true }, aug: 'hflip', config: { epochs: 2 } });
     const req = { backbone: 'tiny-none', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], perClass: 5, draw: 0 }, test: { split: 'test', classes: [5, 6, 7, 8, 9], limit: 50 }, mode: 'embed' as const, augs: ['hflip'], omegas: { hflip: om }, config: { epochs: 3, seed: 7 } };
-    for (const sampling of ['residual-gauss', 'shift-gauss', 'knn-shift'] as const) {
+    for (const sampling of ['residual-gauss', 'shift-gauss', 'knn-shift', 'generator'] as const) {
       const a = await trainHead(db, { ...req, sampling }), b = await trainHead(db, { ...req, sampling });
       assert.deepEqual(a.params, b.params, sampling);
       const c = await trainHead(db, { ...req, sampling, config: { epochs: 3, seed: 8 } });

@@ -37,6 +37,7 @@ const FEW_SHOT_ROWS: [string, string][] = [
   ['embed-residual-gauss', '[Embed] Ω + Gaussian residual'],
   ['embed-shift-gauss', '[Embed] identity + Gaussian shift (no network)'],
   ['embed-knn-shift', '[Embed] shift of a nearest base neighbour'],
+  ['embed-generator', '[Embed] generative Ω (energy score)'],
   ['noise', '[Noise] Gaussian noise, Ω-free baseline'],
 ];
 
@@ -77,12 +78,12 @@ function fewShotMarkdown(r: ReproduceResult): string {
     lines.push('');
   }
   lines.push('## How close each form of Ω comes (held-out base pairs)', '', 'MSE of the form\'s mean and energy score of its samples (8 per pair; for a point prediction the mean distance), both lower-is-better, on held-out base pairs not used to fit them.', '',
-    '| architecture | base | aug | identity MSE / ES | Ω mean | Ω + Gaussian residual | identity + Gaussian shift | nearest-neighbour shift |', '|---|---|---|---:|---:|---:|---:|---:|');
+    '| architecture | base | aug | identity MSE / ES | Ω mean | Ω + Gaussian residual | identity + Gaussian shift | nearest-neighbour shift | generative Ω |', '|---|---|---|---:|---:|---:|---:|---:|---:|');
   for (const [a, bases] of Object.entries(r.omega))
     for (const [b, augs] of Object.entries(bases))
       for (const [g, o] of Object.entries(augs)) {
         const f = (k: keyof typeof o.sampling) => `${o.sampling[k].mse.toPrecision(3)} / ${o.sampling[k].energyScore.toPrecision(3)}`;
-        lines.push(`| ${a} | ${b} | ${g} | ${f('identity')} | ${f('mean')} | ${f('residual-gauss')} | ${f('shift-gauss')} | ${f('knn-shift')} |`);
+        lines.push(`| ${a} | ${b} | ${g} | ${f('identity')} | ${f('mean')} | ${f('residual-gauss')} | ${f('shift-gauss')} | ${f('knn-shift')} | ${o.sampling.generator ? f('generator') : '–'} |`);
       }
   if (r.compute) {
     const c = r.compute;

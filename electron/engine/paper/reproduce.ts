@@ -61,7 +61,7 @@ export function scenarios(augSets: string[], fewShot: boolean): Scenario[] {
   const out: Scenario[] = [{ key: 'none', augSet: 'none', mode: 'none' }];
   for (const s of augSets) {
     out.push({ key: 'pixel', augSet: s, mode: 'pixel' }, { key: 'embed', augSet: s, mode: 'embed', sampling: 'mean' });
-    if (fewShot) for (const f of ['residual-gauss', 'shift-gauss', 'knn-shift'] as const) out.push({ key: `embed-${f}`, augSet: s, mode: 'embed', sampling: f });
+    if (fewShot) for (const f of ['residual-gauss', 'shift-gauss', 'knn-shift', 'generator'] as const) out.push({ key: `embed-${f}`, augSet: s, mode: 'embed', sampling: f });
   }
   if (fewShot) out.push({ key: 'noise', augSet: 'none', mode: 'noise' });
   return out;

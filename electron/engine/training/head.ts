@@ -22,7 +22,7 @@ import { MlpModel, type EpochStats, type OptimizerConfig } from '../native/index
 import { startRun } from '../runs/index.js';
 import { applyOmega, packParams, type OmegaResult } from './omega.js';
 import { stack } from './stats.js';
-import { KNN_K, addGaussian, addNeighbourShift, addNoise, nearest, type DrawKey, type OmegaSampling } from './stochastic.js';
+import { KNN_K, addGaussian, addNeighbourShift, addNoise, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
 
 export const FINE_TUNE_MODES = ['none', 'pixel', 'embed', 'noise'] as const;
 export type FineTuneMode = (typeof FINE_TUNE_MODES)[number];
@@ -132,7 +132,8 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
             const st = req.omegas![a.key].stochastic!;
             if (sampling === 'residual-gauss') views.push(addGaussian(means[a.key], st.residual, draw(a.key, e)));
             else if (sampling === 'shift-gauss') views.push(addGaussian(z.x, st.shift, draw(a.key, e)));
-            else views.push(addNeighbourShift(z.x, st.bank, neighbours[a.key], KNN_K, z.dim, draw(a.key, e)));
+            else if (sampling === 'knn-shift') views.push(addNeighbourShift(z.x, st.bank, neighbours[a.key], KNN_K, z.dim, draw(a.key, e)));
+            else views.push(sampleGenerator(st.generator, z.x, draw(a.key, e)));
           }
         }
         return views;

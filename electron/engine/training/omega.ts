@@ -16,7 +16,7 @@ import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, type EpochStats } from '../native/index.js';
 import { startRun } from '../runs/index.js';
 import { meanCosine, meanRelativeError, mse, rows } from './stats.js';
-import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, nearest, type OmegaSampling, type ShiftModels } from './stochastic.js';
+import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, nearest, sampleGenerator, trainGenerator, type OmegaSampling, type ShiftModels } from './stochastic.js';
 
 export const OMEGA_FORMS = ['auto', 'plain', 'residual'] as const;
 /** A trained Ω's form; `auto` (a request) trains both and keeps the better. */
@@ -147,8 +147,9 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
       : { heldOutMse: best.heldOutMse, relativeError: best.relativeError, cosine: best.cosine, ...identity };
     const chosen = useIdentity ? 'identity' : best.form;
     const params = useIdentity ? null : best.params;
-    const { stochastic, sampling } = measureStochastic(
-      { chosen, sizes, params }, { xTr, yTr, xHo, yHo, d, shas: ho.map((i) => z.images[i].sha256), seed: cfg.seed, aug: spec.key },
+    const { stochastic, sampling } = await measureStochastic(
+      { chosen, sizes, params }, { xTr, yTr, xHo, yHo, d, shas: ho.map((i) => z.images[i].sha256), seed: cfg.seed, aug: spec.key, epochs: cfg.epochs },
+      req.signal,
     );
     const result: OmegaResult = {
       aug: spec.key, chosen, sizes, params, candidates: candidates.map(({ params: _p, ...c }) => c), fidelity, flagged: best.flagged, runId: run.id,
@@ -169,6 +170,8 @@ interface Pairs {
   shas: string[];
   seed: number;
   aug: string;
+  /** Epochs of the generative Ω: as many as Ω's. */
+  epochs: number;
 }
 
 /**
@@ -176,7 +179,7 @@ interface Pairs {
  * measured on one half of the held-out pairs (odd rows) and every form scored on the other,
  * so no score is measured on the pairs its model was fitted to.
  */
-function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, p: Pairs): Pick<OmegaResult, 'stochastic' | 'sampling'> {
+async function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, p: Pairs, signal?: AbortSignal): Promise<Pick<OmegaResult, 'stochastic' | 'sampling'>> {
   const { d } = p;
   const n = p.xHo.length / d;
   const half = (x: Float32Array, odd: boolean) => rows(x, d, Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === (odd ? 1 : 0)));
@@ -191,6 +194,7 @@ function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, 
     residual: gaussianOf(residualOf(xFit, yFit), d),
     shift: gaussianOf(shiftTr, d),
     bank: { z: p.xTr, shift: shiftTr, n: p.xTr.length / d },
+    generator: await trainGenerator(p.xTr, p.yTr, d, { epochs: p.epochs, seed: p.seed }, signal),
   };
   const neighbours = nearest(xEval, stochastic.bank.z, d, KNN_K);
   const M = 8;
@@ -216,6 +220,12 @@ function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, 
       'residual-gauss': sampled(mean, draws((e) => addGaussian(mean, stochastic.residual, key(e)))),
       'shift-gauss': sampled(shiftMean, draws((e) => addGaussian(xEval, stochastic.shift, key(e)))),
       'knn-shift': sampled(knnMean, draws((e) => addNeighbourShift(xEval, stochastic.bank, neighbours, KNN_K, d, key(e)))),
+      generator: (() => {
+        const s = draws((e) => sampleGenerator(stochastic.generator, xEval, key(e)));
+        const mu = new Float32Array(xEval.length);
+        for (let m = 0; m < M; m++) for (let i = 0; i < mu.length; i++) mu[i] += s[m * mu.length + i] / M;
+        return sampled(mu, s);
+      })(),
     },
   };
 }

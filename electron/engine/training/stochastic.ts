@@ -8,6 +8,8 @@
  *    shift Φ(g(x)) − Φ(x) on base pairs (no network at all);
  *  - knn-shift:      z + the measured shift of one of the k base embeddings nearest to z, drawn
  *    at random (a non-parametric model of the conditional distribution of the shift given z);
+ *  - generator:      Ω(z, ε) = z + f([z, ε]), a conditional generative Ω trained by the energy
+ *    score of its samples (a proper scoring rule) instead of MSE;
  *  - noise (an Ω-free baseline): z + s·σ ⊙ ε, σ the per-dimension spread of the head's own
  *    training embeddings.
  * Every draw is keyed by (seed, image hash, epoch, augmentation), as pixel mode's are, so a run
@@ -19,10 +21,10 @@ import { MlpModel } from '../native/index.js';
 import { mulberry32 } from '../random.js';
 import { meanCovariance } from './stats.js';
 
-export type StochasticForm = 'residual-gauss' | 'shift-gauss' | 'knn-shift';
+export type StochasticForm = 'residual-gauss' | 'shift-gauss' | 'knn-shift' | 'generator';
 /** How Ω is applied in embed mode: its mean (the paper's), or one of the stochastic forms. */
 export type OmegaSampling = 'mean' | StochasticForm;
-export const OMEGA_SAMPLINGS: readonly OmegaSampling[] = ['mean', 'residual-gauss', 'shift-gauss', 'knn-shift'];
+export const OMEGA_SAMPLINGS: readonly OmegaSampling[] = ['mean', 'residual-gauss', 'shift-gauss', 'knn-shift', 'generator'];
 
 export interface Gaussian {
   d: number;
@@ -39,6 +41,8 @@ export interface ShiftModels {
   shift: Gaussian;
   /** Training-pair embeddings and their shifts, for knn-shift. */
   bank: { z: Float32Array; shift: Float32Array; n: number };
+  /** The conditional generative Ω, trained on the training pairs. */
+  generator: Generator;
 }
 
 /** Neighbours a knn-shift draw chooses among; fixed in advance. */
@@ -220,4 +224,131 @@ export function energyScore(samples: Float32Array, observed: Float32Array, d: nu
     total += fit / m - (m > 1 ? spread / (m * (m - 1)) : 0);
   }
   return total / n;
+}
+
+/**
+ * A conditional generative Ω: Ω(z, ε) = z + f([z, ε]) with ε ~ N(0, I_k) and f an MLP, trained
+ * by the energy score of its samples against the true pairs (a proper scoring rule, so its
+ * minimiser is the conditional distribution of Φ(g(x)) given Φ(x), not its mean).
+ */
+export interface Generator {
+  sizes: number[];
+  params: Float32Array[];
+  noiseDim: number;
+}
+
+export interface GeneratorConfig {
+  noiseDim: number;
+  hidden: number;
+  epochs: number;
+  batch: number;
+  lr: number;
+  seed: number;
+}
+
+export const GENERATOR_DEFAULTS: GeneratorConfig = { noiseDim: 16, hidden: 256, epochs: 20, batch: 128, lr: 1e-3, seed: 0 };
+
+/** Rows [z_i, ε] with ε keyed per (key, row): the generator's input. */
+function withNoise(z: Float32Array, d: number, k: number, noiseOf: (i: number) => () => number): Float32Array {
+  const n = z.length / d;
+  const x = new Float32Array(n * (d + k));
+  const eps = new Float64Array(k);
+  for (let i = 0; i < n; i++) {
+    x.set(z.subarray(i * d, (i + 1) * d), i * (d + k));
+    normals(noiseOf(i), k, eps);
+    for (let t = 0; t < k; t++) x[i * (d + k) + d + t] = eps[t];
+  }
+  return x;
+}
+
+/**
+ * Trains the generator on base pairs (z → y) with Adam on the energy score, two samples per pair:
+ * ES_i = ½(‖s₁ − t‖ + ‖s₂ − t‖) − ½‖s₁ − s₂‖, t = y − z. The gradient with respect to each
+ * sample is passed through the native MLP's MSE backward by choosing the target that yields it.
+ */
+export async function trainGenerator(z: Float32Array, y: Float32Array, d: number, cfg: Partial<GeneratorConfig> = {}, signal?: AbortSignal): Promise<Generator> {
+  const c = { ...GENERATOR_DEFAULTS, ...cfg };
+  const k = c.noiseDim, n = z.length / d;
+  const sizes = [d + k, c.hidden, c.hidden, d];
+  const m = new MlpModel(sizes, { seed: c.seed });
+  try {
+    // The last layer starts at zero: the generator starts as the identity.
+    const params = m.getParams();
+    params[params.length - 2].fill(0);
+    params[params.length - 1].fill(0);
+    m.setParams(params);
+    const mom = params.map((p) => new Float32Array(p.length)), vel = params.map((p) => new Float32Array(p.length));
+    let step = 0;
+    for (let e = 0; e < c.epochs; e++) {
+      const rand = keyedRng(c.seed, 'generator-epoch', e);
+      const order = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      for (let start = 0; start < n; start += c.batch) {
+        if (signal?.aborted) throw new RangeError('generator training was cancelled');
+        const idx = order.slice(start, start + c.batch);
+        const b = idx.length;
+        const zb = new Float32Array(2 * b * d);
+        idx.forEach((r, i) => {
+          zb.set(z.subarray(r * d, (r + 1) * d), i * d);
+          zb.set(z.subarray(r * d, (r + 1) * d), (b + i) * d);
+        });
+        const x = withNoise(zb, d, k, (i) => keyedRng(c.seed, 'generator', e, start, i));
+        const s = m.forward(x);
+        const grad = new Float32Array(s.length);
+        for (let i = 0; i < b; i++) {
+          const r = idx[i];
+          const s1 = i * d, s2 = (b + i) * d;
+          let n1 = 0, n2 = 0, n12 = 0;
+          for (let t = 0; t < d; t++) {
+            const target = y[r * d + t] - z[r * d + t];
+            n1 += (s[s1 + t] - target) ** 2;
+            n2 += (s[s2 + t] - target) ** 2;
+            n12 += (s[s1 + t] - s[s2 + t]) ** 2;
+          }
+          const [a1, a2, a12] = [Math.sqrt(n1) || 1, Math.sqrt(n2) || 1, Math.sqrt(n12) || 1];
+          for (let t = 0; t < d; t++) {
+            const target = y[r * d + t] - z[r * d + t];
+            grad[s1 + t] = ((s[s1 + t] - target) / a1 - (s[s1 + t] - s[s2 + t]) / a12) / (2 * b);
+            grad[s2 + t] = ((s[s2 + t] - target) / a2 - (s[s2 + t] - s[s1 + t]) / a12) / (2 * b);
+          }
+        }
+        // MSE's gradient is 2(out − target)/(rows·d): this target makes it exactly `grad`.
+        const half = (2 * b * d) / 2;
+        const targets = s.map((v, i) => v - grad[i] * half);
+        const { grads } = m.gradients({ x, targets });
+        step++;
+        const [b1, b2, eps] = [0.9, 0.999, 1e-8];
+        const lr = (c.lr * Math.sqrt(1 - b2 ** step)) / (1 - b1 ** step);
+        params.forEach((p, t) => {
+          const g = grads[t], mt = mom[t], vt = vel[t];
+          for (let q = 0; q < p.length; q++) {
+            mt[q] = b1 * mt[q] + (1 - b1) * g[q];
+            vt[q] = b2 * vt[q] + (1 - b2) * g[q] * g[q];
+            p[q] -= (lr * mt[q]) / (Math.sqrt(vt[q]) + eps);
+          }
+        });
+        m.setParams(params);
+      }
+    }
+    return { sizes, params: m.getParams(), noiseDim: k };
+  } finally {
+    m.dispose();
+  }
+}
+
+/** One sample of Ω(z, ε) per row, ε keyed per (seed, image, epoch, augmentation). */
+export function sampleGenerator(g: Generator, z: Float32Array, key: DrawKey): Float32Array {
+  const d = g.sizes[g.sizes.length - 1];
+  const x = withNoise(z, d, g.noiseDim, (i) => keyedRng(key.seed, key.images[i], key.epoch, key.aug, 'generator'));
+  const m = new MlpModel(g.sizes);
+  try {
+    m.setParams(g.params);
+    const shift = m.forward(x);
+    return shift.map((v, i) => v + z[i]);
+  } finally {
+    m.dispose();
+  }
 }
