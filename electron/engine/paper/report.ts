@@ -82,8 +82,10 @@ function fewShotMarkdown(r: ReproduceResult): string {
   for (const [a, bases] of Object.entries(r.omega))
     for (const [b, augs] of Object.entries(bases))
       for (const [g, o] of Object.entries(augs)) {
-        const f = (k: keyof typeof o.sampling) => `${o.sampling[k].mse.toPrecision(3)} / ${o.sampling[k].energyScore.toPrecision(3)}`;
-        lines.push(`| ${a} | ${b} | ${g} | ${f('identity')} | ${f('mean')} | ${f('residual-gauss')} | ${f('shift-gauss')} | ${f('knn-shift')} | ${o.sampling.generator ? f('generator') : '–'} |`);
+        if (!o.sampling) continue;
+        const sampling = o.sampling;
+        const f = (k: keyof typeof sampling) => `${sampling[k].mse.toPrecision(3)} / ${sampling[k].energyScore.toPrecision(3)}`;
+        lines.push(`| ${a} | ${b} | ${g} | ${f('identity')} | ${f('mean')} | ${f('residual-gauss')} | ${f('shift-gauss')} | ${f('knn-shift')} | ${sampling.generator ? f('generator') : '–'} |`);
       }
   if (r.compute) {
     const c = r.compute;

@@ -112,7 +112,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         result.omega[fam.architecture][baseAug] = {};
         for (const aug of omegaAugs) {
           log(`${fam.architecture}/${baseAug}: Ω for ${aug} on the base task`);
-          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: protocol.base.train, aug, config: o.omega });
+          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: protocol.base.train, aug, config: { ...o.omega, stochastic: fewShot } });
           omegas[om.aug] = om;
           const { params: _p, sizes: _s, stochastic: _st, ...summary } = om;
           result.omega[fam.architecture][baseAug][om.aug] = summary;

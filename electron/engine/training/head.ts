@@ -55,7 +55,7 @@ export interface HeadRequest {
   /** Augmentation specs for pixel and embed modes. */
   augs?: string[];
   /** Ω per augmentation key, for embed mode. */
-  omegas?: Record<string, Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId'> & Partial<Pick<OmegaResult, 'stochastic'>>>;
+  omegas?: Record<string, Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId'> & { stochastic?: OmegaResult['stochastic'] }>;
   /** How embed mode applies Ω: its mean (default) or a stochastic form. */
   sampling?: OmegaSampling;
   config?: Partial<HeadConfig>;
@@ -90,7 +90,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
     for (const a of augs) {
       if (!req.omegas?.[a.key]) throw new EmbaugError('E_ARG', `embed mode needs a trained Ω for "${a.key}": train it first (the Augmentations Ω view, or embaug reproduce, which trains Ω and heads together)`);
       if (sampling !== 'mean' && !req.omegas[a.key].stochastic)
-        throw new EmbaugError('E_ARG', `sampling "${sampling}" needs the base pairs' statistics of the Ω for "${a.key}", which only an Ω trained in the same session carries: train Ω and the head together (embaug reproduce).`);
+        throw new EmbaugError('E_ARG', `sampling "${sampling}" needs the base pairs' statistics of the Ω for "${a.key}", which only an Ω trained in the same session with \`stochastic: true\` carries: train Ω and the head together (embaug reproduce --per-class N).`);
     }
   const run = startRun(db, {
     kind: 'head', name: req.name ?? `Ψ ${req.mode}${augs.length ? ` ${augs.map((a) => a.key).join(',')}` : ''} on ${bb.name}`,

@@ -32,9 +32,14 @@ export interface OmegaConfig {
   /** Fraction of the base images held out to evaluate Ω. */
   heldOut: number;
   seed: number;
+  /**
+   * Also fit what the stochastic forms sample from (the Gaussians, the neighbours, the
+   * generative Ω, about as long again as Ω itself) and score every form on held-out pairs.
+   */
+  stochastic: boolean;
 }
 
-export const OMEGA_DEFAULTS: OmegaConfig = { form: 'auto', epochs: 20, lr: 0.01, momentum: 0.9, batch: 128, weightDecay: 0, heldOut: 0.1, seed: 0 };
+export const OMEGA_DEFAULTS: OmegaConfig = { form: 'auto', epochs: 20, lr: 0.01, momentum: 0.9, batch: 128, weightDecay: 0, heldOut: 0.1, seed: 0, stochastic: false };
 
 export interface OmegaFidelity {
   heldOutMse: number;
@@ -70,10 +75,10 @@ export interface OmegaResult {
   fidelity: OmegaFidelity;
   flagged: boolean;
   runId: number;
-  /** What the stochastic forms sample from, measured on the same base pairs. */
-  stochastic: ShiftModels;
-  /** Held-out fidelity of the identity and of every way of applying Ω. */
-  sampling: Record<'identity' | OmegaSampling, SamplingFidelity>;
+  /** What the stochastic forms sample from, measured on the same base pairs (with `stochastic`). */
+  stochastic: ShiftModels | null;
+  /** Held-out fidelity of the identity and of every way of applying Ω (with `stochastic`). */
+  sampling: Record<'identity' | OmegaSampling, SamplingFidelity> | null;
 }
 
 export interface OmegaRequest {
@@ -147,10 +152,12 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
       : { heldOutMse: best.heldOutMse, relativeError: best.relativeError, cosine: best.cosine, ...identity };
     const chosen = useIdentity ? 'identity' : best.form;
     const params = useIdentity ? null : best.params;
-    const { stochastic, sampling } = await measureStochastic(
-      { chosen, sizes, params }, { xTr, yTr, xHo, yHo, d, shas: ho.map((i) => z.images[i].sha256), seed: cfg.seed, aug: spec.key, epochs: cfg.epochs },
-      req.signal,
-    );
+    const { stochastic, sampling } = cfg.stochastic
+      ? await measureStochastic(
+        { chosen, sizes, params }, { xTr, yTr, xHo, yHo, d, shas: ho.map((i) => z.images[i].sha256), seed: cfg.seed, aug: spec.key, epochs: cfg.epochs },
+        req.signal,
+      )
+      : { stochastic: null, sampling: null };
     const result: OmegaResult = {
       aug: spec.key, chosen, sizes, params, candidates: candidates.map(({ params: _p, ...c }) => c), fidelity, flagged: best.flagged, runId: run.id,
       stochastic, sampling,
@@ -179,7 +186,7 @@ interface Pairs {
  * measured on one half of the held-out pairs (odd rows) and every form scored on the other,
  * so no score is measured on the pairs its model was fitted to.
  */
-async function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, p: Pairs, signal?: AbortSignal): Promise<Pick<OmegaResult, 'stochastic' | 'sampling'>> {
+async function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, p: Pairs, signal?: AbortSignal): Promise<{ stochastic: ShiftModels; sampling: NonNullable<OmegaResult['sampling']> }> {
   const { d } = p;
   const n = p.xHo.length / d;
   const half = (x: Float32Array, odd: boolean) => rows(x, d, Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === (odd ? 1 : 0)));
