@@ -73,6 +73,9 @@ describe('the paper pipeline on a small real subset', () => {
     assert.ok(eq8.perSampleSeconds.phi > eq8.perSampleSeconds.omega);
     assert.deepEqual(eq8.predicted.map((p: { N: number }) => p.N), [1, 2, 4]);
     assert.ok(eq8.measured.pixelSeconds > 0 && eq8.measured.embedSeconds > 0);
+    // Against cached views the predicted saving is at most (N+1)×.
+    assert.ok(eq8.cachedPixel.measured.seconds > 0);
+    for (const p of eq8.cachedPixel.predicted as { N: number; ratio: number }[]) assert.ok(p.ratio > 0 && p.ratio <= p.N + 1, JSON.stringify(p));
     const md = readFileSync(join(out, 'table2.md'), 'utf8');
     assert.match(md, /\| \[Pixel\]-\[Embed\] \| \d+\.\d\d ± \d+\.\d\d \|/);
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg[^>]+aria-label="Fig\. 3[\s\S]*aria-label="Fig\. 4/);
