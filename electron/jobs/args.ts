@@ -54,6 +54,8 @@ export interface ReproduceJobArgs {
   epochs: number;
   seeds: number;
   subset?: number;
+  /** The few-shot protocol: this many target training images per class, drawn per seed. */
+  perClass?: number;
   augSets?: string[];
   archs?: string[];
 }
