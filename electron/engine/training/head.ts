@@ -121,7 +121,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
       // Views drawn afresh every epoch: random pixel augmentations (through Φ again), the
       // stochastic Ω forms and the noise baseline.
       const fresh = (req.mode === 'pixel' && augs.some((a) => !a.deterministic)) || (sampling !== null && sampling !== 'mean') || req.mode === 'noise';
-      const means = sampling && sampling !== 'mean' ? Object.fromEntries(augs.map((a) => [a.key, applyOmega(req.omegas![a.key], z.x)])) : {};
+      const means = sampling === 'residual-gauss' ? Object.fromEntries(augs.map((a) => [a.key, applyOmega(req.omegas![a.key], z.x)])) : {};
       const neighbours = sampling === 'knn-shift' ? Object.fromEntries(augs.map((a) => [a.key, nearest(z.x, req.omegas![a.key].stochastic!.bank.z, z.dim, KNN_K)])) : {};
       const epochViews = async (e: number): Promise<Float32Array[]> => {
         const views = [z.x];
