@@ -199,10 +199,28 @@ int cpu_augment(void *, const eb_aug_job *job) {
 int cpu_sync(void *) { return EB_OK; }
 
 const eb_backend_i cpu_iface = {
-    EB_BACKEND_ABI_VERSION, cpu_name, cpu_device_name, cpu_device_memory, cpu_destroy,
-    cpu_alloc, cpu_release, cpu_copy, cpu_copy, cpu_fill,
-    cpu_gemm, cpu_bias_act, cpu_act_bias_grad, cpu_add, cpu_gather, cpu_gather_i32,
-    cpu_softmax_xent, cpu_mse, cpu_sgd, cpu_adam, cpu_augment, cpu_sync,
+    .abi_version = EB_BACKEND_ABI_VERSION,
+    .name = cpu_name,
+    .device_name = cpu_device_name,
+    .device_memory = cpu_device_memory,
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .fill = cpu_fill,
+    .gemm = cpu_gemm,
+    .bias_act = cpu_bias_act,
+    .act_bias_grad = cpu_act_bias_grad,
+    .add = cpu_add,
+    .gather = cpu_gather,
+    .gather_i32 = cpu_gather_i32,
+    .softmax_xent = cpu_softmax_xent,
+    .mse = cpu_mse,
+    .sgd = cpu_sgd,
+    .adam = cpu_adam,
+    .augment = cpu_augment,
+    .synchronize = cpu_sync,
 };
 
 }  // namespace

@@ -335,10 +335,28 @@ int cu_augment(void *ctx, const eb_aug_job *job) {
 int cu_sync(void *ctx) { return check(cudaStreamSynchronize(C(ctx)->stream)); }
 
 const eb_backend_i cuda_iface = {
-    EB_BACKEND_ABI_VERSION, cu_name, cu_device_name, cu_device_memory, cu_destroy,
-    cu_alloc, cu_release, cu_upload, cu_download, cu_fill,
-    cu_gemm, cu_bias_act, cu_act_bias_grad, cu_add, cu_gather, cu_gather_i32,
-    cu_softmax_xent, cu_mse, cu_sgd, cu_adam, cu_augment, cu_sync,
+    .abi_version = EB_BACKEND_ABI_VERSION,
+    .name = cu_name,
+    .device_name = cu_device_name,
+    .device_memory = cu_device_memory,
+    .destroy = cu_destroy,
+    .alloc = cu_alloc,
+    .release = cu_release,
+    .upload = cu_upload,
+    .download = cu_download,
+    .fill = cu_fill,
+    .gemm = cu_gemm,
+    .bias_act = cu_bias_act,
+    .act_bias_grad = cu_act_bias_grad,
+    .add = cu_add,
+    .gather = cu_gather,
+    .gather_i32 = cu_gather_i32,
+    .softmax_xent = cu_softmax_xent,
+    .mse = cu_mse,
+    .sgd = cu_sgd,
+    .adam = cu_adam,
+    .augment = cu_augment,
+    .synchronize = cu_sync,
 };
 
 }  // namespace
