@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 
 import { addBackbone } from '../../electron/engine/backbones/index.js';
 import { findDuplicates, findLabelErrors, findOutliers, embeddingMap } from '../../electron/engine/curation/index.js';
+import { decodeSnapshot } from '../../electron/engine/datasets/snapshot.js';
 import { decodeToSize, diffVersions, editDataset, exportDataset, getDataset, importDataset, listVersions, restoreVersion, selectImages } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { trainHead } from '../../electron/engine/training/index.js';
@@ -165,6 +167,24 @@ describe('data set versions', () => {
     assert.equal(selectImages(db, getDataset(db, 'v').id).length, 160);
     assert.throws(() => editDataset(db, 'v', [{ op: 'relabel', images: [0], label: 10 }]), /label 10 is not a class of v \(0\.\.9\)/);
     assert.equal(getDataset(db, 'v').version, v0, 'a refused edit changes nothing');
+  });
+
+  it('versions stored in the positional format of older databases still restore and diff; an unknown format is refused', () => {
+    const ds = getDataset(db, 'v');
+    const cur = db.prepare('SELECT * FROM dataset_versions WHERE dataset_id = ? AND hash = ? ORDER BY id DESC').get(ds.id, ds.version) as { state: Buffer; classes: string };
+    const rows = decodeSnapshot(cur.state);
+    const old = rows.map((r, i) => [i === 0 ? (r.label + 1) % 10 : r.label, r.split, r.excluded, r.tags, r.note]);
+    const ins = db.prepare('INSERT INTO dataset_versions (dataset_id, hash, parent_hash, note, classes, state, image_count, created_at) VALUES (?, ?, NULL, ?, ?, ?, 0, ?)');
+    ins.run(ds.id, 'f1'.repeat(32), 'format 1', cur.classes, gzipSync(JSON.stringify(old)), new Date().toISOString());
+    const d = diffVersions(db, 'v', ds.version, 'f1'.repeat(32));
+    assert.deepEqual(d.relabelled, [{ idx: 0, from: rows[0].label, to: (rows[0].label + 1) % 10 }]);
+    restoreVersion(db, 'v', 'f1f1f1');
+    assert.equal(selectImages(db, ds.id).find((r) => r.idx === 0)!.label, (rows[0].label + 1) % 10);
+    restoreVersion(db, 'v', ds.version);
+    assert.equal(getDataset(db, 'v').version, ds.version);
+    ins.run(ds.id, 'f3'.repeat(32), 'future', cur.classes, gzipSync(JSON.stringify({ format: 'embaug.dataset-state', version: 3 })), new Date().toISOString());
+    assert.throws(() => restoreVersion(db, 'v', 'f3f3'), /unknown format \(embaug\.dataset-state v3\).*newer embaug/);
+    assert.equal(getDataset(db, 'v').version, ds.version, 'a refused restore changes nothing');
   });
 
   it('export then import is hash-identical, as folder and as WebDataset shards', async () => {

@@ -5,12 +5,11 @@
  * can be restored, two can be diffed, and nothing is deleted from disk by an edit: excluded
  * images keep their bytes and rows.
  */
-import { gunzipSync } from 'node:zlib';
 
 import { stmt, type Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { classNameProblem } from './names.js';
-import { snapshotVersion, type DatasetVersion } from './snapshot.js';
+import { decodeSnapshot, snapshotVersion, type DatasetVersion } from './snapshot.js';
 import { getDataset, type DatasetInfo } from './store.js';
 
 export type { DatasetVersion } from './snapshot.js';
@@ -144,16 +143,14 @@ function versionRow(db: Db, ds: DatasetInfo, hash: string): VersionRow {
   return rows[0];
 }
 
-type Snapshot = [number, string, number, string, string][];
-
 /** Makes an earlier version current again (a new version row with the same hash). */
 export function restoreVersion(db: Db, ref: number | string, hash: string): DatasetVersion {
   const ds = getDataset(db, ref);
   const v = versionRow(db, ds, hash);
-  const snap = JSON.parse(gunzipSync(v.state).toString('utf8')) as Snapshot;
+  const snap = decodeSnapshot(v.state);
   return db.transaction(() => {
     const set = stmt(db, 'UPDATE images SET label = ?, split = ?, excluded = ?, tags = ?, note = ? WHERE dataset_id = ? AND idx = ?');
-    snap.forEach(([label, split, excluded, tags, note], idx) => set.run(label, split, excluded, tags, note, ds.id, idx));
+    snap.forEach((r, idx) => set.run(r.label, r.split, r.excluded, r.tags, r.note, ds.id, idx));
     stmt(db, 'UPDATE datasets SET classes = ? WHERE id = ?').run(v.classes, ds.id);
     return snapshotVersion(db, ds.id, ds.version, `restored ${v.hash.slice(0, 12)}`);
   })();
@@ -172,16 +169,15 @@ export interface VersionDiff {
 export function diffVersions(db: Db, ref: number | string, a: string, b: string): VersionDiff {
   const ds = getDataset(db, ref);
   const va = versionRow(db, ds, a), vb = versionRow(db, ds, b);
-  const sa = JSON.parse(gunzipSync(va.state).toString('utf8')) as Snapshot;
-  const sb = JSON.parse(gunzipSync(vb.state).toString('utf8')) as Snapshot;
+  const sa = decodeSnapshot(va.state), sb = decodeSnapshot(vb.state);
   const d: VersionDiff = { from: va.hash, to: vb.hash, added: [], removed: [], relabelled: [], moved: [], classes: va.classes === vb.classes ? null : { from: JSON.parse(va.classes), to: JSON.parse(vb.classes) } };
-  sa.forEach(([la, spa, exa], idx) => {
-    const [lb, spb, exb] = sb[idx];
-    if (exa && !exb) d.added.push(idx);
-    else if (!exa && exb) d.removed.push(idx);
-    else if (!exa && !exb) {
-      if (la !== lb) d.relabelled.push({ idx, from: la, to: lb });
-      if (spa !== spb) d.moved.push({ idx, from: spa, to: spb });
+  sa.forEach((ra, idx) => {
+    const rb = sb[idx];
+    if (ra.excluded && !rb.excluded) d.added.push(idx);
+    else if (!ra.excluded && rb.excluded) d.removed.push(idx);
+    else if (!ra.excluded && !rb.excluded) {
+      if (ra.label !== rb.label) d.relabelled.push({ idx, from: ra.label, to: rb.label });
+      if (ra.split !== rb.split) d.moved.push({ idx, from: ra.split, to: rb.split });
     }
   });
   return d;
