@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "../src/core/aug_kernel.h"
 #include "../src/core/decode.h"
 #include "../src/core/registry.h"
 #include "util.h"
@@ -15,6 +16,18 @@ struct AugArgs {
     std::vector<eb_aug_op> ops;
     eb_backend be{};
 };
+
+// ops: [{kind, p, a, b, k}], validated in TypeScript.
+std::vector<eb_aug_op> parse_ops(const Napi::Array &ops) {
+    auto num = [&](const Napi::Object &obj, const char *k) { return obj.Get(k).As<Napi::Number>().DoubleValue(); };
+    std::vector<eb_aug_op> out;
+    for (uint32_t i = 0; i < ops.Length(); i++) {
+        Napi::Object op = ops.Get(i).As<Napi::Object>();
+        out.push_back({(int32_t)num(op, "kind"), (float)num(op, "p"), (float)num(op, "a"), (float)num(op, "b"),
+                       (int32_t)num(op, "k")});
+    }
+    return out;
+}
 
 // job: {src, n, inH, inW, outH, outW, ops: [{kind, p, a, b, k}], scale, mean[3], std[3], bgr, nhwc,
 //       seed, indexOffset, threads, backend}; dst is allocated here.
@@ -39,12 +52,7 @@ bool parse_job(Napi::Env env, const Napi::Object &o, AugArgs &a, Napi::Float32Ar
     j.index_offset = (int64_t)num(o, "indexOffset");
     j.indices = o.Has("indices") && o.Get("indices").IsTypedArray() ? typed_data<int64_t>(o.Get("indices")) : nullptr;
     j.threads = (int32_t)num(o, "threads");
-    Napi::Array ops = o.Get("ops").As<Napi::Array>();
-    for (uint32_t i = 0; i < ops.Length(); i++) {
-        Napi::Object op = ops.Get(i).As<Napi::Object>();
-        a.ops.push_back({(int32_t)num(op, "kind"), (float)num(op, "p"), (float)num(op, "a"), (float)num(op, "b"),
-                         (int32_t)num(op, "k")});
-    }
+    a.ops = parse_ops(o.Get("ops").As<Napi::Array>());
     j.ops = a.ops.data();
     j.n_ops = (int32_t)a.ops.size();
     std::string err;
@@ -229,6 +237,22 @@ private:
 };
 
 // similarPairs(x: Float32Array of unit rows, n, d, threshold, maxPairs) -> Promise<{i, j, s}>
+// augTheta(ops, seed, indices: BigInt64Array) -> Float32Array of indices.length * ops * EB_AUG_THETA_PER_OP:
+// the parameters each image's view draws, for a conditional Ω. Cheap, so synchronous.
+Napi::Value aug_theta(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    return guarded(env, "augTheta", [&]() -> Napi::Value {
+        const std::vector<eb_aug_op> ops = parse_ops(info[0].As<Napi::Array>());
+        const uint64_t seed = (uint64_t)info[1].As<Napi::Number>().Int64Value();
+        Napi::BigInt64Array idx = info[2].As<Napi::BigInt64Array>();
+        const size_t per = ops.size() * EB_AUG_THETA_PER_OP;
+        Napi::Float32Array out = Napi::Float32Array::New(env, idx.ElementLength() * per);
+        for (size_t i = 0; i < idx.ElementLength(); i++)
+            eb::aug_theta(ops.data(), (int)ops.size(), seed, idx[i], out.Data() + i * per);
+        return out;
+    });
+}
+
 Napi::Value similar_pairs(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     return guarded(env, "similarPairs", [&]() -> Napi::Value {
@@ -259,6 +283,7 @@ Napi::Value decode_jpegs(const Napi::CallbackInfo &info) {
 Napi::Object init_image(Napi::Env env, Napi::Object exports) {
     exports.Set("augment", Napi::Function::New(env, augment));
     exports.Set("augmentAsync", Napi::Function::New(env, augment_async));
+    exports.Set("augTheta", Napi::Function::New(env, aug_theta));
     exports.Set("decodeJpegs", Napi::Function::New(env, decode_jpegs));
     exports.Set("similarPairs", Napi::Function::New(env, similar_pairs));
     return exports;

@@ -30,6 +30,8 @@ typedef enum eb_aug_kind {
 } eb_aug_kind;
 
 #define EB_AUG_MAX_OPS 16
+/* Floats of θ per op (aug_theta): fired, and two parameters in [-1, 1]. */
+#define EB_AUG_THETA_PER_OP 3
 
 typedef struct eb_aug_op {
     int32_t kind;

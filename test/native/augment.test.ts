@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { augment, augmentAsync, type NativeAugOp } from '../../electron/engine/native/index.js';
-import { nativeOps, parseAug } from '../../electron/engine/augment/index.js';
+import { augTheta, augment, augmentAsync, type NativeAugOp } from '../../electron/engine/native/index.js';
+import { THETA_PER_OP, nativeOps, parseAug } from '../../electron/engine/augment/index.js';
 import { augmentReference } from '../helpers/aug-reference.js';
 import { golden } from '../helpers/shared.js';
 
@@ -103,5 +103,53 @@ describe('augmentation specs', () => {
     assert.throws(() => parseAug('hflop'), /unknown augmentation "hflop".*use one of identity, hflip/);
     assert.throws(() => parseAug('rot90:k=4'), /rot90:k must be an integer in \[1, 3\], got "4"/);
     assert.throws(() => parseAug('hflip:q=1'), /has no parameter "q": it takes p/);
+  });
+});
+
+describe('θ, the parameters a random view drew', () => {
+  // Each image i of the batch draws with index i (indexOffset 0), so θ row i names its view.
+  const indices = BigInt64Array.from(imgs.map((_, i) => BigInt(i)));
+  const one = (i: number, a: Float32Array) => a.subarray(i * 3072, (i + 1) * 3072);
+  const view = (spec: string, seed = 7) => augment({ pixels, n: imgs.length, inH: 32, inW: 32, ops: nativeOps(parseAug(spec)), scale: 1, mean: [0, 0, 0], std: [1, 1, 1], seed });
+
+  it('a random rotation is the fixed rotation by the angle θ names', () => {
+    const spec = parseAug('rotate:min=-15,max=15');
+    const theta = augTheta(nativeOps(spec), 7, indices);
+    assert.equal(theta.length, imgs.length * THETA_PER_OP);
+    const random = view(spec.key);
+    const angles = new Set<number>();
+    imgs.forEach((_, i) => {
+      assert.equal(theta[i * 3], 1, 'fired');
+      const deg = theta[i * 3 + 1] * 15;
+      angles.add(Math.round(deg));
+      assert.ok(Math.abs(deg) <= 15);
+      const fixed = augment({ pixels: pixels.subarray(i * 3072, (i + 1) * 3072), n: 1, inH: 32, inW: 32, ops: [{ ...nativeOps(spec)[0], a: deg, b: deg }], scale: 1, mean: [0, 0, 0], std: [1, 1, 1] });
+      let d = 0;
+      one(i, random).forEach((x, k) => (d = Math.max(d, Math.abs(x - fixed[k]))));
+      assert.ok(d <= 1, `image ${i}: ${deg.toFixed(2)}° differs by ${d}`);
+    });
+    assert.ok(angles.size > 3, 'the draws differ between images');
+  });
+
+  it('a random crop is the fixed shift θ names, and a flip at p = 0.5 fired exactly where θ says', () => {
+    const spec = parseAug('crop:pad=4+hflip:p=0.5');
+    const theta = augTheta(nativeOps(spec), 11, indices);
+    const random = view(spec.key, 11);
+    const flips = new Set<number>();
+    imgs.forEach((_, i) => {
+      const t = theta.subarray(i * 6, (i + 1) * 6);
+      flips.add(t[3]);
+      const ops = [...nativeOps(parseAug(`translate:dx=${Math.round(t[1] * 4)},dy=${Math.round(t[2] * 4)}`)), ...(t[3] ? nativeOps(parseAug('hflip')) : [])];
+      const fixed = augment({ pixels: pixels.subarray(i * 3072, (i + 1) * 3072), n: 1, inH: 32, inW: 32, ops, scale: 1, mean: [0, 0, 0], std: [1, 1, 1] });
+      assert.deepEqual(one(i, random), fixed, `image ${i}`);
+    });
+    assert.deepEqual([...flips].sort(), [0, 1], 'both outcomes of the flip occur in eight images');
+  });
+
+  it('another seed draws another θ, the same seed the same one', () => {
+    const ops = nativeOps(parseAug('brightness:s=0.4'));
+    assert.deepEqual(augTheta(ops, 3, indices), augTheta(ops, 3, indices));
+    assert.notDeepEqual(augTheta(ops, 3, indices), augTheta(ops, 4, indices));
+    assert.ok(augTheta(ops, 3, indices).every((x, k) => (k % 3 === 0 ? x === 1 : k % 3 === 2 ? x === 0 : Math.abs(x) <= 1)));
   });
 });

@@ -7,7 +7,7 @@
 import { cpus } from 'node:os';
 import * as ort from 'onnxruntime-node';
 
-import { nativeOps, parseAug } from '../augment/index.js';
+import { imageIndex, nativeOps, parseAug } from '../augment/index.js';
 import { type BackboneInfo, getBackbone, preprocessOf, session } from '../backbones/index.js';
 import { decodeToSize, getDataset, readBlobs, selectImages, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
@@ -44,11 +44,6 @@ export interface ExtractResult {
   /** Seconds spent waiting on ONNX Runtime; the rest of the wall time is ours. */
   onnxSeconds: number;
   imagesPerSecond: number;
-}
-
-/** A stable per-image index for random draws: the same image gets the same draw in any batch. */
-export function imageIndex(sha: string): bigint {
-  return BigInt(`0x${sha.slice(0, 12)}`);
 }
 
 export async function extract(db: Db, req: ExtractRequest): Promise<ExtractResult> {

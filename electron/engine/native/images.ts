@@ -30,6 +30,18 @@ export interface AugmentRequest {
   backend?: BackendName;
 }
 
+function validOps(ops: NativeAugOp[]): void {
+  if (!Array.isArray(ops)) throw new TypeError('ops must be an array');
+  ops.forEach((op, i) => {
+    v.int(`ops[${i}].kind`, op.kind, 1, 9);
+    v.num(`ops[${i}].p`, op.p, 0, 1);
+    v.num(`ops[${i}].a`, op.a);
+    v.num(`ops[${i}].b`, op.b);
+    v.int(`ops[${i}].k`, op.k, -1024, 1024);
+  });
+  if (ops.length > 16) throw new RangeError(`at most 16 augmentation ops, got ${ops.length}`);
+}
+
 function augJob(r: AugmentRequest): AugJob {
   const n = v.int('n', r.n, 1);
   const inH = v.int('inH', r.inH, 1, 1 << 14);
@@ -40,15 +52,7 @@ function augJob(r: AugmentRequest): AugJob {
     if (!Array.isArray(t) || t.length !== 3) throw new TypeError(`${name} must be an array of 3 numbers`);
     return t.map((x, i) => v.num(`${name}[${i}]`, x, min));
   };
-  if (!Array.isArray(r.ops)) throw new TypeError('ops must be an array');
-  r.ops.forEach((op, i) => {
-    v.int(`ops[${i}].kind`, op.kind, 1, 9);
-    v.num(`ops[${i}].p`, op.p, 0, 1);
-    v.num(`ops[${i}].a`, op.a);
-    v.num(`ops[${i}].b`, op.b);
-    v.int(`ops[${i}].k`, op.k, -1024, 1024);
-  });
-  if (r.ops.length > 16) throw new RangeError(`at most 16 augmentation ops, got ${r.ops.length}`);
+  validOps(r.ops);
   const std = triple('std', r.std, 1, 1e-12);
   return {
     src: r.pixels,
@@ -75,6 +79,14 @@ function augJob(r: AugmentRequest): AugJob {
 export function augment(r: AugmentRequest): Float32Array {
   const job = augJob(r);
   return guard((b) => b.augment(job));
+}
+
+/** The parameters each image's view draws (3 floats per op, see aug_theta in aug_kernel.h). */
+export function augTheta(ops: NativeAugOp[], seed: number, indices: BigInt64Array): Float32Array {
+  validOps(ops);
+  v.int('seed', seed, 0, 2 ** 52);
+  if (!(indices instanceof BigInt64Array)) throw new TypeError('indices must be a BigInt64Array');
+  return guard((b) => b.augTheta(ops, seed, indices));
 }
 
 /** The same off the event loop, so decoding, augmentation and inference can overlap. */

@@ -4,18 +4,8 @@ import { join } from 'node:path';
 
 import PAPER from './paper-table2.json' with { type: 'json' };
 
+import { BASES, rowKey, scenarios, table2Rows } from './scenarios.js';
 import { accOf, type Acc, type ReproduceResult } from './types.js';
-
-const ROWS: [string, string][] = [
-  ['base_none', 'base model, no augmentation (base-task top-1)'],
-  ['base_hflip', 'base model, hflip (base-task top-1)'],
-  ['none_none', '[None]-[None]'],
-  ['pixel_none', '[Pixel]-[None]'],
-  ['pixel_pixel', '[Pixel]-[Pixel]'],
-  ['pixel_embed', '[Pixel]-[Embed]'],
-  ['none_pixel', '[None]-[Pixel] (not in the paper)'],
-  ['none_embed', '[None]-[Embed] (not in the paper)'],
-];
 
 export interface PaperNumbers {
   source: string;
@@ -28,18 +18,6 @@ export function paperNumbers(): PaperNumbers {
 }
 
 const pct = (a: Acc | undefined) => (a ? `${(100 * a.mean).toFixed(2)} ± ${(100 * a.std).toFixed(2)}` : '–');
-
-/** Few-shot rows after the base prefix ([None] or [Pixel] base): the mode, and what it samples. */
-const FEW_SHOT_ROWS: [string, string][] = [
-  ['none', '[None] fine-tuning augmentation'],
-  ['pixel', '[Pixel] hflip through Φ'],
-  ['embed', '[Embed] Ω, its mean (the paper)'],
-  ['embed-residual-gauss', '[Embed] Ω + Gaussian residual'],
-  ['embed-shift-gauss', '[Embed] identity + Gaussian shift (no network)'],
-  ['embed-knn-shift', '[Embed] shift of a nearest base neighbour'],
-  ['embed-generator', '[Embed] generative Ω (energy score)'],
-  ['noise', '[Noise] Gaussian noise, Ω-free baseline'],
-];
 
 /**
  * A gain of a mode over [None], per seed (the seeds pair: the same images, the same initial
@@ -61,14 +39,16 @@ function fewShotMarkdown(r: ReproduceResult): string {
     `Protocol: **${r.protocol}** (${r.protocolDescription}). Each seed draws its own ${r.perClass} images per class, so the spread includes the choice of images; tested on the whole target test split${r.subset ? ` (subset of ${r.subset})` : ''}. Ψ fine-tuned ${r.epochs} epochs with the defaults fixed in advance (SGD, lr 0.01, momentum 0.9, weight decay 5e-4, batch 128); nothing is chosen on the test split. Fine-tuning augmentation: ${r.augSets.join(', ')}.`,
     '',
   ];
-  for (const [base, prefix] of [['none', 'none'], ['hflip', 'pixel']] as const) {
-    lines.push(`## Base trained with ${base === 'none' ? 'no augmentation' : 'hflip'}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
-    for (const [k, label] of FEW_SHOT_ROWS) lines.push(`| ${label} | ${archs.map((a) => pct(cell(a, `${prefix}_${k}`))).join(' | ')} |`);
+  const plan = scenarios(r.augSets.slice(0, 1), true);
+  for (const base of BASES) {
+    const key = (k: string) => rowKey(base, { key: k });
+    lines.push(`## Base trained with ${base.label}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
+    for (const sc of plan) lines.push(`| ${sc.label} | ${archs.map((a) => pct(cell(a, key(sc.key)))).join(' | ')} |`);
     lines.push('', 'Gain over [None] (points, mean ± std of the per-seed difference; **bold** when beyond 2 std) and, where the pixel gain is real, the fraction of it each mode recovers, (mode − none) / (pixel − none):', '',
       `| mode | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
-    for (const [k, label] of FEW_SHOT_ROWS.slice(1))
+    for (const { key: k, label } of plan.slice(1))
       lines.push(`| ${label} | ${archs.map((a) => {
-        const none = cell(a, `${prefix}_none`), mode = cell(a, `${prefix}_${k}`), pixel = cell(a, `${prefix}_pixel`);
+        const none = cell(a, key('none')), mode = cell(a, key(k)), pixel = cell(a, key('pixel'));
         if (!none || !mode) return '–';
         const g = gainOver(none, mode), pg = pixel ? gainOver(none, pixel) : null;
         const txt = `${(100 * g.mean).toFixed(2)} ± ${(100 * g.std).toFixed(2)}`;
@@ -116,7 +96,7 @@ function table2Markdown(r: ReproduceResult): string {
     `| scenario | ${archs.map((a) => (hasPaper ? `${a} | ${a} (paper)` : a)).join(' | ')} |`,
     `|---|${archs.map(() => (hasPaper ? '---:|---:' : '---:')).join('|')}|`,
   ];
-  for (const [key, label] of ROWS) {
+  for (const [key, label] of table2Rows('hflip')) {
     lines.push(
       `| ${label} | ${archs
         .map((a) => {
@@ -130,7 +110,7 @@ function table2Markdown(r: ReproduceResult): string {
   if (!hasPaper) lines.push('', `_The paper's own numbers are not shown: ${paper.note}_`);
   for (const s of r.augSets.filter((x) => x !== 'hflip')) {
     lines.push('', `## Fine-tuning augmentation: ${s === 'both' ? 'both flips (hflip and vflip)' : s}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
-    for (const [key, label] of ROWS.filter(([k]) => /_(pixel|embed)$/.test(k)))
+    for (const [key, label] of table2Rows(s).filter(([k]) => /_(pixel|embed)$/.test(k)))
       lines.push(`| ${label} | ${archs.map((a) => pct(accOf(r.architectures[a], key, s))).join(' | ')} |`);
   }
   lines.push('', '## Augmentation transformers Ω (held-out pairs of the base task)', '', '| architecture | base | augmentation | Ω used | MSE Ω | MSE identity | cosine Ω | cosine identity |', '|---|---|---|---|---:|---:|---:|---:|');

@@ -9,14 +9,16 @@ import type { Db } from '../db.js';
 import { logitsAccuracy } from '../embeddings/index.js';
 import { ProgressMeter, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
-import { meanStd, trainHead, trainOmega, type FineTuneMode, type HeadConfig, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
+import { meanStd, trainHead, trainOmega, type HeadConfig, type OmegaConfig, type OmegaResult } from '../training/index.js';
 import { measureEq8 } from './eq8.js';
 import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
 import { writeReport } from './report.js';
+import { BASES, rowKey, runName, scenarios, type Scenario } from './scenarios.js';
 import type { Acc, ArchResult, ReproduceResult } from './types.js';
 
 export * from './types.js';
+export { scenarios } from './scenarios.js';
 
 export const AUG_SETS: Record<string, string[]> = { hflip: ['hflip'], vflip: ['vflip'], both: ['hflip', 'vflip'] };
 
@@ -47,27 +49,6 @@ export interface ReproduceOptions {
 }
 
 const acc = (runs: number[]): Acc => ({ ...meanStd(runs), runs });
-
-/** One head to train per seed: its row key (after the base prefix), augmentation set and mode. */
-interface Scenario {
-  key: string;
-  augSet: string;
-  mode: FineTuneMode;
-  sampling?: OmegaSampling;
-}
-
-/** The heads of one seed: Table II's, and with the few-shot protocol the stochastic Ω forms and the noise baseline. */
-export function scenarios(augSets: string[], fewShot: boolean): Scenario[] {
-  const out: Scenario[] = [{ key: 'none', augSet: 'none', mode: 'none' }];
-  for (const s of augSets) {
-    out.push({ key: 'pixel', augSet: s, mode: 'pixel' }, { key: 'embed', augSet: s, mode: 'embed', sampling: 'mean' });
-    if (fewShot) for (const f of ['residual-gauss', 'shift-gauss', 'knn-shift', 'generator'] as const) out.push({ key: `embed-${f}`, augSet: s, mode: 'embed', sampling: f });
-  }
-  if (fewShot) out.push({ key: 'noise', augSet: 'none', mode: 'noise' });
-  return out;
-}
-
-const LABEL: Record<FineTuneMode, string> = { none: 'None', pixel: 'Pixel', embed: 'Embed', noise: 'Noise' };
 
 export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceResult> {
   const t0 = performance.now();
@@ -101,9 +82,9 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
       const arch: ArchResult = {};
       result.architectures[fam.architecture] = arch;
       result.omega[fam.architecture] = {};
-      for (const baseAug of ['none', 'hflip'] as const) {
+      for (const b of BASES) {
+        const baseAug = b.aug;
         const bb = fam[baseAug];
-        const prefix = baseAug === 'none' ? 'none' : 'pixel';
         log(`${fam.architecture}: base model ${bb.name} on the base task's test split`);
         const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, threads, signal: o.signal, onProgress: o.onProgress });
         arch[`base_${baseAug}`] = acc([base.accuracy]);
@@ -124,13 +105,13 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         }
         const scores = new Map<string, Map<string, number[]>>();
         const head = async (sc: Scenario, seed: number) => {
-          const scenario = `${prefix}_${sc.key}`;
+          const scenario = rowKey(b, sc);
           const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
           const h = await trainHead(db, {
             ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
             mode: sc.mode, augs: AUG_SETS[sc.augSet] ?? [], omegas, sampling: sc.sampling,
             config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
-            name: `${fam.architecture} [${baseAug === 'none' ? 'None' : 'Pixel'}]-[${LABEL[sc.mode]}${sc.sampling && sc.sampling !== 'mean' ? ` ${sc.sampling}` : ''}] ${sc.augSet === 'none' ? '' : sc.augSet}${fewShot ? ` ${o.perClass}/class` : ''} seed ${seed}`.replace(/\s+/g, ' '),
+            name: runName(fam.architecture, b, sc, seed, o.perClass ?? null),
           });
           const bySet = scores.get(sc.augSet) ?? scores.set(sc.augSet, new Map()).get(sc.augSet)!;
           (bySet.get(scenario) ?? bySet.set(scenario, []).get(scenario)!).push(h.testAccuracy);

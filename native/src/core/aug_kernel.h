@@ -113,6 +113,45 @@ EB_HD void aug_plan(const eb_aug_job &job, int64_t image, AugPlan &plan) {
     }
 }
 
+// θ of one image: the parameters aug_plan draws for it, EB_AUG_THETA_PER_OP floats per op, for
+// a conditional Ω(z, θ). Slot 0 is 1 when the op fired, else 0; slots 1 and 2 are its random
+// parameters scaled to [-1, 1] (the angle over the largest |angle| of the range, the shift
+// over the padding, the colour factor's offset over its strength, the cutout centre over the
+// image), 0 when the op did not fire or draws nothing. Same generator calls as aug_plan, so
+// θ describes exactly the view the pixels got.
+EB_HD void aug_theta(const eb_aug_op *ops, int n_ops, uint64_t seed, int64_t image, float *theta) {
+    for (int k = 0; k < n_ops && k < EB_AUG_MAX_OPS; k++) {
+        const eb_aug_op op = ops[k];
+        float *t = theta + k * EB_AUG_THETA_PER_OP;
+        t[0] = t[1] = t[2] = 0.0f;
+        if (op.p < 1.0f && aug_uniform(seed, image, k, 0) >= op.p) continue;
+        t[0] = 1.0f;
+        const float u1 = aug_uniform(seed, image, k, 1), u2 = aug_uniform(seed, image, k, 2);
+        switch (op.kind) {
+        case EB_AUG_ROTATE: {
+            const float range = fmaxf(fabsf(op.a), fabsf(op.b));
+            if (op.a != op.b && range > 0) t[1] = (op.a + (op.b - op.a) * u1) / range;
+            break;
+        }
+        case EB_AUG_TRANSLATE:
+            if (op.k > 0) {
+                const int span = 2 * op.k + 1;
+                t[1] = (float)((int)(u1 * span) - op.k) / op.k;
+                t[2] = (float)((int)(u2 * span) - op.k) / op.k;
+            }
+            break;
+        case EB_AUG_BRIGHTNESS: case EB_AUG_CONTRAST: case EB_AUG_SATURATION:
+            if (op.a > 0) t[1] = 2.0f * u1 - 1.0f;
+            break;
+        case EB_AUG_CUTOUT:
+            t[1] = 2.0f * u1 - 1.0f;
+            t[2] = 2.0f * u2 - 1.0f;
+            break;
+        default: break;
+        }
+    }
+}
+
 // Coordinates this close to a pixel centre are taken as exact, so flips and right-angle
 // rotations copy pixels bit for bit despite float rounding in the composed map.
 EB_HD float snap(float v) {
