@@ -12,7 +12,9 @@ import { decodeModel, encodeModel } from '../../electron/engine/export/onnx.js';
 import { decodeSafetensors } from '../../electron/engine/export/safetensors.js';
 import { exportRun } from '../../electron/engine/export/export.js';
 import { listRuns } from '../../electron/engine/runs/index.js';
-import { trainHead, trainOmega } from '../../electron/engine/training/index.js';
+import { applyOmega, trainHead, trainOmega } from '../../electron/engine/training/index.js';
+import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
+import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
 import { MODELS, WDS, golden, tempDir } from '../helpers/shared.js';
 
@@ -76,6 +78,28 @@ describe('exporting heads and Ω', () => {
     assert.ok(r.checks[0].maxAbsDiff < 1e-4);
     const s = await ort.InferenceSession.create(join(out, 'omega-vflip.onnx'));
     assert.deepEqual(s.outputNames, ['augmented_embedding']);
+  });
+
+  it('exports a conditional Ω with two inputs, embedding and θ, verified in ONNX Runtime on the θ its augmentation draws', async () => {
+    const aug = 'crop:pad=4+rotate:min=-20,max=20';
+    for (const form of ['conditional', 'conditional-fourier'] as const) {
+      const om = await trainOmega(db, { backbone: 'tiny-resnet18-w4', dataset: 'mini', selection: { split: 'train', classes: [0, 1, 2, 3, 4] }, aug, config: { epochs: 2, draws: 2, form } });
+      const out = join(tmp.dir, form);
+      const r = await exportRun(db, { runId: om.runId, outDir: out, name: 'omega-cond' });
+      assert.ok(r.checks[0].maxAbsDiff < 1e-4, JSON.stringify(r.checks));
+      const s = await ort.InferenceSession.create(join(out, 'omega-cond.onnx'));
+      assert.deepEqual(s.inputNames, ['embedding', 'theta']);
+      // The file alone reproduces the engine: Ω(z, θ) for θ the engine draws, here with seed 5.
+      const z = await embeddingsFor(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', split: 'train', classes: [0], limit: 20, aug: 'identity' });
+      const theta = drawTheta(parseAug(aug), 5, z.images.map((i) => i.sha256));
+      const got = (await s.run({ embedding: new ort.Tensor('float32', z.x, [20, 32]), theta: new ort.Tensor('float32', theta, [20, 6]) })).augmented_embedding.data as Float32Array;
+      const want = applyOmega(om, z.x, theta);
+      assert.ok(got.every((v, i) => Math.abs(v - want[i]) < 1e-4));
+      const manifest = JSON.parse(readFileSync(join(out, 'omega-cond.json'), 'utf8'));
+      assert.equal(manifest.form, form);
+      assert.equal(manifest.theta_dim, 6);
+      assert.equal(manifest.embedding_dim, 32);
+    }
   });
 
   it('refuses names that would write outside the destination, and runs that have no weights', async () => {

@@ -8,7 +8,9 @@ import { openDb, type Db } from '../../electron/engine/db.js';
 import { MlpModel } from '../../electron/engine/native/index.js';
 import { discoverFamilies, reproduce } from '../../electron/engine/paper/index.js';
 import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
-import { applyOmega, trainHead, trainOmega, unpackParams } from '../../electron/engine/training/index.js';
+import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
+import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
+import { applyOmega, embedView, trainHead, trainOmega, unpackParams, viewSeed } from '../../electron/engine/training/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
 import { MODELS, REPO, WDS, rng, tempDir } from '../helpers/shared.js';
 
@@ -183,6 +185,39 @@ describe('the paper pipeline on a small real subset', () => {
     const h = await trainHead(db, { backbone: 'tiny-hflip', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], limit: 50 }, test: { split: 'test', classes: [5, 6, 7, 8, 9], limit: 50 }, mode: 'pixel', augs: ['crop:pad=4'], config: { epochs: 3 } });
     assert.equal(h.history.length, 3);
     assert.equal((db.prepare('SELECT count(*) AS n FROM embedding_sets').get() as { n: number }).n - before, 3, 'one random draw per epoch');
+  });
+
+  it('a conditional Ω of a random augmentation: several draws per image, fidelity against |θ|, fresh views every epoch', async () => {
+    const selection = { split: 'train', classes: [0, 1, 2, 3, 4], limit: 300, balanced: true };
+    const auto = await trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'rotate:min=-30,max=30', config: { epochs: 3, draws: 3 } });
+    assert.deepEqual(auto.candidates.map((c) => c.form), ['residual', 'conditional', 'conditional-fourier']);
+    assert.equal(auto.draws, 3);
+    const sets = db.prepare('SELECT seed FROM embedding_sets WHERE aug_key = ? ORDER BY seed').all(parseAug('rotate:min=-30,max=30').key) as { seed: number }[];
+    assert.deepEqual(sets.map((r) => r.seed), [0, 1, 2], 'three draws, each cached under its own seed');
+    const curve = auto.thetaCurve!;
+    assert.deepEqual(curve.map((b) => b.lo), [0, 0.25, 0.5, 0.75]);
+    assert.equal(curve.reduce((a, b) => a + b.pairs, 0) % 3, 0, 'every draw of a held-out image is held out');
+    assert.ok(curve[3].identity! > curve[0].identity!, 'a bigger rotation moves the embedding further');
+    assert.ok(curve.every((b) => b.unconditional !== null && b.conditional !== null));
+    await assert.rejects(trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'hflip', config: { form: 'conditional' } }), /"hflip" draws none: use form auto, plain or residual/);
+
+    const om = await trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'rotate:min=-30,max=30', config: { epochs: 3, draws: 3, form: 'conditional-fourier' } });
+    assert.equal(om.chosen, 'conditional-fourier');
+    assert.equal(om.sizes[0], 32 + 5 * 3, 'z and five features of each of rotate\'s three θ slots');
+    const train = { split: 'train', classes: [5, 6, 7, 8, 9], perClass: 5, draw: 0 };
+    const z = await embeddingsFor(db, { dataset: 'cifar10', backbone: 'tiny-none', ...train, aug: 'identity' });
+    assert.throws(() => applyOmega(om, z.x), /conditional Ω predicts the view of a given draw θ/);
+    const spec = parseAug('rotate:min=-30,max=30');
+    const shas = z.images.map((i) => i.sha256);
+    const view = (epoch: number) => embedView(om, spec, z.x, shas, viewSeed(7, epoch));
+    assert.notDeepEqual(view(0), view(1), 'each epoch draws new θ');
+    assert.deepEqual(view(1), view(1), 'and the same again for the same seed and epoch');
+    // The views are Ω at the θ pixel mode draws for that epoch.
+    assert.deepEqual(view(1), applyOmega(om, z.x, drawTheta(spec, viewSeed(7, 1), shas)));
+    const req = { backbone: 'tiny-none', dataset: 'cifar10', train, test: { split: 'test', classes: [5, 6, 7, 8, 9], limit: 50 }, mode: 'embed' as const, augs: [spec.key], omegas: { [spec.key]: om }, config: { epochs: 3, seed: 7 } };
+    const a = await trainHead(db, req), b = await trainHead(db, req);
+    assert.deepEqual(a.params, b.params);
+    assert.notDeepEqual(a.params, (await trainHead(db, { ...req, config: { epochs: 3, seed: 8 } })).params);
   });
 
   it('a run whose process crashes is marked interrupted at the next start', () => {

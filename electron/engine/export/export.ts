@@ -10,7 +10,7 @@ import { lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, s
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
-import { nativeOps, parseAug } from '../augment/index.js';
+import { drawTheta, nativeOps, parseAug } from '../augment/index.js';
 import { getBackbone, preprocessOf, type BackboneInfo } from '../backbones/index.js';
 import { decodeToSize, readBlobs, selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
@@ -18,10 +18,10 @@ import { embeddingsFor } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import { MlpModel, augment } from '../native/index.js';
 import { artifactBytes, getRun, runArtifacts, startRun, type RunRecord } from '../runs/index.js';
-import { unpackParams } from '../training/index.js';
+import { conditionalForward, encodedDim, isConditional, unpackParams } from '../training/index.js';
 import type { onnx } from 'onnx-proto';
 
-import { decodeModel, encodeModel, mlpNodes, model, valueInfo } from './onnx.js';
+import { conditionalInputNodes, decodeModel, encodeModel, mlpNodes, model, valueInfo } from './onnx.js';
 import { encodeSafetensors } from './safetensors.js';
 
 export interface ExportRequest {
@@ -54,6 +54,10 @@ interface Trained {
   sizes: number[];
   params: Float32Array[];
   residual: boolean;
+  /** An Ω's form (plain, residual, conditional…); a head's is plain. */
+  form: string;
+  /** An Ω's augmentation spec. */
+  aug: string | null;
   classNames: string[];
   backbone: BackboneInfo;
 }
@@ -65,9 +69,10 @@ function trained(db: Db, runId: number): Trained {
   const art = runArtifacts(db, runId).find((a) => a.kind === 'weights');
   if ((run.kind !== 'head' && run.kind !== 'omega') || !art)
     throw new EmbaugError('E_EXPORT', `Run ${runId} is a${/^[aeiou]/.test(run.kind) ? 'n' : ''} ${run.kind} run without weights: export a head (Ψ) or Ω run (see \`embaug runs list --kind head\`).`);
-  const meta = JSON.parse(art.meta) as { sizes: number[]; classNames?: string[]; residual?: boolean };
+  const meta = JSON.parse(art.meta) as { sizes: number[]; classNames?: string[]; residual?: boolean; form?: string; aug?: string };
   return {
     run, kind: run.kind, sizes: meta.sizes, params: unpackParams(artifactBytes(db, runId, art.name), meta.sizes), residual: !!meta.residual,
+    form: meta.form ?? (meta.residual ? 'residual' : 'plain'), aug: meta.aug ?? null,
     classNames: meta.classNames ?? [], backbone: getBackbone(db, run.backboneSha),
   };
 }
@@ -154,18 +159,29 @@ function sha(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** The width of θ a conditional Ω takes, or null for any other model. */
+function thetaWidth(t: Trained): number | null {
+  if (!isConditional(t.form)) return null;
+  return (t.sizes[0] - t.sizes.at(-1)!) / encodedDim(t.form, 1);
+}
+
 function headGraph(t: Trained, props: Record<string, unknown>) {
-  const d = t.sizes[0], out = t.sizes[t.sizes.length - 1];
-  const g = mlpNodes('', 'embedding', t.sizes, t.params, t.residual);
+  const out = t.sizes[t.sizes.length - 1];
+  const tw = thetaWidth(t);
+  // A conditional Ω takes the embedding and θ, and adds its output to the embedding.
+  const d = tw === null ? t.sizes[0] : out;
+  const cond = tw === null ? null : conditionalInputNodes('embedding', 'theta', tw, t.form === 'conditional-fourier');
+  const g = mlpNodes('', cond?.output ?? 'embedding', t.sizes, t.params, t.residual || cond ? 'embedding' : null);
   const outputs = t.kind === 'head'
     ? [valueInfo('logits', ['N', out]), valueInfo('probabilities', ['N', out])]
     : [valueInfo('augmented_embedding', ['N', out])];
-  const nodes = [...g.nodes];
+  const inputs = [valueInfo('embedding', ['N', d]), ...(tw === null ? [] : [valueInfo('theta', ['N', tw])])];
+  const nodes = [...(cond?.nodes ?? []), ...g.nodes];
   if (t.kind === 'head') {
     nodes.push({ opType: 'Identity', name: 'logits', input: [g.output], output: ['logits'] });
     nodes.push({ opType: 'Softmax', name: 'probabilities', input: ['logits'], output: ['probabilities'], attribute: [{ name: 'axis', type: 2, i: 1 }] });
   } else nodes.push({ opType: 'Identity', name: 'augmented_embedding', input: [g.output], output: ['augmented_embedding'] });
-  return model({ name: `embaug-${t.kind}`, node: nodes, initializer: g.initializers, input: [valueInfo('embedding', ['N', d])], output: outputs }, props);
+  return model({ name: `embaug-${t.kind}`, node: nodes, initializer: [...(cond?.initializers ?? []), ...g.initializers], input: inputs, output: outputs }, props);
 }
 
 /** Φ's graph with Ψ appended on its embedding output: image in, probabilities and logits out. */
@@ -179,7 +195,7 @@ function mergedGraph(t: Trained, props: Record<string, unknown>): onnx.IModelPro
     node.output = (node.output ?? []).map(rename);
     node.input = (node.input ?? []).map(rename);
   }
-  const g = mlpNodes('head/', emb, t.sizes, t.params, false);
+  const g = mlpNodes('head/', emb, t.sizes, t.params, null);
   const out = t.sizes[t.sizes.length - 1];
   graph.node.push(
     ...g.nodes,
@@ -228,6 +244,8 @@ export async function exportRun(db: Db, req: ExportRequest): Promise<ExportResul
   const props = {
     embaug_kind: t.kind, classes: t.classNames, embedding_dim: t.sizes[0], layer_sizes: t.sizes, backbone_sha256: t.backbone.sha256,
     backbone: t.backbone.name, run_id: t.run.id, dataset_version: t.run.datasetVersion ?? '', residual: t.residual,
+    ...(t.kind === 'omega' ? { form: t.form, augmentation: t.aug ?? '' } : {}),
+    ...(thetaWidth(t) !== null ? { theta_dim: thetaWidth(t), theta_layout: 'per op of the augmentation: fired (0/1), then two parameters scaled to [-1, 1]' } : {}),
   };
   const record = startRun(db, { kind: 'export', name: `export run ${t.run.id} to ${outDir}`, parentId: t.run.id, backboneSha: t.backbone.sha256, config: { ...req, outDir, name } });
   try {
@@ -241,8 +259,14 @@ export async function exportRun(db: Db, req: ExportRequest): Promise<ExportResul
       const z = await embeddingsFor(db, { dataset: t.run.datasetId!, backbone: t.backbone.sha256, ...sel, aug: 'identity', record: false });
       const onnxPath = out.stage(`${name}.onnx`, 'onnx', encodeModel(headGraph(t, props)));
       const s = await ort.InferenceSession.create(onnxPath);
-      const res = await s.run({ embedding: new ort.Tensor('float32', z.x, [z.images.length, t.sizes[0]]) });
-      const ours = mlp.forward(z.x);
+      const tw = thetaWidth(t);
+      // A conditional Ω is checked on the θ its augmentation really draws for these images.
+      const theta = tw === null ? null : drawTheta(parseAug(t.aug!), 0, z.images.map((i) => i.sha256));
+      const res = await s.run({
+        embedding: new ort.Tensor('float32', z.x, [z.images.length, tw === null ? t.sizes[0] : t.sizes.at(-1)!]),
+        ...(theta ? { theta: new ort.Tensor('float32', theta, [z.images.length, tw!]) } : {}),
+      });
+      const ours = theta && isConditional(t.form) ? conditionalForward(t.form, t.sizes, t.params, z.x, theta) : mlp.forward(z.x);
       const classes = t.kind === 'head' ? t.sizes.at(-1)! : null;
       checks.push(compare(`${name}.onnx on ${z.images.length} real embeddings`, ours, (res[t.kind === 'head' ? 'logits' : 'augmented_embedding'] as ort.Tensor).data as Float32Array, classes));
       if (t.kind === 'head') {
@@ -280,7 +304,9 @@ export async function exportRun(db: Db, req: ExportRequest): Promise<ExportResul
       }
       out.stage(`${name}.safetensors`, 'safetensors', encodeSafetensors(tensors, { format: 'pt', embaug_kind: t.kind }));
       const manifest = {
-        kind: t.kind, classes: t.classNames, embedding_dim: t.sizes[0], layer_sizes: t.sizes, activation: 'relu', residual: t.residual,
+        kind: t.kind, classes: t.classNames, embedding_dim: thetaWidth(t) === null ? t.sizes[0] : t.sizes.at(-1), layer_sizes: t.sizes, activation: 'relu', residual: t.residual,
+        ...(t.kind === 'omega' ? { form: t.form, augmentation: t.aug } : {}),
+        ...(thetaWidth(t) !== null ? { theta_dim: thetaWidth(t), input: '[embedding, e(theta)]; the output adds the embedding' } : {}),
         weights: `${name}.safetensors`, layout: 'fc{l}.weight is [out, in]; y = x W^T + b', preprocessing: t.backbone.manifest.input,
         backbone: { name: t.backbone.name, sha256: t.backbone.sha256, embedding_output: t.backbone.manifest.embedding.output },
         run: t.run.id, dataset_version: t.run.datasetVersion, checks,

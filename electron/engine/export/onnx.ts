@@ -38,9 +38,10 @@ export interface MlpGraph {
 
 /**
  * Nodes for an MLP with weights [out, in] row-major (Gemm with transB = 1 takes them as
- * stored), ReLU between layers, and z + f(z) when residual.
+ * stored), ReLU between layers, and `skip` + f(input) when a skip tensor is named (the
+ * residual form: the input itself; a conditional Ω: the embedding part of its input).
  */
-export function mlpNodes(prefix: string, input: string, sizes: number[], params: Float32Array[], residual: boolean): MlpGraph {
+export function mlpNodes(prefix: string, input: string, sizes: number[], params: Float32Array[], skip: string | null): MlpGraph {
   const nodes: onnx.INodeProto[] = [];
   const initializers: onnx.ITensorProto[] = [];
   let x = input;
@@ -55,11 +56,42 @@ export function mlpNodes(prefix: string, input: string, sizes: number[], params:
       x = `${y}.relu`;
     }
   }
-  if (residual) {
-    nodes.push({ opType: 'Add', name: `${prefix}residual`, input: [input, x], output: [`${prefix}residual`] });
+  if (skip) {
+    nodes.push({ opType: 'Add', name: `${prefix}residual`, input: [skip, x], output: [`${prefix}residual`] });
     x = `${prefix}residual`;
   }
   return { nodes, initializers, output: x };
+}
+
+function int64s(name: string, values: number[]): onnx.ITensorProto {
+  return { name, dims: [values.length], dataType: proto.TensorProto.DataType.INT64, int64Data: values };
+}
+
+/**
+ * The input of a conditional Ω, [embedding, e(θ)]: θ itself, or with the Fourier features
+ * the engine computes (per θ component: θ, sin πθ, cos πθ, sin 2πθ, cos 2πθ, in that order).
+ */
+export function conditionalInputNodes(embedding: string, theta: string, thetaDim: number, fourier: boolean): MlpGraph {
+  const nodes: onnx.INodeProto[] = [];
+  const initializers: onnx.ITensorProto[] = [];
+  let enc = theta;
+  if (fourier) {
+    initializers.push(tensor('theta.pi', [1], Float32Array.of(Math.PI)), tensor('theta.2pi', [1], Float32Array.of(2 * Math.PI)), int64s('theta.column', [0, thetaDim, 1]), int64s('theta.flat', [0, 5 * thetaDim]));
+    nodes.push({ opType: 'Reshape', name: 'theta.t', input: [theta, 'theta.column'], output: ['theta.t'] });
+    const parts = ['theta.t'];
+    for (const [k, c] of [['1', 'theta.pi'], ['2', 'theta.2pi']]) {
+      nodes.push({ opType: 'Mul', name: `theta.a${k}`, input: ['theta.t', c], output: [`theta.a${k}`] });
+      for (const f of ['Sin', 'Cos']) {
+        nodes.push({ opType: f, name: `theta.${f.toLowerCase()}${k}`, input: [`theta.a${k}`], output: [`theta.${f.toLowerCase()}${k}`] });
+        parts.push(`theta.${f.toLowerCase()}${k}`);
+      }
+    }
+    nodes.push({ opType: 'Concat', name: 'theta.features', input: parts, output: ['theta.features'], attribute: [{ name: 'axis', type: proto.AttributeProto.AttributeType.INT, i: 2 }] });
+    nodes.push({ opType: 'Reshape', name: 'theta.encoded', input: ['theta.features', 'theta.flat'], output: ['theta.encoded'] });
+    enc = 'theta.encoded';
+  }
+  nodes.push({ opType: 'Concat', name: 'omega.input', input: [embedding, enc], output: ['omega.input'], attribute: [{ name: 'axis', type: proto.AttributeProto.AttributeType.INT, i: 1 }] });
+  return { nodes, initializers, output: 'omega.input' };
 }
 
 export function metadata(props: Record<string, unknown>): onnx.IStringStringEntryProto[] {

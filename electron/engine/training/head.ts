@@ -5,13 +5,14 @@
  *  - pixel: each epoch each sample is one of {Φ(x), Φ(g_1(x)), …} drawn at random — from the
  *           cache for deterministic g_j, through Φ again every epoch for random ones;
  *  - embed: the same with Ω_j(Φ(x)) in place of Φ(g_j(x)). With `sampling: 'mean'` (the
- *           paper's Ω) it is computed once per head; the stochastic forms (stochastic.ts) draw
- *           a new view for every sample in every epoch;
+ *           paper's Ω) it is computed once per head, except for a conditional Ω of a random
+ *           g_j, which gets a fresh θ per sample and epoch (the draws pixel mode would make);
+ *           the stochastic forms (stochastic.ts) draw a new view for every sample in every epoch;
  *  - noise: an Ω-free baseline, Φ(x) plus Gaussian noise scaled by the training embeddings'
  *           per-dimension spread, drawn afresh every epoch.
  * The identity is one of the versions, as with a random flip at p = 1/(N+1).
  */
-import { parseAug } from '../augment/index.js';
+import { drawTheta, parseAug, type AugSpec } from '../augment/index.js';
 import { getBackbone } from '../backbones/index.js';
 import { getDataset, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
@@ -20,6 +21,7 @@ import { EmbaugError } from '../errors.js';
 import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, type EpochStats, type OptimizerConfig } from '../native/index.js';
 import { startRun } from '../runs/index.js';
+import { isConditional } from './conditional.js';
 import { applyOmega, packParams, type OmegaResult } from './omega.js';
 import { stack } from './stats.js';
 import { KNN_K, addGaussian, addNeighbourShift, addNoise, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
@@ -67,6 +69,17 @@ export interface HeadRequest {
   signal?: AbortSignal;
   onProgress?: OnProgress;
   onEpoch?: (s: EpochStats) => void;
+}
+
+/**
+ * The seed of epoch e's views of a random augmentation. Pixel mode extracts with it and a
+ * conditional Ω draws θ with it, so both see the same draws: keyed by (seed, image, epoch, op).
+ */
+export const viewSeed = (seed: number, epoch: number) => seed * 100003 + epoch;
+
+/** Epoch views of a conditional Ω: Ω(z, θ) with θ drawn for each image with `seed`. */
+export function embedView(om: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, spec: AugSpec, z: Float32Array, shas: string[], seed: number): Float32Array {
+  return applyOmega(om, z, isConditional(om.chosen) ? drawTheta(spec, seed, shas) : undefined);
 }
 
 export interface HeadResult {
@@ -118,19 +131,24 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
     const evaluated = (e: number) => (e + 1) % cfg.evalEvery === 0 || e + 1 === cfg.epochs;
     try {
       const draw = (aug: string, epoch: number): DrawKey => ({ seed: cfg.seed, epoch, aug, images: z.images.map((i) => i.sha256) });
-      // Views drawn afresh every epoch: random pixel augmentations (through Φ again), the
-      // stochastic Ω forms and the noise baseline.
-      const fresh = (req.mode === 'pixel' && augs.some((a) => !a.deterministic)) || (sampling !== null && sampling !== 'mean') || req.mode === 'noise';
-      const means = sampling === 'residual-gauss' ? Object.fromEntries(augs.map((a) => [a.key, applyOmega(req.omegas![a.key], z.x)])) : {};
+      const shas = z.images.map((i) => i.sha256);
+      const conditional = (a: AugSpec) => req.mode === 'embed' && isConditional(req.omegas![a.key].chosen);
+      // Views drawn afresh every epoch: random pixel augmentations (through Φ again), a
+      // conditional Ω (a new θ per sample), the stochastic Ω forms and the noise baseline.
+      const fresh = (req.mode === 'pixel' && augs.some((a) => !a.deterministic)) || augs.some(conditional) || (sampling !== null && sampling !== 'mean') || req.mode === 'noise';
+      const fixedMeans = sampling === 'mean' || sampling === 'residual-gauss' ? Object.fromEntries(augs.filter((a) => !conditional(a)).map((a) => [a.key, applyOmega(req.omegas![a.key], z.x)])) : {};
+      // Ω's mean for this epoch: fixed, or for a conditional Ω at the θ pixel mode would draw.
+      const meanView = (a: AugSpec, e: number) => fixedMeans[a.key] ?? embedView(req.omegas![a.key], a, z.x, shas, viewSeed(cfg.seed, e));
       const neighbours = sampling === 'knn-shift' ? Object.fromEntries(augs.map((a) => [a.key, nearest(z.x, req.omegas![a.key].stochastic!.bank.z, z.dim, KNN_K)])) : {};
       const epochViews = async (e: number): Promise<Float32Array[]> => {
         const views = [z.x];
         if (req.mode === 'noise') views.push(addNoise(z.x, z.x, z.dim, draw('noise', e)));
         for (const a of augs) {
-          if (req.mode === 'pixel') views.push((await embeddingsFor(db, { ...common, ...req.train, aug: a.key, seed: cfg.seed * 100003 + e })).x);
+          if (req.mode === 'pixel') views.push((await embeddingsFor(db, { ...common, ...req.train, aug: a.key, seed: viewSeed(cfg.seed, e) })).x);
           else if (req.mode === 'embed') {
             const st = req.omegas![a.key].stochastic!;
-            if (sampling === 'residual-gauss') views.push(addGaussian(means[a.key], st.residual, draw(a.key, e)));
+            if (sampling === 'mean') views.push(meanView(a, e));
+            else if (sampling === 'residual-gauss') views.push(addGaussian(meanView(a, e), st.residual, draw(a.key, e)));
             else if (sampling === 'shift-gauss') views.push(addGaussian(z.x, st.shift, draw(a.key, e)));
             else if (sampling === 'knn-shift') views.push(addNeighbourShift(z.x, st.bank, neighbours[a.key], KNN_K, z.dim, draw(a.key, e)));
             else views.push(sampleGenerator(st.generator, z.x, draw(a.key, e)));
@@ -145,8 +163,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
         }
       } else {
         const views = [z.x];
-        for (const a of augs)
-          views.push(req.mode === 'pixel' ? (await embeddingsFor(db, { ...common, ...req.train, aug: a.key })).x : applyOmega(req.omegas![a.key], z.x));
+        for (const a of augs) views.push(req.mode === 'pixel' ? (await embeddingsFor(db, { ...common, ...req.train, aug: a.key })).x : fixedMeans[a.key]);
         const x = stack(views);
         if (cfg.evalEvery === 1) await m.train({ ...base, val, x, views: views.length, epochs: cfg.epochs });
         else

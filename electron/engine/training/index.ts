@@ -2,3 +2,4 @@ export * from './head.js';
 export * from './omega.js';
 export * from './stats.js';
 export * from './stochastic.js';
+export * from './conditional.js';

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 
-import { parseAug } from '../augment/index.js';
+import { drawTheta, parseAug, thetaDim, thetaMagnitude } from '../augment/index.js';
 import { getBackbone } from '../backbones/index.js';
 import { getDataset, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
@@ -15,10 +15,12 @@ import { embeddingsFor } from '../embeddings/index.js';
 import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, type EpochStats } from '../native/index.js';
 import { startRun } from '../runs/index.js';
-import { meanCosine, meanRelativeError, mse, rows } from './stats.js';
+import { EmbaugError } from '../errors.js';
+import { CONDITIONAL_FORMS, conditionalForward, conditionalInput, encodedDim, isConditional, newConditional, thetaCurve, type ThetaBin } from './conditional.js';
+import { meanCosine, meanRelativeError, mse, rows, stack } from './stats.js';
 import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, nearest, sampleGenerator, trainGenerator, type OmegaSampling, type ShiftModels } from './stochastic.js';
 
-export const OMEGA_FORMS = ['auto', 'plain', 'residual'] as const;
+export const OMEGA_FORMS = ['auto', 'plain', 'residual', ...CONDITIONAL_FORMS] as const;
 /** A trained Ω's form; `auto` (a request) trains both and keeps the better. */
 export type OmegaForm = Exclude<(typeof OMEGA_FORMS)[number], 'auto'>;
 
@@ -37,9 +39,14 @@ export interface OmegaConfig {
    * generative Ω, about as long again as Ω itself) and score every form on held-out pairs.
    */
   stochastic: boolean;
+  /** Views drawn per base image for a random augmentation (its pairs); 1 for a deterministic one. */
+  draws: number;
 }
 
-export const OMEGA_DEFAULTS: OmegaConfig = { form: 'auto', epochs: 20, lr: 0.01, momentum: 0.9, batch: 128, weightDecay: 0, heldOut: 0.1, seed: 0, stochastic: false };
+export const OMEGA_DEFAULTS: OmegaConfig = { form: 'auto', epochs: 20, lr: 0.01, momentum: 0.9, batch: 128, weightDecay: 0, heldOut: 0.1, seed: 0, stochastic: false, draws: 4 };
+
+/** The seed of draw k: draw 0 is the seed itself, so a one-draw cache is reused. */
+export const drawSeed = (seed: number, k: number) => seed * 1000 + k;
 
 export interface OmegaFidelity {
   heldOutMse: number;
@@ -75,6 +82,10 @@ export interface OmegaResult {
   fidelity: OmegaFidelity;
   flagged: boolean;
   runId: number;
+  /** Views per base image its pairs were drawn from. */
+  draws: number;
+  /** Held-out MSE against the size of the draw |θ| (random augmentations only). */
+  thetaCurve: ThetaBin[] | null;
   /** What the stochastic forms sample from, measured on the same base pairs (with `stochastic`). */
   stochastic: ShiftModels | null;
   /** Held-out fidelity of the identity and of every way of applying Ω (with `stochastic`). */
@@ -106,6 +117,8 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
   const spec = parseAug(req.aug);
   const bb = getBackbone(db, req.backbone);
   const ds = getDataset(db, req.dataset);
+  if (isConditional(cfg.form) && spec.deterministic)
+    throw new EmbaugError('E_ARG', `form "${cfg.form}" conditions Ω on the parameters θ a random augmentation draws, and "${spec.key}" draws none: use form auto, plain or residual for it.`);
   const run = startRun(db, {
     kind: 'omega', name: `Ω ${spec.key} for ${bb.name}`, parentId: req.parentRunId, group: req.group, backboneSha: bb.sha256,
     datasetId: ds.id, datasetVersion: ds.version, protocol: req.protocol, seed: cfg.seed, threads: req.threads,
@@ -114,31 +127,48 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
   return run.wrap(async () => {
     const common = { dataset: ds.id, backbone: bb.sha256, ...req.selection, threads: req.threads, signal: req.signal, onProgress: req.onProgress, parentRunId: run.id };
     const z = await embeddingsFor(db, { ...common, aug: 'identity' });
-    const za = await embeddingsFor(db, { ...common, aug: spec.key, seed: cfg.seed });
     const d = z.dim;
-    const mask = heldOutMask(z.images.map((i) => i.sha256), cfg.heldOut, cfg.seed);
+    const shas = z.images.map((i) => i.sha256);
+    // A random augmentation is seen through several draws per image; θ names each one.
+    const draws = spec.deterministic ? 1 : cfg.draws;
+    const tDim = thetaDim(spec);
+    const views: { y: Float32Array; theta: Float32Array | null }[] = [];
+    for (let k = 0; k < draws; k++) {
+      const seed = drawSeed(cfg.seed, k);
+      views.push({ y: (await embeddingsFor(db, { ...common, aug: spec.key, seed })).x, theta: spec.deterministic ? null : drawTheta(spec, seed, shas) });
+    }
+    const mask = heldOutMask(shas, cfg.heldOut, cfg.seed);
     const tr = mask.flatMap((h, i) => (h ? [] : [i]));
     const ho = mask.flatMap((h, i) => (h ? [i] : []));
-    const [xTr, yTr, xHo, yHo] = [rows(z.x, d, tr), rows(za.x, d, tr), rows(z.x, d, ho), rows(za.x, d, ho)];
+    // Every draw of a held-out image is held out, so no score is measured on an image Ω saw.
+    const pooled = (idx: number[], pick: (v: (typeof views)[number]) => Float32Array | null, w: number) => stack(views.map((v) => rows(pick(v) ?? z.x, w, idx)));
+    const [xTr, yTr, xHo, yHo] = [pooled(tr, () => null, d), pooled(tr, (v) => v.y, d), pooled(ho, () => null, d), pooled(ho, (v) => v.y, d)];
+    const [thTr, thHo] = spec.deterministic ? [null, null] : [pooled(tr, (v) => v.theta, tDim), pooled(ho, (v) => v.theta, tDim)];
     const identity = { identityMse: mse(xHo, yHo), identityRelativeError: meanRelativeError(xHo, yHo, d), identityCosine: meanCosine(xHo, yHo, d) };
-    const forms: OmegaForm[] = cfg.form === 'auto' ? ['plain', 'residual'] : [cfg.form];
-    const sizes = [d, 2 * d, d];
-    const candidates: (OmegaCandidate & { params: Float32Array[] })[] = [];
+    const forms: OmegaForm[] = cfg.form !== 'auto' ? [cfg.form] : spec.deterministic ? ['plain', 'residual'] : ['residual', ...CONDITIONAL_FORMS];
+    const candidates: (OmegaCandidate & { params: Float32Array[]; sizes: number[]; pred: Float32Array })[] = [];
     for (const form of forms) {
-      const m = new MlpModel(sizes, { seed: cfg.seed, residual: form === 'residual' });
+      const cond = isConditional(form) ? form : null;
+      const sizes = cond ? [d + encodedDim(cond, tDim), 2 * d, d] : [d, 2 * d, d];
+      const m = cond ? newConditional(sizes, cfg.seed) : new MlpModel(sizes, { seed: cfg.seed, residual: form === 'residual' });
+      // The conditional f learns the shift; its MSE equals that of z + f.
+      const [x, y, vx, vy] = cond
+        ? [conditionalInput(cond, xTr, d, thTr!, tDim), yTr.map((v, i) => v - xTr[i]), conditionalInput(cond, xHo, d, thHo!, tDim), yHo.map((v, i) => v - xHo[i])]
+        : [xTr, yTr, xHo, yHo];
       try {
         const history = await m.train({
-          x: xTr, targets: yTr, val: { x: xHo, targets: yHo }, batch: cfg.batch, epochs: cfg.epochs, seed: cfg.seed,
+          x, targets: y, val: { x: vx, targets: vy }, batch: cfg.batch, epochs: cfg.epochs, seed: cfg.seed,
           optimizer: { kind: 'sgd', lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay }, signal: req.signal,
           onEpoch: (s) => {
             run.metrics(s.epoch, { [`${form}.train_mse`]: s.loss, [`${form}.heldout_mse`]: s.valLoss });
             req.onEpoch?.(form, s);
           },
         });
-        const pred = m.forward(xHo);
+        const pred = m.forward(vx);
+        if (cond) for (let i = 0; i < pred.length; i++) pred[i] += xHo[i];
         const heldOutMse = mse(pred, yHo);
         candidates.push({
-          form, history, params: m.getParams(), heldOutMse, relativeError: meanRelativeError(pred, yHo, d), cosine: meanCosine(pred, yHo, d),
+          form, history, params: m.getParams(), sizes, pred, heldOutMse, relativeError: meanRelativeError(pred, yHo, d), cosine: meanCosine(pred, yHo, d),
           ...identity, flagged: heldOutMse >= identity.identityMse,
         });
       } finally {
@@ -152,19 +182,22 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
       : { heldOutMse: best.heldOutMse, relativeError: best.relativeError, cosine: best.cosine, ...identity };
     const chosen = useIdentity ? 'identity' : best.form;
     const params = useIdentity ? null : best.params;
+    const sizes = useIdentity ? [d, 2 * d, d] : best.sizes;
+    const bestOf = (conditional: boolean) => candidates.filter((c) => isConditional(c.form) === conditional).reduce<(typeof candidates)[number] | null>((a, b) => (!a || b.heldOutMse < a.heldOutMse ? b : a), null);
+    const curve = thHo ? thetaCurve(thetaMagnitude(thHo, tDim), yHo, d, { identity: xHo, unconditional: bestOf(false)?.pred ?? null, conditional: bestOf(true)?.pred ?? null }) : null;
     const { stochastic, sampling } = cfg.stochastic
       ? await measureStochastic(
-        { chosen, sizes, params }, { xTr, yTr, xHo, yHo, d, shas: ho.map((i) => z.images[i].sha256), seed: cfg.seed, aug: spec.key, epochs: cfg.epochs },
+        { chosen, sizes, params }, { xTr, yTr, xHo, yHo, thTr, thHo, d, shas: views.flatMap(() => ho.map((i) => shas[i])), seed: cfg.seed, aug: spec.key, epochs: cfg.epochs },
         req.signal,
       )
       : { stochastic: null, sampling: null };
     const result: OmegaResult = {
-      aug: spec.key, chosen, sizes, params, candidates: candidates.map(({ params: _p, ...c }) => c), fidelity, flagged: best.flagged, runId: run.id,
-      stochastic, sampling,
+      aug: spec.key, chosen, sizes, params, candidates: candidates.map(({ params: _p, sizes: _s, pred: _q, ...c }) => c), fidelity, flagged: best.flagged, runId: run.id,
+      draws, thetaCurve: curve, stochastic, sampling,
     };
-    if (result.params) run.artifact('weights', 'omega.f32', packParams(result.params), { sizes, residual: best.form === 'residual', aug: spec.key });
+    if (result.params) run.artifact('weights', 'omega.f32', packParams(result.params), { sizes, form: chosen, residual: chosen === 'residual', aug: spec.key });
     return result;
-  }, (r) => ({ chosen: r.chosen, flagged: r.flagged, sizes: r.sizes, ...r.fidelity, candidates: r.candidates.map(({ history: _h, ...c }) => c), sampling: r.sampling }));
+  }, (r) => ({ chosen: r.chosen, flagged: r.flagged, sizes: r.sizes, draws: r.draws, ...r.fidelity, candidates: r.candidates.map(({ history: _h, ...c }) => c), thetaCurve: r.thetaCurve, sampling: r.sampling }));
 }
 
 interface Pairs {
@@ -172,8 +205,11 @@ interface Pairs {
   yTr: Float32Array;
   xHo: Float32Array;
   yHo: Float32Array;
+  /** θ of each pair, for a conditional Ω (null for a deterministic augmentation). */
+  thTr: Float32Array | null;
+  thHo: Float32Array | null;
   d: number;
-  /** sha256 of each held-out image, keying the fidelity draws. */
+  /** sha256 of each held-out pair's image, keying the fidelity draws. */
   shas: string[];
   seed: number;
   aug: string;
@@ -191,9 +227,11 @@ async function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'para
   const n = p.xHo.length / d;
   const half = (x: Float32Array, odd: boolean) => rows(x, d, Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === (odd ? 1 : 0)));
   const [xFit, yFit, xEval, yEval] = [half(p.xHo, true), half(p.yHo, true), half(p.xHo, false), half(p.yHo, false)];
+  const halfTheta = (odd: boolean) => (p.thHo ? rows(p.thHo, p.thHo.length / n, Array.from({ length: n }, (_, i) => i).filter((i) => i % 2 === (odd ? 1 : 0))) : undefined);
+  const [thFit, thEval] = [halfTheta(true), halfTheta(false)];
   const evalShas = p.shas.filter((_, i) => i % 2 === 0);
   const residualOf = (x: Float32Array, y: Float32Array) => {
-    const pred = applyOmega(o, x);
+    const pred = applyOmega(o, x, thFit);
     return y.map((v, i) => v - pred[i]);
   };
   const shiftTr = p.yTr.map((v, i) => v - p.xTr[i]);
@@ -211,7 +249,7 @@ async function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'para
     return out;
   };
   const key = (epoch: number) => ({ seed: p.seed, epoch, aug: p.aug, images: evalShas });
-  const mean = applyOmega(o, xEval);
+  const mean = applyOmega(o, xEval, thEval);
   const point = (x: Float32Array) => ({ mse: mse(x, yEval), energyScore: energyScore(x, yEval, d, 1) });
   const sampled = (mu: Float32Array, samples: Float32Array) => ({ mse: mse(mu, yEval), energyScore: energyScore(samples, yEval, d, M) });
   const knnMean = new Float32Array(xEval.length);
@@ -237,9 +275,13 @@ async function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'para
   };
 }
 
-/** Applies Ω to rows of z (the identity returns z itself). */
-export function applyOmega(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, z: Float32Array): Float32Array {
+/** Applies Ω to rows of z (the identity returns z itself); a conditional Ω also needs each row's θ. */
+export function applyOmega(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'params'>, z: Float32Array, theta?: Float32Array): Float32Array {
   if (o.chosen === 'identity' || !o.params) return z;
+  if (isConditional(o.chosen)) {
+    if (!theta) throw new EmbaugError('E_ARG', `a conditional Ω predicts the view of a given draw θ, and none was given: apply it with the θ of each view (drawTheta)`);
+    return conditionalForward(o.chosen, o.sizes, o.params, z, theta);
+  }
   const m = new MlpModel(o.sizes, { residual: o.chosen === 'residual' });
   try {
     m.setParams(o.params);
