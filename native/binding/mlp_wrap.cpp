@@ -242,8 +242,8 @@ eb::Supervision supervision(TrainWorker *w, const Napi::Object &o, const char *l
 }
 
 // train({x, views, n, labels | targets, valX?, valN?, valLabels | valTargets, batch, epochs, seed,
-//        firstEpoch, totalEpochs, optimizer: {kind, lr, momentum, weightDecay, nesterov, beta1, beta2,
-//        eps, schedule}}, onEpoch?) -> Promise<EpochStats[]>
+//        firstEpoch, totalEpochs, mixupAlpha, isdaLambda, optimizer: {kind, lr, momentum, weightDecay,
+//        nesterov, beta1, beta2, eps, schedule}}, onEpoch?) -> Promise<EpochStats[]>
 Napi::Value MlpWrap::train(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     if (!usable(env)) return env.Undefined();
@@ -264,6 +264,8 @@ Napi::Value MlpWrap::train(const Napi::CallbackInfo &info) {
         w->cfg.seed = (uint64_t)num(o, "seed");
         w->cfg.first_epoch = (int)num(o, "firstEpoch");
         w->cfg.total_epochs = (int)num(o, "totalEpochs");
+        w->cfg.mixup_alpha = (float)num(o, "mixupAlpha");
+        w->cfg.isda_lambda = (float)num(o, "isdaLambda");
         Napi::Object opt = o.Get("optimizer").As<Napi::Object>();
         eb::OptimConfig &c = w->cfg.opt;
         c.kind = opt.Get("kind").As<Napi::String>().Utf8Value() == "adam" ? eb::OptimConfig::ADAM : eb::OptimConfig::SGD;

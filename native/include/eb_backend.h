@@ -3,7 +3,8 @@
  * A backend is a table of functions over an opaque context, in the manner of ggml's
  * ggml_backend_i. Buffers are opaque device pointers owned by the backend; the core
  * (mlp.cpp) only composes these ops, so a new backend adds files and edits nothing else.
- * All matrices are row-major float32. Every op returns an eb_status. */
+ * All matrices are row-major float32. Every op returns an eb_status. Backends fill the
+ * table with designated initialisers, so an entry cannot be wired to the wrong op. */
 #ifndef EB_BACKEND_H
 #define EB_BACKEND_H
 
@@ -18,7 +19,7 @@ extern "C" {
 
 /* Bumped whenever the table changes, so a CUDA library built against another
  * version is refused at load instead of crashing. */
-#define EB_BACKEND_ABI_VERSION 4
+#define EB_BACKEND_ABI_VERSION 5
 
 typedef enum eb_status {
     EB_OK = 0,
@@ -64,6 +65,22 @@ typedef struct eb_backend_i {
     /* Mean squared error over m*n elements: dpred = 2 (pred - target) / (m n);
      * acc[0] += summed squared error. */
     int (*mse)(void *ctx, const float *pred, const float *target, int m, int n, float *dpred, float *acc);
+
+    /* Mixup's loss: per row lam * xent(labels) + (1 - lam) * xent(labels2), gradients and
+     * acc as softmax_xent (a row counts as correct for its heavier label). */
+    int (*softmax_xent_mix)(void *ctx, const float *logits, const int32_t *labels, const int32_t *labels2, float lam,
+                            int m, int c, float *dlogits, float *acc);
+    /* y = lam * y + (1 - lam) * x, elementwise. */
+    int (*mix)(void *ctx, float *y, const float *x, float lam, size_t n);
+    /* Online per-class statistics of features f [m, d] (ISDA's estimator): mean [c, d],
+     * covariance [c, d, d] and count [c] updated with the rows of each class. */
+    int (*class_stats)(void *ctx, const float *f, const int32_t *labels, int m, int d, int c, float *mean, float *cov,
+                       float *count);
+    /* ISDA's loss: softmax cross-entropy of logits + σ[label] (see ops_kernel.h), with w [c, d]
+     * the last layer's weights and cov the class covariances. Writes dlogits, the gradient σ
+     * adds to w into dw [c, d] (overwritten), acc as softmax_xent; scratch holds c*c*(d + 2). */
+    int (*isda_xent)(void *ctx, const float *logits, const int32_t *labels, const float *w, const float *cov,
+                     float ratio, int m, int c, int d, float *scratch, float *dlogits, float *dw, float *acc);
 
     /* v = momentum v + (g + wd w); w -= lr (nesterov ? g + wd w + momentum v : v). */
     int (*sgd)(void *ctx, float *w, const float *g, float *v, size_t n, float lr, float momentum,

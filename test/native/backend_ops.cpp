@@ -16,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "../../native/src/core/mlp.h"
@@ -192,6 +193,59 @@ std::vector<OpCase> op_cases() {
                       g = d.guard_intact() && acc.guard_intact();
                       return concat({d.get<float>(), acc.get<float>()});
                   }});
+    cs.push_back({"softmax_xent_mix(300x10,lam=0.3)", 1e-10, [](eb_backend be, bool &g) {
+                      Rng r(14);
+                      Buf z(be, sizeof(float) * 3000), lab(be, sizeof(int32_t) * 300), lab2(be, sizeof(int32_t) * 300),
+                          dl(be, sizeof(float) * 3000), acc(be, 8);
+                      std::vector<int32_t> l(300), l2(300);
+                      for (int i = 0; i < 300; i++) { l[i] = (int32_t)(r.uniform() * 10); l2[i] = (int32_t)(r.uniform() * 10); }
+                      z.set(r.vec(3000, -8, 8)); lab.set(l); lab2.set(l2); acc.set(std::vector<float>{0, 0});
+                      be.iface->softmax_xent_mix(be.ctx, z.f(), lab.i(), lab2.i(), 0.3f, 300, 10, dl.f(), acc.f());
+                      g = dl.guard_intact() && acc.guard_intact();
+                      return concat({dl.get<float>(), acc.get<float>()});
+                  }});
+    cs.push_back({"mix(10000,lam=0.7)", 1e-14, [](eb_backend be, bool &g) {
+                      Rng r(15);
+                      Buf y(be, sizeof(float) * 10000), x(be, sizeof(float) * 10000);
+                      y.set(r.vec(10000)); x.set(r.vec(10000));
+                      be.iface->mix(be.ctx, y.f(), x.f(), 0.7f, 10000);
+                      g = y.guard_intact();
+                      return y.get<float>();
+                  }});
+    cs.push_back({"class_stats(2 batches of 128x32, 5 classes)", 1e-10, [](eb_backend be, bool &g) {
+                      Rng r(16);
+                      Buf f(be, sizeof(float) * 128 * 32), lab(be, sizeof(int32_t) * 128), mean(be, sizeof(float) * 5 * 32),
+                          cov(be, sizeof(float) * 5 * 32 * 32), count(be, sizeof(float) * 5);
+                      mean.set(std::vector<float>(160, 0)); cov.set(std::vector<float>(5120, 0)); count.set(std::vector<float>(5, 0));
+                      for (int b = 0; b < 2; b++) {
+                          std::vector<int32_t> l(128);
+                          for (auto &v : l) v = (int32_t)(r.uniform() * 4);  // class 4 never occurs
+                          f.set(r.vec(128 * 32)); lab.set(l);
+                          be.iface->class_stats(be.ctx, f.f(), lab.i(), 128, 32, 5, mean.f(), cov.f(), count.f());
+                      }
+                      g = mean.guard_intact() && cov.guard_intact() && count.guard_intact();
+                      return concat({mean.get<float>(), cov.get<float>(), count.get<float>()});
+                  }});
+    cs.push_back({"isda_xent(64 rows, 5 classes, d=16, ratio=0.7)", 1e-9, [](eb_backend be, bool &g) {
+                      Rng r(17);
+                      const int m = 64, c = 5, d = 16;
+                      Buf z(be, sizeof(float) * m * c), lab(be, sizeof(int32_t) * m), w(be, sizeof(float) * c * d),
+                          cov(be, sizeof(float) * c * d * d), scratch(be, sizeof(float) * c * c * (d + 2)),
+                          dl(be, sizeof(float) * m * c), dw(be, sizeof(float) * c * d), acc(be, 8);
+                      std::vector<int32_t> l(m);
+                      for (auto &v : l) v = (int32_t)(r.uniform() * c);
+                      // A symmetric covariance per class: A Aᵀ / d.
+                      std::vector<float> a = r.vec((size_t)c * d * d), cv((size_t)c * d * d, 0);
+                      for (int k = 0; k < c; k++)
+                          for (int p = 0; p < d; p++)
+                              for (int q = 0; q < d; q++)
+                                  for (int t = 0; t < d; t++) cv[((size_t)k * d + p) * d + q] += a[((size_t)k * d + p) * d + t] * a[((size_t)k * d + q) * d + t] / d;
+                      z.set(r.vec((size_t)m * c, -4, 4)); lab.set(l); w.set(r.vec((size_t)c * d)); cov.set(cv);
+                      acc.set(std::vector<float>{0, 0});
+                      be.iface->isda_xent(be.ctx, z.f(), lab.i(), w.f(), cov.f(), 0.7f, m, c, d, scratch.f(), dl.f(), dw.f(), acc.f());
+                      g = dl.guard_intact() && dw.guard_intact() && acc.guard_intact() && scratch.guard_intact();
+                      return concat({dl.get<float>(), dw.get<float>(), acc.get<float>()});
+                  }});
     for (int nest = 0; nest < 2; nest++)
         cs.push_back({std::string("sgd(momentum=0.9,wd=5e-4,nesterov=") + (nest ? "1" : "0") + ",x3 steps)", 1e-12,
                       [=](eb_backend be, bool &g) {
@@ -284,8 +338,98 @@ void grad_check(eb_backend be, bool labels, bool residual) {
            be.iface->name(be.ctx), worst_relative(fd, bp), 3e-2, "max rel err");
 }
 
+// ISDA against closed forms. (1) Two classes, d = 2, Σ_0 = diag(2, 1), w_0 = 0, w_1 = (1, 1):
+// σ[0][1] = ratio/2 · (1, 1) Σ_0 (1, 1)ᵀ = 1.5 ratio, so a row of class 0 with logits (0.2, -0.1)
+// at ratio 1 has loss log(e^0.2 + e^1.4) - 0.2. (2) Two batches through class_stats give the
+// mean and biased covariance of all their rows of each class, computed directly.
+void isda_closed_form(eb_backend be) {
+    const char *name = be.iface->name(be.ctx);
+    Buf z(be, 8), lab(be, 4), w(be, 16), cov(be, 32), scratch(be, 4 * 4), dl(be, 8), dw(be, 16), acc(be, 8);
+    z.set(std::vector<float>{0.2f, -0.1f}); lab.set(std::vector<int32_t>{0}); w.set(std::vector<float>{0, 0, 1, 1});
+    cov.set(std::vector<float>{2, 0, 0, 1, 1, 0, 0, 1}); acc.set(std::vector<float>{0, 0});
+    be.iface->isda_xent(be.ctx, z.f(), lab.i(), w.f(), cov.f(), 1.0f, 1, 2, 2, scratch.f(), dl.f(), dw.f(), acc.f());
+    const double want = std::log(std::exp(0.2) + std::exp(1.4)) - 0.2;
+    report("isda_xent against its closed form (2 classes, d=2)", name, std::fabs(acc.get<float>()[0] - want), 1e-6, "abs err");
+
+    Rng r(18);
+    const int m = 50, d = 3;
+    std::vector<float> f = r.vec((size_t)2 * m * d);
+    std::vector<int32_t> l(2 * m);
+    for (auto &v : l) v = (int32_t)(r.uniform() * 2);
+    Buf fb(be, sizeof(float) * m * d), lb(be, sizeof(int32_t) * m), mean(be, sizeof(float) * 2 * d), cv(be, sizeof(float) * 2 * d * d),
+        count(be, sizeof(float) * 2);
+    mean.set(std::vector<float>(2 * d, 0)); cv.set(std::vector<float>(2 * d * d, 0)); count.set(std::vector<float>(2, 0));
+    for (int b = 0; b < 2; b++) {
+        fb.set(std::vector<float>(f.begin() + (size_t)b * m * d, f.begin() + (size_t)(b + 1) * m * d));
+        lb.set(std::vector<int32_t>(l.begin() + b * m, l.begin() + (b + 1) * m));
+        be.iface->class_stats(be.ctx, fb.f(), lb.i(), m, d, 2, mean.f(), cv.f(), count.f());
+    }
+    const auto gm = mean.get<float>(), gc = cv.get<float>();
+    double worst = 0;
+    for (int k = 0; k < 2; k++) {
+        std::vector<double> mu(d, 0);
+        int n = 0;
+        for (int i = 0; i < 2 * m; i++)
+            if (l[i] == k) { n++; for (int t = 0; t < d; t++) mu[t] += f[(size_t)i * d + t]; }
+        for (int t = 0; t < d; t++) { mu[t] /= n; worst = std::max(worst, std::fabs(mu[t] - gm[(size_t)k * d + t])); }
+        for (int p = 0; p < d; p++)
+            for (int q = 0; q < d; q++) {
+                double s = 0;
+                for (int i = 0; i < 2 * m; i++)
+                    if (l[i] == k) s += (f[(size_t)i * d + p] - mu[p]) * (f[(size_t)i * d + q] - mu[q]);
+                worst = std::max(worst, std::fabs(s / n - gc[((size_t)k * d + p) * d + q]));
+            }
+    }
+    report("class_stats merged over 2 batches = all rows' statistics", name, worst, 1e-5, "max abs err");
+}
+
+// ISDA's gradient in w by central differences of its loss, logits = F Wᵀ computed here:
+// dL/dW = dlogitsᵀ F (the logits' path) + dw (σ's path).
+void isda_grad_check(eb_backend be) {
+    Rng r(19);
+    const int m = 12, c = 4, d = 5;
+    std::vector<float> f = r.vec((size_t)m * d), wv = r.vec((size_t)c * d), cv((size_t)c * d * d, 0);
+    for (int k = 0; k < c; k++)
+        for (int p = 0; p < d; p++) cv[((size_t)k * d + p) * d + p] = 0.5f + r.uniform();
+    std::vector<int32_t> l(m);
+    for (auto &v : l) v = (int32_t)(r.uniform() * c);
+    Buf z(be, sizeof(float) * m * c), lab(be, sizeof(int32_t) * m), w(be, sizeof(float) * c * d), cov(be, sizeof(float) * c * d * d),
+        scratch(be, sizeof(float) * c * c * (d + 2)), dl(be, sizeof(float) * m * c), dw(be, sizeof(float) * c * d), acc(be, 8);
+    lab.set(l); cov.set(cv);
+    auto loss = [&](const std::vector<float> &W, std::vector<float> *grad) {
+        std::vector<float> logits((size_t)m * c, 0);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < c; j++)
+                for (int t = 0; t < d; t++) logits[(size_t)i * c + j] += f[(size_t)i * d + t] * W[(size_t)j * d + t];
+        z.set(logits); w.set(W); acc.set(std::vector<float>{0, 0});
+        be.iface->isda_xent(be.ctx, z.f(), lab.i(), w.f(), cov.f(), 0.8f, m, c, d, scratch.f(), dl.f(), dw.f(), acc.f());
+        if (grad) {
+            *grad = dw.get<float>();
+            const auto dlv = dl.get<float>();
+            for (int j = 0; j < c; j++)
+                for (int t = 0; t < d; t++)
+                    for (int i = 0; i < m; i++) (*grad)[(size_t)j * d + t] += dlv[(size_t)i * c + j] * f[(size_t)i * d + t];
+        }
+        return (double)acc.get<float>()[0] / m;
+    };
+    std::vector<float> grad, fd, bp;
+    loss(wv, &grad);
+    const float eps = 3e-3f;
+    for (size_t i = 0; i < wv.size(); i++) {
+        const float orig = wv[i];
+        wv[i] = orig + eps;
+        const double up = loss(wv, nullptr);
+        wv[i] = orig - eps;
+        const double down = loss(wv, nullptr);
+        wv[i] = orig;
+        fd.push_back((float)((up - down) / (2 * eps)));
+        bp.push_back(grad[i]);
+    }
+    report("finite differences: isda_xent in w (logits and σ paths)", be.iface->name(be.ctx), worst_relative(fd, bp), 3e-2, "max rel err");
+}
+
 // Per-epoch losses of 20 one-batch epochs (20 optimiser steps), and the final weights.
-std::vector<float> train_steps(eb_backend be, bool omega) {
+std::vector<float> train_steps(eb_backend be, bool omega, float mixup = 0, float isda = 0) {
     Rng r(12);
     const std::vector<int> sizes = omega ? std::vector<int>{128, 256, 128} : std::vector<int>{128, 1024, 128, 10};
     eb::Mlp m(be, sizes, 3, omega);
@@ -304,6 +448,8 @@ std::vector<float> train_steps(eb_backend be, bool omega) {
     cfg.seed = 1;
     cfg.opt.lr = omega ? 0.05f : 0.02f;
     cfg.opt.momentum = 0.9f;
+    cfg.mixup_alpha = mixup;
+    cfg.isda_lambda = isda;
     std::atomic<bool> cancel{false};
     std::vector<float> losses;
     std::string err;
@@ -352,6 +498,8 @@ int main(int argc, char **argv) {
     grad_check(cpu, true, false);
     grad_check(cpu, false, false);
     grad_check(cpu, false, true);
+    isda_closed_form(cpu);
+    isda_grad_check(cpu);
 
     for (const eb::BackendEntry &e : eb::list_backends()) {
         if (e.name == "cpu") continue;
@@ -380,6 +528,12 @@ int main(int argc, char **argv) {
         grad_check(be, true, false);
         grad_check(be, false, false);
         grad_check(be, false, true);
+        isda_closed_form(be);
+        isda_grad_check(be);
+        for (const auto &[what, mixup, isda] : {std::tuple{"Ψ with mixup (α=0.4)", 0.4f, 0.0f}, std::tuple{"Ψ with ISDA (λ0=0.5)", 0.0f, 0.5f}}) {
+            const auto a = train_steps(cpu, false, mixup, isda), b = train_steps(be, false, mixup, isda);
+            report(std::string("20 training steps of ") + what + ": losses", e.name.c_str(), nmse(a, b), 1e-8);
+        }
         for (bool omega : {true, false}) {
             const auto a = train_steps(cpu, omega), b = train_steps(be, omega);
             report(std::string("20 training steps of ") + (omega ? "Ω (128→256→128, residual, MSE)" : "Ψ (128→1024→128→10)") +

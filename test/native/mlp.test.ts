@@ -159,4 +159,57 @@ describe('MLP engine (CPU backend)', () => {
     for (let e = 0; e < 4; e++) await b.train({ ...opts, epochs: 1, firstEpoch: e, totalEpochs: 4 });
     assert.deepEqual(a.getParams(), b.getParams());
   });
+
+  it('ISDA: the epoch loss is the closed-form bound with the class covariance of the batch', async () => {
+    // One linear layer, so ISDA augments the input itself; one batch, so the estimator holds
+    // exactly that batch's class statistics when the loss is taken (before the update).
+    const r = rng(21);
+    const n = 40, d = 3, c = 3;
+    const x = randn(r, n * d), labels = Int32Array.from({ length: n }, (_, i) => i % c);
+    const m = new MlpModel([d, c], { seed: 2 });
+    const [W, b] = m.getParams();
+    const [first] = await m.train({ x, labels, batch: n, epochs: 1, firstEpoch: 1, totalEpochs: 2, seed: 0, isdaLambda: 0.8, optimizer: { kind: 'sgd', lr: 0.1 } });
+    const ratio = 0.8 * (1 / 2);
+    const cov = Array.from({ length: c }, (_, k) => {
+      const rows = [...Array(n).keys()].filter((i) => labels[i] === k);
+      const mu = [...Array(d).keys()].map((t) => rows.reduce((s, i) => s + x[i * d + t], 0) / rows.length);
+      return [...Array(d).keys()].map((p) => [...Array(d).keys()].map((q) => rows.reduce((s, i) => s + (x[i * d + p] - mu[p]) * (x[i * d + q] - mu[q]), 0) / rows.length));
+    });
+    const sigma = (y: number, j: number) => {
+      const dw = [...Array(d).keys()].map((t) => W[j * d + t] - W[y * d + t]);
+      return (ratio / 2) * dw.reduce((s, u, p) => s + u * dw.reduce((s2, v, q) => s2 + cov[y][p][q] * v, 0), 0);
+    };
+    let loss = 0;
+    for (let i = 0; i < n; i++) {
+      const y = labels[i];
+      const z = [...Array(c).keys()].map((j) => [...Array(d).keys()].reduce((s, t) => s + x[i * d + t] * W[j * d + t], b[j]) + sigma(y, j));
+      const top = Math.max(...z);
+      loss += Math.log(z.reduce((s, v) => s + Math.exp(v - top), 0)) - (z[y] - top);
+    }
+    assert.ok(Math.abs(first.loss - loss / n) < 1e-5, `ISDA loss ${first.loss} vs closed form ${loss / n}`);
+    const plain = new MlpModel([d, c], { seed: 2 });
+    const [p1] = await plain.train({ x, labels, batch: n, epochs: 1, seed: 0, optimizer: { kind: 'sgd', lr: 0.1 } });
+    assert.ok(first.loss > p1.loss, 'the bound is above the plain cross-entropy');
+  });
+
+  it('ISDA at λ0 = 0 and mixup are reproducible; ISDA at λ0 = 0 is plain training, mixup is not', async () => {
+    const r = rng(22);
+    const x = randn(r, 300 * 8), labels = Int32Array.from({ length: 300 }, () => Math.floor(r() * 4));
+    const run = async (extra: { mixupAlpha?: number; isdaLambda?: number }) => {
+      const m = new MlpModel([8, 16, 12, 4], { seed: 3 });
+      await m.train({ x, labels, batch: 64, epochs: 3, seed: 5, optimizer: { kind: 'sgd', lr: 0.05 }, ...extra });
+      return m.getParams();
+    };
+    const plain = await run({});
+    assert.deepEqual(await run({ isdaLambda: 0 }), plain);
+    const isda = await run({ isdaLambda: 0.5 });
+    assert.deepEqual(await run({ isdaLambda: 0.5 }), isda);
+    assert.notDeepEqual(isda, plain);
+    const mix = await run({ mixupAlpha: 1 });
+    assert.deepEqual(await run({ mixupAlpha: 1 }), mix);
+    assert.notDeepEqual(mix, plain);
+    const m = new MlpModel([8, 4]);
+    await assert.rejects(m.train({ x, targets: new Float32Array(300 * 4), batch: 64, epochs: 1, seed: 0, mixupAlpha: 1, optimizer: { kind: 'sgd', lr: 0.1 } }), /mixup needs class labels/);
+    await assert.rejects(m.train({ x, labels, batch: 64, epochs: 1, seed: 0, mixupAlpha: 1, isdaLambda: 1, optimizer: { kind: 'sgd', lr: 0.1 } }), /alternatives/);
+  });
 });

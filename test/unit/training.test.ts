@@ -111,7 +111,7 @@ describe('the paper pipeline on a small real subset', () => {
     const out = join(tmp.dir, 'fewshot');
     const steps: number[] = [];
     const r = await reproduce(db, { out, modelsDir, dataDir, perClass: 4, epochs: 12, seeds: 2, subset: 100, omega: { epochs: 2 }, threads: 2, onProgress: (p) => p.stage.startsWith('reproduce') && steps.push(p.done) });
-    const plan = ['none', 'pixel', 'embed', 'embed-residual-gauss', 'embed-shift-gauss', 'embed-knn-shift', 'embed-generator', 'noise'];
+    const plan = ['none', 'pixel', 'embed', 'embed-residual-gauss', 'embed-shift-gauss', 'embed-knn-shift', 'embed-generator', 'noise', 'mixup', 'isda'];
     assert.equal(steps.at(-1), 2 * (1 + 1 + 2 * plan.length));
     assert.equal(r.perClass, 4);
     assert.deepEqual(r.augSets, ['hflip']);
@@ -125,7 +125,8 @@ describe('the paper pipeline on a small real subset', () => {
     assert.ok(heads.every((h) => trainOf(h).perClass === 4));
     // Evaluated every 10 epochs and after the last.
     assert.deepEqual(runMetrics(db, heads[0].id).test_acc.map((p) => p.step), [10, 12]);
-    assert.ok(heads.some((h) => h.config.sampling === 'knn-shift') && heads.some((h) => h.config.mode === 'noise'));
+    assert.ok(heads.some((h) => h.config.sampling === 'knn-shift') && ['noise', 'mixup', 'isda'].every((mode) => heads.some((h) => h.config.mode === mode)));
+    assert.ok(heads.filter((h) => h.config.mode === 'isda').every((h) => h.config.isdaLambda === 0.5), 'ISDA with its fixed λ0');
     const md = readFileSync(join(out, 'table2.md'), 'utf8');
     assert.match(md, /# Few-shot Table II — 4 target training images per class/);
     assert.match(md, /\| \[Embed\] Ω \+ Gaussian residual \| \d+\.\d\d ± \d+\.\d\d \|/);

@@ -12,7 +12,7 @@ import { EmbaugError, fromNative } from '../errors.js';
 import { packageRoot } from '../paths.js';
 
 /** EB_BACKEND_ABI_VERSION of native/include/eb_backend.h that this engine was written against. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 export interface BackendInfo {
   name: 'cpu' | 'cuda';

@@ -32,6 +32,14 @@ export interface TrainOptions extends Supervised {
   seed: number;
   firstEpoch?: number;
   totalEpochs?: number;
+  /** Mixup of the inputs within each batch at λ ~ Beta(α, α); 0 = off. Classification only. */
+  mixupAlpha?: number;
+  /**
+   * ISDA's λ0 (Wang et al., 2019): the loss is the closed-form upper bound of the expected
+   * cross-entropy under class-conditional Gaussian noise on the last layer's input, with the
+   * class covariances estimated online and λ ramped from 0 to λ0; 0 = off. Classification only.
+   */
+  isdaLambda?: number;
   optimizer: OptimizerConfig;
   onEpoch?: (s: EpochStats) => void;
   signal?: AbortSignal;
@@ -128,6 +136,8 @@ export class MlpModel {
     if (rows % views !== 0) throw new RangeError(`x has ${rows} rows, not a multiple of views=${views}`);
     const n = rows / views;
     const y = this.#supervision('', o, n);
+    if ((o.mixupAlpha || o.isdaLambda) && !(y instanceof Int32Array)) throw new TypeError(`${o.mixupAlpha ? 'mixup' : 'ISDA'} needs class labels, not regression targets`);
+    if (o.mixupAlpha && o.isdaLambda) throw new RangeError('mixup and ISDA are alternatives: give mixupAlpha or isdaLambda, not both');
     let val: { valX: Float32Array; valN: number; valLabels?: Int32Array; valTargets?: Float32Array } | undefined;
     if (o.val) {
       const vn = this.#rows('val.x', o.val.x);
@@ -162,6 +172,8 @@ export class MlpModel {
       seed: v.int('seed', o.seed, 0, 2 ** 52),
       firstEpoch: v.int('firstEpoch', o.firstEpoch ?? 0, 0),
       totalEpochs: v.int('totalEpochs', o.totalEpochs ?? 0, 0),
+      mixupAlpha: v.num('mixupAlpha', o.mixupAlpha ?? 0, 0, 100),
+      isdaLambda: v.num('isdaLambda', o.isdaLambda ?? 0, 0, 100),
       optimizer,
     };
     const onAbort = () => this.#m.cancel();

@@ -24,7 +24,7 @@ export interface Scenario {
   label: string;
 }
 
-const MODE_TAG: Record<FineTuneMode, string> = { none: 'None', pixel: 'Pixel', embed: 'Embed', noise: 'Noise' };
+const MODE_TAG: Record<FineTuneMode, string> = { none: 'None', pixel: 'Pixel', embed: 'Embed', noise: 'Noise', mixup: 'Mixup', isda: 'ISDA' };
 
 const STOCHASTIC: { sampling: OmegaSampling; label: string }[] = [
   { sampling: 'residual-gauss', label: 'Ω + Gaussian residual' },
@@ -44,7 +44,9 @@ export function scenarios(augSets: string[], fewShot: boolean): Scenario[] {
     if (fewShot)
       for (const f of STOCHASTIC) out.push({ key: `embed-${f.sampling}`, augSet: s, mode: 'embed', sampling: f.sampling, tag: `[Embed ${f.sampling}]`, label: `[Embed] ${f.label}` });
   }
-  if (fewShot) out.push({ key: 'noise', augSet: 'none', mode: 'noise', tag: `[${MODE_TAG.noise}]`, label: '[Noise] Gaussian noise, Ω-free baseline' });
+  if (fewShot)
+    for (const [mode, label] of [['noise', 'Gaussian noise'], ['mixup', 'feature mixup'], ['isda', 'ISDA']] as const)
+      out.push({ key: mode, augSet: 'none', mode, tag: `[${MODE_TAG[mode]}]`, label: `[${MODE_TAG[mode]}] ${label}, Ω-free baseline` });
   return out;
 }
 

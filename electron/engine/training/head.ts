@@ -9,7 +9,10 @@
  *           g_j, which gets a fresh θ per sample and epoch (the draws pixel mode would make);
  *           the stochastic forms (stochastic.ts) draw a new view for every sample in every epoch;
  *  - noise: an Ω-free baseline, Φ(x) plus Gaussian noise scaled by the training embeddings'
- *           per-dimension spread, drawn afresh every epoch.
+ *           per-dimension spread, drawn afresh every epoch;
+ *  - mixup: an Ω-free baseline, embeddings mixed within each batch (Zhang et al., 2018);
+ *  - isda:  an Ω-free baseline, ISDA's closed-form loss over class-conditional Gaussian
+ *           noise on the last hidden layer (Wang et al., 2019), in the native trainer.
  * The identity is one of the versions, as with a random flip at p = 1/(N+1).
  */
 import { drawTheta, parseAug, type AugSpec } from '../augment/index.js';
@@ -26,8 +29,11 @@ import { applyOmega, packParams, type OmegaResult } from './omega.js';
 import { stack } from './stats.js';
 import { KNN_K, addGaussian, addNeighbourShift, addNoise, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
 
-export const FINE_TUNE_MODES = ['none', 'pixel', 'embed', 'noise'] as const;
+export const FINE_TUNE_MODES = ['none', 'pixel', 'embed', 'noise', 'mixup', 'isda'] as const;
 export type FineTuneMode = (typeof FINE_TUNE_MODES)[number];
+
+/** Modes that augment with views of g_j (and so need augmentation specs). */
+export const usesAugs = (mode: FineTuneMode) => mode === 'pixel' || mode === 'embed';
 
 export interface HeadConfig {
   hidden: number[];
@@ -37,6 +43,10 @@ export interface HeadConfig {
   optimizer: OptimizerConfig;
   /** Evaluate on the test set every this many epochs (and after the last); 1 = every epoch. */
   evalEvery: number;
+  /** Mixup mode's α (λ ~ Beta(α, α)); Zhang et al.'s CIFAR-10 setting, fixed in advance. */
+  mixupAlpha: number;
+  /** ISDA mode's λ0, the paper's CIFAR setting, fixed in advance. */
+  isdaLambda: number;
 }
 
 export const HEAD_DEFAULTS: HeadConfig = {
@@ -45,6 +55,8 @@ export const HEAD_DEFAULTS: HeadConfig = {
   batch: 128,
   seed: 0,
   evalEvery: 1,
+  mixupAlpha: 1,
+  isdaLambda: 0.5,
   optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 5e-4, schedule: 'constant' },
 };
 
@@ -96,8 +108,8 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
   const cfg: HeadConfig = { ...HEAD_DEFAULTS, ...req.config, optimizer: { ...HEAD_DEFAULTS.optimizer, ...req.config?.optimizer } };
   const bb = getBackbone(db, req.backbone);
   const ds = getDataset(db, req.dataset);
-  const augs = (req.mode === 'none' || req.mode === 'noise' ? [] : (req.augs ?? [])).map((a) => parseAug(a));
-  if ((req.mode === 'pixel' || req.mode === 'embed') && augs.length === 0) throw new EmbaugError('E_ARG', `fine-tuning mode "${req.mode}" needs at least one augmentation`);
+  const augs = (usesAugs(req.mode) ? (req.augs ?? []) : []).map((a) => parseAug(a));
+  if (usesAugs(req.mode) && augs.length === 0) throw new EmbaugError('E_ARG', `fine-tuning mode "${req.mode}" needs at least one augmentation`);
   const sampling = req.mode === 'embed' ? req.sampling ?? 'mean' : null;
   if (req.mode === 'embed')
     for (const a of augs) {
@@ -127,7 +139,10 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
       req.onEpoch?.(s);
     };
     const val = { x: test.x, labels: testLabels };
-    const base = { labels, batch: cfg.batch, seed: cfg.seed, optimizer: cfg.optimizer, signal: req.signal, onEpoch };
+    const base = {
+      labels, batch: cfg.batch, seed: cfg.seed, optimizer: cfg.optimizer, signal: req.signal, onEpoch,
+      ...(req.mode === 'mixup' ? { mixupAlpha: cfg.mixupAlpha } : req.mode === 'isda' ? { isdaLambda: cfg.isdaLambda } : {}),
+    };
     const evaluated = (e: number) => (e + 1) % cfg.evalEvery === 0 || e + 1 === cfg.epochs;
     try {
       const draw = (aug: string, epoch: number): DrawKey => ({ seed: cfg.seed, epoch, aug, images: z.images.map((i) => i.sha256) });

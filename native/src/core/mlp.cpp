@@ -60,6 +60,28 @@ void shuffle_epoch(uint64_t seed, int epoch, int64_t n, int views, std::vector<i
     }
 }
 
+// A counter-based stream of uniforms in (0, 1), keyed like the shuffles.
+struct KeyedUniforms {
+    uint64_t seed, key, i = 0;
+    float next() { return uniform01(seed, key, i++) + 0.5f / 16777216.0f; }
+};
+
+// Gamma(k, 1) by Marsaglia and Tsang, boosted for k < 1.
+float gamma_draw(float k, KeyedUniforms &u) {
+    if (k < 1.0f) return gamma_draw(k + 1.0f, u) * std::pow(u.next(), 1.0f / k);
+    const float d = k - 1.0f / 3.0f, c = 1.0f / std::sqrt(9.0f * d);
+    for (;;) {
+        float x, v;
+        do {
+            x = std::sqrt(-2.0f * std::log(u.next())) * std::cos(6.283185307f * u.next());
+            v = 1.0f + c * x;
+        } while (v <= 0.0f);
+        v = v * v * v;
+        const float w = u.next();
+        if (w < 1.0f - 0.0331f * x * x * x * x || std::log(w) < 0.5f * x * x + d * (1.0f - v + std::log(v))) return d * v;
+    }
+}
+
 }  // namespace
 
 static const char *status_text(int st) {
@@ -98,6 +120,9 @@ struct Mlp::Workspace {
     std::vector<float *> acts, dacts;
     float *xb = nullptr, *tb = nullptr, *acc = nullptr;
     int32_t *lb = nullptr;
+    // Mixup's partner rows and labels, and the permutation that picks them.
+    float *xb2 = nullptr;
+    int32_t *lb2 = nullptr, *perm = nullptr;
 };
 
 Mlp::Mlp(eb_backend backend, std::vector<int> sizes, uint64_t seed, bool residual)
@@ -151,6 +176,33 @@ void Mlp::release_all() {
         v->clear();
     }
     free_workspace();
+    free_isda();
+}
+
+void Mlp::free_isda() {
+    for (float **p : {&isda_mean_, &isda_cov_, &isda_count_, &isda_scratch_, &isda_dw_}) {
+        if (*p) be_.iface->release(be_.ctx, *p);
+        *p = nullptr;
+    }
+}
+
+int Mlp::ensure_isda(int c, int d, std::string &err) {
+    if (isda_mean_) return EB_OK;
+    auto a = [&](size_t floats) { return static_cast<float *>(be_.iface->alloc(be_.ctx, floats * sizeof(float))); };
+    isda_mean_ = a((size_t)c * d);
+    isda_cov_ = a((size_t)c * d * d);
+    isda_count_ = a((size_t)c);
+    isda_scratch_ = a((size_t)c * c * (d + 2));
+    isda_dw_ = a((size_t)c * d);
+    if (!isda_mean_ || !isda_cov_ || !isda_count_ || !isda_scratch_ || !isda_dw_) {
+        free_isda();
+        err = "out of memory on backend '" + std::string(backend_name()) + "' for ISDA's class covariances";
+        return EB_ERR_ALLOC;
+    }
+    EB_OP(fill, isda_mean_, 0.0f, (size_t)c * d);
+    EB_OP(fill, isda_cov_, 0.0f, (size_t)c * d * d);
+    EB_OP(fill, isda_count_, 0.0f, (size_t)c);
+    return EB_OK;
 }
 
 void Mlp::free_workspace() {
@@ -159,7 +211,8 @@ void Mlp::free_workspace() {
         if (p) be_.iface->release(be_.ctx, p);
     for (float *p : ws_->dacts)
         if (p) be_.iface->release(be_.ctx, p);
-    for (void *p : {(void *)ws_->xb, (void *)ws_->tb, (void *)ws_->acc, (void *)ws_->lb})
+    for (void *p : {(void *)ws_->xb, (void *)ws_->tb, (void *)ws_->acc, (void *)ws_->lb, (void *)ws_->xb2, (void *)ws_->lb2,
+                    (void *)ws_->perm})
         if (p) be_.iface->release(be_.ctx, p);
     delete ws_;
     ws_ = nullptr;
@@ -179,7 +232,10 @@ int Mlp::ensure_workspace(int batch, std::string &err) {
     ws_->tb = a((size_t)batch * sizes_.back());
     ws_->acc = a(2);
     ws_->lb = static_cast<int32_t *>(be_.iface->alloc(be_.ctx, (size_t)batch * sizeof(int32_t)));
-    bool ok = ws_->xb && ws_->tb && ws_->acc && ws_->lb;
+    ws_->xb2 = a((size_t)batch * sizes_.front());
+    ws_->lb2 = static_cast<int32_t *>(be_.iface->alloc(be_.ctx, (size_t)batch * sizeof(int32_t)));
+    ws_->perm = static_cast<int32_t *>(be_.iface->alloc(be_.ctx, (size_t)batch * sizeof(int32_t)));
+    bool ok = ws_->xb && ws_->tb && ws_->acc && ws_->lb && ws_->xb2 && ws_->lb2 && ws_->perm;
     for (float *p : ws_->acts) ok = ok && p;
     for (float *p : ws_->dacts) ok = ok && p;
     if (!ok) {
@@ -274,6 +330,18 @@ int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<boo
     const int64_t n = d.y.n;
     const bool labels = d.y.labels != nullptr;
     EB_TRY(ensure_workspace(cfg.batch, err));
+    const bool mixup = cfg.mixup_alpha > 0, isda = cfg.isda_lambda > 0;
+    if ((mixup || isda) && !labels) {
+        err = std::string(mixup ? "mixup" : "ISDA") + " needs class labels, not regression targets";
+        return EB_ERR_ARG;
+    }
+    if (mixup && isda) {
+        err = "mixup and ISDA are alternatives: choose one";
+        return EB_ERR_ARG;
+    }
+    const int layers = (int)sizes_.size() - 1, feat_dim = sizes_[layers - 1];
+    if (isda) EB_TRY(ensure_isda(out, feat_dim, err));
+    std::vector<int32_t> perm(cfg.batch);
     DevBuf<float> x(be_, (size_t)d.views * n * in);
     DevBuf<int32_t> lab(be_, labels ? (size_t)n : 0);
     DevBuf<float> tgt(be_, labels ? 0 : (size_t)n * out);
@@ -317,9 +385,33 @@ int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<boo
             EB_OP(gather, ws_->xb, x.p, rows_dev.p + start, bs, in);
             if (labels) EB_OP(gather_i32, ws_->lb, lab.p, samples_dev.p + start, bs);
             else EB_OP(gather, ws_->tb, tgt.p, samples_dev.p + start, bs, out);
+            float lam = 1.0f;
+            if (mixup) {
+                KeyedUniforms u{cfg.seed + 2, ((uint64_t)e << 32) + (uint64_t)(start / cfg.batch)};
+                const float g1 = gamma_draw(cfg.mixup_alpha, u), g2 = gamma_draw(cfg.mixup_alpha, u);
+                lam = g1 / (g1 + g2);
+                for (int i = 0; i < bs; i++) perm[i] = i;
+                for (int i = bs - 1; i > 0; i--) std::swap(perm[i], perm[(int)(u.next() * (i + 1)) % (i + 1)]);
+                EB_OP(upload, ws_->perm, perm.data(), (size_t)bs * sizeof(int32_t));
+                EB_OP(gather, ws_->xb2, ws_->xb, ws_->perm, bs, in);
+                EB_OP(gather_i32, ws_->lb2, ws_->lb, ws_->perm, bs);
+                EB_OP(mix, ws_->xb, ws_->xb2, lam, (size_t)bs * in);
+            }
             EB_TRY(forward_batch(ws_->xb, bs));
-            EB_TRY(loss_batch(batch_sup, labels ? (const void *)ws_->lb : (const void *)ws_->tb, bs, ws_->acc));
+            if (isda) {
+                // The features ISDA augments are the last layer's input.
+                const float *feats = layers >= 2 ? ws_->acts[layers - 2] : ws_->xb;
+                const float ratio = cfg.isda_lambda * (float)e / (float)horizon;
+                EB_OP(class_stats, feats, ws_->lb, bs, feat_dim, out, isda_mean_, isda_cov_, isda_count_);
+                EB_OP(isda_xent, ws_->acts.back(), ws_->lb, params_[2 * (layers - 1)], isda_cov_, ratio, bs, out, feat_dim,
+                      isda_scratch_, ws_->dacts.back(), isda_dw_, ws_->acc);
+            } else if (mixup) {
+                EB_OP(softmax_xent_mix, ws_->acts.back(), ws_->lb, ws_->lb2, lam, bs, out, ws_->dacts.back(), ws_->acc);
+            } else {
+                EB_TRY(loss_batch(batch_sup, labels ? (const void *)ws_->lb : (const void *)ws_->tb, bs, ws_->acc));
+            }
             EB_TRY(backward_batch(ws_->xb, bs));
+            if (isda) EB_OP(add, grads_[2 * (layers - 1)], isda_dw_, (size_t)out * feat_dim);
             EB_TRY(step(lr));
         }
         EB_OP(download, acc, ws_->acc, sizeof acc);
@@ -411,6 +503,7 @@ int Mlp::set_params(const std::vector<std::vector<float>> &params, std::string &
         EB_OP(fill, opt_v_[t], 0.0f, param_len_[t]);
     }
     adam_t_ = 0;
+    free_isda();
     return EB_OK;
 }
 

@@ -44,6 +44,11 @@ struct TrainConfig {
     int first_epoch = 0;    // lets a caller train epoch by epoch with the same shuffles and schedule
     int total_epochs = 0;   // horizon of the learning-rate schedule; 0 = epochs
     OptimConfig opt;
+    // Classification only. Mixup of the inputs: each batch mixes with a shuffle of itself at
+    // λ ~ Beta(α, α). ISDA: λ0 of the covariance term, ramped λ = λ0·epoch/horizon as in the
+    // paper; the class covariances persist across train calls, like the optimiser state.
+    float mixup_alpha = 0.0f;
+    float isda_lambda = 0.0f;
 };
 
 struct EpochStats {
@@ -86,6 +91,8 @@ private:
     int loss_batch(const Supervision &y, const void *yb, int bs, float *acc);
     int backward_batch(const float *xb, int bs);
     int step(float lr);
+    int ensure_isda(int c, int d, std::string &err);
+    void free_isda();
     int evaluate(const float *x_dev, const void *y_dev, bool labels, int64_t n, double &loss, double &acc,
                  std::string &err);
 
@@ -97,6 +104,9 @@ private:
     int64_t adam_t_ = 0;
     OptimConfig opt_;
     Workspace *ws_ = nullptr;
+    // ISDA's estimator (mean [c, d], covariance [c, d, d], count [c]), its scratch and the
+    // gradient its term adds to the last layer's weights; allocated on first use.
+    float *isda_mean_ = nullptr, *isda_cov_ = nullptr, *isda_count_ = nullptr, *isda_scratch_ = nullptr, *isda_dw_ = nullptr;
     const char *failed_op_ = nullptr;
     int failed_status_ = EB_OK;
 };

@@ -133,6 +133,78 @@ int cpu_mse(void *, const float *pred, const float *target, int m, int n, float 
     return EB_OK;
 }
 
+int cpu_softmax_xent_mix(void *, const float *logits, const int32_t *labels, const int32_t *labels2, float lam, int m,
+                         int c, float *dl, float *acc) {
+    double loss = 0;
+    int correct = 0;
+    for (int i = 0; i < m; i++) {
+        int ok = 0;
+        loss += eb::softmax_xent_mix_row(logits + (size_t)i * c, c, labels[i], labels2[i], lam, 1.0f / m, dl + (size_t)i * c, &ok);
+        correct += ok;
+    }
+    acc[0] += (float)loss;
+    acc[1] += (float)correct;
+    return EB_OK;
+}
+
+int cpu_mix(void *, float *y, const float *x, float lam, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = lam * y[i] + (1.0f - lam) * x[i];
+    return EB_OK;
+}
+
+int cpu_class_stats(void *ctx, const float *f, const int32_t *labels, int m, int d, int c, float *mean, float *cov,
+                    float *count) {
+    std::vector<float> xc, cb((size_t)d * d), mb(d);
+    for (int k = 0; k < c; k++) {
+        xc.clear();
+        for (int i = 0; i < m; i++)
+            if (labels[i] == k) xc.insert(xc.end(), f + (size_t)i * d, f + (size_t)(i + 1) * d);
+        const int n = (int)(xc.size() / d);
+        if (n == 0) continue;
+        std::fill(mb.begin(), mb.end(), 0.0f);
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < d; t++) mb[t] += xc[(size_t)i * d + t];
+        for (int t = 0; t < d; t++) mb[t] /= (float)n;
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < d; t++) xc[(size_t)i * d + t] -= mb[t];
+        // The batch covariance as one GEMM of the centred rows: d² n multiply-adds per class.
+        cpu_gemm(ctx, 1, 0, d, d, n, 1.0f / (float)n, xc.data(), xc.data(), 0.0f, cb.data());
+        float *ck = cov + (size_t)k * d * d, *mk = mean + (size_t)k * d;
+        for (int p = 0; p < d; p++)
+            for (int q = 0; q < d; q++)
+                ck[(size_t)p * d + q] = eb::merged_cov(ck[(size_t)p * d + q], count[k], (float)n, cb[(size_t)p * d + q], mk[p], mk[q], mb[p], mb[q]);
+        const float w = (float)n / (count[k] + (float)n);
+        for (int t = 0; t < d; t++) mk[t] = mk[t] * (1.0f - w) + mb[t] * w;
+        count[k] += (float)n;
+    }
+    return EB_OK;
+}
+
+int cpu_isda_xent(void *, const float *logits, const int32_t *labels, const float *w, const float *cov, float ratio, int m,
+                  int c, int d, float *scratch, float *dl, float *dw, float *acc) {
+    float *a = scratch, *sig = a + (size_t)c * c * d, *g = sig + (size_t)c * c;
+    for (int y = 0; y < c; y++)
+        for (int j = 0; j < c; j++)
+            for (int t = 0; t < d; t++) a[((size_t)y * c + j) * d + t] = eb::isda_a_entry(w, cov, d, y, j, t);
+    for (int y = 0; y < c; y++)
+        for (int j = 0; j < c; j++) sig[(size_t)y * c + j] = eb::isda_sigma_entry(w, a, ratio, c, d, y, j);
+    double loss = 0;
+    int correct = 0;
+    std::fill(g, g + (size_t)c * c, 0.0f);
+    for (int i = 0; i < m; i++) {
+        int ok = 0;
+        float *di = dl + (size_t)i * c;
+        loss += eb::isda_xent_row(logits + (size_t)i * c, sig + (size_t)labels[i] * c, c, labels[i], 1.0f / m, di, &ok);
+        correct += ok;
+        for (int j = 0; j < c; j++) g[(size_t)labels[i] * c + j] += di[j];
+    }
+    for (int k = 0; k < c; k++)
+        for (int t = 0; t < d; t++) dw[(size_t)k * d + t] = eb::isda_dw_entry(g, a, ratio, c, d, k, t);
+    acc[0] += (float)loss;
+    acc[1] += (float)correct;
+    return EB_OK;
+}
+
 int cpu_sgd(void *, float *w, const float *g, float *v, size_t n, float lr, float mom, float wd, int nesterov) {
     for (size_t i = 0; i < n; i++) {
         const float gi = g[i] + wd * w[i];
@@ -217,6 +289,10 @@ const eb_backend_i cpu_iface = {
     .gather_i32 = cpu_gather_i32,
     .softmax_xent = cpu_softmax_xent,
     .mse = cpu_mse,
+    .softmax_xent_mix = cpu_softmax_xent_mix,
+    .mix = cpu_mix,
+    .class_stats = cpu_class_stats,
+    .isda_xent = cpu_isda_xent,
     .sgd = cpu_sgd,
     .adam = cpu_adam,
     .augment = cpu_augment,

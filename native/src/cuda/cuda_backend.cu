@@ -223,6 +223,128 @@ int cu_mse(void *ctx, const float *pred, const float *target, int m, int n, floa
     return launched();
 }
 
+__global__ void softmax_xent_mix_kernel(const float *logits, const int32_t *labels, const int32_t *labels2, float lam, int m,
+                                        int c, float *dl, float *acc) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    float loss = 0.0f, correct = 0.0f;
+    if (i < m) {
+        int ok = 0;
+        loss = eb::softmax_xent_mix_row(logits + (size_t)i * c, c, labels[i], labels2[i], lam, 1.0f / m, dl + (size_t)i * c, &ok);
+        correct = (float)ok;
+    }
+    block_sum_to(loss, acc);
+    block_sum_to(correct, acc + 1);
+}
+int cu_softmax_xent_mix(void *ctx, const float *logits, const int32_t *labels, const int32_t *labels2, float lam, int m, int c,
+                        float *dl, float *acc) {
+    softmax_xent_mix_kernel<<<blocks(m, 128), 128, 0, C(ctx)->stream>>>(logits, labels, labels2, lam, m, c, dl, acc);
+    return launched();
+}
+
+__global__ void mix_kernel(float *y, const float *x, float lam, size_t n) {
+    const size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) y[i] = lam * y[i] + (1.0f - lam) * x[i];
+}
+int cu_mix(void *ctx, float *y, const float *x, float lam, size_t n) {
+    mix_kernel<<<blocks(n), 256, 0, C(ctx)->stream>>>(y, x, lam, n);
+    return launched();
+}
+
+// The batch mean of feature p over the rows of class k, and their number.
+__device__ float class_batch_mean(const float *f, const int32_t *labels, int m, int d, int k, int p, int *n) {
+    float s = 0.0f;
+    int cnt = 0;
+    for (int i = 0; i < m; i++)
+        if (labels[i] == k) { s += f[(size_t)i * d + p]; cnt++; }
+    *n = cnt;
+    return cnt ? s / cnt : 0.0f;
+}
+// One thread per covariance entry (k, p, q); reads the old means, so the means are updated after.
+__global__ void class_cov_kernel(const float *f, const int32_t *labels, int m, int d, int c, const float *mean, float *cov,
+                                 const float *count) {
+    const size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (e >= (size_t)c * d * d) return;
+    const int k = (int)(e / ((size_t)d * d)), p = (int)(e / d % d), q = (int)(e % d);
+    int n = 0;
+    const float mp = class_batch_mean(f, labels, m, d, k, p, &n), mq = class_batch_mean(f, labels, m, d, k, q, &n);
+    if (n == 0) return;
+    float cb = 0.0f;
+    for (int i = 0; i < m; i++)
+        if (labels[i] == k) cb += (f[(size_t)i * d + p] - mp) * (f[(size_t)i * d + q] - mq);
+    cov[e] = eb::merged_cov(cov[e], count[k], (float)n, cb / n, mean[(size_t)k * d + p], mean[(size_t)k * d + q], mp, mq);
+}
+// One thread per mean entry (k, p); the last feature's thread of each class also updates its count.
+__global__ void class_mean_kernel(const float *f, const int32_t *labels, int m, int d, int c, float *mean, float *count) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= c * d) return;
+    const int k = e / d, p = e % d;
+    int n = 0;
+    const float mb = class_batch_mean(f, labels, m, d, k, p, &n);
+    if (n == 0) return;
+    const float w = (float)n / (count[k] + (float)n);
+    mean[e] = mean[e] * (1.0f - w) + mb * w;
+}
+__global__ void class_count_kernel(const int32_t *labels, int m, int c, float *count) {
+    const int k = blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= c) return;
+    int n = 0;
+    for (int i = 0; i < m; i++) n += labels[i] == k;
+    count[k] += (float)n;
+}
+int cu_class_stats(void *ctx, const float *f, const int32_t *labels, int m, int d, int c, float *mean, float *cov, float *count) {
+    cudaStream_t st = C(ctx)->stream;
+    class_cov_kernel<<<blocks((size_t)c * d * d), 256, 0, st>>>(f, labels, m, d, c, mean, cov, count);
+    class_mean_kernel<<<blocks((size_t)c * d), 256, 0, st>>>(f, labels, m, d, c, mean, count);
+    class_count_kernel<<<blocks(c), 256, 0, st>>>(labels, m, c, count);
+    return launched();
+}
+
+__global__ void isda_a_kernel(const float *w, const float *cov, int c, int d, float *a) {
+    const size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (e >= (size_t)c * c * d) return;
+    a[e] = eb::isda_a_entry(w, cov, d, (int)(e / ((size_t)c * d)), (int)(e / d % c), (int)(e % d));
+}
+__global__ void isda_sigma_kernel(const float *w, const float *a, float ratio, int c, int d, float *sig) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e < c * c) sig[e] = eb::isda_sigma_entry(w, a, ratio, c, d, e / c, e % c);
+}
+__global__ void isda_xent_kernel(const float *logits, const int32_t *labels, const float *sig, int m, int c, float *dl, float *acc) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    float loss = 0.0f, correct = 0.0f;
+    if (i < m) {
+        int ok = 0;
+        loss = eb::isda_xent_row(logits + (size_t)i * c, sig + (size_t)labels[i] * c, c, labels[i], 1.0f / m, dl + (size_t)i * c, &ok);
+        correct = (float)ok;
+    }
+    block_sum_to(loss, acc);
+    block_sum_to(correct, acc + 1);
+}
+// G[y][j]: dlogits summed over the rows of class y, in row order (as the CPU sums them).
+__global__ void isda_g_kernel(const float *dl, const int32_t *labels, int m, int c, float *g) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= c * c) return;
+    const int y = e / c, j = e % c;
+    float s = 0.0f;
+    for (int i = 0; i < m; i++)
+        if (labels[i] == y) s += dl[(size_t)i * c + j];
+    g[e] = s;
+}
+__global__ void isda_dw_kernel(const float *g, const float *a, float ratio, int c, int d, float *dw) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e < c * d) dw[e] = eb::isda_dw_entry(g, a, ratio, c, d, e / d, e % d);
+}
+int cu_isda_xent(void *ctx, const float *logits, const int32_t *labels, const float *w, const float *cov, float ratio, int m,
+                 int c, int d, float *scratch, float *dl, float *dw, float *acc) {
+    cudaStream_t st = C(ctx)->stream;
+    float *a = scratch, *sig = a + (size_t)c * c * d, *g = sig + (size_t)c * c;
+    isda_a_kernel<<<blocks((size_t)c * c * d), 256, 0, st>>>(w, cov, c, d, a);
+    isda_sigma_kernel<<<blocks((size_t)c * c), 256, 0, st>>>(w, a, ratio, c, d, sig);
+    isda_xent_kernel<<<blocks(m, 128), 128, 0, st>>>(logits, labels, sig, m, c, dl, acc);
+    isda_g_kernel<<<blocks((size_t)c * c), 256, 0, st>>>(dl, labels, m, c, g);
+    isda_dw_kernel<<<blocks((size_t)c * d), 256, 0, st>>>(g, a, ratio, c, d, dw);
+    return launched();
+}
+
 __global__ void sgd_kernel(float *w, const float *g, float *v, size_t n, float lr, float mom, float wd, int nesterov) {
     const size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= n) return;
@@ -353,6 +475,10 @@ const eb_backend_i cuda_iface = {
     .gather_i32 = cu_gather_i32,
     .softmax_xent = cu_softmax_xent,
     .mse = cu_mse,
+    .softmax_xent_mix = cu_softmax_xent_mix,
+    .mix = cu_mix,
+    .class_stats = cu_class_stats,
+    .isda_xent = cu_isda_xent,
     .sgd = cu_sgd,
     .adam = cu_adam,
     .augment = cu_augment,
