@@ -52,9 +52,11 @@ export async function main(argv: string[]) {
     const bb = await addBackbone(db, { onnxPath: `${model}.onnx` });
     const targetShas = [...selectImages(db, ds.id, TARGET), ...selectImages(db, ds.id, TEST)].map((r) => r.sha256);
     // Every run starts with no embedding of a target image cached, so each pays its own Φ passes.
+    // (By primary key, set by set: a delete by image alone would scan the whole table per image.)
     const forget = (d: Db) => {
-      const del = d.prepare('DELETE FROM embeddings WHERE image_sha = ?');
-      d.transaction(() => targetShas.forEach((s) => del.run(s)))();
+      const del = d.prepare('DELETE FROM embeddings WHERE set_id = ? AND image_sha = ?');
+      const sets = (d.prepare('SELECT id FROM embedding_sets').all() as { id: number }[]).map((r) => r.id);
+      d.transaction(() => sets.forEach((id) => targetShas.forEach((s) => del.run(id, s))))();
     };
     const head = async (mode: 'pixel' | 'embed', aug: string, om: OmegaResult, epochs: number) => {
       forget(db);

@@ -133,6 +133,16 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await finished(/Train Ω hflip/);
     assert.equal(await chart.getAttribute('data-points'), '6');
     await page.getByTestId('omega-runs').getByRole('cell', { name: 'hflip' }).first().waitFor();
+    // A random augmentation with the conditional form: its row shows MSE against |θ|.
+    await page.getByLabel('Augmentations').fill('rotate');
+    await page.getByLabel('Epochs').fill('2');
+    await page.getByLabel('Form').selectOption('conditional-fourier');
+    await page.getByRole('button', { name: 'Train Ω' }).click();
+    await finished(/Train Ω rotate/);
+    const row = page.getByTestId('omega-runs').getByRole('row').filter({ hasText: 'rotate:max=15,min=-15' }).first();
+    await row.getByRole('cell', { name: 'conditional-fourier' }).waitFor();
+    assert.match(await row.innerText(), /0\.75–1: [\d.]+ \/ – \/ [\d.]+/);
+    await page.getByLabel('Form').selectOption('auto');
     await noOverflow('omega');
     await shot('04-omega');
   });
@@ -147,6 +157,10 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.locator('select[name="mode"]').selectOption('embed');
     await page.getByRole('button', { name: 'Train Ψ' }).click();
     await finished(/Train Ψ \(embed\)/);
+    await page.locator('select[name="mode"]').selectOption('isda');
+    assert.equal(await page.getByLabel('Augmentations').count(), 0, 'an Ω-free baseline takes no augmentation');
+    await page.getByRole('button', { name: 'Train Ψ' }).click();
+    await finished(/Train Ψ \(isda\)/);
     await noOverflow('heads');
     await shot('05-heads');
   });

@@ -133,6 +133,28 @@ describe('the paper pipeline on a small real subset', () => {
     assert.match(md, /How close each form of Ω comes/);
     const om = r.omega.resnet18.none.hflip;
     assert.ok(om.sampling && om.sampling['residual-gauss'].energyScore > 0 && om.sampling.identity.mse > 0);
+    // Two heads at a time (the default at threads: 2, each single-threaded) or one after the
+    // other with both threads: the schedule changes no number.
+    const sequential = await reproduce(db, { out: join(tmp.dir, 'fewshot-sequential'), modelsDir, dataDir, perClass: 4, epochs: 12, seeds: 2, subset: 100, omega: { epochs: 2 }, threads: 2, concurrency: 1 });
+    assert.deepEqual(sequential.architectures, r.architectures);
+    assert.deepEqual(sequential.curves.heads, r.curves.heads);
+  });
+
+  it('the few-shot protocol with random augmentations: a conditional Ω, fresh draws, and each set in its own tables', async () => {
+    const out = join(tmp.dir, 'fewshot-random');
+    const sets = ['crop:pad=4+hflip:p=0.5', 'rotate'];
+    const r = await reproduce(db, { out, modelsDir, dataDir, perClass: 2, epochs: 3, seeds: 2, subset: 100, augSets: sets, omegaImages: 60, omega: { epochs: 2, draws: 2 }, threads: 2 });
+    const om = r.omega.resnet18.none['rotate:max=15,min=-15'];
+    assert.deepEqual(om.candidates.map((c) => c.form), ['residual', 'conditional', 'conditional-fourier']);
+    assert.equal(om.thetaCurve!.reduce((a, b) => a + b.pairs, 0) % 2, 0);
+    for (const set of sets) assert.equal((r.architectures.resnet18[set] as Record<string, { runs: number[] }>).pixel_pixel.runs.length, 2, set);
+    const md = readFileSync(join(out, 'table2.md'), 'utf8');
+    for (const set of sets) assert.match(md, new RegExp(`## Base trained with hflip; fine-tuning augmentation ${set.replace(/[+.]/g, '\\$&')}`));
+    assert.match(md, /## Ω of random augmentations: held-out MSE against the size of the draw \|θ\|/);
+    assert.match(md, /\| \[Pixel\] rotate through Φ \| \d+\.\d\d ± \d+\.\d\d \|/);
+    // Pixel mode drew through Φ every epoch: one cached set of the target images per epoch and seed.
+    const draws = db.prepare("SELECT count(DISTINCT seed) AS n FROM embedding_sets WHERE aug_key = 'rotate:max=15,min=-15'").get() as { n: number };
+    assert.ok(draws.n >= 2 * 3, `${draws.n} cached draws`);
   });
 
   it('a head with a stochastic Ω form is reproducible with its seed and differs by seed', async () => {

@@ -129,3 +129,16 @@ export function parseAug(text: string): AugSpec {
 export function nativeOps(spec: AugSpec): NativeAugOp[] {
   return spec.ops.map((o) => OPS[o.name].native(o.params));
 }
+
+/**
+ * A comma-separated list of specs, where a comma followed by `name=` continues the parameters
+ * of the spec before it: `hflip,rotate:min=-15,max=15,crop:pad=4` is three specs.
+ */
+export function splitAugList(text: string): string[] {
+  const out: string[] = [];
+  for (const part of text.split(',').map((t) => t.trim()).filter(Boolean)) {
+    if (out.length && /^[a-z]+=/.test(part)) out[out.length - 1] += `,${part}`;
+    else out.push(part);
+  }
+  return out;
+}

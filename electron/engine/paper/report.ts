@@ -32,30 +32,33 @@ export function gainOver(none: Acc, mode: Acc): { mean: number; std: number; rea
 
 function fewShotMarkdown(r: ReproduceResult): string {
   const archs = Object.keys(r.architectures);
-  const cell = (a: string, k: string) => accOf(r.architectures[a], k);
   const lines = [
     `# Few-shot Table II — ${r.perClass} target training images per class (%, mean ± std over ${r.seeds} seeds)`,
     '',
     `Protocol: **${r.protocol}** (${r.protocolDescription}). Each seed draws its own ${r.perClass} images per class, so the spread includes the choice of images; tested on the whole target test split${r.subset ? ` (subset of ${r.subset})` : ''}. Ψ fine-tuned ${r.epochs} epochs with the defaults fixed in advance (SGD, lr 0.01, momentum 0.9, weight decay 5e-4, batch 128); nothing is chosen on the test split. Fine-tuning augmentation: ${r.augSets.join(', ')}.`,
     '',
   ];
-  const plan = scenarios(r.augSets.slice(0, 1), true);
-  for (const base of BASES) {
-    const key = (k: string) => rowKey(base, { key: k });
-    lines.push(`## Base trained with ${base.label}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
-    for (const sc of plan) lines.push(`| ${sc.label} | ${archs.map((a) => pct(cell(a, key(sc.key)))).join(' | ')} |`);
-    lines.push('', 'Gain over [None] (points, mean ± std of the per-seed difference; **bold** when beyond 2 std) and, where the pixel gain is real, the fraction of it each mode recovers, (mode − none) / (pixel − none):', '',
-      `| mode | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
-    for (const { key: k, label } of plan.slice(1))
-      lines.push(`| ${label} | ${archs.map((a) => {
-        const none = cell(a, key('none')), mode = cell(a, key(k)), pixel = cell(a, key('pixel'));
-        if (!none || !mode) return '–';
-        const g = gainOver(none, mode), pg = pixel ? gainOver(none, pixel) : null;
-        const txt = `${(100 * g.mean).toFixed(2)} ± ${(100 * g.std).toFixed(2)}`;
-        const frac = pg?.real && k !== 'pixel' ? ` (${(100 * (g.mean / pg.mean)).toFixed(0)}%)` : '';
-        return `${g.real ? `**${txt}**` : txt}${frac}`;
-      }).join(' | ')} |`);
-    lines.push('');
+  for (const set of r.augSets) {
+    const plan = scenarios([set], true);
+    // The rows without an augmentation ([None] and the Ω-free baselines) are shared by every set.
+    const cell = (a: string, sc: { augSet: string }, k: string) => accOf(r.architectures[a], k, sc.augSet === 'none' ? 'hflip' : set);
+    for (const base of BASES) {
+      const key = (k: string) => rowKey(base, { key: k });
+      lines.push(`## Base trained with ${base.label}${r.augSets.length > 1 ? `; fine-tuning augmentation ${set}` : ''}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
+      for (const sc of plan) lines.push(`| ${sc.label} | ${archs.map((a) => pct(cell(a, sc, key(sc.key)))).join(' | ')} |`);
+      lines.push('', 'Gain over [None] (points, mean ± std of the per-seed difference; **bold** when beyond 2 std) and, where the pixel gain is real, the fraction of it each mode recovers, (mode − none) / (pixel − none):', '',
+        `| mode | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
+      for (const sc of plan.slice(1))
+        lines.push(`| ${sc.label} | ${archs.map((a) => {
+          const none = cell(a, plan[0], key('none')), mode = cell(a, sc, key(sc.key)), pixel = cell(a, plan[1], key('pixel'));
+          if (!none || !mode) return '–';
+          const g = gainOver(none, mode), pg = pixel ? gainOver(none, pixel) : null;
+          const txt = `${(100 * g.mean).toFixed(2)} ± ${(100 * g.std).toFixed(2)}`;
+          const frac = pg?.real && sc.key !== 'pixel' ? ` (${(100 * (g.mean / pg.mean)).toFixed(0)}%)` : '';
+          return `${g.real ? `**${txt}**` : txt}${frac}`;
+        }).join(' | ')} |`);
+      lines.push('');
+    }
   }
   lines.push('## How close each form of Ω comes (held-out base pairs)', '', 'MSE of the form\'s mean and energy score of its samples (8 per pair; for a point prediction the mean distance), both lower-is-better, on held-out base pairs not used to fit them.', '',
     '| architecture | base | aug | identity MSE / ES | Ω mean | Ω + Gaussian residual | identity + Gaussian shift | nearest-neighbour shift | generative Ω |', '|---|---|---|---:|---:|---:|---:|---:|---:|');
@@ -67,6 +70,16 @@ function fewShotMarkdown(r: ReproduceResult): string {
         const f = (k: keyof typeof sampling) => `${sampling[k].mse.toPrecision(3)} / ${sampling[k].energyScore.toPrecision(3)}`;
         lines.push(`| ${a} | ${b} | ${g} | ${f('identity')} | ${f('mean')} | ${f('residual-gauss')} | ${f('shift-gauss')} | ${f('knn-shift')} | ${sampling.generator ? f('generator') : '–'} |`);
       }
+  const curves = Object.entries(r.omega).flatMap(([a, bases]) => Object.entries(bases).flatMap(([b, augs]) => Object.entries(augs).filter(([, o]) => o.thetaCurve).map(([g, o]) => ({ a, b, g, o }))));
+  if (curves.length) {
+    lines.push('', '## Ω of random augmentations: held-out MSE against the size of the draw |θ|', '',
+      `Each base image drawn ${curves[0].o.draws} times; every draw of a held-out image is held out. |θ| is the largest drawn parameter scaled to [0, 1] (the angle over the range's largest, the shift over the padding, a colour factor's offset over its strength). Unconditional: the best plain or residual Ω on the same pairs (it learns the mean view); conditional: the best Ω(z, θ).`, '',
+      '| architecture | base | aug | Ω used (held-out MSE of each form) | |θ| | pairs | identity | unconditional | conditional |', '|---|---|---|---|---|---:|---:|---:|---:|');
+    const f = (x: number | null) => (x === null ? '–' : x.toPrecision(3));
+    for (const { a, b, g, o } of curves)
+      o.thetaCurve!.forEach((bin, i) =>
+        lines.push(`| ${i ? '' : a} | ${i ? '' : b} | ${i ? '' : g} | ${i ? '' : `${o.chosen} (${o.candidates.map((c) => `${c.form} ${c.heldOutMse.toPrecision(3)}`).join(', ')}; identity ${o.fidelity.identityMse.toPrecision(3)})`} | ${bin.lo}–${bin.hi} | ${bin.pairs} | ${f(bin.identity)} | ${f(bin.unconditional)} | ${f(bin.conditional)} |`));
+  }
   if (r.compute) {
     const c = r.compute;
     const fmt = (s: number) => (s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);

@@ -4,10 +4,11 @@
  */
 import { cpus } from 'node:os';
 
+import { parseAug } from '../augment/index.js';
 import { selectImages } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { logitsAccuracy } from '../embeddings/index.js';
-import { ProgressMeter, type OnProgress } from '../jobs/index.js';
+import { embeddingsFor, logitsAccuracy } from '../embeddings/index.js';
+import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
 import { meanStd, trainHead, trainOmega, type HeadConfig, type OmegaConfig, type OmegaResult } from '../training/index.js';
 import { measureEq8 } from './eq8.js';
@@ -39,10 +40,16 @@ export interface ReproduceOptions {
    */
   perClass?: number;
   archs?: string[];
+  /** Named sets (hflip, vflip, both) or augmentation specs, random ones included. */
   augSets?: string[];
+  /** Base images (balanced) Ω is trained on; all of the base task's training split by default. */
+  omegaImages?: number;
   omega?: Partial<OmegaConfig>;
   head?: Partial<HeadConfig>;
+  /** Total cores to use. */
   threads?: number;
+  /** Heads trained at once (default: threads); 1 is the sequential schedule. Changes no result. */
+  concurrency?: number;
   signal?: AbortSignal;
   onProgress?: OnProgress;
   log?: (line: string) => void;
@@ -59,15 +66,26 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
   const augSets = o.augSets ?? (fewShot ? ['hflip'] : Object.keys(AUG_SETS));
   const plan = scenarios(augSets, fewShot);
   const threads = o.threads ?? cpus().length;
+  // Heads are independent: one per core, each single-threaded (see jobs/independent.ts).
+  const concurrency = Math.max(1, Math.min(o.concurrency ?? threads, threads));
+  const headThreads = Math.max(1, Math.floor(threads / concurrency));
   const log = o.log ?? (() => {});
-  for (const s of augSets) if (!AUG_SETS[s]) throw new RangeError(`unknown augmentation set "${s}": use ${Object.keys(AUG_SETS).join(', ')}`);
+  // A set is a named one (hflip, vflip, both) or any one augmentation spec, random ones too.
+  const setAugs = (s: string) => AUG_SETS[s] ?? [parseAug(s).key];
+  for (const s of augSets)
+    if (!AUG_SETS[s])
+      try {
+        parseAug(s);
+      } catch (err) {
+        throw new RangeError(`augmentation set "${s}" is neither ${Object.keys(AUG_SETS).join(', ')} nor an augmentation spec: ${(err as Error).message}`);
+      }
   const protocol = await resolveProtocol(db, protocolName, o.dataDir, o.subset, o.onProgress);
   const families = await discoverFamilies(db, o.modelsDir, protocolName, o.archs, log);
-  const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets, archs: families.map((f) => f.architecture), omega: o.omega ?? {}, head: o.head ?? {} };
+  const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets, omegaImages: o.omegaImages ?? null, archs: families.map((f) => f.architecture), omega: o.omega ?? {}, head: o.head ?? {} };
   const top = startRun(db, { kind: 'reproduce', name: `reproduce ${protocolName}`, config, protocol: protocolName, threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
   const group = `reproduce-${top.id}`;
   return top.wrap(async () => {
-    const omegaAugs = [...new Set(augSets.flatMap((s) => AUG_SETS[s]))];
+    const omegaAugs = [...new Set(augSets.flatMap(setAugs))];
     const steps = families.length * 2 * (1 + omegaAugs.length + seeds * plan.length);
     const meter = new ProgressMeter('reproduce (steps)', steps, 'steps', o.onProgress, 0);
     const result: ReproduceResult = {
@@ -93,7 +111,8 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         result.omega[fam.architecture][baseAug] = {};
         for (const aug of omegaAugs) {
           log(`${fam.architecture}/${baseAug}: Ω for ${aug} on the base task`);
-          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: protocol.base.train, aug, config: { ...o.omega, stochastic: fewShot } });
+          const selection = o.omegaImages ? { ...protocol.base.train, limit: o.omegaImages, balanced: true } : protocol.base.train;
+          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection, aug, config: { ...o.omega, stochastic: fewShot } });
           omegas[om.aug] = om;
           const { params: _p, sizes: _s, stochastic: _st, ...summary } = om;
           result.omega[fam.architecture][baseAug][om.aug] = summary;
@@ -105,23 +124,35 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         }
         const scores = new Map<string, Map<string, number[]>>();
         const head = async (sc: Scenario, seed: number) => {
-          const scenario = rowKey(b, sc);
           const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
           const h = await trainHead(db, {
-            ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
-            mode: sc.mode, augs: AUG_SETS[sc.augSet] ?? [], omegas, sampling: sc.sampling,
+            ...common, threads: headThreads, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
+            mode: sc.mode, augs: sc.augSet === 'none' ? [] : setAugs(sc.augSet), omegas, sampling: sc.sampling,
             config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
             name: runName(fam.architecture, b, sc, seed, o.perClass ?? null),
           });
+          meter.tick();
+          return h;
+        };
+        // The cached views every head of a seed shares are extracted first, with every core,
+        // so concurrent heads do not extract the same images twice.
+        const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
+        await embeddingsFor(db, { ...target, ...protocol.target.test, aug: 'identity' });
+        const deterministic = omegaAugs.filter((a) => parseAug(a).deterministic);
+        for (let seed = 0; seed < (fewShot ? seeds : 1); seed++)
+          for (const aug of ['identity', ...deterministic])
+            await embeddingsFor(db, { ...target, ...(fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train), aug });
+        log(`${fam.architecture}/${baseAug}: ${seeds * plan.length} heads (${seeds} seeds), ${concurrency} at a time`);
+        const jobs = Array.from({ length: seeds }, (_, seed) => plan.map((sc) => ({ sc, seed }))).flat();
+        const heads = await runIndependent(jobs.map(({ sc, seed }) => () => head(sc, seed)), concurrency);
+        // Filled in plan order whatever the finishing order, so the files do not depend on the schedule.
+        jobs.forEach(({ sc, seed }, i) => {
+          const h = heads[i];
+          const scenario = rowKey(b, sc);
           const bySet = scores.get(sc.augSet) ?? scores.set(sc.augSet, new Map()).get(sc.augSet)!;
           (bySet.get(scenario) ?? bySet.set(scenario, []).get(scenario)!).push(h.testAccuracy);
           result.curves.heads.push({ arch: fam.architecture, base: baseAug, augSet: sc.augSet, scenario, seed, history: h.history.map((e) => ({ epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valAccuracy: e.valAccuracy })) });
-          meter.tick();
-        };
-        for (let seed = 0; seed < seeds; seed++) {
-          log(`${fam.architecture}/${baseAug}: heads, seed ${seed + 1} of ${seeds}`);
-          for (const sc of plan) await head(sc, seed);
-        }
+        });
         for (const [augSet, byScenario] of scores)
           for (const [scenario, runs] of byScenario) {
             if (augSet === 'none' || augSet === 'hflip') arch[scenario] = acc(runs);

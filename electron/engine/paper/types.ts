@@ -62,7 +62,7 @@ export interface ReproduceResult {
   perClass: number | null;
   augSets: string[];
   architectures: Record<string, ArchResult>;
-  omega: Record<string, Record<string, Record<string, Omit<OmegaResult, 'params' | 'candidates' | 'sizes' | 'stochastic'> & { candidates: unknown[] }>>>;
+  omega: Record<string, Record<string, Record<string, Omit<OmegaResult, 'params' | 'sizes' | 'stochastic'>>>>;
   eq8: Eq8Result | null;
   compute: FewShotCompute | null;
   curves: { heads: HeadCurve[]; omega: OmegaCurve[] };

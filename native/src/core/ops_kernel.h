@@ -13,44 +13,50 @@
 
 namespace eb {
 
-// Softmax cross-entropy of one row: writes (softmax - onehot) * inv_m into d and returns the
-// loss; *correct is 1 when the first maximal logit is the label.
-EB_HD_OPS float softmax_xent_row(const float *z, int c, int32_t y, float inv_m, float *d, int *correct) {
-    int arg = 0;
-    for (int j = 1; j < c; j++)
-        if (z[j] > z[arg]) arg = j;
-    const float zmax = z[arg];
+// Softmax of z + sig (sig may be null) into d; returns log Σ exp(z + sig - top) and sets *top,
+// the largest shifted logit, so a loss is the return value minus (z_y + sig_y - top).
+EB_HD_OPS float softmax_row(const float *z, const float *sig, int c, float *d, float *top) {
+    float zmax = z[0] + (sig ? sig[0] : 0.0f);
+    for (int j = 1; j < c; j++) zmax = fmaxf(zmax, z[j] + (sig ? sig[j] : 0.0f));
     float sum = 0.0f;
     for (int j = 0; j < c; j++) {
-        d[j] = expf(z[j] - zmax);
+        d[j] = expf(z[j] + (sig ? sig[j] : 0.0f) - zmax);
         sum += d[j];
     }
     const float inv = 1.0f / sum;
-    for (int j = 0; j < c; j++) d[j] = (d[j] * inv - (j == y ? 1.0f : 0.0f)) * inv_m;
-    *correct = arg == y;
-    return logf(sum) - (z[y] - zmax);
+    for (int j = 0; j < c; j++) d[j] *= inv;
+    *top = zmax;
+    return logf(sum);
 }
 
+// Index of the first maximal logit: the prediction.
+EB_HD_OPS int argmax_row(const float *z, int c) {
+    int arg = 0;
+    for (int j = 1; j < c; j++)
+        if (z[j] > z[arg]) arg = j;
+    return arg;
+}
+
+// Softmax cross-entropy of one row: writes (softmax - onehot) * inv_m into d and returns the
+// loss; *correct is 1 when the first maximal logit is the label.
+EB_HD_OPS float softmax_xent_row(const float *z, int c, int32_t y, float inv_m, float *d, int *correct) {
+    float top;
+    const float lse = softmax_row(z, nullptr, c, d, &top);
+    for (int j = 0; j < c; j++) d[j] = (d[j] - (j == y ? 1.0f : 0.0f)) * inv_m;
+    *correct = argmax_row(z, c) == y;
+    return lse - (z[y] - top);
+}
 
 // Softmax cross-entropy of one row against two labels mixed with weights lam and 1 - lam
 // (mixup): d = (softmax - lam onehot(y) - (1 - lam) onehot(y2)) * inv_m; *correct is 1 when
 // the first maximal logit is the label with the larger weight.
 EB_HD_OPS float softmax_xent_mix_row(const float *z, int c, int32_t y, int32_t y2, float lam, float inv_m, float *d,
                                      int *correct) {
-    int arg = 0;
-    for (int j = 1; j < c; j++)
-        if (z[j] > z[arg]) arg = j;
-    const float zmax = z[arg];
-    float sum = 0.0f;
-    for (int j = 0; j < c; j++) {
-        d[j] = expf(z[j] - zmax);
-        sum += d[j];
-    }
-    const float inv = 1.0f / sum;
-    for (int j = 0; j < c; j++) d[j] = (d[j] * inv - (j == y ? lam : 0.0f) - (j == y2 ? 1.0f - lam : 0.0f)) * inv_m;
-    *correct = arg == (lam >= 0.5f ? y : y2);
-    const float lse = logf(sum);
-    return lam * (lse - (z[y] - zmax)) + (1.0f - lam) * (lse - (z[y2] - zmax));
+    float top;
+    const float lse = softmax_row(z, nullptr, c, d, &top);
+    for (int j = 0; j < c; j++) d[j] = (d[j] - (j == y ? lam : 0.0f) - (j == y2 ? 1.0f - lam : 0.0f)) * inv_m;
+    *correct = argmax_row(z, c) == (lam >= 0.5f ? y : y2);
+    return lam * (lse - (z[y] - top)) + (1.0f - lam) * (lse - (z[y2] - top));
 }
 
 // ISDA (Wang et al., NeurIPS 2019): with Σ_y the covariance of class y's features and w_j
@@ -74,21 +80,11 @@ EB_HD_OPS float isda_sigma_entry(const float *w, const float *a, float ratio, in
 // The ISDA loss of one row: softmax cross-entropy of z + sig (sig = σ[y]), d as above;
 // *correct judges the plain logits, which is what the model predicts with.
 EB_HD_OPS float isda_xent_row(const float *z, const float *sig, int c, int32_t y, float inv_m, float *d, int *correct) {
-    int arg = 0, top = 0;
-    for (int j = 1; j < c; j++) {
-        if (z[j] > z[arg]) arg = j;
-        if (z[j] + sig[j] > z[top] + sig[top]) top = j;
-    }
-    const float zmax = z[top] + sig[top];
-    float sum = 0.0f;
-    for (int j = 0; j < c; j++) {
-        d[j] = expf(z[j] + sig[j] - zmax);
-        sum += d[j];
-    }
-    const float inv = 1.0f / sum;
-    for (int j = 0; j < c; j++) d[j] = (d[j] * inv - (j == y ? 1.0f : 0.0f)) * inv_m;
-    *correct = arg == y;
-    return logf(sum) - (z[y] + sig[y] - zmax);
+    float top;
+    const float lse = softmax_row(z, sig, c, d, &top);
+    for (int j = 0; j < c; j++) d[j] = (d[j] - (j == y ? 1.0f : 0.0f)) * inv_m;
+    *correct = argmax_row(z, c) == y;
+    return lse - (z[y] + sig[y] - top);
 }
 
 // The gradient σ adds to w_k, entry t: ratio (Σ_y G[y][k] a[y][k][t] - Σ_j G[k][j] a[k][j][t]),
