@@ -141,7 +141,8 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await finished(/Train Ω rotate/);
     const row = page.getByTestId('omega-runs').getByRole('row').filter({ hasText: 'rotate:max=15,min=-15' }).first();
     await row.getByRole('cell', { name: 'conditional-fourier' }).waitFor();
-    assert.match(await row.innerText(), /0\.75–1: [\d.]+ \/ – \/ [\d.]+/);
+    const bins = page.getByTestId('omega-runs').getByRole('cell', { name: /held-out MSE against \|θ\|/ }).first();
+    assert.match(await bins.innerText(), /0\.75–1: [\d.]+ \/ – \/ [\d.]+/);
     await page.getByLabel('Form').selectOption('auto');
     await noOverflow('omega');
     await shot('04-omega');

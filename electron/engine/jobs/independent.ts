@@ -1,9 +1,11 @@
 /**
  * Independent trainings run concurrently, one per core. At Ψ's batch of 128 the GEMMs are too
  * small for threads to help (a 128×1024×128 SGEMM: 66 GFLOP/s on one thread, 57 on two), while
- * two single-threaded trainings side by side do 142: so while k tasks run at once each gets
- * threads/k BLAS threads, and every native training runs on its own libuv thread. Results come
- * back in task order, and no number depends on the schedule (each task owns its model and seeds).
+ * two single-threaded trainings side by side do 142: so every task runs with single-threaded
+ * BLAS (OpenBLAS rounds differently with more threads, so the thread count is fixed, not
+ * derived from the concurrency), and every native training runs on its own libuv thread.
+ * Results come back in task order, and no number depends on the schedule: each task owns its
+ * model and seeds.
  */
 import { getThreads, setThreads } from '../native/index.js';
 
@@ -27,11 +29,11 @@ export async function runIndependent<T>(tasks: (() => Promise<T>)[], concurrency
       }
     }
   };
-  if (k > 1) setThreads(Math.max(1, Math.floor(total / k)));
+  setThreads(1);
   try {
     await Promise.all(Array.from({ length: k }, lane));
   } finally {
-    if (k > 1) setThreads(total);
+    setThreads(total);
   }
   if (failure) throw (failure as { err: unknown }).err;
   return results;

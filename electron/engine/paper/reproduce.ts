@@ -68,7 +68,6 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
   const threads = o.threads ?? cpus().length;
   // Heads are independent: one per core, each single-threaded (see jobs/independent.ts).
   const concurrency = Math.max(1, Math.min(o.concurrency ?? threads, threads));
-  const headThreads = Math.max(1, Math.floor(threads / concurrency));
   const log = o.log ?? (() => {});
   // A set is a named one (hflip, vflip, both) or any one augmentation spec, random ones too.
   const setAugs = (s: string) => AUG_SETS[s] ?? [parseAug(s).key];
@@ -126,7 +125,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         const head = async (sc: Scenario, seed: number) => {
           const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
           const h = await trainHead(db, {
-            ...common, threads: headThreads, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
+            ...common, threads: 1, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
             mode: sc.mode, augs: sc.augSet === 'none' ? [] : setAugs(sc.augSet), omegas, sampling: sc.sampling,
             config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
             name: runName(fam.architecture, b, sc, seed, o.perClass ?? null),
