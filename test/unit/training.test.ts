@@ -10,7 +10,7 @@ import { discoverFamilies, reproduce } from '../../electron/engine/paper/index.j
 import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
 import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
 import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
-import { applyOmega, embedView, trainHead, trainOmega, unpackParams, viewSeed } from '../../electron/engine/training/index.js';
+import { applyOmega, compositeFidelity, embedView, trainHead, trainOmega, unpackParams, viewSeed } from '../../electron/engine/training/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
 import { MODELS, REPO, WDS, rng, tempDir } from '../helpers/shared.js';
 
@@ -151,6 +151,10 @@ describe('the paper pipeline on a small real subset', () => {
     const md = readFileSync(join(out, 'table2.md'), 'utf8');
     for (const set of sets) assert.match(md, new RegExp(`## Base trained with hflip; fine-tuning augmentation ${set.replace(/[+.]/g, '\\$&')}`));
     assert.match(md, /## Ω of random augmentations: held-out MSE against the size of the draw \|θ\|/);
+    const composite = r.composites.resnet18.hflip['crop:pad=4+hflip:p=0.5'];
+    assert.deepEqual(composite.chain.parts.map((p) => p.aug), ['crop:pad=4', 'hflip']);
+    assert.equal(composite.direct.runId, r.omega.resnet18.hflip['crop:pad=4+hflip:p=0.5'].runId, 'the composite\'s own Ω is the one its heads use');
+    assert.match(md, /## Composite augmentations: their own Ω against the chain of their ops' Ωs/);
     assert.match(md, /\| \[Pixel\] rotate through Φ \| \d+\.\d\d ± \d+\.\d\d \|/);
     // Pixel mode drew through Φ every epoch: one cached set of the target images per epoch and seed.
     const draws = db.prepare("SELECT count(DISTINCT seed) AS n FROM embedding_sets WHERE aug_key = 'rotate:max=15,min=-15'").get() as { n: number };
@@ -205,7 +209,7 @@ describe('the paper pipeline on a small real subset', () => {
     assert.ok(om.fidelity.identityCosine > 0 && om.fidelity.cosine <= 1);
     if (om.chosen === 'identity') assert.equal(applyOmega(om, new Float32Array(32).fill(1))[0], 1);
     const before = (db.prepare('SELECT count(*) AS n FROM embedding_sets').get() as { n: number }).n;
-    const h = await trainHead(db, { backbone: 'tiny-hflip', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], limit: 50 }, test: { split: 'test', classes: [5, 6, 7, 8, 9], limit: 50 }, mode: 'pixel', augs: ['crop:pad=4'], config: { epochs: 3 } });
+    const h = await trainHead(db, { backbone: 'tiny-hflip', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], limit: 50 }, test: { split: 'test', classes: [5, 6, 7, 8, 9], limit: 50 }, mode: 'pixel', augs: ['crop:pad=3'], config: { epochs: 3 } });
     assert.equal(h.history.length, 3);
     assert.equal((db.prepare('SELECT count(*) AS n FROM embedding_sets').get() as { n: number }).n - before, 3, 'one random draw per epoch');
   });
@@ -241,6 +245,16 @@ describe('the paper pipeline on a small real subset', () => {
     const a = await trainHead(db, req), b = await trainHead(db, req);
     assert.deepEqual(a.params, b.params);
     assert.notDeepEqual(a.params, (await trainHead(db, { ...req, config: { epochs: 3, seed: 8 } })).params);
+  });
+
+  it('a composite augmentation: its own Ω against the chain of its ops\' Ωs, on the same held-out pairs', async () => {
+    const selection = { split: 'train', classes: [0, 1, 2, 3, 4], limit: 200, balanced: true };
+    const c = await compositeFidelity(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'crop:pad=4+hflip:p=0.5', config: { epochs: 3, draws: 2 } });
+    assert.deepEqual(c.chain.parts.map((p) => p.aug), ['crop:pad=4', 'hflip']);
+    assert.equal(c.pairs % 2, 0);
+    assert.ok(c.pairs > 0 && c.identityMse > 0 && c.direct.heldOutMse > 0 && c.chain.heldOutMse > 0);
+    assert.ok(c.direct.heldOutMse <= c.identityMse, 'auto never does worse than the identity');
+    await assert.rejects(compositeFidelity(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'rotate' }), /a single op: a composite joins two or more/);
   });
 
   it('a run whose process crashes is marked interrupted at the next start', () => {

@@ -80,6 +80,14 @@ function fewShotMarkdown(r: ReproduceResult): string {
       o.thetaCurve!.forEach((bin, i) =>
         lines.push(`| ${i ? '' : a} | ${i ? '' : b} | ${i ? '' : g} | ${i ? '' : `${o.chosen} (${o.candidates.map((c) => `${c.form} ${c.heldOutMse.toPrecision(3)}`).join(', ')}; identity ${o.fidelity.identityMse.toPrecision(3)})`} | ${bin.lo}–${bin.hi} | ${bin.pairs} | ${f(bin.identity)} | ${f(bin.unconditional)} | ${f(bin.conditional)} |`));
   }
+  const composites = Object.entries(r.composites ?? {}).flatMap(([a, bases]) => Object.entries(bases).flatMap(([b, augs]) => Object.values(augs).map((c) => ({ a, b, c }))));
+  if (composites.length) {
+    lines.push('', '## Composite augmentations: their own Ω against the chain of their ops\' Ωs', '',
+      'Held-out MSE on the same held-out composite pairs; the chain applies each op\'s own Ω (conditional where the op is random) where the draw fired it, at that op\'s part of θ.', '',
+      '| architecture | base | composite | pairs | identity | own Ω | chain of | chain |', '|---|---|---|---:|---:|---:|---|---:|');
+    for (const { a, b, c } of composites)
+      lines.push(`| ${a} | ${b} | ${c.aug} | ${c.pairs} | ${c.identityMse.toPrecision(3)} | ${c.direct.heldOutMse.toPrecision(3)} (${c.direct.chosen}) | ${c.chain.parts.map((p) => `${p.aug} (${p.chosen})`).join(' then ')} | ${c.chain.heldOutMse.toPrecision(3)} |`);
+  }
   if (r.compute) {
     const c = r.compute;
     const fmt = (s: number) => (s < 60 ? `${s.toFixed(1)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);

@@ -10,7 +10,7 @@ import type { Db } from '../db.js';
 import { embeddingsFor, logitsAccuracy } from '../embeddings/index.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
-import { meanStd, trainHead, trainOmega, type HeadConfig, type OmegaConfig, type OmegaResult } from '../training/index.js';
+import { compositeFidelity, meanStd, trainHead, trainOmega, type HeadConfig, type OmegaConfig, type OmegaResult } from '../training/index.js';
 import { measureEq8 } from './eq8.js';
 import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
@@ -89,7 +89,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     const meter = new ProgressMeter('reproduce (steps)', steps, 'steps', o.onProgress, 0);
     const result: ReproduceResult = {
       protocol: protocolName, protocolDescription: protocol.description, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets,
-      architectures: {}, omega: {}, eq8: null, compute: null, curves: { heads: [], omega: [] }, runId: top.id, seconds: 0,
+      architectures: {}, omega: {}, composites: {}, eq8: null, compute: null, curves: { heads: [], omega: [] }, runId: top.id, seconds: 0,
     };
     const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: protocolName };
     // Eq. 8 is measured on ResNet-18, the paper's main case, when the folder has it.
@@ -120,6 +120,12 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
           if (fam === eq8Family && baseAug === 'hflip' && aug === 'hflip') eq8Omega = om;
           meter.tick();
           log(`  Ω ${aug}: ${om.chosen} (held-out MSE ${om.fidelity.heldOutMse.toPrecision(4)} vs identity ${om.fidelity.identityMse.toPrecision(4)}, cosine ${om.fidelity.cosine.toFixed(4)} vs ${om.fidelity.identityCosine.toFixed(4)})${om.flagged ? ' — flagged: no better than the identity' : ''}`);
+        }
+        for (const aug of omegaAugs.filter((a) => parseAug(a).ops.length > 1)) {
+          log(`${fam.architecture}/${baseAug}: composite ${aug}, its own Ω against the chain of its ops' Ωs`);
+          const selection = o.omegaImages ? { ...protocol.base.train, limit: o.omegaImages, balanced: true } : protocol.base.train;
+          const c = await compositeFidelity(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection, aug, config: o.omega, direct: omegas[aug] });
+          ((result.composites[fam.architecture] ??= {})[baseAug] ??= {})[aug] = c;
         }
         const scores = new Map<string, Map<string, number[]>>();
         const head = async (sc: Scenario, seed: number) => {

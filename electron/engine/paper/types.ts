@@ -1,5 +1,5 @@
 /** What `reproduce` returns and writes: the types shared by the pipeline and its report. */
-import type { OmegaResult } from '../training/index.js';
+import type { CompositeFidelity, OmegaResult } from '../training/index.js';
 import type { Eq8Result } from './eq8.js';
 import type { HeavyTiming } from './heavy.js';
 import type { ProtocolName } from './protocols.js';
@@ -63,6 +63,8 @@ export interface ReproduceResult {
   augSets: string[];
   architectures: Record<string, ArchResult>;
   omega: Record<string, Record<string, Record<string, Omit<OmegaResult, 'params' | 'sizes' | 'stochastic'>>>>;
+  /** Per architecture, base and composite augmentation: its own Ω against the chain of its ops' Ωs. */
+  composites: Record<string, Record<string, Record<string, CompositeFidelity>>>;
   eq8: Eq8Result | null;
   compute: FewShotCompute | null;
   curves: { heads: HeadCurve[]; omega: OmegaCurve[] };

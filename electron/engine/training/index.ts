@@ -3,3 +3,4 @@ export * from './omega.js';
 export * from './stats.js';
 export * from './stochastic.js';
 export * from './conditional.js';
+export * from './composite.js';

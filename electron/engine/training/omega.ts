@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 
-import { drawTheta, parseAug, thetaDim, thetaMagnitude } from '../augment/index.js';
+import { drawTheta, parseAug, thetaDim, thetaMagnitude, type AugSpec } from '../augment/index.js';
 import { getBackbone } from '../backbones/index.js';
 import { getDataset, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
@@ -112,6 +112,36 @@ function heldOutMask(shas: string[], fraction: number, seed: number): boolean[] 
   return shas.map((s) => createHash('sha256').update(`${seed}:${s}`).digest().readUInt32BE(0) / 2 ** 32 < fraction);
 }
 
+type PairSource = Omit<Parameters<typeof embeddingsFor>[1], 'aug' | 'seed'>;
+
+/**
+ * Ω's training and held-out pairs (z, Φ(g(x))) on the base selection, held out by image hash.
+ * A random augmentation is seen through several draws per image, each cached under its own
+ * seed, with θ naming each one; every draw of a held-out image is held out, so no score is
+ * measured on an image Ω saw.
+ */
+export async function basePairs(db: Db, source: PairSource, spec: AugSpec, cfg: OmegaConfig) {
+  const z = await embeddingsFor(db, { ...source, aug: 'identity' });
+  const d = z.dim;
+  const shas = z.images.map((i) => i.sha256);
+  const draws = spec.deterministic ? 1 : cfg.draws;
+  const tDim = thetaDim(spec);
+  const views: { y: Float32Array; theta: Float32Array | null }[] = [];
+  for (let k = 0; k < draws; k++) {
+    const seed = drawSeed(cfg.seed, k);
+    views.push({ y: (await embeddingsFor(db, { ...source, aug: spec.key, seed })).x, theta: spec.deterministic ? null : drawTheta(spec, seed, shas) });
+  }
+  const mask = heldOutMask(shas, cfg.heldOut, cfg.seed);
+  const tr = mask.flatMap((h, i) => (h ? [] : [i]));
+  const ho = mask.flatMap((h, i) => (h ? [i] : []));
+  const pooled = (idx: number[], pick: (v: (typeof views)[number]) => Float32Array | null, w: number) => stack(views.map((v) => rows(pick(v) ?? z.x, w, idx)));
+  return {
+    d, tDim, draws, shas, ho,
+    xTr: pooled(tr, () => null, d), yTr: pooled(tr, (v) => v.y, d), xHo: pooled(ho, () => null, d), yHo: pooled(ho, (v) => v.y, d),
+    thTr: spec.deterministic ? null : pooled(tr, (v) => v.theta, tDim), thHo: spec.deterministic ? null : pooled(ho, (v) => v.theta, tDim),
+  };
+}
+
 export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult> {
   const cfg = { ...OMEGA_DEFAULTS, ...req.config };
   const spec = parseAug(req.aug);
@@ -126,24 +156,7 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
   });
   return run.wrap(async () => {
     const common = { dataset: ds.id, backbone: bb.sha256, ...req.selection, threads: req.threads, signal: req.signal, onProgress: req.onProgress, parentRunId: run.id };
-    const z = await embeddingsFor(db, { ...common, aug: 'identity' });
-    const d = z.dim;
-    const shas = z.images.map((i) => i.sha256);
-    // A random augmentation is seen through several draws per image; θ names each one.
-    const draws = spec.deterministic ? 1 : cfg.draws;
-    const tDim = thetaDim(spec);
-    const views: { y: Float32Array; theta: Float32Array | null }[] = [];
-    for (let k = 0; k < draws; k++) {
-      const seed = drawSeed(cfg.seed, k);
-      views.push({ y: (await embeddingsFor(db, { ...common, aug: spec.key, seed })).x, theta: spec.deterministic ? null : drawTheta(spec, seed, shas) });
-    }
-    const mask = heldOutMask(shas, cfg.heldOut, cfg.seed);
-    const tr = mask.flatMap((h, i) => (h ? [] : [i]));
-    const ho = mask.flatMap((h, i) => (h ? [i] : []));
-    // Every draw of a held-out image is held out, so no score is measured on an image Ω saw.
-    const pooled = (idx: number[], pick: (v: (typeof views)[number]) => Float32Array | null, w: number) => stack(views.map((v) => rows(pick(v) ?? z.x, w, idx)));
-    const [xTr, yTr, xHo, yHo] = [pooled(tr, () => null, d), pooled(tr, (v) => v.y, d), pooled(ho, () => null, d), pooled(ho, (v) => v.y, d)];
-    const [thTr, thHo] = spec.deterministic ? [null, null] : [pooled(tr, (v) => v.theta, tDim), pooled(ho, (v) => v.theta, tDim)];
+    const { d, tDim, draws, shas, ho, xTr, yTr, xHo, yHo, thTr, thHo } = await basePairs(db, common, spec, cfg);
     const identity = { identityMse: mse(xHo, yHo), identityRelativeError: meanRelativeError(xHo, yHo, d), identityCosine: meanCosine(xHo, yHo, d) };
     const forms: OmegaForm[] = cfg.form !== 'auto' ? [cfg.form] : spec.deterministic ? ['plain', 'residual'] : ['residual', ...CONDITIONAL_FORMS];
     const candidates: (OmegaCandidate & { params: Float32Array[]; sizes: number[]; pred: Float32Array })[] = [];
@@ -187,7 +200,7 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
     const curve = thHo ? thetaCurve(thetaMagnitude(thHo, tDim), yHo, d, { identity: xHo, unconditional: bestOf(false)?.pred ?? null, conditional: bestOf(true)?.pred ?? null }) : null;
     const { stochastic, sampling } = cfg.stochastic
       ? await measureStochastic(
-        { chosen, sizes, params }, { xTr, yTr, xHo, yHo, thTr, thHo, d, shas: views.flatMap(() => ho.map((i) => shas[i])), seed: cfg.seed, aug: spec.key, epochs: cfg.epochs },
+        { chosen, sizes, params }, { xTr, yTr, xHo, yHo, thTr, thHo, d, shas: Array.from({ length: draws }, () => ho.map((i) => shas[i])).flat(), seed: cfg.seed, aug: spec.key, epochs: cfg.epochs },
         req.signal,
       )
       : { stochastic: null, sampling: null };
