@@ -1,5 +1,5 @@
 /** Locations of the read-only fixtures beside the checkout (../shared), and temp folders. */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,11 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const SHARED = resolve(process.env.EMBAUG_SHARED ?? join(REPO, '..', 'shared'));
 export const WDS = join(SHARED, 'datasets', 'cifar10-wds');
 export const MODELS = join(SHARED, 'models');
+
+// Every test reads real data from here; without it each would fail with a bare ENOENT.
+for (const need of [WDS, MODELS])
+  if (!existsSync(need))
+    throw new Error(`The test data is missing: ${need} does not exist. The tests read CIFAR-10 shards and the bundled backbones from the shared folder beside the checkout (${SHARED}): clone next to it, or point EMBAUG_SHARED at it.`);
 
 export interface GoldenImage {
   shard: string;
