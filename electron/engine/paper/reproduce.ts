@@ -85,6 +85,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
   const group = `reproduce-${top.id}`;
   return top.wrap(async () => {
     const omegaAugs = [...new Set(augSets.flatMap(setAugs))];
+    const omegaSelection = o.omegaImages ? { ...protocol.base.train, limit: o.omegaImages, balanced: true } : protocol.base.train;
     const steps = families.length * 2 * (1 + omegaAugs.length + seeds * plan.length);
     const meter = new ProgressMeter('reproduce (steps)', steps, 'steps', o.onProgress, 0);
     const result: ReproduceResult = {
@@ -110,8 +111,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         result.omega[fam.architecture][baseAug] = {};
         for (const aug of omegaAugs) {
           log(`${fam.architecture}/${baseAug}: Ω for ${aug} on the base task`);
-          const selection = o.omegaImages ? { ...protocol.base.train, limit: o.omegaImages, balanced: true } : protocol.base.train;
-          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection, aug, config: { ...o.omega, stochastic: fewShot } });
+          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: { ...o.omega, stochastic: fewShot } });
           omegas[om.aug] = om;
           const { params: _p, sizes: _s, stochastic: _st, ...summary } = om;
           result.omega[fam.architecture][baseAug][om.aug] = summary;
@@ -123,8 +123,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         }
         for (const aug of omegaAugs.filter((a) => parseAug(a).ops.length > 1)) {
           log(`${fam.architecture}/${baseAug}: composite ${aug}, its own Ω against the chain of its ops' Ωs`);
-          const selection = o.omegaImages ? { ...protocol.base.train, limit: o.omegaImages, balanced: true } : protocol.base.train;
-          const c = await compositeFidelity(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection, aug, config: o.omega, direct: omegas[aug] });
+          const c = await compositeFidelity(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: o.omega, direct: omegas[aug] });
           ((result.composites[fam.architecture] ??= {})[baseAug] ??= {})[aug] = c;
         }
         const scores = new Map<string, Map<string, number[]>>();

@@ -145,8 +145,8 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
     };
     const evaluated = (e: number) => (e + 1) % cfg.evalEvery === 0 || e + 1 === cfg.epochs;
     try {
-      const draw = (aug: string, epoch: number): DrawKey => ({ seed: cfg.seed, epoch, aug, images: z.images.map((i) => i.sha256) });
       const shas = z.images.map((i) => i.sha256);
+      const draw = (aug: string, epoch: number): DrawKey => ({ seed: cfg.seed, epoch, aug, images: shas });
       const conditional = (a: AugSpec) => req.mode === 'embed' && isConditional(req.omegas![a.key].chosen);
       // Views drawn afresh every epoch: random pixel augmentations (through Φ again), a
       // conditional Ω (a new θ per sample), the stochastic Ω forms and the noise baseline.
