@@ -2,7 +2,7 @@
  * What every benchmark shares: machine facts, the peer runner, the BENCH line format of
  * DEVELOPERS.md and the results file. Benchmarks measure; tests never time anything.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -55,6 +55,28 @@ export function runPeer(args: string[], env: Record<string, string> = {}): Recor
     );
   const lines = r.stdout.trim().split('\n');
   return { ...JSON.parse(lines[lines.length - 1]), env };
+}
+
+/**
+ * `procs` copies of the peer at once, each with `args` (which fix its threads), as a user with
+ * independent jobs would run them: resolves with each copy's last JSON line.
+ */
+export async function runPeerConcurrently(args: string[], env: Record<string, string>, procs: number): Promise<Record<string, unknown>[]> {
+  const py = process.env.EMBAUG_PEER_PYTHON ?? '/usr/bin/python3';
+  const one = () =>
+    new Promise<Record<string, unknown>>((resolvePeer, reject) => {
+      const child = spawn(py, [PEER, ...args], { env: { ...process.env, ...env } });
+      let out = '', err = '';
+      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        if (code !== 0) return reject(new Error(`the PyTorch peer failed (${py} ${PEER} ${args.join(' ')}): ${err}`));
+        const lines = out.trim().split('\n');
+        resolvePeer(JSON.parse(lines[lines.length - 1]) as Record<string, unknown>);
+      });
+    });
+  return Promise.all(Array.from({ length: procs }, one));
 }
 
 /** The peer's best run over PEER_ENVS, by `score` (higher is better). */

@@ -9,6 +9,7 @@ import { BACKBONE_HELP, EXTRACT_HELP, backbone, cache, extractCmd } from './comm
 import { CURATE_HELP, curate } from './commands/curate.js';
 import { REPRODUCE_HELP, reproduceCmd } from './commands/reproduce.js';
 import { EXPORT_HELP, RUNS_HELP, exportCmd, runs } from './commands/runs.js';
+import { ADVISE_HELP, STUDY_HELP, adviseCmd, studyCmd } from './commands/study.js';
 import { makeCtx, type Ctx } from './context.js';
 
 type Command = { run: (ctx: Ctx, argv: string[]) => Promise<void>; help: string };
@@ -20,6 +21,8 @@ const COMMANDS: Record<string, Command> = {
   cache: { run: cache, help: 'embaug cache stats   Embedding sets, vector counts and sizes.' },
   runs: { run: runs, help: RUNS_HELP },
   reproduce: { run: reproduceCmd, help: REPRODUCE_HELP },
+  study: { run: studyCmd, help: STUDY_HELP },
+  advise: { run: adviseCmd, help: ADVISE_HELP },
   export: { run: exportCmd, help: EXPORT_HELP },
   curate: { run: curate, help: CURATE_HELP },
 };

@@ -9,7 +9,7 @@ import type { CacheStats } from '../engine/embeddings/index.js';
 import type { ExportResult } from '../engine/export/index.js';
 import type { Progress } from '../engine/jobs/index.js';
 import type { BackendInfo, EpochStats } from '../engine/native/index.js';
-import type { Eq8Result, PaperNumbers, ReproduceResult } from '../engine/paper/index.js';
+import type { ArchShape, Eq8Result, PaperNumbers, ReproduceResult } from '../engine/paper/index.js';
 import type { RunFilter, RunRecord, Series } from '../engine/runs/index.js';
 import type { JobArgs, JobKind } from '../jobs/args.js';
 import type { JobResults } from '../jobs/tasks.js';
@@ -62,8 +62,10 @@ export interface ReproductionSummary {
   runId: number;
   startedAt: string;
   out: string | null;
-  /** table2.json as `reproduce` wrote it: the result without curves and Eq. 8, with the paper's numbers. */
+  /** table2.json as `reproduce` wrote it (the result without curves and Eq. 8), with the paper's numbers as this version has them. */
   table2: (Omit<ReproduceResult, 'curves' | 'eq8'> & { paper: PaperNumbers }) | null;
+  /** The paper's Table II compared with ours by shape, per architecture both have. */
+  paperShape: ArchShape[];
   eq8: Eq8Result | null;
 }
 

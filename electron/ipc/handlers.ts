@@ -11,6 +11,7 @@ import { cacheStats } from '../engine/embeddings/index.js';
 import { errorInfo } from '../engine/errors.js';
 import { exportRun } from '../engine/export/index.js';
 import { getThreads, listBackends } from '../engine/native/index.js';
+import { paperNumbers, paperShape } from '../engine/paper/index.js';
 import { compareRuns, getRun, listRuns, runMetrics } from '../engine/runs/index.js';
 import type { JobRunner } from '../jobs/runner.js';
 import { type Api, CHANNELS, type Channel, type ReproductionSummary, type Result } from './contract.js';
@@ -68,7 +69,10 @@ function latestReproduction(db: Db): ReproductionSummary | null {
       return null;
     }
   };
-  return { runId: run.id, startedAt: run.startedAt, out, table2: read('table2.json'), eq8: read('eq8.json') };
+  const table2 = read('table2.json') as ReproductionSummary['table2'];
+  // Reports written before the paper's numbers were filled in still get them beside ours.
+  if (table2) table2.paper = paperNumbers();
+  return { runId: run.id, startedAt: run.startedAt, out, table2, eq8: read('eq8.json'), paperShape: table2 && !table2.perClass ? paperShape(table2.architectures) : [] };
 }
 
 export function createHandler(ctx: HandlerContext) {

@@ -29,6 +29,7 @@ const job = z.discriminatedUnion('kind', [
     kind: z.literal('curate'),
     args: z.object({ what: z.enum(['duplicates', 'labels', 'outliers', 'map']), dataset: id, backbone: z.string().min(1), threshold: z.number().min(-1).max(1).optional(), method: z.enum(['pca', 'umap']).optional(), split: z.string().optional(), limit: z.number().int().positive().optional() }),
   }),
+  z.object({ kind: z.literal('advise'), args: z.object({ dataset: id, backbone: z.string().min(1), augs: z.array(aug).max(16), folds: z.number().int().min(3).max(20).optional(), valSplit: z.string().min(1).max(100).optional() }) }),
   z.object({ kind: z.literal('reproduce'), args: z.object({ epochs: z.number().int().min(1).max(1000), seeds: z.number().int().min(1).max(20), subset: z.number().int().positive().optional(), perClass: z.number().int().positive().max(100000).optional(), augSets: z.array(z.enum(['hflip', 'vflip', 'both'])).optional(), archs: z.array(z.string()).optional() }) }),
 ]);
 

@@ -60,6 +60,15 @@ export interface ReproduceJobArgs {
   archs?: string[];
 }
 
+export interface AdviseJobArgs {
+  dataset: number;
+  backbone: string;
+  augs: string[];
+  folds?: number;
+  /** Score on this split of the data set (over seeds) instead of k-fold on the training split. */
+  valSplit?: string;
+}
+
 export interface JobArgs {
   import: ImportJobArgs;
   extract: ExtractJobArgs;
@@ -67,5 +76,6 @@ export interface JobArgs {
   head: HeadJobArgs;
   reproduce: ReproduceJobArgs;
   curate: CurateJobArgs;
+  advise: AdviseJobArgs;
 }
 export type JobKind = keyof JobArgs;

@@ -41,6 +41,7 @@ function title(kind: JobKind, args: JobArgs[JobKind]): string {
     case 'omega': return `Train Ω ${(a.augs as string[]).join(', ')}`;
     case 'head': return `Train Ψ (${a.mode})`;
     case 'reproduce': return 'Reproduce the paper';
+    case 'advise': return 'Advise: augment or not?';
     case 'curate': return `Find ${a.what === 'labels' ? 'label errors' : a.what === 'map' ? 'a map' : a.what}`;
   }
 }

@@ -12,8 +12,8 @@ import { extract } from '../engine/embeddings/index.js';
 import type { OnProgress } from '../engine/jobs/index.js';
 import type { EpochStats } from '../engine/native/index.js';
 import { reproduce } from '../engine/paper/index.js';
-import { artifactBytes, getRun } from '../engine/runs/index.js';
-import { trainHead, trainOmega, unpackParams, type OmegaResult } from '../engine/training/index.js';
+import { advise } from '../engine/study/index.js';
+import { loadOmega, trainHead, trainOmega } from '../engine/training/index.js';
 
 export interface TaskContext {
   db: Db;
@@ -28,14 +28,6 @@ export interface TaskContext {
 type Tasks = { [K in JobKind]: (ctx: TaskContext, args: JobArgs[K]) => Promise<unknown> };
 
 /** An Ω trained earlier, rebuilt from its run's summary and weights. */
-function omegaFromRun(db: Db, runId: number): Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId'> {
-  const run = getRun(db, runId);
-  const s = run.summary as { chosen?: OmegaResult['chosen']; sizes?: number[] } | null;
-  if (run.kind !== 'omega' || !s?.chosen || !s.sizes) throw new TypeError(`run ${runId} is not a finished Ω training`);
-  if (s.chosen === 'identity') return { chosen: 'identity', sizes: s.sizes, params: null, runId };
-  return { chosen: s.chosen, sizes: s.sizes, params: unpackParams(artifactBytes(db, runId, 'omega.f32'), s.sizes), runId };
-}
-
 export const TASKS = {
   import: (c, a) =>
     importDataset(c.db, { kind: a.kind, path: a.path, name: a.name, splitRule: { test: a.testFraction ?? 0.2, seed: 0 }, signal: c.signal, onProgress: c.onProgress, threads: c.threads }),
@@ -62,7 +54,7 @@ export const TASKS = {
     return out;
   },
   head: async (c, a) => {
-    const omegas = Object.fromEntries(Object.entries(a.omegaRuns ?? {}).map(([aug, id]) => [aug, omegaFromRun(c.db, id)]));
+    const omegas = Object.fromEntries(Object.entries(a.omegaRuns ?? {}).map(([aug, id]) => [aug, loadOmega(c.db, id)]));
     const sel = { classes: a.classes, limit: a.limit, balanced: a.limit !== undefined };
     const r = await trainHead(c.db, {
       backbone: a.backbone, dataset: a.dataset, train: { split: 'train', ...sel }, test: { split: 'test', ...sel }, mode: a.mode, augs: a.augs, omegas,
@@ -88,6 +80,7 @@ export const TASKS = {
     const m = await embeddingMap(c.db, { ...common, selection, method: a.method });
     return { what: 'map' as const, method: m.method, explained: m.explained, points: m.points.map((p) => ({ ...slim(p.image), x: p.x, y: p.y })) };
   },
+  advise: (c, a) => advise(c.db, { dataset: a.dataset, backbone: a.backbone, augs: a.augs, folds: a.folds, valSplit: a.valSplit, threads: c.threads, signal: c.signal, onProgress: c.onProgress }),
   reproduce: async (c, a) => {
     const out = join(c.settings.outDir, `reproduction-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     const r = await reproduce(c.db, {

@@ -162,6 +162,22 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     assert.equal(await page.getByLabel('Augmentations').count(), 0, 'an Ω-free baseline takes no augmentation');
     await page.getByRole('button', { name: 'Train Ψ' }).click();
     await finished(/Train Ψ \(isda\)/);
+    // The advisor on the same data set: every arm cross-validated, a recommendation, and a button that trains it.
+    await page.getByRole('button', { name: 'Advise' }).click();
+    await finished(/Advise: augment or not\?/);
+    const advice = page.getByTestId('advice');
+    for (const arm of ['none', 'noise', 'mixup', 'isda', 'embed hflip', 'pixel hflip']) await advice.getByRole('cell', { name: arm, exact: true }).waitFor();
+    const sentence = await page.getByTestId('recommendation').innerText();
+    assert.match(sentence, /^(Augment with (none|noise|mixup|isda|embed hflip|pixel hflip): \+|Do not augment: no mode gains beyond the noise over 5-fold cross-validation on split "train")/);
+    const before = await page.getByTestId('head-result').innerText();
+    await page.getByRole('button', { name: 'Train the recommended head' }).click();
+    // The result of the new head: shown once it completes, with its own run id.
+    await page.waitForFunction((old) => {
+      const t = document.querySelector('[data-testid="head-result"]')?.textContent;
+      return !!t && t !== old;
+    }, before, { timeout: 120_000 });
+    const expected = /^Do not/.test(sentence) ? 'none' : /^Augment with (\w+)/.exec(sentence)![1];
+    assert.equal(await page.locator('select[name="mode"]').inputValue(), expected);
     await noOverflow('heads');
     await shot('05-heads');
   });

@@ -7,6 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { MlpModel } from '../../electron/engine/native/index.js';
 import { discoverFamilies, reproduce } from '../../electron/engine/paper/index.js';
+import { settings, study } from '../../electron/engine/study/index.js';
+import { listDatasets, selectImages } from '../../electron/engine/datasets/index.js';
 import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
 import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
 import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
@@ -58,6 +60,7 @@ describe('the paper pipeline on a small real subset', () => {
   });
 
   it('reproduce runs every scenario and writes Table II, Eq. 8, curves and the report', async () => {
+    const pct = (a: { mean: number; std: number }) => `${(100 * a.mean).toFixed(2)} ± ${(100 * a.std).toFixed(2)}`;
     const out = join(tmp.dir, 'out');
     const steps: number[] = [];
     const r = await reproduce(db, { out, modelsDir, dataDir, epochs: 2, seeds: 2, subset: 100, augSets: ['hflip', 'vflip', 'both'], omega: { epochs: 2 }, threads: 2, onProgress: (p) => p.stage.startsWith('reproduce') && steps.push(p.done) });
@@ -79,7 +82,13 @@ describe('the paper pipeline on a small real subset', () => {
     assert.ok(eq8.cachedPixel.measured.seconds > 0);
     for (const p of eq8.cachedPixel.predicted as { N: number; ratio: number }[]) assert.ok(p.ratio > 0 && p.ratio <= p.N + 1, JSON.stringify(p));
     const md = readFileSync(join(out, 'table2.md'), 'utf8');
-    assert.match(md, /\| \[Pixel\]-\[Embed\] \| \d+\.\d\d ± \d+\.\d\d \|/);
+    // The paper's figures beside ours, in a column of their own, then compared by shape.
+    const paper = JSON.parse(readFileSync(join(MODELS, '..', 'paper', 'table2.json'), 'utf8')).architectures.resnet18;
+    assert.match(md, /\| scenario \| resnet18 \| resnet18 \(paper\) \|/);
+    assert.ok(md.includes(`| [Pixel]-[Embed] | ${pct(arch.pixel_embed)} | ${(100 * paper.pixel_embed).toFixed(2)} |`), md);
+    assert.match(md, /## The paper's Table II beside ours: the shape/);
+    assert.match(md, /\*\*resnet18\*\*: of the 6 pairs of scenarios, our order agrees with the paper's in \d/);
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /resnet18 \(paper\)/);
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg[^>]+aria-label="Fig\. 3[\s\S]*aria-label="Fig\. 4/);
     const heads = readFileSync(join(out, 'curves', 'heads.csv'), 'utf8').trim().split('\n');
     assert.equal(heads[0], 'architecture,base,aug_set,scenario,seed,epoch,train_loss,train_acc,test_acc');
@@ -138,6 +147,76 @@ describe('the paper pipeline on a small real subset', () => {
     const sequential = await reproduce(db, { out: join(tmp.dir, 'fewshot-sequential'), modelsDir, dataDir, perClass: 4, epochs: 12, seeds: 2, subset: 100, omega: { epochs: 2 }, threads: 2, concurrency: 1 });
     assert.deepEqual(sequential.architectures, r.architectures);
     assert.deepEqual(sequential.curves.heads, r.curves.heads);
+  });
+
+  it('a validation split carved from a draw: disjoint from its fit part, the draw their union, each seed its own', () => {
+    const sel = { split: 'train', classes: [5, 6, 7, 8, 9], perClass: 8 };
+    const ds = listDatasets(db).find((d) => d.name === 'cifar10')!.id;
+    const shas = (x: object) => selectImages(db, ds, x).map((i) => i.sha256);
+    for (const draw of [0, 1]) {
+      const all = shas({ ...sel, draw }), fit = shas({ ...sel, draw, holdOut: { perClass: 2, part: 'fit' } }), val = shas({ ...sel, draw, holdOut: { perClass: 2, part: 'val' } });
+      assert.equal(val.length, 10);
+      assert.equal(fit.length, 30);
+      assert.ok(val.every((v) => !fit.includes(v)));
+      assert.deepEqual([...fit, ...val].sort(), [...all].sort());
+      const byClass = new Map<number, number>();
+      for (const i of selectImages(db, ds, { ...sel, draw, holdOut: { perClass: 2, part: 'val' } })) byClass.set(i.label, (byClass.get(i.label) ?? 0) + 1);
+      assert.deepEqual([...byClass.values()], [2, 2, 2, 2, 2]);
+    }
+    assert.notDeepEqual(shas({ ...sel, draw: 0, holdOut: { perClass: 2, part: 'val' } }), shas({ ...sel, draw: 1, holdOut: { perClass: 2, part: 'val' } }));
+  });
+
+  it('study: budgets drawn per seed, lr and epochs chosen on validation splits of the training images only, gains against their noise, compute, the files', async () => {
+    const out = join(tmp.dir, 'study');
+    const lrs = [0.01, 0.05];
+    const r = await study(db, { out, modelsDir, dataDir, budgets: [4, 8], seeds: 3, bases: ['hflip'], augs: ['hflip', 'crop'], arms: ['none', 'pixel', 'embed', 'mixup'], lrs, epochs: 6, omegaImages: 100, omega: { epochs: 2, draws: 2 }, threads: 2 });
+    // Per budget: none and mixup once, pixel and embed per augmentation.
+    assert.equal(r.cells.length, 2 * (2 + 2 * 2));
+    const heads = listRuns(db, { group: `study-${r.runId}`, kind: 'head' });
+    // Selection: 3 draws × 2 lrs per cell (budgets up to 50); then 3 seeds per cell.
+    assert.equal(heads.length, r.cells.length * (3 * lrs.length + 3));
+    for (const c of r.cells) {
+      assert.equal(c.accuracy.runs.length, 3);
+      assert.ok(lrs.includes(c.chosen.lr));
+      const best = Math.max(...c.selection.flatMap((s) => s.curve.map(([, v]) => v)));
+      assert.equal(c.chosen.valAccuracy, best, 'the chosen point is the best of the validation curves');
+      assert.ok(c.selection.some((s) => s.lr === c.chosen.lr && s.curve.some(([e, v]) => e === c.chosen.epochs && v === best)));
+      for (const id of c.runIds) {
+        const h = getRun(db, id);
+        assert.equal(h.status, 'completed');
+        assert.equal(h.config.epochs, c.chosen.epochs);
+        assert.equal((h.config.optimizer as { lr: number }).lr, c.chosen.lr);
+        assert.equal((h.config.train as { perClass: number }).perClass, c.budget);
+      }
+      const n = 5 * (c.budget as number);
+      assert.equal(c.trainImages, n);
+      assert.equal(c.phiPasses, c.arm !== 'pixel' ? n : c.aug === 'hflip' ? 2 * n : n * (1 + c.chosen.epochs));
+      assert.ok(c.seconds > 0 && c.computeSeconds >= c.seconds);
+    }
+    // The selection heads never saw the test split: they fit on one part of a draw and score the other.
+    const selection = heads.filter((h) => (h.config.test as { holdOut?: unknown }).holdOut);
+    assert.equal(selection.length, r.cells.length * 3 * lrs.length);
+    for (const h of selection) {
+      const train = h.config.train as { holdOut: { part: string }; split: string }, test = h.config.test as { holdOut: { part: string }; split: string };
+      assert.deepEqual([train.split, train.holdOut.part, test.split, test.holdOut.part], ['train', 'fit', 'train', 'val']);
+    }
+    assert.ok(heads.filter((h) => !(h.config.test as { holdOut?: unknown }).holdOut).every((h) => (h.config.test as { split: string }).split === 'test'));
+    const s = settings(r);
+    assert.equal(s.length, 2 * 2);
+    for (const x of s) {
+      assert.deepEqual(x.arms.map((a) => a.arm).sort(), ['embed', 'mixup']);
+      for (const a of x.arms) assert.equal(a.recovered === null, !x.pixel.real);
+    }
+    assert.deepEqual(r.omega.map((o) => o.aug), ['hflip', 'crop:pad=4+hflip:p=0.5']);
+    assert.ok(r.omega.every((o) => o.invariance > 0 && o.invariance <= 1));
+    const md = readFileSync(join(out, 'study.md'), 'utf8');
+    assert.match(md, /## Findings\n\n- Pixel augmentation during fine-tuning gains/);
+    assert.match(md, /Goal (not )?met/);
+    assert.match(md, /\| none \| \d+\.\d\d ± \d+\.\d\d \| \d+\.\d\d ± \d+\.\d\d \|/);
+    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg[^>]+aria-label="resnet18, base hflip, crop:pad=4\+hflip:p=0\.5"/);
+    assert.equal(JSON.parse(readFileSync(join(out, 'study.json'), 'utf8')).cells.length, r.cells.length);
+    await assert.rejects(study(db, { out, modelsDir, dataDir, budgets: [1] }), /budget 1 is not a whole number of images per class of at least 2/);
+    await assert.rejects(study(db, { out, modelsDir, dataDir, arms: ['pixel'] }), /must include "none"/);
   });
 
   it('the few-shot protocol with random augmentations: a conditional Ω, fresh draws, and each set in its own tables', async () => {

@@ -5,7 +5,7 @@
  * without holding the database's write lock for the whole import. A failed or cancelled
  * import removes its staging rows; one left by a killed process is removed at the next open.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, hash, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 
 import { stmt, type Db } from '../db.js';
@@ -241,26 +241,51 @@ export interface Selection {
    */
   perClass?: number;
   draw?: number;
+  /**
+   * A validation split carved from the selection: the first `perClass` images of each class in
+   * the draw's hash order are `val`, the rest `fit`, so the two parts never overlap and every
+   * seed carves its own.
+   */
+  holdOut?: { perClass: number; part: 'fit' | 'val' };
+  /**
+   * Stratified k-fold: the i-th image of each class in the draw's hash order is in fold i mod
+   * `of`; `val` is fold `index`, `fit` the others.
+   */
+  fold?: { of: number; index: number; part: 'fit' | 'val' };
+}
+
+/** Each class's rows in the order of a hash of (draw, image hash): the same on every machine. */
+function rankedByClass(rows: ImageRow[], draw: number): ImageRow[][] {
+  const rank = (sha: string) => hash('sha256', `${draw}:${sha}`);
+  const byClass = new Map<number, { r: ImageRow; k: string }[]>();
+  for (const r of rows) (byClass.get(r.label) ?? byClass.set(r.label, []).get(r.label)!).push({ r, k: rank(r.sha256) });
+  return [...byClass.values()].map((list) => list.sort((a, b) => (a.k < b.k ? -1 : 1)).map((x) => x.r));
 }
 
 /** Images of a data set, in import order, optionally one split and a class subset. */
 export function selectImages(db: Db, datasetId: number, sel: Selection = {}): ImageRow[] {
   // Excluded images stay on disk and in the database, but no longer take part in anything.
-  let rows = (sel.split
-    ? stmt(db, 'SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND split = ? AND excluded = 0 ORDER BY idx').all(datasetId, sel.split)
-    : stmt(db, 'SELECT idx, sha256, label, split, width, height, source FROM images WHERE dataset_id = ? AND excluded = 0 ORDER BY idx').all(datasetId)) as ImageRow[];
+  // The class filter runs in SQL too (a target task is half of CIFAR-10's rows): selections run
+  // once per epoch for a random augmentation's fresh views.
+  const where = ['dataset_id = ?', 'excluded = 0'];
+  const args: unknown[] = [datasetId];
+  if (sel.split) (where.push('split = ?'), args.push(sel.split));
+  if (sel.classes) (where.push(`label IN (${sel.classes.map(() => '?').join(', ')})`), args.push(...sel.classes));
+  let rows = stmt(db, `SELECT idx, sha256, label, split, width, height, source FROM images WHERE ${where.join(' AND ')} ORDER BY idx`).all(...args) as ImageRow[];
   if (sel.classes) {
     const map = new Map(sel.classes.map((c, i) => [c, i]));
     rows = rows.filter((r) => map.has(r.label)).map((r) => ({ ...r, label: map.get(r.label)! }));
   }
   if (sel.perClass !== undefined) {
-    const rank = (sha: string) => createHash('sha256').update(`${sel.draw ?? 0}:${sha}`).digest('hex');
-    const byClass = new Map<number, { r: ImageRow; k: string }[]>();
-    for (const r of rows) (byClass.get(r.label) ?? byClass.set(r.label, []).get(r.label)!).push({ r, k: rank(r.sha256) });
-    const keep = new Set<ImageRow>();
-    for (const list of byClass.values()) list.sort((a, b) => (a.k < b.k ? -1 : 1)).slice(0, sel.perClass).forEach((x) => keep.add(x.r));
+    const keep = new Set(rankedByClass(rows, sel.draw ?? 0).flatMap((list) => list.slice(0, sel.perClass)));
     rows = rows.filter((r) => keep.has(r));
   }
+  const carve = (inVal: (position: number) => boolean, part: 'fit' | 'val') => {
+    const val = new Set(rankedByClass(rows, sel.draw ?? 0).flatMap((list) => list.filter((_, i) => inVal(i))));
+    rows = rows.filter((r) => val.has(r) === (part === 'val'));
+  };
+  if (sel.holdOut) carve((i) => i < sel.holdOut!.perClass, sel.holdOut.part);
+  if (sel.fold) carve((i) => i % sel.fold!.of === sel.fold!.index, sel.fold.part);
   if (sel.limit !== undefined && rows.length > sel.limit) {
     if (sel.balanced) {
       const per = new Map<number, number>();

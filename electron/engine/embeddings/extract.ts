@@ -30,6 +30,11 @@ export interface ExtractRequest extends Selection {
   threads?: number;
   signal?: AbortSignal;
   onProgress?: OnProgress;
+  /**
+   * The selection's images when the caller already has them (a head draws fresh views of the
+   * same images every epoch): the selection fields are then not evaluated again.
+   */
+  images?: ImageRow[];
   /** Record a run (default true); extraction inside a larger run passes its parent. */
   record?: boolean;
   parentRunId?: number;
@@ -55,7 +60,7 @@ export async function extract(db: Db, req: ExtractRequest): Promise<ExtractResul
   const batch = v.int('batch', req.batch ?? 256, 1, 8192);
   const threads = v.int('threads', req.threads ?? cpus().length, 1, 1024);
   const pre = preprocessOf(bb.manifest);
-  const images = selectImages(db, ds.id, req);
+  const images = req.images ?? selectImages(db, ds.id, req);
   const setId = getOrCreateSet(db, { backboneSha: bb.sha256, augKey: spec.key, preprocessKey: pre.key, seed, dtype }, bb.dim);
   const have = cachedShas(db, setId);
   const todo = [...new Map(images.filter((r) => !have.has(r.sha256)).map((r) => [r.sha256, r])).values()];

@@ -2,33 +2,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import PAPER from './paper-table2.json' with { type: 'json' };
-
 import { BASES, rowKey, scenarios, table2Rows } from './scenarios.js';
+import { gainOver, paperNumbers, paperShape } from './shape.js';
 import { accOf, type Acc, type ReproduceResult } from './types.js';
 
-export interface PaperNumbers {
-  source: string;
-  note: string;
-  architectures: Record<string, Record<string, number>>;
-}
-
-export function paperNumbers(): PaperNumbers {
-  return PAPER as PaperNumbers;
-}
-
 const pct = (a: Acc | undefined) => (a ? `${(100 * a.mean).toFixed(2)} ± ${(100 * a.std).toFixed(2)}` : '–');
-
-/**
- * A gain of a mode over [None], per seed (the seeds pair: the same images, the same initial
- * weights), with its mean and standard deviation; real when the mean exceeds 2 std.
- */
-export function gainOver(none: Acc, mode: Acc): { mean: number; std: number; real: boolean } {
-  const d = mode.runs.map((v, i) => v - none.runs[i]);
-  const mean = d.reduce((a, b) => a + b, 0) / d.length;
-  const std = d.length > 1 ? Math.sqrt(d.reduce((a, b) => a + (b - mean) ** 2, 0) / (d.length - 1)) : 0;
-  return { mean, std, real: d.length > 1 && mean > 2 * std };
-}
 
 function fewShotMarkdown(r: ReproduceResult): string {
   const archs = Object.keys(r.architectures);
@@ -103,6 +81,25 @@ function fewShotMarkdown(r: ReproduceResult): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The paper's column compared by shape: gains over [None]-[None], the scenarios' order, [Embed]'s share. */
+function shapeMarkdown(r: ReproduceResult): string[] {
+  const paper = paperNumbers();
+  const pts = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(2)}`;
+  const lines = ['', "## The paper's Table II beside ours: the shape", '', `The paper's column: ${paper.source}. Its protocol: ${paper.protocol}. ${paper.note}`, '',
+    '| architecture | scenario | ours: gain over [None]-[None] (points, mean ± std of the per-seed difference) | paper (points, one run) |', '|---|---|---:|---:|'];
+  const shapes = paperShape(r.architectures, paper);
+  for (const s of shapes)
+    s.rows.forEach((row, i) => lines.push(`| ${i ? '' : s.arch} | ${row.label} | ${row.ours ? `${pts(row.ours.mean)} ± ${(100 * row.ours.std).toFixed(2)}` : '–'} | ${row.paper === null ? '–' : pts(row.paper)} |`));
+  lines.push('');
+  for (const s of shapes) {
+    const count = (v: string) => s.order.filter((o) => o.verdict === v).length;
+    const off = s.order.filter((o) => o.verdict === 'disagree').map((o) => `${o.a} vs ${o.b}`);
+    const frac = (x: number | null) => (x === null ? 'not measurable (that gain is within our seed noise)' : `${(100 * x).toFixed(0)}%`);
+    lines.push(`- **${s.arch}**: of the ${s.order.length} pairs of scenarios, our order agrees with the paper's in ${count('agree')}, disagrees in ${count('disagree')}${off.length ? ` (${off.join(', ')})` : ''}, and is within our seed noise in ${count('within noise')}. The share of [Pixel]-[Pixel]'s gain over [Pixel]-[None] that [Pixel]-[Embed] recovers: ${frac(s.recovered.ours)}; the paper's: ${frac(s.recovered.paper)}.`);
+  }
+  return lines;
+}
+
 function table2Markdown(r: ReproduceResult): string {
   if (r.perClass !== null) return fewShotMarkdown(r);
   const archs = Object.keys(r.architectures);
@@ -129,6 +126,7 @@ function table2Markdown(r: ReproduceResult): string {
     );
   }
   if (!hasPaper) lines.push('', `_The paper's own numbers are not shown: ${paper.note}_`);
+  else lines.push(...shapeMarkdown(r));
   for (const s of r.augSets.filter((x) => x !== 'hflip')) {
     lines.push('', `## Fine-tuning augmentation: ${s === 'both' ? 'both flips (hflip and vflip)' : s}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
     for (const [key, label] of table2Rows(s).filter(([k]) => /_(pixel|embed)$/.test(k)))

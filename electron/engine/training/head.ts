@@ -159,7 +159,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
         const views = [z.x];
         if (req.mode === 'noise') views.push(addNoise(z.x, z.x, z.dim, draw('noise', e)));
         for (const a of augs) {
-          if (req.mode === 'pixel') views.push((await embeddingsFor(db, { ...common, ...req.train, aug: a.key, seed: viewSeed(cfg.seed, e) })).x);
+          if (req.mode === 'pixel') views.push((await embeddingsFor(db, { ...common, images: z.images, aug: a.key, seed: viewSeed(cfg.seed, e) })).x);
           else if (req.mode === 'embed') {
             const st = req.omegas![a.key].stochastic!;
             if (sampling === 'mean') views.push(meanView(a, e));

@@ -14,7 +14,7 @@ import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, type EpochStats } from '../native/index.js';
-import { startRun } from '../runs/index.js';
+import { artifactBytes, getRun, listRuns, startRun } from '../runs/index.js';
 import { EmbaugError } from '../errors.js';
 import { CONDITIONAL_FORMS, conditionalForward, conditionalInput, encodedDim, isConditional, newConditional, thetaCurve, type ThetaBin } from './conditional.js';
 import { meanCosine, meanRelativeError, mse, rows, stack } from './stats.js';
@@ -327,4 +327,19 @@ export function unpackParams(bytes: Uint8Array, sizes: number[]): Float32Array[]
     }
   }
   return out;
+}
+
+/** A finished Ω training from the database: its form, sizes and weights. */
+export function loadOmega(db: Db, runId: number): Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId'> {
+  const run = getRun(db, runId);
+  const s = run.summary as { chosen?: OmegaResult['chosen']; sizes?: number[] } | null;
+  if (run.kind !== 'omega' || run.status !== 'completed' || !s?.chosen || !s.sizes)
+    throw new EmbaugError('E_ARG', `run ${runId} is not a finished Ω training: pick one from \`embaug runs list --kind omega\``);
+  if (s.chosen === 'identity') return { chosen: 'identity', sizes: s.sizes, params: null, runId };
+  return { chosen: s.chosen, sizes: s.sizes, params: unpackParams(artifactBytes(db, runId, 'omega.f32'), s.sizes), runId };
+}
+
+/** The newest finished Ω of a backbone for an augmentation (by its canonical key), or null. */
+export function latestOmega(db: Db, backboneSha: string, augKey: string): number | null {
+  return listRuns(db, { kind: 'omega', status: 'completed' }).find((r) => r.backboneSha === backboneSha && r.config.aug === augKey)?.id ?? null;
 }

@@ -1,0 +1,141 @@
+/**
+ * The main job against this machine's limit. In one run:
+ * (1) a reduced grid (one architecture, both bases, 3 seeds, every scenario, 5 epochs, the whole
+ *     splits unless `--subset N`; warm cache) timed with one head at a time and with the
+ *     scheduler, which must give the same per-seed accuracies;
+ * (2) the limit of the default grid on this machine from this run's own measurements: ONNX
+ *     Runtime alone per architecture times the grid's Φ passes, plus Ψ's FLOPs divided by the
+ *     summed single-thread GEMM rate of all cores (independent trainings, one per core);
+ * (3) with `--main`, the README's main command itself (`reproduce` on the defaults) timed on a
+ *     fresh database and again with the cache warm, beside its limit and the Ψ-only limit.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+
+import { session } from '../electron/engine/backbones/index.js';
+import { openDb } from '../electron/engine/db.js';
+import { setThreads, timeGemm } from '../electron/engine/native/index.js';
+import { AUG_SETS, reproduce, scenarios, type ReproduceOptions, type ReproduceResult } from '../electron/engine/paper/index.js';
+import { type Figure, SHARED, report, threadsArg } from './common.js';
+
+const ARCHS = ['resnet18-w16', 'vgg16-w16', 'inception-w8'];
+const BATCH = 128;
+
+/** Images/s of ONNX Runtime alone (batch 256, all threads), nothing else in the loop. */
+async function ortAlone(arch: string, threads: number): Promise<number> {
+  const file = join(SHARED, 'models', `${arch}-hflip.onnx`);
+  const m = JSON.parse(readFileSync(join(SHARED, 'models', `${arch}-hflip.json`), 'utf8')) as { input: { name: string; height: number; width: number } };
+  const s = await session(file, threads);
+  const n = 256, x = new ort.Tensor('float32', new Float32Array(n * 3 * m.input.height * m.input.width).map(() => Math.random()), [n, 3, m.input.height, m.input.width]);
+  const feeds = { [m.input.name]: x };
+  await s.run(feeds);
+  let images = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < 4000) {
+    await s.run(feeds);
+    images += n;
+  }
+  return images / ((performance.now() - t0) / 1000);
+}
+
+/** FLOPs of one training sample of Ψ (D→1024→128→C): no gradient for the embedding itself. */
+const trainFlops = (d: number, c: number) => 2 * (3 * (d * 1024 + 1024 * 128 + 128 * c) - d * 1024);
+const evalFlops = (d: number, c: number) => 2 * (d * 1024 + 1024 * 128 + 128 * c);
+
+interface Limit {
+  phiSeconds: number;
+  psiSeconds: number;
+  phiPasses: number;
+  psiTflop: number;
+  heads: number;
+}
+
+/**
+ * The default grid's work: per architecture and base, Φ over the base test split (the base
+ * model's accuracy), the base training split in identity and every Ω augmentation (Ω's pairs),
+ * the target training split in the same views (pixel mode) and the target test split; Ψ for
+ * every (scenario, seed) over the target training split, with a test evaluation every epoch.
+ * Eq. 8's timing runs and Ω's own training are not in it.
+ */
+function limitOf(ips: Record<string, number>, summedGemm: number): Limit {
+  const train = 25_000, test = 5_000, d = 128, c = 5, epochs = 20, seeds = 3, bases = 2;
+  const augSets = Object.keys(AUG_SETS);
+  const views = 1 + new Set(augSets.flatMap((s) => AUG_SETS[s])).size;
+  const perArchBase = test + 2 * train * views + test;
+  const heads = seeds * scenarios(augSets, false).length;
+  let phiSeconds = 0;
+  for (const a of ARCHS) phiSeconds += (bases * perArchBase) / ips[a];
+  const flop = ARCHS.length * bases * heads * epochs * (train * trainFlops(d, c) + test * evalFlops(d, c));
+  return { phiSeconds, psiSeconds: flop / (summedGemm * 1e9), phiPasses: ARCHS.length * bases * perArchBase, psiTflop: flop / 1e12, heads: ARCHS.length * bases * heads };
+}
+
+const perSeed = (r: ReproduceResult) => JSON.stringify(r.architectures);
+
+export async function main(argv: string[]) {
+  const threads = threadsArg(argv);
+  const full = argv.includes('--main');
+  const si = argv.indexOf('--subset');
+  const subset = si >= 0 ? Number(argv[si + 1]) || undefined : undefined;
+  const figures: Figure[] = [];
+  const extra: Record<string, unknown> = { subset: subset ?? null };
+  const dir = mkdtempSync(join(tmpdir(), 'embaug-bench-reproduce-'));
+  const common: Omit<ReproduceOptions, 'out'> = { modelsDir: join(SHARED, 'models'), dataDir: join(SHARED, 'datasets'), threads };
+  try {
+    // (2) first, on a quiet machine: the measurements the limit is computed from.
+    setThreads(threads);
+    const ips: Record<string, number> = {};
+    for (const a of ARCHS) {
+      ips[a] = await ortAlone(a, threads);
+      console.log(`ONNX Runtime alone, ${a}: ${ips[a].toFixed(0)} images/s (batch 256, ${threads} threads)`);
+    }
+    setThreads(1);
+    const reps = 2000;
+    const oneThread = (2 * BATCH * 1024 * 128 * reps) / timeGemm('cpu', BATCH, 1024, 128, reps) / 1e9;
+    setThreads(threads);
+    const limit = limitOf(ips, oneThread * threads);
+    const limitMin = (limit.phiSeconds + limit.psiSeconds) / 60;
+    console.log(`128x1024x128 SGEMM on one thread: ${oneThread.toFixed(1)} GFLOP/s, summed over ${threads} cores: ${(oneThread * threads).toFixed(1)}`);
+    console.log(`default grid: ${limit.phiPasses} Φ passes = ${(limit.phiSeconds / 60).toFixed(1)} min; ${limit.heads} heads, ${limit.psiTflop.toFixed(1)} TFLOP of Ψ = ${(limit.psiSeconds / 60).toFixed(1)} min; limit ${limitMin.toFixed(1)} min`);
+    Object.assign(extra, { ortImagesPerSecond: ips, gemm128OneThreadGflops: oneThread, limit });
+
+    // (1) the reduced grid, its cache warmed by a first run.
+    const db = openDb(join(dir, 'bench.db'));
+    const reduced = { ...common, archs: ['resnet18'], seeds: 3, epochs: 5, subset };
+    console.log(`reduced grid (resnet18, both bases, 3 seeds, every scenario, 5 epochs, subset ${subset ?? 'none'}): warming the cache ...`);
+    await reproduce(db, { ...reduced, out: join(dir, 'warm'), concurrency: threads });
+    const timed = async (concurrency: number) => {
+      const t0 = performance.now();
+      const r = await reproduce(db, { ...reduced, out: join(dir, `c${concurrency}`), concurrency });
+      return { r, seconds: (performance.now() - t0) / 1000 };
+    };
+    const seq = await timed(1), sched = await timed(threads);
+    const same = perSeed(seq.r) === perSeed(sched.r);
+    console.log(`reduced grid: one head at a time ${seq.seconds.toFixed(1)} s, ${threads} at a time ${sched.seconds.toFixed(1)} s; per-seed accuracies identical: ${same}`);
+    if (!same) throw new Error('the scheduler changed a result: per-seed accuracies differ between the schedules');
+    figures.push({ case: 'scheduler-vs-sequential', ours: sched.seconds, peer: seq.seconds, unit: 's', lowerIsBetter: true, note: `peer = the same grid one head at a time; identical per-seed accuracies; goal ratio >= 1.8` });
+    db.close();
+
+    figures.push({ case: 'default-grid-limit', ours: limitMin, peer: null, unit: 'min', note: `${limit.phiPasses} Φ passes at ONNX Runtime's speed + ${limit.psiTflop.toFixed(1)} TFLOP of Ψ at the summed single-thread GEMM rate` });
+    if (full) {
+      // (3) the README's main command, on a fresh database, then again with everything cached.
+      const main = openDb(join(dir, 'main.db'));
+      const t0 = performance.now();
+      const cold = await reproduce(main, { ...common, out: join(dir, 'main-cold') });
+      const coldMin = (performance.now() - t0) / 60_000;
+      const t1 = performance.now();
+      const warm = await reproduce(main, { ...common, out: join(dir, 'main-warm') });
+      const warmMin = (performance.now() - t1) / 60_000;
+      main.close();
+      const sameMain = perSeed(cold) === perSeed(warm);
+      console.log(`main command: ${coldMin.toFixed(1)} min on a fresh database, ${warmMin.toFixed(1)} min with the cache warm; identical results: ${sameMain}`);
+      figures.push({ case: 'main-cold-vs-limit', ours: coldMin, peer: limitMin, unit: 'min', lowerIsBetter: true, note: 'peer = this machine\'s limit; goal ratio >= 0.87 (within 15%)' });
+      figures.push({ case: 'main-warm-vs-psi-limit', ours: warmMin, peer: limit.psiSeconds / 60, unit: 'min', lowerIsBetter: true, note: 'peer = the Ψ-only limit; goal ratio >= 0.87' });
+      Object.assign(extra, { mainColdMinutes: coldMin, mainWarmMinutes: warmMin, mainIdenticalResults: sameMain });
+    }
+    report('reproduce', threads, figures, extra);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

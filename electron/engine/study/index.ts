@@ -1,0 +1,3 @@
+export * from './report.js';
+export * from './study.js';
+export * from './advise.js';

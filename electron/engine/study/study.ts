@@ -1,0 +1,271 @@
+/**
+ * `study`: where does augmentation pay? The target task at several data budgets (images per
+ * class), each seed drawing its own balanced subset, under every fine-tuning mode: none, pixel
+ * (g through Φ), embed (Ω; conditional on θ for a random g), embed with a Gaussian residual, and
+ * the Ω-free baselines noise, mixup and ISDA. Learning rate and epochs are chosen per cell on a
+ * validation split carved from the training images, never on the test split; the chosen
+ * values then train every seed on all of its training images, tested once on the test split.
+ * It reuses reproduce's machinery: the protocol, the backbone families, Ω, the heads and the
+ * scheduler of independent trainings.
+ */
+import { cpus } from 'node:os';
+
+import { parseAug } from '../augment/index.js';
+import { selectImages, type Selection } from '../datasets/index.js';
+import type { Db } from '../db.js';
+import { embeddingsFor, phiPass } from '../embeddings/index.js';
+import { EmbaugError } from '../errors.js';
+import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
+import { discoverFamilies, resolveProtocol } from '../paper/index.js';
+import { BASES, type Base } from '../paper/scenarios.js';
+import { startRun } from '../runs/index.js';
+import { HEAD_DEFAULTS, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
+import { writeStudyReport } from './report.js';
+import type { Budget, StudyCell, StudyOmega, StudyResult } from './types.js';
+
+export * from './types.js';
+
+/** The augmentations the study knows by name; the default grid takes the first two. */
+export const STUDY_AUGS: Record<string, string> = {
+  hflip: 'hflip',
+  crop: 'crop:pad=4+hflip:p=0.5',
+  rotate: 'rotate:min=-15,max=15',
+  colour: 'brightness:s=0.4+contrast:s=0.4+saturation:s=0.4',
+  composite: 'crop:pad=4+hflip:p=0.5+brightness:s=0.4+contrast:s=0.4+saturation:s=0.4',
+};
+
+/** One way of fine-tuning: a mode, and for embed mode how Ω is applied. */
+export interface Arm {
+  key: string;
+  mode: FineTuneMode;
+  sampling?: OmegaSampling;
+  label: string;
+}
+
+export const ARMS: Arm[] = [
+  { key: 'none', mode: 'none', label: 'none' },
+  { key: 'pixel', mode: 'pixel', label: 'pixel (g through Φ)' },
+  { key: 'embed', mode: 'embed', sampling: 'mean', label: 'embed (Ω; conditional on θ for a random g)' },
+  { key: 'embed-gauss', mode: 'embed', sampling: 'residual-gauss', label: 'embed + Gaussian residual' },
+  { key: 'noise', mode: 'noise', label: 'noise' },
+  { key: 'mixup', mode: 'mixup', label: 'mixup' },
+  { key: 'isda', mode: 'isda', label: 'ISDA' },
+];
+
+export const DEFAULT_BUDGETS: Budget[] = [10, 50, 250];
+export const DEFAULT_LRS = [0.01, 0.05];
+
+/** The most epochs a head of this budget trains (the validation curve picks how many it needs). */
+export const maxEpochs = (b: Budget) => (b === 'full' ? 20 : b <= 10 ? 100 : b <= 50 ? 60 : 40);
+/** Images per class held out for choosing the hyperparameters. */
+export const valPerClass = (b: Budget) => (b === 'full' ? 500 : Math.max(2, Math.round(0.2 * b)));
+export const seedsFor = (b: Budget, given?: number) => given ?? (b !== 'full' && b <= 50 ? 5 : 3);
+/** Draws whose validation splits choose the hyperparameters: 3 where a split is small, else 1. */
+export const selectionDraws = (b: Budget, seeds?: number) => Math.min(seedsFor(b, seeds), b !== 'full' && b <= 50 ? 3 : 1);
+
+export interface StudyOptions {
+  out: string;
+  modelsDir: string;
+  dataDir: string;
+  /** Architectures (by family name); resnet18 by default. */
+  archs?: string[];
+  /** Base models: 'none', 'hflip' or both (the default). */
+  bases?: string[];
+  budgets?: Budget[];
+  /** Names from STUDY_AUGS or augmentation specs; hflip and crop by default. */
+  augs?: string[];
+  /** Arm keys (see ARMS); all by default. */
+  arms?: string[];
+  /** Seeds per budget; 5 for budgets up to 50 per class and 3 above by default. */
+  seeds?: number;
+  lrs?: number[];
+  /** Base images (balanced) Ω is trained on. */
+  omegaImages?: number;
+  omega?: Partial<OmegaConfig>;
+  /** The most epochs any head trains (the validation curves run to it); by budget otherwise (maxEpochs). */
+  epochs?: number;
+  threads?: number;
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+  log?: (line: string) => void;
+}
+
+interface HeadJob {
+  budget: Budget;
+  aug: string | null;
+  arm: Arm;
+  seed: number;
+  lr: number;
+  epochs: number;
+  /** Choosing hyperparameters (fit part, scored on the validation part) or the final head. */
+  phase: 'select' | 'final';
+}
+
+const cellKey = (budget: Budget, aug: string | null, arm: string) => `${budget}|${aug ?? '-'}|${arm}`;
+
+/**
+ * Φ passes one head of this arm costs: its identity views, plus for pixel mode a view of a
+ * deterministic g once or a random g's fresh view every epoch. Ω's own passes are paid once per
+ * backbone and augmentation, on the base task, and counted apart.
+ */
+export function phiPassesOf(mode: FineTuneMode, aug: string | null, n: number, epochs: number): number {
+  if (mode !== 'pixel' || !aug) return n;
+  return parseAug(aug).deterministic ? 2 * n : n * (1 + epochs);
+}
+
+export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
+  const t0 = performance.now();
+  const threads = o.threads ?? cpus().length;
+  const concurrency = Math.max(1, Math.min(o.concurrency ?? threads, threads));
+  const log = o.log ?? (() => {});
+  const budgets = o.budgets ?? DEFAULT_BUDGETS;
+  for (const b of budgets)
+    if (b !== 'full' && !(Number.isInteger(b) && b >= 2))
+      throw new EmbaugError('E_ARG', `budget ${b} is not a whole number of images per class of at least 2, nor "full": pass e.g. --budgets 10,50,250,full`);
+  const augs = (o.augs ?? ['hflip', 'crop']).map((a) => {
+    const spec = STUDY_AUGS[a] ?? a;
+    try {
+      return parseAug(spec).key;
+    } catch (err) {
+      throw new EmbaugError('E_ARG', `augmentation "${a}" is neither one of ${Object.keys(STUDY_AUGS).join(', ')} nor an augmentation spec: ${(err as Error).message}`);
+    }
+  });
+  const arms = o.arms ? o.arms.map((k) => ARMS.find((a) => a.key === k) ?? badArm(k)) : ARMS;
+  if (!arms.some((a) => a.key === 'none')) throw new EmbaugError('E_ARG', 'the arms must include "none": every gain is measured against it');
+  const bases: Base[] = (o.bases ?? BASES.map((b) => b.aug)).map((k) => BASES.find((b) => b.aug === k) ?? badBase(k));
+  const lrs = o.lrs ?? DEFAULT_LRS;
+  const omegaImages = o.omegaImages ?? 2000;
+  const protocol = await resolveProtocol(db, 'cifar10-split', o.dataDir, undefined, o.onProgress);
+  const families = await discoverFamilies(db, o.modelsDir, 'cifar10-split', o.archs ?? ['resnet18'], log);
+  const perAug = (a: Arm) => a.mode === 'pixel' || a.mode === 'embed';
+  const cellsOf = () => budgets.flatMap((budget) => arms.flatMap((arm) => (perAug(arm) ? augs : [null]).map((aug) => ({ budget, aug, arm }))));
+  const config = { budgets, augs, arms: arms.map((a) => a.key), archs: families.map((f) => f.architecture), bases: bases.map((b) => b.aug), seeds: o.seeds ?? null, lrs, omegaImages, epochs: o.epochs ?? null, omega: o.omega ?? {} };
+  const top = startRun(db, { kind: 'study', name: 'study cifar10-split', config, protocol: 'cifar10-split', threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
+  const group = `study-${top.id}`;
+  return top.wrap(async () => {
+    const heads = cellsOf().reduce((n, c) => n + lrs.length * selectionDraws(c.budget, o.seeds) + seedsFor(c.budget, o.seeds), 0);
+    const needsOmega = arms.some((a) => a.mode === 'embed');
+    const meter = new ProgressMeter('study (heads and Ω)', families.length * bases.length * (heads + (needsOmega ? augs.length : 0)), 'steps', o.onProgress, 0);
+    const result: StudyResult = {
+      protocol: 'cifar10-split', protocolDescription: protocol.description, budgets, classes: protocol.target.train.classes!.length, augs, arms: arms.map(({ key, label }) => ({ key, label })), lrs, omegaImages,
+      seeds: Object.fromEntries(budgets.map((b) => [String(b), seedsFor(b, o.seeds)])), cells: [], omega: [], phiSecondsPerImage: {}, runId: top.id, seconds: 0,
+    };
+    const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: 'cifar10-split' };
+    for (const fam of families)
+      for (const base of bases) {
+        const bb = fam[base.aug];
+        const where = `${fam.architecture}/${base.aug}`;
+        const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
+        // A head's training draw, or one of its two parts when choosing hyperparameters.
+        const trainSel = (budget: Budget, seed: number, part?: 'fit' | 'val'): Selection => ({
+          ...protocol.target.train, ...(budget === 'full' ? {} : { perClass: budget }), draw: seed,
+          ...(part ? { holdOut: { perClass: valPerClass(budget), part } } : {}),
+        });
+        // What one Φ pass costs on one core, as the heads run them (one per core).
+        const probe = selectImages(db, protocol.target.dataset.id, { ...protocol.target.test, limit: 512, balanced: true });
+        const tp = performance.now();
+        await phiPass(db, bb, probe, { aug: 'identity', seed: 0, batch: 256, threads: 1, signal: o.signal }, () => {});
+        const spp = (performance.now() - tp) / 1000 / probe.length;
+        result.phiSecondsPerImage[where] = spp;
+
+        // Ω per augmentation, once for every budget: its pairs are the base task's.
+        const omegas: Record<string, OmegaResult> = {};
+        if (needsOmega)
+          for (const aug of augs) {
+            log(`${where}: Ω for ${aug} on ${omegaImages} base images`);
+            const t = performance.now();
+            const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: { ...protocol.base.train, limit: omegaImages, balanced: true }, aug, config: { ...o.omega, stochastic: arms.some((a) => a.sampling && a.sampling !== 'mean') } });
+            omegas[om.aug] = om;
+            const pairs = omegaImages * (1 + (parseAug(aug).deterministic ? 1 : om.draws));
+            const s: StudyOmega = {
+              arch: fam.architecture, base: base.aug, aug, chosen: om.chosen, invariance: om.fidelity.identityCosine, cosine: om.fidelity.cosine,
+              heldOutMse: om.fidelity.heldOutMse, identityMse: om.fidelity.identityMse, seconds: (performance.now() - t) / 1000, phiPasses: pairs,
+            };
+            result.omega.push(s);
+            meter.tick();
+            log(`  Ω ${aug}: ${om.chosen}; cos(Φ(x), Φ(g(x))) = ${s.invariance.toFixed(4)}, cos(Ω(Φ(x)), Φ(g(x))) = ${s.cosine.toFixed(4)}`);
+          }
+
+        // The identity views every head shares (and a deterministic g's), extracted first with
+        // every core, so concurrent heads do not extract the same images twice.
+        await embeddingsFor(db, { ...target, ...protocol.target.test, aug: 'identity' });
+        for (const budget of budgets)
+          for (let seed = 0; seed < seedsFor(budget, o.seeds); seed++)
+            for (const aug of ['identity', ...augs.filter((a) => parseAug(a).deterministic && arms.some((x) => x.mode === 'pixel'))])
+              await embeddingsFor(db, { ...target, ...trainSel(budget, seed), aug });
+
+        const head = async (j: HeadJob) => {
+          const t = performance.now();
+          const h = await trainHead(db, {
+            ...common, threads: 1, backbone: bb.sha256, dataset: protocol.target.dataset.id,
+            train: trainSel(j.budget, j.seed, j.phase === 'select' ? 'fit' : undefined),
+            test: j.phase === 'select' ? trainSel(j.budget, j.seed, 'val') : protocol.target.test,
+            mode: j.arm.mode, augs: j.aug ? [j.aug] : [], omegas, sampling: j.arm.sampling,
+            config: { epochs: j.epochs, seed: j.seed, evalEvery: j.phase === 'select' ? Math.max(1, Math.round(j.epochs / 10)) : j.epochs, optimizer: { ...HEAD_DEFAULTS.optimizer, lr: j.lr } },
+            name: `${fam.architecture} [${base.tag}] ${j.arm.key}${j.aug ? ` ${j.aug}` : ''} ${j.budget}/class ${j.phase === 'select' ? `lr ${j.lr} (validation)` : ''} seed ${j.seed}`.replace(/ +/g, ' '),
+          });
+          meter.tick();
+          return { h, seconds: (performance.now() - t) / 1000 };
+        };
+
+        // Hyperparameters: each cell's lr and epochs from its validation curves, averaged over the
+        // first draws' own splits (a 10-per-class draw holds out 2 images per class: one split
+        // alone picks by noise).
+        const cells = cellsOf();
+        const selectJobs: HeadJob[] = cells.flatMap((c) => lrs.flatMap((lr) =>
+          Array.from({ length: selectionDraws(c.budget, o.seeds) }, (_, seed) => ({ ...c, seed, lr, epochs: o.epochs ?? maxEpochs(c.budget), phase: 'select' as const }))));
+        log(`${where}: choosing lr and epochs on validation splits, ${selectJobs.length} heads, ${concurrency} at a time`);
+        const selected = await runIndependent(selectJobs.map((j) => () => head(j)), concurrency);
+        const sums = new Map<string, Map<number, Map<number, number[]>>>();
+        selectJobs.forEach((j, i) => {
+          const byLr = sums.get(cellKey(j.budget, j.aug, j.arm.key)) ?? new Map<number, Map<number, number[]>>();
+          sums.set(cellKey(j.budget, j.aug, j.arm.key), byLr);
+          const byEpoch = byLr.get(j.lr) ?? new Map<number, number[]>();
+          byLr.set(j.lr, byEpoch);
+          for (const e of selected[i].h.history) if (e.valAccuracy !== null) byEpoch.set(e.epoch, [...(byEpoch.get(e.epoch) ?? []), e.valAccuracy]);
+        });
+        const curves = new Map([...sums].map(([k, byLr]): [string, StudyCell['selection']] =>
+          [k, [...byLr].map(([lr, byEpoch]) => ({ lr, curve: [...byEpoch].map(([e, v]): [number, number] => [e, v.reduce((a, b) => a + b, 0) / v.length]) }))]));
+        // The best validation accuracy; ties go to fewer epochs, then the smaller lr.
+        const chosen = new Map([...curves].map(([k, cs]) => {
+          const points = cs.flatMap(({ lr, curve }) => curve.map(([epochs, valAccuracy]) => ({ lr, epochs, valAccuracy })));
+          points.sort((a, b) => b.valAccuracy - a.valAccuracy || a.epochs - b.epochs || a.lr - b.lr);
+          return [k, points[0]];
+        }));
+
+        const finalJobs: HeadJob[] = cells.flatMap((c) => {
+          const ch = chosen.get(cellKey(c.budget, c.aug, c.arm.key))!;
+          return Array.from({ length: seedsFor(c.budget, o.seeds) }, (_, seed) => ({ ...c, seed, lr: ch.lr, epochs: ch.epochs, phase: 'final' as const }));
+        });
+        log(`${where}: ${finalJobs.length} heads with the chosen hyperparameters, ${concurrency} at a time`);
+        const finals = await runIndependent(finalJobs.map((j) => () => head(j)), concurrency);
+        for (const c of cells) {
+          const idx = finalJobs.map((j, i) => (j.budget === c.budget && j.aug === c.aug && j.arm === c.arm ? i : -1)).filter((i) => i >= 0);
+          const runs = idx.map((i) => finals[i].h.testAccuracy);
+          const k = cellKey(c.budget, c.aug, c.arm.key), ch = chosen.get(k)!;
+          const n = selectImages(db, protocol.target.dataset.id, trainSel(c.budget, 0)).length;
+          const seconds = idx.reduce((a, i) => a + finals[i].seconds, 0) / idx.length;
+          const passes = phiPassesOf(c.arm.mode, c.aug, n, ch.epochs);
+          // Views a head found cached were paid for before it started: add them at the measured cost.
+          const cached = c.arm.mode === 'pixel' && c.aug && !parseAug(c.aug).deterministic ? n : passes;
+          result.cells.push({
+            arch: fam.architecture, base: base.aug, budget: c.budget, aug: c.aug, arm: c.arm.key, trainImages: n,
+            chosen: ch, selection: curves.get(k)!, accuracy: { ...meanStd(runs), runs }, phiPasses: passes, seconds, computeSeconds: seconds + cached * spp,
+            runIds: idx.map((i) => finals[i].h.runId),
+          });
+        }
+      }
+    result.seconds = (performance.now() - t0) / 1000;
+    await writeStudyReport(o.out, result);
+    return result;
+  }, (r) => ({ out: o.out, seconds: r.seconds, cells: r.cells.length }));
+}
+
+function badArm(k: string): never {
+  throw new EmbaugError('E_ARG', `unknown arm "${k}": expected some of ${ARMS.map((a) => a.key).join(', ')}`);
+}
+
+function badBase(k: string): never {
+  throw new EmbaugError('E_ARG', `unknown base "${k}": expected ${BASES.map((b) => b.aug).join(' or ')}`);
+}
