@@ -9,6 +9,9 @@ import { MlpModel } from '../../electron/engine/native/index.js';
 import { discoverFamilies, reproduce } from '../../electron/engine/paper/index.js';
 import { settings, study } from '../../electron/engine/study/index.js';
 import { listDatasets, selectImages } from '../../electron/engine/datasets/index.js';
+import type { ReproductionSummary } from '../../electron/ipc/contract.js';
+import { createHandler } from '../../electron/ipc/handlers.js';
+import { JobRunner } from '../../electron/jobs/runner.js';
 import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
 import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
 import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
@@ -89,6 +92,20 @@ describe('the paper pipeline on a small real subset', () => {
     assert.match(md, /## The paper's Table II beside ours: the shape/);
     assert.match(md, /\*\*resnet18\*\*: of the 6 pairs of scenarios, our order agrees with the paper's in \d/);
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /resnet18 \(paper\)/);
+    // The Paper view's data: the paper's numbers and the comparison by shape, from the handler.
+    const jobs = new JobRunner({ db, dbPath: join(tmp.dir, 'db.sqlite'), threads: 1, settings: { modelsDir, dataDir, outDir: tmp.dir } });
+    try {
+      const latest = await createHandler({ db, dbPath: join(tmp.dir, 'db.sqlite'), jobs, mode: 'web', version: 'test' })('paper:latest', undefined);
+      assert.ok(latest.ok);
+      const v = latest.value as ReproductionSummary;
+      assert.equal(v.runId, r.runId);
+      assert.equal(v.table2!.paper.architectures.resnet18.none_none, paper.none_none);
+      assert.deepEqual(v.paperShape.map((x) => x.arch), ['resnet18']);
+      assert.deepEqual(v.paperShape[0].rows.map((x) => x.key), ['pixel_none', 'pixel_pixel', 'pixel_embed']);
+      assert.equal(v.paperShape[0].order.length, 6);
+    } finally {
+      await jobs.close();
+    }
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg[^>]+aria-label="Fig\. 3[\s\S]*aria-label="Fig\. 4/);
     const heads = readFileSync(join(out, 'curves', 'heads.csv'), 'utf8').trim().split('\n');
     assert.equal(heads[0], 'architecture,base,aug_set,scenario,seed,epoch,train_loss,train_acc,test_acc');
