@@ -12,7 +12,7 @@ import { parseAug } from '../augment/index.js';
 import { getBackbone, preprocessOf } from '../backbones/index.js';
 import { getDataset, selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { cachedShas, getOrCreateSet } from '../embeddings/index.js';
+import { cachedShas, findSet } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { gainOver, type Acc, type PairedGain } from '../paper/index.js';
@@ -96,8 +96,9 @@ export async function advise(db: Db, req: AdviseRequest): Promise<Advice> {
       skipped.push({ arm: 'pixel', aug: spec.key, why: 'a random augmentation needs a fresh pass of Φ every epoch: too slow for advice' });
       continue;
     }
-    const set = getOrCreateSet(db, { backboneSha: bb.sha256, augKey: spec.key, preprocessKey: preprocessOf(bb.manifest).key, seed: 0, dtype: 'float32' }, bb.dim);
-    const have = cachedShas(db, set);
+    // Looked up, not created: asking for advice leaves the cache as it was.
+    const set = findSet(db, { backboneSha: bb.sha256, augKey: spec.key, preprocessKey: preprocessOf(bb.manifest).key, seed: 0, dtype: 'float32' });
+    const have = set ? cachedShas(db, set.id) : new Set<string>();
     if (images.every((i) => have.has(i.sha256))) arms.push({ arm: 'pixel', mode: 'pixel', aug: spec.key });
     else skipped.push({ arm: 'pixel', aug: spec.key, why: `its views are not cached: extract them (embaug extract --dataset ${ds.name} --backbone ${bb.name} --aug ${spec.key})` });
   }
