@@ -1,19 +1,27 @@
 /** What every command gets: the database (opened on first use), output mode, cancellation. */
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 import { type Db, defaultDbPath, openDb } from '../engine/db.js';
+import { EmbaugError } from '../engine/errors.js';
 import { setThreads } from '../engine/native/index.js';
 import type { OnProgress } from '../engine/jobs/index.js';
 import { intOpt } from './args.js';
 import { progressPrinter } from './progress.js';
 
 export interface Ctx {
-  db(): Db;
+  /**
+   * The database, opened on first use; `readOnly` commands (lists, stats) refuse a path with
+   * no database instead of creating an empty one there.
+   */
+  db(opts?: { readOnly?: boolean }): Db;
   dbPath: string;
   json: boolean;
   threads: number;
   signal: AbortSignal;
   progress: OnProgress;
+  /** A log line on stderr, above any progress bar. */
+  log: (line: string) => void;
   /** Prints an object as JSON with --json, else the text. */
   out(value: unknown, text: string | (() => string)): void;
 }
@@ -22,13 +30,17 @@ export function makeCtx(values: Record<string, unknown>, signal: AbortSignal): C
   const dbPath = (values.db as string | undefined) ?? defaultDbPath();
   const threads = intOpt(values.threads, 'threads', cpus().length)!;
   let db: Db | undefined;
+  const printer = progressPrinter((values.quiet as boolean) || false);
   return {
     dbPath,
     json: values.json as boolean,
     threads,
     signal,
-    progress: progressPrinter((values.quiet as boolean) || false),
-    db: () => {
+    progress: printer.progress,
+    log: printer.log,
+    db: (opts) => {
+      if (!db && opts?.readOnly && dbPath !== ':memory:' && !existsSync(dbPath))
+        throw new EmbaugError('E_NOT_FOUND', `There is no database at ${dbPath}: nothing has been recorded there yet. Pass --db with the path of yours (or set EMBAUG_DB), or start one with \`embaug data get cifar10\` or \`embaug reproduce\`.`);
       if (!db) {
         db = openDb(dbPath);
         setThreads(threads);

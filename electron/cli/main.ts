@@ -10,6 +10,7 @@ import { CURATE_HELP, curate } from './commands/curate.js';
 import { REPRODUCE_HELP, reproduceCmd } from './commands/reproduce.js';
 import { EXPORT_HELP, RUNS_HELP, exportCmd, runs } from './commands/runs.js';
 import { ADVISE_HELP, STUDY_HELP, adviseCmd, studyCmd } from './commands/study.js';
+import { HEAD_HELP, OMEGA_HELP, headCmd, omegaCmd } from './commands/train.js';
 import { makeCtx, type Ctx } from './context.js';
 
 type Command = { run: (ctx: Ctx, argv: string[]) => Promise<void>; help: string };
@@ -18,6 +19,8 @@ const COMMANDS: Record<string, Command> = {
   data: { run: data, help: DATA_HELP },
   backbone: { run: backbone, help: BACKBONE_HELP },
   extract: { run: extractCmd, help: EXTRACT_HELP },
+  omega: { run: omegaCmd, help: OMEGA_HELP },
+  head: { run: headCmd, help: HEAD_HELP },
   cache: { run: cache, help: 'embaug cache stats   Embedding sets, vector counts and sizes.' },
   runs: { run: runs, help: RUNS_HELP },
   reproduce: { run: reproduceCmd, help: REPRODUCE_HELP },
@@ -50,7 +53,10 @@ export async function main(argv: string[]): Promise<number> {
     ac.abort();
   };
   process.on('SIGINT', onSigint);
-  const [name, ...rest] = argv;
+  // Global options may come before the command too: `embaug --db x.db runs list`.
+  const at = commandIndex(argv);
+  const name = argv[at];
+  const rest = at < 0 ? [] : [...argv.slice(0, at), ...argv.slice(at + 1)];
   const json = argv.includes('--json');
   try {
     if (!name || name === 'help' || name === '--help' || name === '-h') {
@@ -76,6 +82,16 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** Where the command name is: the first word that is neither a global option nor its value. */
+function commandIndex(argv: string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--db' || a === '--threads') i++;
+    else if (!['--json', '--quiet', '-q'].includes(a) && !a.startsWith('--db=') && !a.startsWith('--threads=')) return i;
+  }
+  return -1;
 }
 
 /** Global options may stand anywhere; commands parse their own with the globals included. */

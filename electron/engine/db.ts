@@ -3,11 +3,11 @@
  * sweep that marks runs left "running" by a dead process as interrupted.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
 import { EmbaugError } from './errors.js';
+import { makeDirs } from './paths.js';
 
 export type Db = Database.Database;
 
@@ -157,7 +157,7 @@ export function dataDir(db: Db): string {
 }
 
 export function openDb(path: string, opts: OpenOptions = {}): Db {
-  if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+  if (path !== ':memory:') makeDirs(dirname(resolve(path)));
   let db: Db;
   try {
     db = new Database(path, { readonly: opts.readonly ?? false, timeout: 10000 });

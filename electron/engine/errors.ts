@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'E_EXISTS' // a file of that name exists and was not replaced (pass --force to replace it)
   | 'E_OUT_OF_MEMORY' // a job's worker ran out of its heap and was stopped
   | 'E_WORKER' // a job's worker died before it finished
+  | 'E_TIMEOUT' // a job ran past its kind's time limit and was stopped
+  | 'E_LEAK' // the request would let test images into training (an Ω trained on them)
   | 'E_INTERNAL' // a bug: anything that is not one of the above
   // Raised by the front ends, not the engine:
   | 'E_USAGE' // the CLI's words were off

@@ -2,8 +2,8 @@
  * The package root, found by walking up to embaug's package.json: the same answer from the
  * TypeScript sources (electron/engine) and from the build (dist/electron/engine).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 let root: string | undefined;
@@ -18,4 +18,31 @@ export function packageRoot(): string {
     if (up === dir) throw new Error(`embaug's package.json was not found above ${fileURLToPath(import.meta.url)}`);
     dir = up;
   }
+}
+
+/**
+ * `mkdir -p` that cannot hang. Node 20's recursive mkdirSync loops forever on a file system
+ * that answers ENOENT for a folder it will not create (the kernel's /proc), and a thread
+ * stuck there can be neither terminated nor waited out; so the folders are made one level at
+ * a time, and such a file system fails with its own error. Throws Node's errors (with their
+ * codes) for the caller to put in words.
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const st = statSync(d, { throwIfNoEntry: false });
+    if (st) {
+      if (!st.isDirectory()) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${d}'`), { code: 'ENOTDIR', path: d });
+      break;
+    }
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing.reverse())
+    try {
+      mkdirSync(d);
+    } catch (err) {
+      // Another process may have made it meanwhile.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(d).isDirectory()) throw err;
+    }
 }

@@ -4,9 +4,8 @@
  * renderer all import it, so a change breaks the build rather than the user.
  */
 import type { BackboneInfo, Candidates } from '../engine/backbones/index.js';
-import type { DatasetInfo, DatasetVersion, Edit, ImageRow } from '../engine/datasets/index.js';
+import type { DatasetInfo, DatasetVersion, Edit, FolderListing, FolderPreview, ImageRow } from '../engine/datasets/index.js';
 import type { CacheStats } from '../engine/embeddings/index.js';
-import type { ExportResult } from '../engine/export/index.js';
 import type { Progress } from '../engine/jobs/index.js';
 import type { BackendInfo, EpochStats } from '../engine/native/index.js';
 import type { ArchShape, Eq8Result, PaperNumbers, ReproduceResult } from '../engine/paper/index.js';
@@ -30,7 +29,8 @@ export interface CuratedImage {
 interface JobState {
   id: string;
   title: string;
-  status: 'running' | 'completed' | 'failed' | 'cancelled';
+  /** queued: waiting for cores (see JobRunner); running; then one of the final three. */
+  status: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
   startedAt: string;
   progress: Progress | null;
   error?: { code: string; message: string };
@@ -41,6 +41,7 @@ export type JobInfo = { [K in JobKind]: JobState & { kind: K; result?: JobResult
 
 /** Events streamed to the UI while jobs run. */
 export type JobEvent =
+  | { type: 'queued'; job: JobInfo }
   | { type: 'started'; job: JobInfo }
   | { type: 'progress'; jobId: string; progress: Progress }
   | { type: 'epoch'; jobId: string; series: string; stats: EpochStats }
@@ -69,6 +70,18 @@ export interface ReproductionSummary {
   eq8: Eq8Result | null;
 }
 
+/** A backbone shipped in the workbench's models folder: added with one click, no path typed. */
+export interface BundledBackbone {
+  file: string;
+  name: string;
+  architecture: string;
+  baseAugmentation: string | null;
+  baseTop1: number | null;
+  dim: number | null;
+  /** Already in the database (by its file's hash, as the manifest states it). */
+  added: boolean;
+}
+
 /** Every request/response pair, by channel. */
 export interface Api {
   'system:info': { req: void; res: { version: string; dbPath: string; backends: BackendInfo[]; threads: number; mode: 'electron' | 'web' } };
@@ -87,8 +100,12 @@ export interface Api {
   'runs:list': { req: RunFilter; res: RunRecord[] };
   'runs:get': { req: { id: number }; res: RunRecord & { metrics: Series } };
   'runs:compare': { req: { ids: number[] }; res: { runs: RunRecord[]; differs: string[]; metrics: Record<number, Series> } };
-  'runs:export': { req: { runId: number; outDir: string; name?: string; merged?: boolean; force?: boolean }; res: ExportResult };
   'paper:latest': { req: void; res: ReproductionSummary | null };
+  'fs:list': { req: { path?: string }; res: FolderListing };
+  'fs:preview': { req: { path: string }; res: FolderPreview };
+  'backbones:bundled': { req: void; res: BundledBackbone[] };
+  'backbones:addBundled': { req: { file: string }; res: BackboneInfo };
+  'heads:classify': { req: { runId: number; image: string }; res: { classNames: string[]; probabilities: number[]; predicted: number } };
   'jobs:start': { req: { [K in JobKind]: { kind: K; args: JobArgs[K] } }[JobKind]; res: JobInfo };
   'jobs:cancel': { req: { id: string }; res: JobInfo };
   'jobs:list': { req: void; res: JobInfo[] };
@@ -97,7 +114,7 @@ export interface Api {
 export type Channel = keyof Api;
 export const CHANNELS: readonly Channel[] = [
   'system:info', 'datasets:list', 'datasets:histogram', 'datasets:images', 'datasets:thumbs', 'backbones:list', 'backbones:add', 'backbones:candidates', 'backbones:addClassifier',
-  'embeddings:stats', 'datasets:versions', 'datasets:edit', 'datasets:restore', 'runs:list', 'runs:get', 'runs:compare', 'runs:export', 'paper:latest', 'jobs:start', 'jobs:cancel', 'jobs:list',
+  'embeddings:stats', 'datasets:versions', 'datasets:edit', 'datasets:restore', 'runs:list', 'runs:get', 'runs:compare', 'paper:latest', 'fs:list', 'fs:preview', 'backbones:bundled', 'backbones:addBundled', 'heads:classify', 'jobs:start', 'jobs:cancel', 'jobs:list',
 ];
 
 /** What the preload exposes as window.embaug, and what the web client implements. */

@@ -2,19 +2,21 @@
  * One engine call per channel, after the payload is validated. Electron's main process and
  * the web server both route every request through `handle`, so they cannot drift apart.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
 
 import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../engine/backbones/index.js';
-import { classHistogram, editDataset, getDataset, imagePage, listDatasets, listVersions, restoreVersion, thumbnails } from '../engine/datasets/index.js';
+import { classHistogram, editDataset, getDataset, imagePage, listDatasets, listFolder, listVersions, previewFolder, restoreVersion, thumbnails } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { cacheStats } from '../engine/embeddings/index.js';
 import { errorInfo } from '../engine/errors.js';
-import { exportRun } from '../engine/export/index.js';
-import { getThreads, listBackends } from '../engine/native/index.js';
+import { listBackends } from '../engine/native/index.js';
 import { paperNumbers, paperShape } from '../engine/paper/index.js';
 import { compareRuns, getRun, listRuns, runMetrics } from '../engine/runs/index.js';
+import { classifyImage } from '../engine/training/index.js';
 import type { JobRunner } from '../jobs/runner.js';
-import { type Api, CHANNELS, type Channel, type ReproductionSummary, type Result } from './contract.js';
+import { type Api, type BundledBackbone, CHANNELS, type Channel, type ReproductionSummary, type Result } from './contract.js';
 import { SCHEMAS } from './schemas.js';
 
 export interface HandlerContext {
@@ -30,7 +32,7 @@ type Impl = { [C in Channel]: (req: Api[C]['req']) => Promise<Api[C]['res']> | A
 function implementation(ctx: HandlerContext): Impl {
   const { db } = ctx;
   return {
-    'system:info': () => ({ version: ctx.version, dbPath: ctx.dbPath, backends: listBackends(), threads: getThreads(), mode: ctx.mode }),
+    'system:info': () => ({ version: ctx.version, dbPath: ctx.dbPath, backends: listBackends(), threads: ctx.jobs.opts.threads, mode: ctx.mode }),
     'datasets:list': () => listDatasets(db),
     'datasets:histogram': ({ id }) => classHistogram(db, getDataset(db, id).id),
     'datasets:images': ({ id, ...page }) => imagePage(db, getDataset(db, id).id, page),
@@ -50,12 +52,46 @@ function implementation(ctx: HandlerContext): Impl {
     'runs:list': (f) => listRuns(db, f),
     'runs:get': ({ id }) => ({ ...getRun(db, id), metrics: runMetrics(db, id) }),
     'runs:compare': ({ ids }) => compareRuns(db, ids),
-    'runs:export': ({ runId, outDir, name, merged, force }) => exportRun(db, { runId, outDir, name, merged, force }),
     'paper:latest': () => latestReproduction(db),
+    'fs:list': ({ path }) => listFolder(path, browseRoots(ctx)),
+    'fs:preview': ({ path }) => previewFolder(path, browseRoots(ctx)),
+    'backbones:bundled': () => bundledBackbones(db, ctx.jobs.opts.settings.modelsDir),
+    'backbones:addBundled': ({ file }) => {
+      const dir = ctx.jobs.opts.settings.modelsDir;
+      const m = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { file?: string };
+      return addBackbone(db, { onnxPath: join(dir, basename(m.file ?? file.replace(/\.json$/, '.onnx'))), manifest: join(dir, file) });
+    },
+    'heads:classify': ({ runId, image }) => classifyImage(db, runId, Buffer.from(image, 'base64')),
     'jobs:start': (req) => ctx.jobs.start(req.kind, req.args as never),
     'jobs:cancel': ({ id }) => ctx.jobs.cancel(id),
     'jobs:list': () => ctx.jobs.list(),
   };
+}
+
+/** The folders the web mode's picker may show: the user's home and the workbench's own folders. */
+function browseRoots(ctx: HandlerContext): string[] {
+  const s = ctx.jobs.opts.settings;
+  return [...new Set([homedir(), s.dataDir, s.outDir, s.modelsDir])];
+}
+
+/** The models folder's backbones, as their descriptions say, and whether each is added. */
+function bundledBackbones(db: Db, dir: string): BundledBackbone[] {
+  const have = new Set(listBackbones(db).map((b) => b.sha256));
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  } catch {
+    return [];
+  }
+  return files.flatMap((file) => {
+    try {
+      const m = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { name?: string; file?: string; sha256?: string; architecture?: string; base?: { augmentation?: string; test_top1?: number }; embedding?: { dim?: number } };
+      if (!m.file || !m.architecture || !existsSync(join(dir, basename(m.file)))) return [];
+      return [{ file, name: m.name ?? file.replace(/\.json$/, ''), architecture: m.architecture, baseAugmentation: m.base?.augmentation ?? null, baseTop1: m.base?.test_top1 ?? null, dim: m.embedding?.dim ?? null, added: !!m.sha256 && have.has(m.sha256) }];
+    } catch {
+      return [];
+    }
+  });
 }
 
 function latestReproduction(db: Db): ReproductionSummary | null {

@@ -30,6 +30,7 @@ const job = z.discriminatedUnion('kind', [
     args: z.object({ what: z.enum(['duplicates', 'labels', 'outliers', 'map']), dataset: id, backbone: z.string().min(1), threshold: z.number().min(-1).max(1).optional(), method: z.enum(['pca', 'umap']).optional(), split: z.string().optional(), limit: z.number().int().positive().optional() }),
   }),
   z.object({ kind: z.literal('advise'), args: z.object({ dataset: id, backbone: z.string().min(1), augs: z.array(aug).max(16), folds: z.number().int().min(3).max(20).optional(), valSplit: z.string().min(1).max(100).optional() }) }),
+  z.object({ kind: z.literal('export'), args: z.object({ runId: id, outDir: z.string().min(1).max(4096), name: z.string().max(200).optional(), merged: z.boolean().optional(), force: z.boolean().optional() }) }),
   z.object({ kind: z.literal('reproduce'), args: z.object({ epochs: z.number().int().min(1).max(1000), seeds: z.number().int().min(1).max(20), subset: z.number().int().positive().optional(), perClass: z.number().int().positive().max(100000).optional(), augSets: z.array(z.enum(['hflip', 'vflip', 'both'])).optional(), archs: z.array(z.string()).optional() }) }),
 ]);
 
@@ -69,8 +70,13 @@ export const SCHEMAS = {
   'runs:list': z.object({ kind: z.string().optional(), status: z.enum(RUN_STATUSES).optional(), group: z.string().optional(), parentId: id.optional(), search: z.string().max(200).optional(), limit: z.number().int().min(1).max(10000).optional() }),
   'runs:get': z.object({ id }),
   'runs:compare': z.object({ ids: z.array(id).min(2).max(20) }),
-  'runs:export': z.object({ runId: id, outDir: z.string().min(1), name: z.string().max(200).optional(), merged: z.boolean().optional(), force: z.boolean().optional() }),
   'paper:latest': z.undefined().or(z.null()),
+  'fs:list': z.object({ path: z.string().min(1).max(4096).optional() }),
+  'fs:preview': z.object({ path: z.string().min(1).max(4096) }),
+  'backbones:bundled': z.undefined().or(z.null()),
+  'backbones:addBundled': z.object({ file: z.string().regex(/^[\w.-]+\.json$/, 'the name of a description file in the models folder, e.g. resnet18-w16-none.json') }),
+  // An image of at most 6 MB, base64: the web server takes 8 MB requests.
+  'heads:classify': z.object({ runId: id, image: z.string().min(1).max(8_000_000).regex(/^[A-Za-z0-9+/]+=*$/, 'base64') }),
   'jobs:start': job,
   'jobs:cancel': z.object({ id: z.string().min(1).max(100) }),
   'jobs:list': z.undefined().or(z.null()),

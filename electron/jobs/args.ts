@@ -69,6 +69,15 @@ export interface AdviseJobArgs {
   valSplit?: string;
 }
 
+export interface ExportJobArgs {
+  runId: number;
+  outDir: string;
+  name?: string;
+  merged?: boolean;
+  /** Replace files of the same names (the user said so). */
+  force?: boolean;
+}
+
 export interface JobArgs {
   import: ImportJobArgs;
   extract: ExtractJobArgs;
@@ -77,5 +86,6 @@ export interface JobArgs {
   reproduce: ReproduceJobArgs;
   curate: CurateJobArgs;
   advise: AdviseJobArgs;
+  export: ExportJobArgs;
 }
 export type JobKind = keyof JobArgs;

@@ -9,6 +9,7 @@ import { embeddingMap, findDuplicates, findLabelErrors, findOutliers } from '../
 import { importDataset, type ImageRow } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { extract } from '../engine/embeddings/index.js';
+import { exportRun } from '../engine/export/index.js';
 import type { OnProgress } from '../engine/jobs/index.js';
 import type { EpochStats } from '../engine/native/index.js';
 import { reproduce } from '../engine/paper/index.js';
@@ -80,6 +81,8 @@ export const TASKS = {
     const m = await embeddingMap(c.db, { ...common, selection, method: a.method });
     return { what: 'map' as const, method: m.method, explained: m.explained, points: m.points.map((p) => ({ ...slim(p.image), x: p.x, y: p.y })) };
   },
+  // A job, not a request: the server's thread never waits on the user's file system.
+  export: (c, a) => exportRun(c.db, a),
   advise: (c, a) => advise(c.db, { dataset: a.dataset, backbone: a.backbone, augs: a.augs, folds: a.folds, valSplit: a.valSplit, threads: c.threads, signal: c.signal, onProgress: c.onProgress }),
   reproduce: async (c, a) => {
     const out = join(c.settings.outDir, `reproduction-${new Date().toISOString().replace(/[:.]/g, '-')}`);

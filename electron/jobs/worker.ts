@@ -11,7 +11,10 @@ export interface WorkerInput {
   kind: JobKind;
   args: unknown;
   dbPath: string;
+  /** Cores for ONNX Runtime and decoding. */
   threads: number;
+  /** OpenBLAS's threads: one for a head (see JobRunner.start), else `threads`. */
+  blasThreads: number;
   settings: { modelsDir: string; dataDir: string; outDir: string };
 }
 
@@ -29,7 +32,7 @@ port.on('message', (m: { type: string }) => m.type === 'cancel' && ac.abort());
 const send = (m: WorkerMessage) => port.postMessage(m);
 
 try {
-  setThreads(input.threads);
+  setThreads(input.blasThreads);
   const db = openDb(input.dbPath);
   try {
     const result = await (TASKS[input.kind] as (c: unknown, a: unknown) => Promise<unknown>)(

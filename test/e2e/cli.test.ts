@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -89,9 +89,101 @@ describe('the embaug command', () => {
     assert.match(embaug('curate', 'balance', '--dataset', 'mini').out, /^class\s+split\s+images/);
   });
 
+  it('trains Ω and Ψ from the terminal, with global options before or after the command, every --aug honoured', () => {
+    // Global options before the command, and two --aug: one Ω each.
+    const om = spawnSync(process.execPath, [join(REPO, 'bin', 'embaug.js'), '--db', db, '--json', 'omega', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--aug', 'hflip', '--aug', 'vflip', '--classes', '0-4', '--epochs', '2'], { encoding: 'utf8', cwd: tmp.dir });
+    assert.equal(om.status, 0, om.stderr);
+    const omegas = JSON.parse(om.stdout) as { aug: string; runId: number; fidelity: { heldOutMse: number } }[];
+    assert.deepEqual(omegas.map((o) => o.aug), ['hflip', 'vflip']);
+    assert.ok(omegas.every((o) => o.fidelity.heldOutMse > 0));
+    const head = embaug('head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--classes', '5-9', '--mode', 'embed', '--aug', 'hflip', '--epochs', '3', '--seed', '4');
+    assert.equal(head.code, 0, head.err);
+    assert.match(head.out, /^Ψ embed hflip \(run \d+\): test accuracy \d+\.\d\d% after 3 epochs/);
+    assert.ok(head.err.includes(`embed mode: Ω for hflip from run ${omegas[0].runId}`), head.err);
+    // The same head again by the CLI's --json: the same run config, the same accuracy (its seed).
+    const again = embaug('head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--classes', '5-9', '--mode', 'embed', '--aug', 'hflip', '--omega', `hflip=${omegas[0].runId}`, '--epochs', '3', '--seed', '4', '--json').json();
+    assert.equal(`${(100 * again.testAccuracy).toFixed(2)}%`, /(\d+\.\d\d%)/.exec(head.out)![1]);
+    // An Ω for another augmentation is refused, and a class the data set lacks.
+    const wrong = embaug('head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--classes', '5-9', '--mode', 'embed', '--aug', 'hflip', '--omega', `hflip=${omegas[1].runId}`);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.err, /the Ω of run \d+ is for "vflip", not "hflip"/);
+    const classes = embaug('head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--classes', '0-40');
+    assert.equal(classes.code, 2);
+    assert.match(classes.err, /classes 10, 11, 12, 13, 14, …: data set "mini" has 10 classes, numbered 0 to 9/);
+    // runs compare: a value a run does not have is a dash, never "undefined".
+    const cmp = embaug('runs', 'compare', String(omegas[0].runId), String(again.runId));
+    assert.equal(cmp.code, 0, cmp.err);
+    assert.ok(!cmp.out.includes('undefined'), cmp.out);
+    assert.match(cmp.out, /—/);
+  });
+
+  it('exports the runs in MLflow\'s file-store layout; every run\'s params and final metrics read back from the files', () => {
+    const out = join(tmp.dir, 'mlruns');
+    const r = embaug('runs', 'export', '--format', 'mlflow', '--out', out, '--json');
+    assert.equal(r.code, 0, r.err);
+    const runs = embaug('runs', 'list', '--limit', '10000', '--json').json() as { id: number; kind: string; name: string; status: string; config: Record<string, unknown>; summary: Record<string, unknown> | null; parentId: number | null }[];
+    assert.equal(r.json().runs, runs.length);
+    // A small reader of the documented layout: experiments, runs, meta.yaml, params, metrics, tags.
+    const yaml = (f: string) => Object.fromEntries(readFileSync(f, 'utf8').trim().split('\n').map((l) => {
+      const [k, ...v] = l.split(': ');
+      const t = v.join(': ');
+      return [k, /^'.*'$/.test(t) ? t.slice(1, -1).replace(/''/g, "'") : t];
+    }));
+    const found = new Map<number, { dir: string; meta: Record<string, string> }>();
+    for (const exp of readdirSync(out)) {
+      assert.match(exp, /^\d+$/);
+      assert.equal(yaml(join(out, exp, 'meta.yaml')).experiment_id, exp);
+      for (const run of readdirSync(join(out, exp)).filter((f) => f !== 'meta.yaml')) {
+        const dir = join(out, exp, run);
+        const meta = yaml(join(dir, 'meta.yaml'));
+        assert.equal(meta.run_id, run);
+        found.set(Number(readFileSync(join(dir, 'tags', 'embaug.run_id'), 'utf8')), { dir, meta });
+      }
+    }
+    assert.equal(found.size, runs.length);
+    const byId = new Map(runs.map((x) => [x.id, x]));
+    let checkedMetrics = 0;
+    for (const run of runs) {
+      const f = found.get(run.id)!;
+      assert.equal(f.meta.run_name, run.name);
+      assert.equal(f.meta.status, run.status === 'completed' ? '3' : run.status === 'failed' ? '4' : run.status === 'running' ? '1' : '5');
+      assert.equal(readFileSync(join(f.dir, 'tags', 'mlflow.runName'), 'utf8'), run.name);
+      if (run.parentId !== null && byId.has(run.parentId)) assert.equal(readFileSync(join(f.dir, 'tags', 'mlflow.parentRunId'), 'utf8'), found.get(run.parentId)!.meta.run_id);
+      for (const [k, v] of Object.entries(run.config))
+        if (v !== null && v !== undefined && typeof v !== 'object') assert.equal(readFileSync(join(f.dir, 'params', k), 'utf8'), typeof v === 'string' ? v : JSON.stringify(v), `run ${run.id} param ${k}`);
+      for (const [k, v] of Object.entries(run.summary ?? {}))
+        if (typeof v === 'number') {
+          const last = readFileSync(join(f.dir, 'metrics', k), 'utf8').trim().split('\n').at(-1)!.split(' ');
+          assert.equal(Number(last[1]), v, `run ${run.id} metric ${k}`);
+          checkedMetrics++;
+        }
+    }
+    assert.ok(checkedMetrics > 5);
+    // A head's per-epoch series, one line per epoch: "<timestamp> <value> <step>".
+    const head = runs.find((x) => x.kind === 'head' && x.status === 'completed')!;
+    const lines = readFileSync(join(found.get(head.id)!.dir, 'metrics', 'test_acc'), 'utf8').trim().split('\n');
+    assert.deepEqual(lines.map((l) => Number(l.split(' ')[2])), [1, 2, 3]);
+    // Exporting again writes the same run folders; a folder with other files is refused.
+    assert.equal(embaug('runs', 'export', '--format', 'mlflow', '--out', out).code, 0);
+    assert.equal(readdirSync(out).reduce((n, e) => n + readdirSync(join(out, e)).length - 1, 0), runs.length);
+    const refused = embaug('runs', 'export', '--format', 'mlflow', '--out', join(tmp.dir, 'shards'));
+    assert.equal(refused.code, 4);
+    assert.match(refused.err, /holds files that are not MLflow experiments/);
+  });
+
+  it('read-only commands do not create a database where there is none', () => {
+    const nowhere = join(tmp.dir, 'nowhere.db');
+    for (const args of [['runs', 'list'], ['data', 'list'], ['backbone', 'list'], ['cache', 'stats']]) {
+      const r = spawnSync(process.execPath, [join(REPO, 'bin', 'embaug.js'), ...args, '--db', nowhere], { encoding: 'utf8', cwd: tmp.dir });
+      assert.equal(r.status, 3, args.join(' '));
+      assert.match(r.stderr, /There is no database at .*nowhere\.db: nothing has been recorded there yet/);
+      assert.ok(!existsSync(nowhere), args.join(' '));
+    }
+  });
+
   it('prints help for every command', () => {
     const h = embaug('--help');
     assert.equal(h.code, 0);
-    for (const c of ['embaug data <command>', 'import <path>', 'embaug backbone <command>', 'embaug extract', 'embaug cache stats', 'embaug runs <command>']) assert.ok(h.out.includes(c), c);
+    for (const c of ['embaug data <command>', 'import <path>', 'embaug backbone <command>', 'embaug extract', 'embaug omega', 'embaug head', 'embaug cache stats', 'embaug runs <command>']) assert.ok(h.out.includes(c), c);
   });
 });

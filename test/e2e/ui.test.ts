@@ -4,13 +4,18 @@
  * test-artifacts/ and every page is checked for horizontal overflow.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
 
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { decodeModel, encodeModel } from '../../electron/engine/export/index.js';
+import { listRuns } from '../../electron/engine/runs/index.js';
+import { classifyImage, type HeadReport } from '../../electron/engine/training/index.js';
 import { JobRunner } from '../../electron/jobs/runner.js';
 import { startWebServer } from '../../electron/web/server.js';
 import { CIFAR10_CLASSES, samples } from '../helpers/fixtures.js';
@@ -26,7 +31,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    // An image folder with classes 5–9 of CIFAR-10 (the target task), train and test.
+    // An image folder of CIFAR-10 images, train and test, one folder per class.
     const root = join(tmp.dir, 'images');
     for (const [split, shard, n] of [['train', 'train-000000.tar', 500], ['test', 'test-000000.tar', 200]] as const)
       for (const s of await samples(shard, n)) {
@@ -71,6 +76,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
   }
 
   it('imports an image folder, showing progress, the skipped file, the histogram and the thumbnails', async () => {
+    await view('Datasets');
     await page.getByLabel('Source').selectOption('folder');
     await page.getByLabel('Path').fill(join(tmp.dir, 'images'));
     await page.getByLabel('Name').fill('target');
@@ -88,6 +94,12 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByTestId('image-details').getByText('test', { exact: true }).waitFor();
     await noOverflow('datasets');
     await shot('01-datasets');
+    // A new filter: the details of an image no longer in the grid go away.
+    await page.getByLabel('Split').selectOption('train');
+    await page.waitForFunction(() => document.querySelector('[data-testid="thumb-grid"]')?.getAttribute('data-total') === '500');
+    assert.equal(await page.getByTestId('image-details').count(), 0);
+    await grid.locator('button.cell').first().click();
+    await page.getByTestId('image-details').getByText('train', { exact: true }).waitFor();
   });
 
   it('adds the tiny backbone and shows its details; a wrong path is explained', async () => {
@@ -155,7 +167,25 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByTestId('head-result').waitFor({ timeout: 120_000 });
     assert.match(await page.getByTestId('head-result').innerText(), /Test accuracy: \d+\.\d\d%/);
     assert.equal(await page.getByTestId('chart').first().getAttribute('data-points'), '5');
+    // A misspelt augmentation is refused before anything runs: no extraction, the reason in the job list.
+    const extracts = () => listRuns(db, { kind: 'extract' }).length;
+    const before0 = extracts();
+    await page.getByLabel('Augmentations').fill('flipx');
+    await page.getByRole('button', { name: 'Train Ψ' }).click();
+    await page.getByTestId('job').filter({ hasText: /Train Ψ \(pixel\)/ }).first().getByText(/unknown augmentation "flipx".*use one of identity, hflip/).waitFor();
+    await page.getByLabel('Classes').fill('0-40');
+    await page.getByLabel('Augmentations').fill('hflip');
+    await page.getByRole('button', { name: 'Train Ψ' }).click();
+    await page.getByTestId('job').filter({ hasText: /Train Ψ \(pixel\)/ }).first().getByText(/classes 10, 11, 12, 13, 14, …: data set "target" has 10 classes, numbered 0 to 9/).waitFor();
+    assert.equal(extracts(), before0);
+    await page.getByLabel('Classes').fill('');
+    // Embed mode: the user picks each augmentation's Ω, seeing what it was trained on.
     await page.locator('select[name="mode"]').selectOption('embed');
+    const choice = page.getByTestId('omega-choice');
+    const omegaSelect = choice.locator('select[name="omega-hflip"]');
+    await omegaSelect.waitFor();
+    assert.match(await omegaSelect.locator('option:checked').innerText(), /^run \d+, (plain|residual|identity): target train, classes all; held-out MSE [\d.e-]+ \(identity [\d.e-]+\) — trained on this head's classes$/);
+    await choice.getByRole('alert').getByText(/training is refused \(the test set would leak through the augmentation\)/).waitFor();
     await page.getByRole('button', { name: 'Train Ψ' }).click();
     await finished(/Train Ψ \(embed\)/);
     await page.locator('select[name="mode"]').selectOption('isda');
@@ -166,9 +196,12 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByRole('button', { name: 'Advise' }).click();
     await finished(/Advise: augment or not\?/);
     const advice = page.getByTestId('advice');
-    for (const arm of ['none', 'noise', 'mixup', 'isda', 'embed hflip', 'pixel hflip']) await advice.getByRole('cell', { name: arm, exact: true }).waitFor();
+    for (const arm of ['none', 'noise', 'mixup', 'isda', 'pixel hflip']) await advice.getByRole('cell', { name: arm, exact: true }).waitFor();
+    // The only Ω was trained on the images the advice scores on: it is left out, and why.
+    assert.equal(await advice.getByRole('cell', { name: 'embed hflip', exact: true }).count(), 0);
+    await page.getByText(/embed hflip left out: every Ω for hflip on tiny-resnet18-w4 was trained on images the advice scores on/).waitFor();
     const sentence = await page.getByTestId('recommendation').innerText();
-    assert.match(sentence, /^(Augment with (none|noise|mixup|isda|embed hflip|pixel hflip): \+|Do not augment: no mode gains beyond the noise over 5-fold cross-validation on split "train")/);
+    assert.match(sentence, /^(Augment with (none|noise|mixup|isda|pixel hflip): \+|Do not augment: no mode gains beyond the noise over 5-fold cross-validation on split "train")/);
     const before = await page.getByTestId('head-result').innerText();
     await page.getByRole('button', { name: 'Train the recommended head' }).click();
     // The result of the new head: shown once it completes, with its own run id.
@@ -209,6 +242,10 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByRole('button', { name: /Compare 2/ }).waitFor();
     await boxes.nth(1).uncheck();
     const form = page.getByTestId('export-form');
+    // A folder of the kernel's /proc: a clear error at once, and the server goes on answering.
+    await form.getByLabel('Destination folder').fill('/proc/embaug-ui/exports');
+    await form.getByRole('button', { name: 'Export' }).click();
+    await page.getByRole('alert').getByText(/Could not create the folder \/proc\/embaug-ui\/exports: ENOENT.*choose another folder/).waitFor({ timeout: 60_000 });
     await form.getByLabel('Destination folder').fill(join(tmp.dir, 'exports'));
     await form.getByRole('button', { name: 'Export' }).click();
     await page.getByTestId('export-result').getByText(/verified .*merged\.onnx/).waitFor({ timeout: 60_000 });
@@ -227,22 +264,42 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByRole('button', { name: 'Find label errors' }).click();
     const table = page.getByTestId('label-errors');
     await table.waitFor({ timeout: 120_000 });
+    const firstTwo = await table.locator('tbody tr').evaluateAll((rows) => rows.slice(0, 2).map((r) => r.children[1].textContent));
     await page.keyboard.press('x');
     await page.keyboard.press('a');
     await page.getByRole('button', { name: 'Apply 2 decisions' }).click();
     await table.getByText(/new version [0-9a-f]{10}/).waitFor();
+    // Decided images leave the list at once (one excluded, one relabelled under its new label).
+    const after = await table.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.children[1].textContent));
+    for (const t of firstTwo) assert.ok(!after.includes(t), `${t} is still listed after Apply`);
     await page.getByRole('button', { name: 'Find outliers' }).click();
     await page.getByTestId('outliers').waitFor({ timeout: 120_000 });
     await page.getByRole('button', { name: 'Draw the map' }).click();
     const map = page.getByTestId('map');
     await map.waitFor({ timeout: 120_000 });
     await map.scrollIntoViewIfNeeded();
-    const box = (await map.boundingBox())!;
+    let box = (await map.boundingBox())!;
     await page.mouse.move(box.x + 5, box.y + 5);
     await page.mouse.down();
     for (const [fx, fy] of [[0.95, 0.05], [0.95, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
     await page.mouse.up();
     assert.match(await page.getByTestId('map-selection').innerText(), /^\d+ selected$/);
+    // Drawn again with fewer images after a lasso: the page goes on, and the job ends completed.
+    await page.getByLabel('Images per split').fill('50');
+    await page.getByRole('button', { name: 'Draw the map' }).click();
+    await finished(/Find a map/);
+    await page.waitForFunction(() => !document.querySelector('[data-testid="map-selection"]'));
+    await map.scrollIntoViewIfNeeded();
+    box = (await map.boundingBox())!;
+    await page.mouse.move(box.x + 5, box.y + 5);
+    await page.mouse.down();
+    for (const [fx, fy] of [[0.95, 0.05], [0.95, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
+    await page.mouse.up();
+    const n = Number(/^(\d+) selected$/.exec(await page.getByTestId('map-selection').innerText())![1]);
+    assert.ok(n > 0 && n <= 50, `${n} selected of 50`);
+    assert.equal(await page.getByTestId('view-failed').count(), 0);
+    assert.deepEqual(errors, []);
+    await page.getByLabel('Images per split').fill('');
     await page.getByLabel('Colour by').selectOption('outlier score');
     await noOverflow('curation');
     await shot('08-curation');
@@ -253,6 +310,65 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     assert.match(await versions.locator('summary').innerText(), /^2 versions/);
     await versions.getByRole('button', { name: 'Restore' }).click();
     await versions.locator('summary').getByText(/^3 versions/).waitFor();
+  });
+
+  it('quick start: from an image folder to an exported classifier by clicks and picks, checked against the engine', async () => {
+    await view('Quick start');
+    const qs = page.getByTestId('quick-start');
+    // The folder, picked in the workbench's own browser: nothing typed.
+    await qs.getByRole('button', { name: 'Browse…' }).click();
+    await qs.getByLabel('Start from').selectOption(tmp.dir);
+    await qs.getByRole('button', { name: 'images/' }).click();
+    await qs.getByRole('button', { name: 'Choose this folder' }).click();
+    const preview = page.getByTestId('folder-preview');
+    await preview.getByText(/701 image files in 10 classes: airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck/).waitFor();
+    await preview.getByText(/Its own split is used: test 200, train 501 images/).waitFor();
+    await qs.locator('input[name="dataset-name"]').fill('quick');
+    assert.match(await qs.locator('select[name="bundled"] option:checked').innerText(), /^resnet18-w16-none · resnet18, D=128, base top-1 84\.3%/);
+    await shot('10-quick-start');
+    await qs.getByRole('button', { name: 'Train a classifier' }).click();
+    const results = page.getByTestId('head-results');
+    await results.getByTestId('confusion').waitFor({ timeout: 240_000 });
+    // The head's numbers as the engine has them: accuracy, per class, the confusion matrix.
+    const head = listRuns(db, { kind: 'head', limit: 1 })[0];
+    const report = (head.summary as { report: HeadReport; testAccuracy: number }).report;
+    assert.equal(head.config.mode, 'pixel');
+    assert.ok(Math.abs(report.accuracy - (head.summary as { testAccuracy: number }).testAccuracy) <= 1 / report.n, 'the report and the run agree');
+    assert.equal(await results.getByTestId('head-accuracy').innerText(), `${(100 * report.accuracy).toFixed(2)}%`);
+    const cells = await results.getByTestId('confusion').locator('tbody tr').evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll('td')].map((td) => Number(td.textContent))));
+    assert.deepEqual(cells, report.confusion);
+    assert.equal(report.confusion.flat().reduce((a, b) => a + b, 0), 200);
+    assert.equal(await results.getByTestId('misclassified').locator('.item').count(), Math.min(48, report.confusion.flat().reduce((a, b) => a + b, 0) - report.confusion.reduce((a, r, i) => a + r[i], 0)));
+    // Try an image: a test picture through Φ and Ψ, the same probabilities as the engine's.
+    const picture = join(tmp.dir, 'images', 'test', 'ship', readdirSync(join(tmp.dir, 'images', 'test', 'ship'))[0]);
+    await results.getByTestId('try-image').setInputFiles(picture);
+    const tried = await results.getByTestId('tried').innerText();
+    const engine = await classifyImage(db, head.id, readFileSync(picture));
+    assert.ok(tried.includes(`${engine.classNames[engine.predicted]} (${(100 * engine.probabilities[engine.predicted]).toFixed(1)}%)`), tried);
+    await noOverflow('quick start');
+    await shot('11-head-results');
+    // Export, into a folder picked the same way; the merged model gives the same answer in ONNX Runtime.
+    const ex = page.getByTestId('quick-export');
+    await ex.getByRole('button', { name: 'Browse…' }).click();
+    await ex.getByLabel('Start from').selectOption(tmp.dir);
+    await ex.getByRole('button', { name: 'Choose this folder' }).click();
+    await ex.getByRole('button', { name: 'Export' }).click();
+    await page.getByTestId('quick-exported').getByText(/merged\.onnx/).waitFor({ timeout: 120_000 });
+    const merged = join(tmp.dir, readdirSync(tmp.dir).find((f) => f.endsWith('.merged.onnx'))!);
+    const sess = await ort.InferenceSession.create(merged);
+    const { data } = await sharp(picture).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const x = new Float32Array(3 * 32 * 32);
+    for (let i = 0; i < 32 * 32; i++) for (let c = 0; c < 3; c++) x[c * 1024 + i] = data[i * 3 + c] / 255;
+    const out = await sess.run({ [sess.inputNames[0]]: new ort.Tensor('float32', x, [1, 3, 32, 32]) });
+    const logits = Array.from(out[sess.outputNames.find((n) => /logit/.test(n)) ?? sess.outputNames[0]].data as Float32Array);
+    assert.equal(logits.indexOf(Math.max(...logits)), engine.predicted);
+    // report.html opened from the file system looks finished.
+    const report2 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await report2.goto(pathToFileURL(join(REPO, 'docs', 'reproduction', 'report.html')).href);
+    await report2.locator('table').first().waitFor();
+    await report2.screenshot({ path: join(ARTIFACTS, '12-report.png'), fullPage: false });
+    await report2.close();
+    assert.deepEqual(errors, []);
   });
 
   it('refuses API calls without the token and from other origins', async () => {

@@ -47,7 +47,7 @@ describe('the advisor on a data set of the user', () => {
     assert.deepEqual(r.skipped.map((s) => s.arm), ['embed', 'pixel']);
     assert.match(r.skipped[1].why, /embaug extract --dataset flipped --backbone resnet18-w16-none --aug hflip/);
     assert.equal((db.prepare("SELECT count(*) AS n FROM embedding_sets WHERE aug_key = 'hflip'").get() as { n: number }).n, 0, 'advice creates no embedding set');
-    await assert.rejects(advise(db, { dataset: 'flipped', backbone: 'resnet18-w16-none', valSplit: 'nope' }), /no images in split "nope"/);
+    await assert.rejects(advise(db, { dataset: 'flipped', backbone: 'resnet18-w16-none', valSplit: 'nope' }), /split "nope": data set "flipped" has no images in it; its splits are "train", "val"/);
     await assert.rejects(advise(db, { dataset: 'flipped', backbone: 'resnet18-w16-none', folds: 2 }), /folds must be a whole number from 3 to 20/);
   });
 

@@ -61,8 +61,10 @@ describe('embedding extraction and cache', () => {
   });
 
   it('a second extraction reads the cache; float16 is an option within half precision', async () => {
+    const runsBefore = listRuns(db, { kind: 'extract' }).length;
     const again = await extract(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', aug: 'hflip' });
     assert.deepEqual([again.extracted, again.cached], [0, 300]);
+    assert.equal(listRuns(db, { kind: 'extract' }).length, runsBefore, 'a look-up that extracts nothing is no run');
     const f16 = await embeddingsFor(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', aug: 'hflip', dtype: 'float16' });
     const f32 = loadVectors(db, again.setId, f16.images.map((i) => i.sha256));
     for (let i = 0; i < f32.length; i++) assert.ok(Math.abs(f16.x[i] - f32[i]) <= 1e-3 * Math.max(1, Math.abs(f32[i])));

@@ -11,6 +11,8 @@ import { EmbaugError } from '../../electron/engine/errors.js';
 import { decodeModel, encodeModel } from '../../electron/engine/export/onnx.js';
 import { decodeSafetensors } from '../../electron/engine/export/safetensors.js';
 import { exportRun } from '../../electron/engine/export/export.js';
+import { createHandler } from '../../electron/ipc/handlers.js';
+import { JobRunner } from '../../electron/jobs/runner.js';
 import { listRuns } from '../../electron/engine/runs/index.js';
 import { applyOmega, trainHead, trainOmega } from '../../electron/engine/training/index.js';
 import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
@@ -107,6 +109,37 @@ describe('exporting heads and Ω', () => {
     assert.ok(!existsSync(join(tmp.dir, 'escape.onnx')));
     const extractRun = listRuns(db, { kind: 'extract' })[0].id;
     await assert.rejects(exportRun(db, { runId: extractRun, outDir: join(tmp.dir, 'x') }), /is an extract run without weights/);
+  });
+
+  it('an export into the kernel\'s /proc fails at once with what to do, as a job that never blocks the server', async () => {
+    // Node 20's recursive mkdirSync spun forever here, on the thread that called it.
+    await assert.rejects(exportRun(db, { runId: headRun, outDir: '/proc/embaug-export/sub' }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_EXPORT' && /Could not create the folder \/proc\/embaug-export\/sub: ENOENT.*choose another folder/.test(e.message));
+    const jobs = new JobRunner({ db, dbPath: join(tmp.dir, 'db.sqlite'), threads: 1, settings: { modelsDir: tmp.dir, dataDir: tmp.dir, outDir: tmp.dir } });
+    const handle = createHandler({ db, dbPath: join(tmp.dir, 'db.sqlite'), jobs, mode: 'web', version: 'test' });
+    try {
+      const started = await handle('jobs:start', { kind: 'export', args: { runId: headRun, outDir: '/proc/embaug-export/sub' } });
+      assert.ok(started.ok);
+      // The server answers while the job runs, and the job ends failed with the engine's words.
+      assert.ok((await handle('datasets:list', undefined)).ok);
+      const done = await jobs.wait((started.value as { id: string }).id);
+      assert.equal(done.status, 'failed');
+      assert.match(done.error!.message, /Could not create the folder \/proc\/embaug-export\/sub/);
+      // A job that outlives its time limit is failed, and the runner goes on.
+      const slow = new JobRunner({ db, dbPath: join(tmp.dir, 'db.sqlite'), threads: 1, settings: { modelsDir: tmp.dir, dataDir: tmp.dir, outDir: tmp.dir }, timeouts: { export: 0.001 } });
+      try {
+        const t = await slow.wait(slow.start('export', { runId: headRun, outDir: join(tmp.dir, 'slow') }).id);
+        assert.equal(t.status, 'failed');
+        assert.equal(t.error?.code, 'E_TIMEOUT');
+        assert.match(t.error!.message, /took longer than 0.001 s and was stopped.*choose a folder on a local disk/);
+      } finally {
+        await slow.close();
+      }
+      const ok = await jobs.wait(jobs.start('export', { runId: headRun, outDir: join(tmp.dir, 'by-job') }).id);
+      assert.equal(ok.status, 'completed', JSON.stringify(ok.error));
+      assert.ok(existsSync(join(tmp.dir, 'by-job', `head-run${headRun}.onnx`)));
+    } finally {
+      await jobs.close();
+    }
   });
 
   it('never writes through a link, never replaces a file without force, and cleans up only what it created', async () => {

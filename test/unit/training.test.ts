@@ -15,7 +15,8 @@ import { JobRunner } from '../../electron/jobs/runner.js';
 import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
 import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
 import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
-import { applyOmega, compositeFidelity, embedView, trainHead, trainOmega, unpackParams, viewSeed } from '../../electron/engine/training/index.js';
+import { applyOmega, compositeFidelity, embedView, latestOmega, trainHead, trainOmega, unpackParams, viewSeed } from '../../electron/engine/training/index.js';
+import { EmbaugError } from '../../electron/engine/errors.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
 import { MODELS, REPO, WDS, rng, tempDir } from '../helpers/shared.js';
 
@@ -106,7 +107,16 @@ describe('the paper pipeline on a small real subset', () => {
     } finally {
       await jobs.close();
     }
-    assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg[^>]+aria-label="Fig\. 3[\s\S]*aria-label="Fig\. 4/);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.match(html, /<svg[^>]+aria-label="Fig\. 3[\s\S]*aria-label="Fig\. 4/);
+    // Finished when opened from the file system: real tables, the scenarios' labels in the legends, numbered axes.
+    assert.ok(!html.includes('<pre>'), 'no raw Markdown');
+    assert.match(html, /<table>\s*<thead>\s*<tr>\s*<th>scenario<\/th>/);
+    assert.match(html, new RegExp(`<td>\\[Pixel\\]-\\[Embed\\]</td>\\s*<td[^>]*>${pct(arch.pixel_embed).replace(/[.+]/g, '\\$&')}</td>`));
+    assert.match(html, /<text[^>]*>\[Pixel\]-\[Embed\]<\/text>/);
+    assert.ok(!/<text[^>]*>(none|pixel)_(none|pixel|embed)<\/text>/.test(html), 'legends use the labels, not the keys');
+    assert.ok((html.match(/<text[^>]*text-anchor="end">[\d.]+<\/text>/g) ?? []).length >= 6, 'numbered y axes');
+    assert.match(html, /<th>cost per sample<\/th>/);
     const heads = readFileSync(join(out, 'curves', 'heads.csv'), 'utf8').trim().split('\n');
     assert.equal(heads[0], 'architecture,base,aug_set,scenario,seed,epoch,train_loss,train_acc,test_acc');
     assert.equal(heads.length - 1, 2 * 2 * (1 + 2 * 3) * 2);
@@ -289,6 +299,20 @@ describe('the paper pipeline on a small real subset', () => {
     assert.ok(lines.some((l) => /other\.json left out: protocol paper, not cifar10-split/.test(l)), lines.join('\n'));
   });
 
+  it('an Ω trained on a head\'s test images is refused, naming the Ω and the overlap', async () => {
+    const clean = await trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection: { split: 'train', classes: [0, 1, 2, 3, 4], limit: 40, balanced: true }, aug: 'hflip', config: { epochs: 1 } });
+    const leaky = await trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection: { split: 'test', classes: [5, 6, 7, 8, 9], limit: 40, balanced: true }, aug: 'hflip', config: { epochs: 1 } });
+    const req = { backbone: 'tiny-none', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], limit: 50, balanced: true }, test: { split: 'test', classes: [5, 6, 7, 8, 9] }, mode: 'embed' as const, augs: ['hflip'], config: { epochs: 1 } };
+    await assert.rejects(trainHead(db, { ...req, omegas: { hflip: leaky } }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_LEAK' && new RegExp(`The Ω for "hflip" \\(run ${leaky.runId}\\) was trained on 40 of this head's \\d+ test images`).test(e.message));
+    assert.equal(listRuns(db, { kind: 'head' }).find((r) => (r.config.omegaRuns as number[] | undefined)?.[0] === leaky.runId)?.status, 'failed');
+    // One trained on the base task's classes is used; the newest Ω that saw none of the test images is the one picked.
+    assert.ok((await trainHead(db, { ...req, omegas: { hflip: clean } })).testAccuracy > 0);
+    const test = selectImages(db, listDatasets(db).find((d) => d.name === 'cifar10')!.id, req.test);
+    const sha = listRuns(db, { kind: 'omega' }).find((r) => r.id === leaky.runId)!.backboneSha!;
+    assert.equal(latestOmega(db, sha, 'hflip'), leaky.runId);
+    assert.equal(latestOmega(db, sha, 'hflip', test), clean.runId);
+  });
+
   it('a head run is reproducible with its seed', async () => {
     const req = { backbone: 'tiny-none', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], limit: 100, balanced: true }, test: { split: 'test', classes: [5, 6, 7, 8, 9] }, mode: 'pixel' as const, augs: ['hflip'], config: { epochs: 2, seed: 7 }, threads: 2 };
     const a = await trainHead(db, req), b = await trainHead(db, req);
@@ -296,6 +320,42 @@ describe('the paper pipeline on a small real subset', () => {
     assert.deepEqual(a.history.map((h) => h.valAccuracy), b.history.map((h) => h.valAccuracy));
     const c = await trainHead(db, { ...req, config: { epochs: 2, seed: 8 } });
     assert.notDeepEqual(a.params, c.params);
+  });
+
+  it('queued jobs: heads side by side on a core each, a job that needs every core waits its turn, and the schedule changes no number', async () => {
+    const dataset = listDatasets(db).find((d) => d.name === 'cifar10')!.id;
+    const head = (seed: number) => ({ backbone: 'tiny-none', dataset, classes: [5, 6, 7, 8, 9], mode: 'pixel' as const, augs: ['hflip'], epochs: 2, lr: 0.01, optimizer: 'sgd' as const, batch: 32, seed, limit: 100 });
+    const settings = { modelsDir, dataDir, outDir: tmp.dir };
+    const dbPath = join(tmp.dir, 'db.sqlite');
+    const jobs = new JobRunner({ db, dbPath, threads: 2, settings });
+    const order: string[] = [];
+    jobs.onEvent((e) => e.type !== 'progress' && e.type !== 'epoch' && e.type !== 'log' && order.push(`${e.type} ${e.job.id}`));
+    try {
+      const a = jobs.start('head', head(1)), b = jobs.start('head', head(2));
+      const x = jobs.start('extract', { dataset, backbone: 'tiny-none', augs: ['vflip'], split: 'test', limit: 50 });
+      const y = jobs.start('head', head(3));
+      assert.deepEqual([a, b, x, y].map((j) => j.status), ['running', 'running', 'queued', 'queued']);
+      // First come, first served: the later head does not overtake the job that needs both cores.
+      assert.equal(jobs.cancel(y.id).status, 'cancelled');
+      const [da, db2, dx, dy] = await Promise.all([a, b, x, y].map((j) => jobs.wait(j.id)));
+      assert.deepEqual([da, db2, dx, dy].map((j) => j.status), ['completed', 'completed', 'completed', 'cancelled'], JSON.stringify([da.error, db2.error, dx.error]));
+      const at = (ev: string) => order.indexOf(ev);
+      assert.ok(at(`started ${x.id}`) > at(`finished ${a.id}`) && at(`started ${x.id}`) > at(`finished ${b.id}`), order.join('\n'));
+      assert.equal(at(`started ${y.id}`), -1);
+      // The same head alone on a one-core runner: the same weights, bit for bit.
+      const alone = new JobRunner({ db, dbPath, threads: 1, settings });
+      try {
+        const s = await alone.wait(alone.start('head', head(1)).id);
+        assert.equal(s.status, 'completed');
+        const w = (j: typeof s) => artifactBytes(db, (j.result as { runId: number }).runId, 'head.f32');
+        assert.deepEqual(w(s), w(da));
+        assert.notDeepEqual(w(da), w(db2));
+      } finally {
+        await alone.close();
+      }
+    } finally {
+      await jobs.close();
+    }
   });
 
   it('Ω reports its fidelity against the identity, and random pixel augmentations go through Φ every epoch', async () => {

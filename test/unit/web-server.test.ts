@@ -106,8 +106,8 @@ describe('web server: malformed requests', () => {
     const r = rng(7);
     const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)];
     const junk = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(r() * 256)));
-    const channels = ['system:info', 'datasets:list', 'datasets:images', 'datasets:edit', 'runs:get', 'runs:export', 'jobs:start', 'jobs:cancel', 'nope', '', '__proto__', 'constructor'];
-    const values = [null, true, -1, 0, 1e308, -1e308, 2 ** 53, 'x', '', '../../etc', '%', [], {}, { id: 1 }, { id: -5 }, { id: 'a' }, { __proto__: { x: 1 } }, { runId: 1, outDir: '/proc/1' }, { kind: 'import', args: { kind: 'folder', path: '/nonexistent', name: 'x' } }];
+    const channels = ['system:info', 'datasets:list', 'datasets:images', 'datasets:edit', 'runs:get', 'jobs:start', 'jobs:cancel', 'nope', '', '__proto__', 'constructor'];
+    const values = [null, true, -1, 0, 1e308, -1e308, 2 ** 53, 'x', '', '../../etc', '%', [], {}, { id: 1 }, { id: -5 }, { id: 'a' }, { __proto__: { x: 1 } }, { runId: 1, outDir: '/proc/1' }, { kind: 'export', args: { runId: 1, outDir: '/proc/embaug-x/y' } }, { kind: 'import', args: { kind: 'folder', path: '/nonexistent', name: 'x' } }];
     let answered = 0;
     for (let i = 0; i < 300; i++) {
       const kind = i % 5;

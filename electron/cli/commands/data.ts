@@ -72,7 +72,7 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'list') {
-    const list = listDatasets(ctx.db());
+    const list = listDatasets(ctx.db({ readOnly: true }));
     ctx.out(list, () =>
       list.length === 0
         ? 'no data sets yet: embaug data import <path> --kind folder|wds|cifar'
@@ -83,7 +83,7 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
   if (sub === 'show') {
     const ref = rest[0];
     if (!ref) throw new UsageError('data show takes a data set name or id');
-    const ds = getDataset(ctx.db(), /^\d+$/.test(ref) ? Number(ref) : ref);
+    const ds = getDataset(ctx.db({ readOnly: true }), /^\d+$/.test(ref) ? Number(ref) : ref);
     const hist = classHistogram(ctx.db(), ds.id);
     ctx.out({ ...ds, histogram: hist }, () => {
       const splits = [...new Set(hist.map((h) => h.split))];

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../../engine/backbones/index.js';
+import { parseAug } from '../../engine/augment/index.js';
 import { cacheStats, extract } from '../../engine/embeddings/index.js';
 import { UsageError, classesOpt, intOpt, listOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
@@ -19,9 +20,10 @@ export const BACKBONE_HELP = `embaug backbone <command>
   candidates <model.onnx>    Tensors that could serve as the embedding, the default first.
   list                       Registered backbones (name, sha256, D, architecture, base accuracy).`;
 
-export const EXTRACT_HELP = `embaug extract --dataset D --backbone B [--aug SPEC] [--split S] [--classes 0-4]
+export const EXTRACT_HELP = `embaug extract --dataset D --backbone B [--aug SPEC ...] [--split S] [--classes 0-4]
                [--limit N] [--seed S] [--dtype float32|float16] [--batch 256]
-  Compute and cache embeddings Φ(g(x)). Resumable: images already cached are skipped.
+  Compute and cache embeddings Φ(g(x)), for each --aug given (identity if none). Resumable:
+  images already cached are skipped.
   SPEC: identity, hflip, vflip, rot90:k=1..3, rotate:min=-15,max=15, crop:pad=4,
         translate:dx=2,dy=0, brightness:s=0.2, contrast:s=0.2, saturation:s=0.2, cutout:size=8;
         join with + (e.g. crop:pad=4+hflip:p=0.5); p=<probability> on any op.`;
@@ -89,7 +91,7 @@ export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'list') {
-    const list = listBackbones(ctx.db());
+    const list = listBackbones(ctx.db({ readOnly: true }));
     ctx.out(list, () =>
       list.length === 0
         ? 'no backbones yet: embaug backbone add <model.onnx>'
@@ -105,33 +107,39 @@ export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
 
 export async function extractCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const { values } = parse(argv, {
-    dataset: { type: 'string' }, backbone: { type: 'string' }, aug: { type: 'string' }, split: { type: 'string' },
+    dataset: { type: 'string' }, backbone: { type: 'string' }, aug: { type: 'string', multiple: true }, split: { type: 'string' },
     classes: { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' }, dtype: { type: 'string' }, batch: { type: 'string' },
   });
   if (!values.dataset || !values.backbone) throw new UsageError(`extract needs --dataset and --backbone\n${EXTRACT_HELP}`);
   const ds = values.dataset as string;
-  const r = await extract(ctx.db(), {
-    dataset: /^\d+$/.test(ds) ? Number(ds) : ds,
-    backbone: values.backbone as string,
-    aug: (values.aug as string | undefined) ?? 'identity',
-    split: values.split as string | undefined,
-    classes: classesOpt(values.classes),
-    limit: intOpt(values.limit, 'limit'),
-    seed: intOpt(values.seed, 'seed'),
-    dtype: (values.dtype as 'float32' | 'float16' | undefined) ?? 'float32',
-    batch: intOpt(values.batch, 'batch', 256),
-    threads: ctx.threads,
-    signal: ctx.signal,
-    onProgress: ctx.progress,
-  });
-  const { images, ...summary } = r;
-  ctx.out({ ...summary, images: images.length }, `embedding set ${r.setId}: ${r.extracted} extracted, ${r.cached} already cached` +
-    (r.extracted ? `, ${r.imagesPerSecond.toFixed(0)} images/s (${(100 * (1 - r.onnxSeconds / r.seconds)).toFixed(1)}% of the time outside ONNX Runtime)` : ''));
+  // Every --aug, in order; all are parsed first, so a misspelt one stops nothing half-way.
+  const augs = (values.aug as string[] | undefined) ?? ['identity'];
+  augs.forEach((a) => parseAug(a));
+  const out: ({ aug: string; images: number } & Omit<Awaited<ReturnType<typeof extract>>, 'images'>)[] = [];
+  for (const aug of augs) {
+    const r = await extract(ctx.db(), {
+      dataset: /^\d+$/.test(ds) ? Number(ds) : ds,
+      backbone: values.backbone as string,
+      aug,
+      split: values.split as string | undefined,
+      classes: classesOpt(values.classes),
+      limit: intOpt(values.limit, 'limit'),
+      seed: intOpt(values.seed, 'seed'),
+      dtype: (values.dtype as 'float32' | 'float16' | undefined) ?? 'float32',
+      batch: intOpt(values.batch, 'batch', 256),
+      threads: ctx.threads,
+      signal: ctx.signal,
+      onProgress: ctx.progress,
+    });
+    const { images, ...summary } = r;
+    out.push({ aug, ...summary, images: images.length });
+  }
+  ctx.out(out.length === 1 ? out[0] : out, () => out.map((r) => `${out.length > 1 ? `${r.aug}: ` : ''}embedding set ${r.setId}: ${r.extracted} extracted, ${r.cached} already cached` +
+    (r.extracted ? `, ${r.imagesPerSecond.toFixed(0)} images/s (${(100 * (1 - r.onnxSeconds / r.seconds)).toFixed(1)}% of the time outside ONNX Runtime)` : '')).join('\n'));
 }
-
 export async function cache(ctx: Ctx, argv: string[]): Promise<void> {
   if (argv[0] !== 'stats') throw new UsageError('usage: embaug cache stats');
-  const s = cacheStats(ctx.db());
+  const s = cacheStats(ctx.db({ readOnly: true }));
   ctx.out(s, () =>
     s.sets.length === 0
       ? 'the embedding cache is empty'

@@ -57,7 +57,7 @@ export async function reproduceCmd(ctx: Ctx, argv: string[]): Promise<void> {
     threads: ctx.threads,
     signal: ctx.signal,
     onProgress: ctx.progress,
-    log: (l) => process.stderr.write(`${l}\n`),
+    log: ctx.log,
   });
   ctx.out({ out, runId: r.runId, seconds: r.seconds, architectures: r.architectures, eq8: r.eq8?.measured ?? null }, () =>
     `${readFileSync(join(out, 'table2.md'), 'utf8')}\nwrote ${out}/table2.md, table2.json, eq8.json, curves/*.csv, report.html in ${(r.seconds / 60).toFixed(1)} min`);

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 
 import { exportRun } from '../../engine/export/index.js';
-import { compareRuns, getRun, listRuns, runArtifacts, runMetrics, type RunStatus } from '../../engine/runs/index.js';
+import { compareRuns, exportMlflow, getRun, listRuns, runArtifacts, runMetrics, type RunStatus } from '../../engine/runs/index.js';
 import { UsageError, intOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
 
@@ -24,14 +24,17 @@ export async function exportCmd(ctx: Ctx, argv: string[]): Promise<void> {
 export const RUNS_HELP = `embaug runs <command>
   list [--kind K] [--status S] [--group G] [--search TEXT] [--limit N]
   show <id>                  Config, summary, metric series and artifacts of a run.
-  compare <id> <id> ...      Configs that differ, and final metrics side by side.`;
+  compare <id> <id> ...      Configs that differ, and final metrics side by side.
+  export --format mlflow --out DIR [--group G] [--kind K]
+                             The runs in MLflow's file-store layout: mlflow ui --backend-store-uri DIR.`;
 
 export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   const { values, positionals } = parse(rest, {
     kind: { type: 'string' }, status: { type: 'string' }, group: { type: 'string' }, search: { type: 'string' }, limit: { type: 'string' },
+    format: { type: 'string' }, out: { type: 'string' },
   });
-  const db = ctx.db();
+  const db = ctx.db({ readOnly: true });
   if (sub === 'list') {
     const list = listRuns(db, {
       kind: values.kind as string | undefined, status: values.status as RunStatus | undefined, group: values.group as string | undefined,
@@ -65,11 +68,17 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
     const c = compareRuns(db, ids);
     ctx.out(c, () => {
       const rows: (string | number)[][] = [['', ...ids.map(String)]];
-      for (const k of c.differs) rows.push([k, ...c.runs.map((r) => JSON.stringify(r.config[k]))]);
+      for (const k of c.differs) rows.push([k, ...c.runs.map((r) => (r.config[k] === undefined ? '—' : JSON.stringify(r.config[k])))]);
       const names = [...new Set(Object.values(c.metrics).flatMap((m) => Object.keys(m)))].sort();
-      for (const n of names) rows.push([`${n} (last)`, ...ids.map((id) => c.metrics[id][n]?.at(-1)?.value.toPrecision(4) ?? '-')]);
+      for (const n of names) rows.push([`${n} (last)`, ...ids.map((id) => c.metrics[id][n]?.at(-1)?.value.toPrecision(4) ?? '—')]);
       return table(rows);
     });
+    return;
+  }
+  if (sub === 'export') {
+    if (values.format !== 'mlflow' || !values.out) throw new UsageError(`runs export needs --format mlflow and --out DIR\n${RUNS_HELP}`);
+    const r = exportMlflow(db, { out: values.out as string, filter: { kind: values.kind as string | undefined, group: values.group as string | undefined, status: values.status as RunStatus | undefined } });
+    ctx.out(r, () => `wrote ${r.runs} runs in ${r.experiments.length} experiments (${r.experiments.map((e) => `${e.id}: ${e.name}, ${e.runs} runs`).join('; ')}) to ${r.out}\nopen them with: mlflow ui --backend-store-uri ${r.out}`);
     return;
   }
   throw new UsageError(`unknown command "runs ${sub ?? ''}"\n${RUNS_HELP}`);

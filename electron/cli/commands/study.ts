@@ -51,7 +51,7 @@ export async function studyCmd(ctx: Ctx, argv: string[]): Promise<void> {
     threads: ctx.threads,
     signal: ctx.signal,
     onProgress: ctx.progress,
-    log: (l) => process.stderr.write(`${l}\n`),
+    log: ctx.log,
   });
   ctx.out({ out, runId: r.runId, seconds: r.seconds, cells: r.cells.length }, () =>
     `${readFileSync(join(out, 'study.md'), 'utf8')}\nwrote ${out}/study.md, study.json, report.html in ${(r.seconds / 60).toFixed(1)} min`);

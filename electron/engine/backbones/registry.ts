@@ -3,13 +3,14 @@
  * ONNX Runtime and checked against its description before anything is recorded.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 import { stmt, type Db, dataDir } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { type Manifest, parseManifest } from './manifest.js';
+import { makeDirs } from '../paths.js';
 
 export interface BackboneInfo {
   sha256: string;
@@ -115,7 +116,7 @@ export async function addBackbone(db: Db, req: AddBackbone): Promise<BackboneInf
   if (existing) return getBackbone(db, sha256);
   const dim = await checkModel(req.onnxPath, manifest);
   const dir = join(dataDir(db), 'backbones');
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const path = join(dir, `${sha256}.onnx`);
   copyFileSync(req.onnxPath, path);
   const name = req.name ?? manifest.name ?? basename(req.onnxPath).replace(/\.onnx$/i, '');

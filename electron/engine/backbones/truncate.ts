@@ -4,7 +4,7 @@
  * classifier), and cut the graph there, pooling a rank-4 feature map, so that the model
  * gains an embedding output next to its own.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
@@ -14,6 +14,7 @@ import { EmbaugError } from '../errors.js';
 import { decodeModel, encodeModel, proto } from '../export/onnx.js';
 import type { Manifest } from './manifest.js';
 import { addBackbone, type BackboneInfo } from './registry.js';
+import { makeDirs } from '../paths.js';
 
 export interface Candidate {
   tensor: string;
@@ -56,7 +57,7 @@ export function embeddingCandidates(bytes: Uint8Array): Candidates {
 /** Cuts a classifier (beside the database) and registers the result as a backbone. */
 export async function addClassifierBackbone(db: Db, req: { onnxPath: string; tensor?: string; input: Partial<Manifest['input']>; name?: string }): Promise<BackboneInfo> {
   const dir = join(dataDir(db), 'backbones');
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const outPath = join(dir, `${basename(req.onnxPath, '.onnx')}.embedding.onnx`);
   const manifest = await truncateClassifier({ onnxPath: req.onnxPath, outPath, tensor: req.tensor, input: req.input });
   return addBackbone(db, { onnxPath: outPath, manifest, name: req.name ?? basename(req.onnxPath, '.onnx') });

@@ -5,7 +5,7 @@
  * of it is imported.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,6 +18,7 @@ import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js
 import { cacheDir } from '../settings.js';
 import { importDataset } from './import.js';
 import { listDatasets, type DatasetInfo } from './store.js';
+import { makeDirs } from '../paths.js';
 
 export interface Archive {
   url: string;
@@ -48,7 +49,7 @@ async function md5(file: string): Promise<string> {
 
 /** Downloads to `dest`, resuming a `.part` file left by an interrupted transfer. */
 export async function download(url: string, dest: string, signal?: AbortSignal, onProgress?: OnProgress): Promise<void> {
-  mkdirSync(dirname(dest), { recursive: true });
+  makeDirs(dirname(dest));
   const part = `${dest}.part`;
   const have = existsSync(part) ? statSync(part).size : 0;
   let res: Response;
@@ -84,7 +85,7 @@ export async function download(url: string, dest: string, signal?: AbortSignal, 
 async function unpack(archive: string, into: string): Promise<void> {
   const tmp = `${into}.unpacking`;
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  makeDirs(tmp);
   const ex = tarExtract();
   const done = (async () => {
     for await (const entry of ex) {
@@ -94,7 +95,7 @@ async function unpack(archive: string, into: string): Promise<void> {
         continue;
       }
       const out = join(tmp, name);
-      mkdirSync(dirname(out), { recursive: true });
+      makeDirs(dirname(out));
       await pipeline(entry, createWriteStream(out));
     }
   })();

@@ -3,7 +3,7 @@
  * WebDataset shards, each with a manifest; importing the export gives the same version hash
  * for data sets of encoded images (raw CIFAR pixels are written as PNG, whose bytes differ).
  */
-import { createWriteStream, existsSync, mkdirSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import sharp from 'sharp';
@@ -13,6 +13,7 @@ import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { folderNames } from './names.js';
 import { getDataset, readBlobs, selectImages } from './store.js';
+import { makeDirs } from '../paths.js';
 
 export const MANIFEST = 'embaug-manifest.json';
 
@@ -22,14 +23,14 @@ export async function exportDataset(db: Db, ref: number | string, o: { format: '
   const ds = getDataset(db, ref);
   const out = resolve(o.out);
   if (existsSync(out) && readdirSync(out).length > 0) throw new EmbaugError('E_ARG', `${out} is not empty: export into a new or empty folder.`);
-  mkdirSync(out, { recursive: true });
+  makeDirs(out);
   const root = realpathSync(out);
   // Class names are checked at import and rename, but a database from elsewhere may still
   // hold any name: folders get safe names, and every folder is checked to be inside `out`.
   const folders = folderNames(ds.classes);
   const folderFor = (split: string, label: number) => {
     const dir = join(root, folderNames([split])[0], folders[label]);
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     if (!realpathSync(dir).startsWith(root + sep))
       throw new EmbaugError('E_ARG', `The class folder ${dir} would lie outside ${out}: refused; nothing was written outside it.`);
     return dir;

@@ -7,3 +7,4 @@ export * from './versions.js';
 
 export { datasetVersion } from './snapshot.js';
 export * from './import.js';
+export { listFolder, previewFolder, type FolderListing, type FolderPreview } from './browse.js';

@@ -263,7 +263,31 @@ function rankedByClass(rows: ImageRow[], draw: number): ImageRow[][] {
 }
 
 /** Images of a data set, in import order, optionally one split and a class subset. */
+/**
+ * Refuses a selection that names what the data set does not have (a class beyond its last, a
+ * split it lacks) or counts that are not positive whole numbers, before any work starts: an
+ * empty or partial selection would otherwise train and be stored as if it were meant.
+ */
+export function checkSelection(db: Db, datasetId: number, sel: Selection): void {
+  const ds = getDataset(db, datasetId);
+  const n = ds.classes.length;
+  if (sel.classes !== undefined) {
+    if (!Array.isArray(sel.classes) || sel.classes.length === 0) throw new EmbaugError('E_ARG', `classes: name at least one class of "${ds.name}" (0 to ${n - 1}), or leave them out for all`);
+    const bad = sel.classes.filter((c) => !Number.isInteger(c) || c < 0 || c >= n);
+    if (bad.length)
+      throw new EmbaugError('E_ARG', `classes ${bad.slice(0, 5).join(', ')}${bad.length > 5 ? ', …' : ''}: data set "${ds.name}" has ${n} classes, numbered 0 to ${n - 1} (${ds.classes.slice(0, 3).join(', ')}${n > 3 ? ', …' : ''}): choose classes from 0 to ${n - 1}`);
+    if (new Set(sel.classes).size !== sel.classes.length) throw new EmbaugError('E_ARG', `classes: ${sel.classes.join(', ')} names a class twice: name each once`);
+  }
+  for (const k of ['limit', 'perClass'] as const)
+    if (sel[k] !== undefined && (!Number.isInteger(sel[k]) || sel[k]! < 1)) throw new EmbaugError('E_ARG', `${k}: a positive whole number, got ${sel[k]}`);
+  if (sel.split !== undefined && !stmt(db, 'SELECT 1 FROM images WHERE dataset_id = ? AND split = ? AND excluded = 0 LIMIT 1').get(datasetId, sel.split)) {
+    const splits = (stmt(db, 'SELECT DISTINCT split FROM images WHERE dataset_id = ? AND excluded = 0').all(datasetId) as { split: string }[]).map((r) => r.split);
+    throw new EmbaugError('E_ARG', `split "${sel.split}": data set "${ds.name}" has no images in it; its splits are ${splits.map((x) => `"${x}"`).join(', ') || 'none (it is empty)'}`);
+  }
+}
+
 export function selectImages(db: Db, datasetId: number, sel: Selection = {}): ImageRow[] {
+  checkSelection(db, datasetId, sel);
   // Excluded images stay on disk and in the database, but no longer take part in anything.
   // The class filter runs in SQL too (a target task is half of CIFAR-10's rows): selections run
   // once per epoch for a random augmentation's fresh views.

@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 
 import { imageIndex, nativeOps, parseAug } from '../augment/index.js';
 import { type BackboneInfo, getBackbone, preprocessOf, session } from '../backbones/index.js';
-import { decodeToSize, getDataset, readBlobs, selectImages, type ImageRow, type Selection } from '../datasets/index.js';
+import { decodeToSize, getDataset, readBlobs, selectImages, sniff, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { augmentAsync } from '../native/index.js';
@@ -64,7 +64,9 @@ export async function extract(db: Db, req: ExtractRequest): Promise<ExtractResul
   const setId = getOrCreateSet(db, { backboneSha: bb.sha256, augKey: spec.key, preprocessKey: pre.key, seed, dtype }, bb.dim);
   const have = cachedShas(db, setId);
   const todo = [...new Map(images.filter((r) => !have.has(r.sha256)).map((r) => [r.sha256, r])).values()];
-  const record = req.record ?? true;
+  // A look-up that finds everything cached is no run of its own: a reproduction would list
+  // hundreds of "0 extracted" children otherwise.
+  const record = (req.record ?? true) && todo.length > 0;
   const run = record
     ? startRun(db, {
         kind: 'extract',
@@ -157,6 +159,26 @@ export async function phiPass(
   return onnxSeconds;
 }
 
+/**
+ * Φ of one picture given as file bytes (one the user drops on "try an image"): decoded and
+ * resized to the backbone's input, normalised as its manifest says, with no augmentation.
+ */
+export async function embedImage(db: Db, backbone: string, bytes: Uint8Array, threads = 1): Promise<Float32Array> {
+  const bb = getBackbone(db, backbone);
+  const format = sniff(bytes);
+  if (!format) throw new EmbaugError('E_ARG', 'That file is not an image (no JPEG, PNG, WebP, GIF, TIFF or BMP signature): choose a picture.');
+  const pre = preprocessOf(bb.manifest);
+  const pixels = await decodeToSize([{ bytes, format, width: 0, height: 0 }], pre.width, pre.height, 1);
+  const input = await augmentAsync({
+    pixels, n: 1, inH: pre.height, inW: pre.width, ops: nativeOps(parseAug('identity')), scale: pre.scale, mean: pre.mean, std: pre.std,
+    bgr: pre.bgr, nhwc: pre.nhwc, seed: 0, indices: BigInt64Array.from([0n]), threads: 1,
+  });
+  const sess = await session(bb.path, threads);
+  const shape = pre.nhwc ? [1, pre.height, pre.width, 3] : [1, 3, pre.height, pre.width];
+  const out = await sess.run({ [bb.manifest.input.name]: new ort.Tensor('float32', input, shape) });
+  return Float32Array.from((out[bb.manifest.embedding.output] as ort.Tensor).data as Float32Array);
+}
+
 /** Top-1 accuracy of the backbone's own logits on a selection (its base task's test split). */
 export async function logitsAccuracy(db: Db, req: ExtractRequest): Promise<{ accuracy: number; n: number }> {
   const bb = getBackbone(db, req.backbone);
@@ -174,8 +196,43 @@ export async function logitsAccuracy(db: Db, req: ExtractRequest): Promise<{ acc
   return { accuracy: correct / images.length, n: images.length };
 }
 
+export interface Embeddings {
+  x: Float32Array;
+  images: ImageRow[];
+  setId: number;
+  dim: number;
+}
+
+/**
+ * The views one run's heads share, loaded once: a reproduction's heads of one base all read
+ * the target split's identity and flip views, and selecting and loading 25,000 vectors from
+ * SQLite costs about 0.6 s of the main thread each time, time the concurrent heads wait on.
+ * Holders must treat the vectors as read-only. Views of a given image list (a random
+ * augmentation's per-epoch draws) are used once and not kept.
+ */
+export class ViewMemo {
+  #views = new Map<string, Promise<Embeddings>>();
+
+  get(db: Db, req: ExtractRequest): Promise<Embeddings> {
+    if (req.images) return embeddingsFor(db, req);
+    const spec = parseAug(req.aug ?? 'identity');
+    const key = JSON.stringify([
+      req.dataset, req.backbone, spec.key, spec.deterministic ? 0 : req.seed ?? 0, req.dtype ?? 'float32',
+      req.split, req.classes, req.limit, req.balanced, req.perClass, req.draw, req.holdOut, req.fold,
+    ]);
+    let view = this.#views.get(key);
+    if (!view) {
+      view = embeddingsFor(db, req);
+      this.#views.set(key, view);
+      // A failed load (cancelled, say) is not remembered: the next caller tries afresh.
+      view.catch(() => this.#views.delete(key));
+    }
+    return view;
+  }
+}
+
 /** Extracts what is missing, then returns the vectors of the selection in order. */
-export async function embeddingsFor(db: Db, req: ExtractRequest): Promise<{ x: Float32Array; images: ImageRow[]; setId: number; dim: number }> {
+export async function embeddingsFor(db: Db, req: ExtractRequest): Promise<Embeddings> {
   const r = await extract(db, req);
   const bb = getBackbone(db, req.backbone);
   return { x: loadVectors(db, r.setId, r.images.map((i) => i.sha256)), images: r.images, setId: r.setId, dim: bb.dim };

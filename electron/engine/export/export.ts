@@ -6,7 +6,7 @@
  * done; a failed check removes what was written.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
@@ -23,6 +23,7 @@ import type { onnx } from 'onnx-proto';
 
 import { conditionalInputNodes, decodeModel, encodeModel, mlpNodes, model, valueInfo } from './onnx.js';
 import { encodeSafetensors } from './safetensors.js';
+import { makeDirs } from '../paths.js';
 
 export interface ExportRequest {
   runId: number;
@@ -148,7 +149,7 @@ class Writer {
 /** The output folder, created if needed, as a real path (links resolved once, here). */
 function outputFolder(dir: string): string {
   const abs = resolve(dir);
-  fsStep('create the folder', abs, () => mkdirSync(abs, { recursive: true }));
+  fsStep('create the folder', abs, () => makeDirs(abs));
   const real = fsStep('open the folder', abs, () => realpathSync(abs));
   if (!fsStep('open the folder', abs, () => statSync(real)).isDirectory())
     throw new EmbaugError('E_EXPORT', `${abs} is not a folder: choose a folder to export into.`);

@@ -1,10 +1,12 @@
 /** The files `reproduce` writes: table2.md/.json, eq8.json, curve CSVs and report.html. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { BASES, rowKey, scenarios, table2Rows } from './scenarios.js';
 import { gainOver, paperNumbers, paperShape } from './shape.js';
 import { accOf, type Acc, type ReproduceResult } from './types.js';
+import { makeDirs } from '../paths.js';
+import { esc, htmlPage, lineChart, markdownHtml } from '../report/html.js';
 
 const pct = (a: Acc | undefined) => (a ? `${(100 * a.mean).toFixed(2)} ± ${(100 * a.std).toFixed(2)}` : '–');
 
@@ -22,11 +24,13 @@ function fewShotMarkdown(r: ReproduceResult): string {
     const cell = (a: string, sc: { augSet: string }, k: string) => accOf(r.architectures[a], k, sc.augSet === 'none' ? 'hflip' : set);
     for (const base of BASES) {
       const key = (k: string) => rowKey(base, { key: k });
+      // Rows of arms this run did not train (a report of an older run) are left out.
+      const ran = plan.filter((sc) => archs.some((a) => cell(a, sc, key(sc.key))));
       lines.push(`## Base trained with ${base.label}${r.augSets.length > 1 ? `; fine-tuning augmentation ${set}` : ''}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
-      for (const sc of plan) lines.push(`| ${sc.label} | ${archs.map((a) => pct(cell(a, sc, key(sc.key)))).join(' | ')} |`);
+      for (const sc of ran) lines.push(`| ${sc.label} | ${archs.map((a) => pct(cell(a, sc, key(sc.key)))).join(' | ')} |`);
       lines.push('', 'Gain over [None] (points, mean ± std of the per-seed difference; **bold** when beyond 2 std) and, where the pixel gain is real, the fraction of it each mode recovers, (mode − none) / (pixel − none):', '',
         `| mode | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
-      for (const sc of plan.slice(1))
+      for (const sc of ran.filter((x) => x !== plan[0]))
         lines.push(`| ${sc.label} | ${archs.map((a) => {
           const none = cell(a, plan[0], key('none')), mode = cell(a, sc, key(sc.key)), pixel = cell(a, plan[1], key('pixel'));
           if (!none || !mode) return '–';
@@ -145,24 +149,6 @@ function csv(rows: (string | number | null)[][]): string {
   return `${rows.map((r) => r.map((x) => (x === null ? '' : String(x))).join(',')).join('\n')}\n`;
 }
 
-// A minimal line chart as inline SVG: the report must open offline, with no script.
-function svgChart(title: string, series: { name: string; points: [number, number][] }[], yLabel: string): string {
-  const W = 560, H = 300, L = 56, R = 150, T = 28, B = 36;
-  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
-  const ys = series.flatMap((s) => s.points.map((p) => p[1]));
-  if (xs.length === 0) return '';
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-  if (y0 === y1) [y0, y1] = [y0 - 1e-3, y1 + 1e-3];
-  const sx = (x: number) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
-  const sy = (y: number) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
-  const colours = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
-  const lines = series.map((s, i) => `<polyline fill="none" stroke="${colours[i % colours.length]}" stroke-width="1.6" points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>` +
-    `<text x="${W - R + 8}" y="${T + 14 + i * 16}" fill="${colours[i % colours.length]}" font-size="11">${s.name}</text>`);
-  const ticks = [0, 0.5, 1].map((f) => y0 + f * (y1 - y0)).map((y) => `<text x="${L - 6}" y="${sy(y) + 4}" font-size="10" text-anchor="end">${y.toPrecision(3)}</text>`);
-  return `<figure><svg width="${W}" height="${H}" role="img" aria-label="${title}"><rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#ccc"/>${ticks.join('')}<text x="${L}" y="16" font-size="12" font-weight="bold">${title}</text><text x="${(L + W - R) / 2}" y="${H - 8}" font-size="11" text-anchor="middle">epoch (${x0}–${x1})</text><text x="12" y="${T + (H - T - B) / 2}" font-size="11" transform="rotate(-90 12 ${T + (H - T - B) / 2})" text-anchor="middle">${yLabel}</text>${lines.join('')}</svg></figure>`;
-}
-
 function mean(xs: number[]): number {
   return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
@@ -170,35 +156,40 @@ function mean(xs: number[]): number {
 function reportHtml(r: ReproduceResult, table: string): string {
   const figs: string[] = [];
   // Fig. 3: Ω train and held-out MSE per epoch.
-  for (const [arch, base] of [...new Set(r.curves.omega.map((c) => `${c.arch}|${c.base}`))].map((k) => k.split("|")))
-    figs.push(svgChart(`Fig. 3 — Ω training, ${arch}, base ${base}`, r.curves.omega.filter((c) => c.arch === arch && c.base === base).flatMap((c) => [
-      { name: `${c.aug} ${c.form} train`, points: c.history.map((h) => [h.epoch, h.loss] as [number, number]) },
-      { name: `${c.aug} ${c.form} held-out`, points: c.history.filter((h) => h.valLoss !== null).map((h) => [h.epoch, h.valLoss!] as [number, number]) },
-    ]), 'MSE'));
-  // Fig. 4: test accuracy per epoch, mean over seeds, per scenario.
+  for (const [arch, base] of [...new Set(r.curves.omega.map((c) => `${c.arch}|${c.base}`))].map((k) => k.split('|')))
+    figs.push(lineChart(r.curves.omega.filter((c) => c.arch === arch && c.base === base).flatMap((c) => [
+      { name: `Ω ${c.aug} (${c.form}), train`, points: c.history.map((h): [number, number] => [h.epoch, h.loss]) },
+      { name: `Ω ${c.aug} (${c.form}), held-out`, points: c.history.filter((h) => h.valLoss !== null).map((h): [number, number] => [h.epoch, h.valLoss!]) },
+    ]), { title: `Fig. 3 — Ω training, ${arch}, base ${base}`, xLabel: 'epoch', yLabel: 'MSE' }));
+  // Fig. 4: test accuracy per epoch, mean over seeds, per scenario, under the table's labels.
+  const labels = new Map(table2Rows('hflip'));
   for (const arch of new Set(r.curves.heads.map((c) => c.arch))) {
     const byScenario = new Map<string, typeof r.curves.heads>();
     for (const c of r.curves.heads.filter((h) => h.arch === arch && (h.augSet === 'hflip' || h.augSet === 'none')))
       byScenario.set(c.scenario, [...(byScenario.get(c.scenario) ?? []), c]);
-    figs.push(svgChart(`Fig. 4 — fine-tuning Ψ, ${arch} (hflip)`, [...byScenario].map(([name, cs]) => ({
-      name,
+    figs.push(lineChart([...byScenario].map(([key, cs]) => ({
+      name: labels.get(key) ?? key,
       points: cs[0].history.flatMap((h, e) => (h.valAccuracy === null ? [] : [[e + 1, mean(cs.map((c) => c.history[e]?.valAccuracy ?? 0))] as [number, number]])),
-    })), 'test accuracy'));
+    })), { title: `Fig. 4 — fine-tuning Ψ, ${arch} (hflip)`, xLabel: 'epoch', yLabel: 'test accuracy (%)', yFormat: (y) => (100 * y).toFixed(1) }));
   }
+  const us = (s: number) => `${(s * 1e6).toFixed(2)} µs`;
   const eq8 = r.eq8
-    ? `<h2>Eq. 8 — compute</h2><p>${r.eq8.formulas.pixel}; ${r.eq8.formulas.embed}. Measured per sample on ${r.eq8.backbone} (${r.eq8.images} images): C<sub>Φ</sub> = ${(r.eq8.perSampleSeconds.phi * 1e6).toFixed(1)} µs, C<sub>Ω</sub> = ${(r.eq8.perSampleSeconds.omega * 1e6).toFixed(2)} µs, C<sub>Ψ</sub> = ${(r.eq8.perSampleSeconds.psiForward * 1e6).toFixed(2)} µs, C<sub>Ψbp</sub> = ${(r.eq8.perSampleSeconds.psiBackprop * 1e6).toFixed(2)} µs. FLOPs per sample from the layer shapes: Φ ${((r.eq8.flopsPerSample.phi ?? 0) / 1e6).toFixed(1)} M, Ω ${(r.eq8.flopsPerSample.omega / 1e6).toFixed(2)} M, Ψ ${(r.eq8.flopsPerSample.psiForward / 1e6).toFixed(2)} M, Ψ backward ${(r.eq8.flopsPerSample.psiBackprop / 1e6).toFixed(2)} M.</p>
-<table><tr><th>N</th><th>E</th><th>predicted C<sub>P</sub>/C<sub>E</sub></th><th>E → ∞</th></tr>${r.eq8.predicted.map((p) => `<tr><td>${p.N}</td><td>${p.E}</td><td>${p.ratio.toFixed(1)}</td><td>${p.ratioAsymptotic.toFixed(1)}</td></tr>`).join('')}</table>
+    ? `<h2>Eq. 8 — compute</h2><p>${esc(r.eq8.formulas.pixel)}; ${esc(r.eq8.formulas.embed)}. Measured per sample on ${esc(r.eq8.backbone)} (${r.eq8.images} images):</p>
+<table><tr><th>cost per sample</th><th>measured</th><th>FLOPs (from the layer shapes)</th></tr>
+<tr><td>C<sub>Φ</sub> (backbone)</td><td>${us(r.eq8.perSampleSeconds.phi)}</td><td>${((r.eq8.flopsPerSample.phi ?? 0) / 1e6).toFixed(1)} M</td></tr>
+<tr><td>C<sub>Ω</sub> (augmentation transformer)</td><td>${us(r.eq8.perSampleSeconds.omega)}</td><td>${(r.eq8.flopsPerSample.omega / 1e6).toFixed(2)} M</td></tr>
+<tr><td>C<sub>Ψ</sub> (head, forward)</td><td>${us(r.eq8.perSampleSeconds.psiForward)}</td><td>${(r.eq8.flopsPerSample.psiForward / 1e6).toFixed(2)} M</td></tr>
+<tr><td>C<sub>Ψbp</sub> (head, backward)</td><td>${us(r.eq8.perSampleSeconds.psiBackprop)}</td><td>${(r.eq8.flopsPerSample.psiBackprop / 1e6).toFixed(2)} M</td></tr></table>
+<table><tr><th>augmentations N</th><th>epochs E</th><th>predicted C<sub>P</sub>/C<sub>E</sub></th><th>as E → ∞</th></tr>${r.eq8.predicted.map((p) => `<tr><td>${p.N}</td><td>${p.E}</td><td>${p.ratio.toFixed(1)}</td><td>${p.ratioAsymptotic.toFixed(1)}</td></tr>`).join('')}</table>
 <p>Measured wall clock, ${r.eq8.measured.epochs} epochs: pixel ${r.eq8.measured.pixelSeconds.toFixed(1)} s, embedding ${r.eq8.measured.embedSeconds.toFixed(1)} s, ratio ${r.eq8.measured.ratio.toFixed(2)}; extrapolated to ${r.eq8.measured.extrapolatedTo} epochs: ${r.eq8.measured.extrapolatedRatio.toFixed(1)}. That pixel side draws a new flip through Φ every epoch, as a random augmentation must.</p>
 ${r.eq8.cachedPixel ? `<p>Against a pixel pipeline that caches the views of the deterministic ${r.eq8.backbone.includes('hflip') ? 'flip' : 'augmentation'} (N+1 Φ passes in total): measured ${r.eq8.cachedPixel.measured.seconds.toFixed(1)} s, ratio ${r.eq8.cachedPixel.measured.ratio.toFixed(2)}, extrapolated to ${r.eq8.measured.extrapolatedTo} epochs ${r.eq8.cachedPixel.measured.extrapolatedRatio.toFixed(2)}; predicted ${r.eq8.cachedPixel.predicted.map((p) => `N=${p.N}, E=${p.E}: ${p.ratio.toFixed(2)}`).join('; ')}. For a deterministic augmentation the saving is at most (N+1)×, and shrinks as training epochs dominate.</p>` : ''}`
     : '';
-  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>embaug — reproduction (${r.protocol})</title>
-<style>body{font:14px system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}figure{display:inline-block;margin:8px}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}</style></head>
-<body><h1>embaug — reproduction</h1><pre>${esc(table)}</pre>${figs.join('\n')}${eq8}</body></html>\n`;
+  // The Markdown's own title becomes the page's; its tables become HTML tables.
+  return htmlPage(`embaug — reproduction (${r.protocol})`, `${markdownHtml(table)}<h2>Curves</h2>${figs.join('\n')}${eq8}`);
 }
 
 export async function writeReport(out: string, r: ReproduceResult): Promise<void> {
-  mkdirSync(join(out, 'curves'), { recursive: true });
+  makeDirs(join(out, 'curves'));
   const table = table2Markdown(r);
   writeFileSync(join(out, 'table2.md'), table);
   const { curves: _c, eq8: _e, ...json } = r;

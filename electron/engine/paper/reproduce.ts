@@ -7,7 +7,7 @@ import { cpus } from 'node:os';
 import { parseAug } from '../augment/index.js';
 import { selectImages } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { embeddingsFor, logitsAccuracy } from '../embeddings/index.js';
+import { ViewMemo, embeddingsFor, logitsAccuracy } from '../embeddings/index.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
 import { compositeFidelity, meanStd, trainHead, trainOmega, type HeadConfig, type OmegaConfig, type OmegaResult } from '../training/index.js';
@@ -127,10 +127,11 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
           ((result.composites[fam.architecture] ??= {})[baseAug] ??= {})[aug] = c;
         }
         const scores = new Map<string, Map<string, number[]>>();
+        const memo = new ViewMemo();
         const head = async (sc: Scenario, seed: number) => {
           const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
           const h = await trainHead(db, {
-            ...common, threads: 1, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
+            ...common, threads: 1, memo, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
             mode: sc.mode, augs: sc.augSet === 'none' ? [] : setAugs(sc.augSet), omegas, sampling: sc.sampling,
             config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
             name: runName(fam.architecture, b, sc, seed, o.perClass ?? null),
@@ -139,7 +140,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
           return h;
         };
         // The cached views every head of a seed shares are extracted first, with every core,
-        // so concurrent heads do not extract the same images twice.
+        // so concurrent heads do not extract the same images twice (and load them once: memo).
         const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
         await embeddingsFor(db, { ...target, ...protocol.target.test, aug: 'identity' });
         const deterministic = omegaAugs.filter((a) => parseAug(a).deterministic);

@@ -12,7 +12,7 @@ import { parseAug } from '../augment/index.js';
 import { getBackbone, preprocessOf } from '../backbones/index.js';
 import { getDataset, selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { cachedShas, findSet } from '../embeddings/index.js';
+import { ViewMemo, cachedShas, findSet } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { gainOver, type Acc, type PairedGain } from '../paper/index.js';
@@ -72,26 +72,32 @@ export async function advise(db: Db, req: AdviseRequest): Promise<Advice> {
   const split = req.split ?? 'train';
   const k = req.folds ?? 5;
   if (!Number.isInteger(k) || k < 3 || k > 20) throw new EmbaugError('E_ARG', `folds must be a whole number from 3 to 20 (got ${k}): fewer than 3 cannot tell a gain from the noise`);
+  // A split the data set lacks is refused here, naming the splits it has.
   const images = selectImages(db, ds.id, { split });
-  if (!images.length) throw new EmbaugError('E_ARG', `data set "${ds.name}" has no images in split "${split}": pass --split with one of its splits`);
-  if (req.valSplit && !selectImages(db, ds.id, { split: req.valSplit, limit: 1 }).length)
-    throw new EmbaugError('E_ARG', `data set "${ds.name}" has no images in split "${req.valSplit}": pass --val-split with one of its splits, or leave it out for k-fold cross-validation`);
+  const scored = req.valSplit ? selectImages(db, ds.id, { split: req.valSplit }) : images;
   const perClass = new Map<number, number>();
   for (const i of images) perClass.set(i.label, (perClass.get(i.label) ?? 0) + 1);
   if (!req.valSplit && Math.min(...perClass.values()) < k)
     throw new EmbaugError('E_ARG', `a class of "${ds.name}" has only ${Math.min(...perClass.values())} training images, fewer than the ${k} folds: pass --folds ${Math.max(3, Math.min(...perClass.values()))} or add images`);
   const threads = req.threads ?? cpus().length;
   const epochs = req.epochs ?? 30;
-
+  
   // The arms: those without an augmentation always; embed where an Ω exists; pixel where views are cached.
   type Arm = { arm: string; mode: FineTuneMode; aug: string | null; omegaRunId?: number };
   const arms: Arm[] = [{ arm: 'none', mode: 'none', aug: null }, { arm: 'noise', mode: 'noise', aug: null }, { arm: 'mixup', mode: 'mixup', aug: null }, { arm: 'isda', mode: 'isda', aug: null }];
   const skipped: Advice['skipped'] = [];
   for (const a of req.augs ?? ['hflip']) {
     const spec = parseAug(a);
-    const om = latestOmega(db, bb.sha256, spec.key);
+    // Only an Ω that saw none of the images the arms are scored on: else the advice would leak.
+    const om = latestOmega(db, bb.sha256, spec.key, scored);
     if (om !== null) arms.push({ arm: 'embed', mode: 'embed', aug: spec.key, omegaRunId: om });
-    else skipped.push({ arm: 'embed', aug: spec.key, why: `no Ω for ${spec.key} on ${bb.name}: train one (the Augmentations Ω view, or embaug reproduce)` });
+    else
+      skipped.push({
+        arm: 'embed', aug: spec.key,
+        why: latestOmega(db, bb.sha256, spec.key) === null
+          ? `no Ω for ${spec.key} on ${bb.name}: train one (the Augmentations Ω view, or embaug reproduce)`
+          : `every Ω for ${spec.key} on ${bb.name} was trained on images the advice scores on: train one on other images (another data set, or classes of a base task)`,
+      });
     if (!spec.deterministic) {
       skipped.push({ arm: 'pixel', aug: spec.key, why: 'a random augmentation needs a fresh pass of Φ every epoch: too slow for advice' });
       continue;
@@ -109,11 +115,12 @@ export async function advise(db: Db, req: AdviseRequest): Promise<Advice> {
     const omegas = Object.fromEntries(arms.filter((a) => a.omegaRunId !== undefined).map((a) => [a.aug!, loadOmega(db, a.omegaRunId!)]));
     const part = (r: number, p: 'fit' | 'val'): Selection => (req.valSplit ? { split: p === 'fit' ? split : req.valSplit } : { split, fold: { of: k, index: r, part: p } });
     const jobs = arms.flatMap((a) => Array.from({ length: k }, (_, r) => ({ a, r })));
+    const memo = new ViewMemo();
     const heads = await runIndependent(jobs.map(({ a, r }) => async () => {
       const t = performance.now();
       const h = await trainHead(db, {
         backbone: bb.sha256, dataset: ds.id, train: part(r, 'fit'), test: part(r, 'val'), mode: a.mode, augs: a.aug ? [a.aug] : [], omegas,
-        config: { epochs, seed: req.valSplit ? r : 0, evalEvery: epochs }, threads: 1, signal: req.signal, group: `advise-${top.id}`, parentRunId: top.id,
+        config: { epochs, seed: req.valSplit ? r : 0, evalEvery: epochs }, threads: 1, memo, signal: req.signal, group: `advise-${top.id}`, parentRunId: top.id,
         name: `advice ${a.arm}${a.aug ? ` ${a.aug}` : ''} ${req.valSplit ? 'seed' : 'fold'} ${r}`,
       });
       meter.tick();

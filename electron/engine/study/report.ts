@@ -2,11 +2,13 @@
  * The study's files: study.json (everything), study.md (findings first, then the tables) and
  * report.html (the same with a chart of accuracy against budget per arm, with error bars).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { gainOver, type PairedGain } from '../paper/index.js';
 import type { Budget, StudyCell, StudyResult } from './types.js';
+import { makeDirs } from '../paths.js';
+import { htmlPage, inlineHtml, lineChart, markdownHtml } from '../report/html.js';
 
 /** One setting's verdict: the pixel gain over none, and what every other arm gets of it. */
 export interface Setting {
@@ -135,28 +137,6 @@ export function studyMarkdown(r: StudyResult): string {
 }
 
 /** Accuracy against budget (log scale) per arm, with ± 1 std bars, as inline SVG: the report opens offline. */
-function budgetChart(title: string, series: { name: string; points: { x: number; y: number; e: number }[] }[], budgetLabels: Map<number, string>): string {
-  const W = 620, H = 320, L = 56, R = 230, T = 28, B = 40;
-  const all = series.flatMap((s) => s.points);
-  if (!all.length) return '';
-  const lx = all.map((p) => Math.log10(p.x));
-  const [x0, x1] = [Math.min(...lx), Math.max(...lx)];
-  let [y0, y1] = [Math.min(...all.map((p) => p.y - p.e)), Math.max(...all.map((p) => p.y + p.e))];
-  if (y0 === y1) [y0, y1] = [y0 - 0.01, y1 + 0.01];
-  const sx = (x: number) => L + ((Math.log10(x) - x0) / (x1 - x0 || 1)) * (W - L - R);
-  const sy = (y: number) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
-  const colours = ['#222', '#d62728', '#1f77b4', '#17becf', '#7f7f7f', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2'];
-  const body = series.map((s, i) => {
-    const c = colours[i % colours.length];
-    const pts = s.points.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ');
-    const bars = s.points.map((p) => `<line x1="${sx(p.x).toFixed(1)}" x2="${sx(p.x).toFixed(1)}" y1="${sy(p.y - p.e).toFixed(1)}" y2="${sy(p.y + p.e).toFixed(1)}" stroke="${c}"/>`).join('');
-    return `<polyline fill="none" stroke="${c}" stroke-width="1.6" points="${pts}"/>${bars}<text x="${W - R + 8}" y="${T + 14 + i * 16}" fill="${c}" font-size="11">${s.name}</text>`;
-  });
-  const yt = [0, 0.5, 1].map((f) => y0 + f * (y1 - y0)).map((y) => `<text x="${L - 6}" y="${sy(y) + 4}" font-size="10" text-anchor="end">${(100 * y).toFixed(1)}</text>`);
-  const xt = [...budgetLabels].map(([x, t]) => `<text x="${sx(x)}" y="${H - B + 14}" font-size="10" text-anchor="middle">${t}</text>`);
-  return `<figure><svg width="${W}" height="${H}" role="img" aria-label="${title}"><rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="none" stroke="#ccc"/>${yt.join('')}${xt.join('')}<text x="${L}" y="16" font-size="12" font-weight="bold">${title}</text><text x="${(L + W - R) / 2}" y="${H - 6}" font-size="11" text-anchor="middle">training images per class (log scale)</text><text x="12" y="${T + (H - T - B) / 2}" font-size="11" transform="rotate(-90 12 ${T + (H - T - B) / 2})" text-anchor="middle">test accuracy (%)</text>${body.join('')}</svg></figure>`;
-}
-
 function studyHtml(r: StudyResult, md: string): string {
   const x = (c: StudyCell) => (c.budget === 'full' ? c.trainImages / r.classes : c.budget);
   const figs: string[] = [];
@@ -165,18 +145,18 @@ function studyHtml(r: StudyResult, md: string): string {
     const cells = r.cells.filter((c) => c.arch === arch && c.base === base && (c.aug === aug || c.aug === null));
     const series = [...new Set(cells.map((c) => c.arm))].map((arm) => ({
       name: arm,
-      points: cells.filter((c) => c.arm === arm).map((c) => ({ x: x(c), y: c.accuracy.mean, e: c.accuracy.std })).sort((a, b) => a.x - b.x),
+      points: cells.filter((c) => c.arm === arm).map((c): [number, number, number] => [x(c), c.accuracy.mean, c.accuracy.std]).sort((a, b) => a[0] - b[0]),
     }));
-    figs.push(budgetChart(`${arch}, base ${base}, ${aug}`, series, new Map(cells.map((c) => [x(c), budgetText(c.budget)]))));
+    figs.push(lineChart(series, {
+      title: `${arch}, base ${base}, ${aug}`, xLabel: 'training images per class (log scale)', yLabel: 'test accuracy (%), ±1 std', logX: true,
+      xTicks: new Map(cells.map((c) => [x(c), budgetText(c.budget)])), yFormat: (y) => (100 * y).toFixed(1),
+    }));
   }
-  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>embaug — where does augmentation pay?</title>
-<style>body{font:14px system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}figure{display:inline-block;margin:8px}pre{white-space:pre-wrap;background:#f6f6f6;padding:1em}</style></head>
-<body><h1>embaug — where does augmentation pay?</h1><ul>${findings(r).map((f) => `<li>${esc(f)}</li>`).join('')}</ul>${figs.join('\n')}<pre>${esc(md)}</pre></body></html>\n`;
+  return htmlPage('embaug — where does augmentation pay?', `<ul>${findings(r).map((f) => `<li>${inlineHtml(f)}</li>`).join('')}</ul>${figs.join('\n')}${markdownHtml(md)}`);
 }
 
 export async function writeStudyReport(out: string, r: StudyResult): Promise<void> {
-  mkdirSync(out, { recursive: true });
+  makeDirs(out);
   const md = studyMarkdown(r);
   writeFileSync(join(out, 'study.md'), md);
   writeFileSync(join(out, 'study.json'), `${JSON.stringify({ ...r, settings: settings(r), findings: findings(r) }, null, 2)}\n`);

@@ -13,7 +13,7 @@ import { cpus } from 'node:os';
 import { parseAug } from '../augment/index.js';
 import { selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { embeddingsFor, phiPass } from '../embeddings/index.js';
+import { ViewMemo, embeddingsFor, phiPass } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { discoverFamilies, resolveProtocol } from '../paper/index.js';
@@ -188,7 +188,8 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
           }
 
         // The identity views every head shares (and a deterministic g's), extracted first with
-        // every core, so concurrent heads do not extract the same images twice.
+        // every core, so concurrent heads do not extract the same images twice, and loaded once.
+        const memo = new ViewMemo();
         await embeddingsFor(db, { ...target, ...protocol.target.test, aug: 'identity' });
         for (const budget of budgets)
           for (let seed = 0; seed < seedsFor(budget, o.seeds); seed++)
@@ -198,7 +199,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
         const head = async (j: HeadJob) => {
           const t = performance.now();
           const h = await trainHead(db, {
-            ...common, threads: 1, backbone: bb.sha256, dataset: protocol.target.dataset.id,
+            ...common, threads: 1, memo, backbone: bb.sha256, dataset: protocol.target.dataset.id,
             train: trainSel(j.budget, j.seed, j.phase === 'select' ? 'fit' : undefined),
             test: j.phase === 'select' ? trainSel(j.budget, j.seed, 'val') : protocol.target.test,
             mode: j.arm.mode, augs: j.aug ? [j.aug] : [], omegas, sampling: j.arm.sampling,

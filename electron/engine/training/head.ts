@@ -19,13 +19,14 @@ import { drawTheta, parseAug, type AugSpec } from '../augment/index.js';
 import { getBackbone } from '../backbones/index.js';
 import { getDataset, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { embeddingsFor } from '../embeddings/index.js';
+import { ViewMemo } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, type EpochStats, type OptimizerConfig } from '../native/index.js';
 import { startRun } from '../runs/index.js';
 import { isConditional } from './conditional.js';
-import { applyOmega, packParams, type OmegaResult } from './omega.js';
+import { applyOmega, assertOmegaUnseen, packParams, type OmegaResult } from './omega.js';
+import { headReport, type HeadReport } from './evaluate.js';
 import { stack } from './stats.js';
 import { KNN_K, addGaussian, addNeighbourShift, addNoise, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
 
@@ -81,6 +82,8 @@ export interface HeadRequest {
   signal?: AbortSignal;
   onProgress?: OnProgress;
   onEpoch?: (s: EpochStats) => void;
+  /** Views shared with the other heads of the same run, loaded once (see ViewMemo). */
+  memo?: ViewMemo;
 }
 
 /**
@@ -102,6 +105,8 @@ export interface HeadResult {
   classNames: string[];
   params: Float32Array[];
   sizes: number[];
+  /** Per-class accuracy, confusion matrix and misclassified test images (kept in the run's summary). */
+  report: HeadReport;
 }
 
 export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
@@ -125,8 +130,13 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
   });
   return run.wrap(async () => {
     const common = { dataset: ds.id, backbone: bb.sha256, threads: req.threads, signal: req.signal, onProgress: req.onProgress, parentRunId: run.id };
-    const z = await embeddingsFor(db, { ...common, ...req.train, aug: 'identity' });
-    const test = await embeddingsFor(db, { ...common, ...req.test, aug: 'identity' });
+    const memo = req.memo ?? new ViewMemo();
+    const z = await memo.get(db, { ...common, ...req.train, aug: 'identity' });
+    const test = await memo.get(db, { ...common, ...req.test, aug: 'identity' });
+    for (const a of req.mode === 'embed' ? augs : []) {
+      const id = req.omegas![a.key].runId;
+      if (id !== undefined) assertOmegaUnseen(db, a.key, id, test.images);
+    }
     const labels = Int32Array.from(z.images.map((i) => i.label));
     const testLabels = Int32Array.from(test.images.map((i) => i.label));
     const classes = Math.max(...labels, ...testLabels) + 1;
@@ -159,7 +169,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
         const views = [z.x];
         if (req.mode === 'noise') views.push(addNoise(z.x, z.x, z.dim, draw('noise', e)));
         for (const a of augs) {
-          if (req.mode === 'pixel') views.push((await embeddingsFor(db, { ...common, images: z.images, aug: a.key, seed: viewSeed(cfg.seed, e) })).x);
+          if (req.mode === 'pixel') views.push((await memo.get(db, { ...common, images: z.images, aug: a.key, seed: viewSeed(cfg.seed, e) })).x);
           else if (req.mode === 'embed') {
             const st = req.omegas![a.key].stochastic!;
             if (sampling === 'mean') views.push(meanView(a, e));
@@ -178,7 +188,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
         }
       } else {
         const views = [z.x];
-        for (const a of augs) views.push(req.mode === 'pixel' ? (await embeddingsFor(db, { ...common, ...req.train, aug: a.key })).x : fixedMeans[a.key]);
+        for (const a of augs) views.push(req.mode === 'pixel' ? (await memo.get(db, { ...common, ...req.train, aug: a.key })).x : fixedMeans[a.key]);
         const x = stack(views);
         if (cfg.evalEvery === 1) await m.train({ ...base, val, x, views: views.length, epochs: cfg.epochs });
         else
@@ -195,9 +205,10 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
       const params = m.getParams();
       const classNames = req.train.classes ? req.train.classes.map((c) => ds.classes[c]) : ds.classes.slice(0, classes);
       run.artifact('weights', 'head.f32', packParams(params), { sizes, classNames, backbone: bb.sha256 });
-      return { testAccuracy: history.at(-1)?.valAccuracy ?? 0, history, runId: run.id, classes, classNames, params, sizes };
+      const report = headReport(m.forward(test.x), test.images, classNames);
+      return { testAccuracy: history.at(-1)?.valAccuracy ?? 0, history, runId: run.id, classes, classNames, params, sizes, report };
     } finally {
       m.dispose();
     }
-  }, (r) => ({ testAccuracy: r.testAccuracy, finalTrainLoss: r.history.at(-1)?.loss, epochs: r.history.length }));
+  }, (r) => ({ testAccuracy: r.testAccuracy, finalTrainLoss: r.history.at(-1)?.loss, epochs: r.history.length, report: r.report }));
 }

@@ -4,3 +4,4 @@ export * from './stats.js';
 export * from './stochastic.js';
 export * from './conditional.js';
 export * from './composite.js';
+export * from './evaluate.js';

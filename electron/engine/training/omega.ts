@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 
 import { drawTheta, parseAug, thetaDim, thetaMagnitude, type AugSpec } from '../augment/index.js';
 import { getBackbone } from '../backbones/index.js';
-import { getDataset, type Selection } from '../datasets/index.js';
+import { getDataset, selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import type { OnProgress } from '../jobs/index.js';
@@ -339,7 +339,50 @@ export function loadOmega(db: Db, runId: number): Pick<OmegaResult, 'chosen' | '
   return { chosen: s.chosen, sizes: s.sizes, params: unpackParams(artifactBytes(db, runId, 'omega.f32'), s.sizes), runId };
 }
 
-/** The newest finished Ω of a backbone for an augmentation (by its canonical key), or null. */
-export function latestOmega(db: Db, backboneSha: string, augKey: string): number | null {
-  return listRuns(db, { kind: 'omega', status: 'completed' }).find((r) => r.backboneSha === backboneSha && r.config.aug === augKey)?.id ?? null;
+/** Refuses an Ω run that is not a finished Ω of this backbone for this augmentation. */
+export function checkOmegaRun(db: Db, runId: number, backboneSha: string, augKey: string): void {
+  const r = getRun(db, runId);
+  const pick = `pick one from \`embaug runs list --kind omega\``;
+  if (r.kind !== 'omega' || r.status !== 'completed') throw new EmbaugError('E_ARG', `run ${runId} is ${r.kind === 'omega' ? `an Ω training that ${r.status === 'running' ? 'is still running' : `ended ${r.status}`}` : `a ${r.kind} run`}, not a finished Ω: ${pick}`);
+  if (r.backboneSha !== backboneSha) throw new EmbaugError('E_ARG', `the Ω of run ${runId} was trained on another backbone's embeddings: ${pick} of this backbone`);
+  if (r.config.aug !== augKey) throw new EmbaugError('E_ARG', `the Ω of run ${runId} is for "${String(r.config.aug)}", not "${augKey}": ${pick} for "${augKey}"`);
+}
+
+/**
+ * How many of these images (by hash) an Ω saw in training: its base pairs' images, selected
+ * again from its run's data set and selection. An Ω that saw a head's test images would carry
+ * the test set into the head's training, through its augmentation.
+ */
+export function omegaSeenCount(db: Db, runId: number, shas: Iterable<string>): number {
+  const run = getRun(db, runId);
+  const sel = (run.config as { selection?: Selection }).selection;
+  if (run.datasetId === null || !sel) return 0;
+  const seen = new Set(selectImages(db, run.datasetId, sel).map((i) => i.sha256));
+  let n = 0;
+  for (const s of shas) n += Number(seen.has(s));
+  return n;
+}
+
+/**
+ * Refuses an Ω trained on any of a head's test images, saying which Ω, how many images, and
+ * what to do instead.
+ */
+export function assertOmegaUnseen(db: Db, augKey: string, runId: number, test: { sha256: string }[]): void {
+  const n = omegaSeenCount(db, runId, test.map((i) => i.sha256));
+  if (n > 0)
+    throw new EmbaugError(
+      'E_LEAK',
+      `The Ω for "${augKey}" (run ${runId}) was trained on ${n} of this head's ${test.length} test images: through its augmentation the test set would leak into training. ` +
+        'Choose an Ω trained on other images (the base task\'s classes, or a split the head is not tested on), or train one in the Augmentations (Ω) view.',
+    );
+}
+
+/**
+ * The newest finished Ω of a backbone for an augmentation (by its canonical key) that saw
+ * none of `unseen` (a head's test images), or null.
+ */
+export function latestOmega(db: Db, backboneSha: string, augKey: string, unseen: { sha256: string }[] = []): number | null {
+  for (const r of listRuns(db, { kind: 'omega', status: 'completed' }))
+    if (r.backboneSha === backboneSha && r.config.aug === augKey && (unseen.length === 0 || omegaSeenCount(db, r.id, unseen.map((i) => i.sha256)) === 0)) return r.id;
+  return null;
 }

@@ -1,5 +1,6 @@
 #include "mlp.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -23,6 +24,8 @@ namespace eb {
     } while (0)
 
 namespace {
+
+constexpr int kEvalRows = 1024;
 
 // A device buffer freed with its backend: keeps every early return in train() leak-free.
 template <typename T>
@@ -329,7 +332,9 @@ int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<boo
     const int in = sizes_.front(), out = sizes_.back();
     const int64_t n = d.y.n;
     const bool labels = d.y.labels != nullptr;
-    EB_TRY(ensure_workspace(cfg.batch, err));
+    // Held-out evaluation runs in chunks of the workspace's rows: at least kEvalRows, where
+    // the forward GEMMs run near the BLAS peak (at 128 rows they reach about a third of it).
+    EB_TRY(ensure_workspace(std::max(cfg.batch, d.val_x ? kEvalRows : 0), err));
     const bool mixup = cfg.mixup_alpha > 0, isda = cfg.isda_lambda > 0;
     if ((mixup || isda) && !labels) {
         err = std::string(mixup ? "mixup" : "ISDA") + " needs class labels, not regression targets";

@@ -9,9 +9,10 @@ import type { EpochStats } from '../../../../electron/engine/native/index.js';
 import type { Api, JobArgs, JobEvent, JobInfo, JobKind } from '../../../../electron/ipc/contract.js';
 import { bridge, call } from '../api.js';
 
-export type View = 'datasets' | 'curation' | 'backbones' | 'embeddings' | 'omega' | 'heads' | 'runs' | 'paper';
+export type View = 'start' | 'datasets' | 'curation' | 'backbones' | 'embeddings' | 'omega' | 'heads' | 'runs' | 'paper';
 
 export const VIEWS: { id: View; label: string }[] = [
+  { id: 'start', label: 'Quick start' },
   { id: 'datasets', label: 'Datasets' },
   { id: 'curation', label: 'Curation' },
   { id: 'backbones', label: 'Backbones' },
@@ -23,7 +24,8 @@ export const VIEWS: { id: View; label: string }[] = [
 ];
 
 export class Workbench {
-  view = $state<View>('datasets');
+  // A newcomer starts at the quick start.
+  view = $state<View>('start');
   info = $state.raw<Api['system:info']['res'] | null>(null);
   datasets = $state.raw<DatasetInfo[]>([]);
   backbones = $state.raw<BackboneInfo[]>([]);
@@ -45,14 +47,42 @@ export class Workbench {
     }
   }
 
-  /** Subscribes to job events; returns the cleanup. */
+  /**
+   * Subscribes to job events; returns the cleanup. While a job is pending the job list is also
+   * read back every few seconds, so an event lost on the way (a dropped connection, a page
+   * that was busy) cannot leave a job shown as running after the server finished it.
+   */
   connect(): () => void {
-    return bridge.onJobEvent((e) => this.#onEvent(e));
+    const off = bridge.onJobEvent((e) => this.#onEvent(e));
+    const timer = setInterval(() => {
+      if (this.jobs.some((j) => j.status === 'queued' || j.status === 'running')) void this.#syncJobs();
+    }, 3000);
+    return () => {
+      off();
+      clearInterval(timer);
+    };
+  }
+
+  async #syncJobs(): Promise<void> {
+    let server: JobInfo[];
+    try {
+      server = await call('jobs:list', undefined);
+    } catch {
+      return;
+    }
+    for (const s of server) {
+      const mine = this.jobs.find((j) => j.id === s.id);
+      if (!mine) this.jobs.unshift(s);
+      else if (mine.status !== s.status) this.#onEvent({ type: s.status === 'queued' || s.status === 'running' ? 'started' : 'finished', job: s });
+    }
   }
 
   #onEvent(e: JobEvent): void {
-    if (e.type === 'started') {
-      if (!this.jobs.some((j) => j.id === e.job.id)) this.jobs.unshift(e.job);
+    if (e.type === 'queued' || e.type === 'started') {
+      // A queued job starts later: the same job, now running.
+      const known = this.jobs.find((j) => j.id === e.job.id);
+      if (known) Object.assign(known, e.job);
+      else this.jobs.unshift(e.job);
       return;
     }
     const id = e.type === 'finished' ? e.job.id : e.jobId;
@@ -65,6 +95,8 @@ export class Workbench {
     else if (e.type === 'finished') {
       if (job) Object.assign(job, e.job);
       else this.jobs.unshift(e.job);
+      this.#waiters.get(id)?.(e.job);
+      this.#waiters.delete(id);
       this.generation++;
       void this.refresh();
     }
@@ -76,8 +108,24 @@ export class Workbench {
     return job;
   }
 
+  #waiters = new Map<string, (j: JobInfo) => void>();
+
+  /** Starts a job and resolves with it once it has finished, whichever way. */
+  async runJob<K extends JobKind>(kind: K, args: JobArgs[K]): Promise<JobInfo> {
+    const job = await this.startJob(kind, args);
+    const known = this.job(job.id);
+    if (known && known.status !== 'queued' && known.status !== 'running') return known;
+    return new Promise((resolve) => this.#waiters.set(job.id, resolve));
+  }
+
   async cancel(id: string): Promise<void> {
     await call('jobs:cancel', { id });
+  }
+
+  /** Whether a job is still to finish (queued or running): its Start button stays disabled. */
+  pending(id: string | null): boolean {
+    const s = this.job(id)?.status;
+    return s === 'queued' || s === 'running';
   }
 
   job(id: string | null): JobInfo | undefined {
