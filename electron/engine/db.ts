@@ -140,6 +140,11 @@ const MIGRATIONS: string[] = [
   ALTER TABLE datasets ADD COLUMN state TEXT NOT NULL DEFAULT 'ready';
   ALTER TABLE datasets ADD COLUMN owner TEXT;
   `,
+  `
+  -- A user's tags (JSON array of strings) and note on a run.
+  ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+  ALTER TABLE runs ADD COLUMN note TEXT;
+  `,
 ];
 
 export interface OpenOptions {

@@ -6,16 +6,17 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 
-import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../engine/backbones/index.js';
+import { addBackbone, addClassifierBackbone, embeddingCandidates, getBackbone, listBackbones } from '../engine/backbones/index.js';
 import { classHistogram, editDataset, getDataset, imagePage, listDatasets, listFolder, listVersions, previewFolder, restoreVersion, thumbnails } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { cacheStats } from '../engine/embeddings/index.js';
-import { errorInfo } from '../engine/errors.js';
+import { EmbaugError, errorInfo } from '../engine/errors.js';
 import { listBackends } from '../engine/native/index.js';
 import { paperNumbers, paperShape } from '../engine/paper/index.js';
-import { compareRuns, getRun, listRuns, runMetrics } from '../engine/runs/index.js';
+import { artifactBytes, compareRuns, deleteRuns, getRun, listRuns, runMetrics, updateRun } from '../engine/runs/index.js';
 import { classifyImage } from '../engine/training/index.js';
 import type { JobRunner } from '../jobs/runner.js';
+import type { JobResults } from '../jobs/tasks.js';
 import { type Api, type BundledBackbone, CHANNELS, type Channel, type ReproductionSummary, type Result } from './contract.js';
 import { SCHEMAS } from './schemas.js';
 
@@ -25,6 +26,8 @@ export interface HandlerContext {
   jobs: JobRunner;
   mode: 'electron' | 'web';
   version: string;
+  /** The desktop app's native folder dialog (Electron's dialog.showOpenDialog); web mode has none. */
+  pickFolder?: () => Promise<string | null>;
 }
 
 type Impl = { [C in Channel]: (req: Api[C]['req']) => Promise<Api[C]['res']> | Api[C]['res'] };
@@ -52,8 +55,26 @@ function implementation(ctx: HandlerContext): Impl {
     'runs:list': (f) => listRuns(db, f),
     'runs:get': ({ id }) => ({ ...getRun(db, id), metrics: runMetrics(db, id) }),
     'runs:compare': ({ ids }) => compareRuns(db, ids),
+    'curation:latest': ({ dataset, backbone }) => {
+      const ds = getDataset(db, dataset), bb = getBackbone(db, backbone);
+      const seen = new Set<string>();
+      return listRuns(db, { kind: 'curate', status: 'completed', limit: 500 })
+        .filter((r) => r.datasetId === ds.id && r.datasetVersion === ds.version && r.backboneSha === bb.sha256)
+        .flatMap((r) => {
+          const what = String(r.config.what);
+          if (seen.has(what)) return [];
+          seen.add(what);
+          return [{ what, runId: r.id, at: r.endedAt ?? r.startedAt, result: JSON.parse(artifactBytes(db, r.id, 'result.json').toString('utf8')) as JobResults['curate'] }];
+        });
+    },
+    'runs:update': ({ id, ...u }) => updateRun(db, id, u),
+    'runs:delete': ({ ids, group }) => deleteRuns(db, ids ?? listRuns(db, { group, limit: 1_000_000 }).map((r) => r.id)),
     'paper:latest': () => latestReproduction(db),
     'fs:list': ({ path }) => listFolder(path, browseRoots(ctx)),
+    'dialog:folder': () => {
+      if (!ctx.pickFolder) throw new EmbaugError('E_ARG', 'There is no native folder dialog in web mode: use the workbench\'s folder browser (Browse…).');
+      return ctx.pickFolder();
+    },
     'fs:preview': ({ path }) => previewFolder(path, browseRoots(ctx)),
     'backbones:bundled': () => bundledBackbones(db, ctx.jobs.opts.settings.modelsDir),
     'backbones:addBundled': ({ file }) => {

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 
 import type { JobArgs, JobKind } from './args.js';
 import { embeddingMap, findDuplicates, findLabelErrors, findOutliers } from '../engine/curation/index.js';
-import { importDataset, type ImageRow } from '../engine/datasets/index.js';
+import { getDataset, importDataset, type ImageRow } from '../engine/datasets/index.js';
+import { getBackbone } from '../engine/backbones/index.js';
+import { startRun } from '../engine/runs/index.js';
 import type { Db } from '../engine/db.js';
 import { extract } from '../engine/embeddings/index.js';
 import { exportRun } from '../engine/export/index.js';
@@ -65,21 +67,15 @@ export const TASKS = {
     return { runId: r.runId, testAccuracy: r.testAccuracy, epochs: r.history.length };
   },
   curate: async (c, a) => {
-    const common = { dataset: a.dataset, backbone: a.backbone, threads: c.threads, signal: c.signal, onProgress: c.onProgress };
-    const slim = (i: ImageRow) => ({ idx: i.idx, sha256: i.sha256, label: i.label, split: i.split });
-    const selection = a.split || a.limit ? { split: a.split, limit: a.limit, balanced: a.limit !== undefined } : undefined;
-    if (a.what === 'duplicates') {
-      const r = await findDuplicates(c.db, { ...common, threshold: a.threshold });
-      const g = (x: typeof r.exact) => x.map((grp) => ({ ...grp, images: grp.images.map(slim) }));
-      return { what: 'duplicates' as const, exact: g(r.exact), near: g(r.near), leaks: r.leaks, threshold: r.threshold };
-    }
-    if (a.what === 'labels') {
-      const r = await findLabelErrors(c.db, { ...common, selection });
-      return { what: 'labels' as const, outOfFoldAccuracy: r.outOfFoldAccuracy, ranked: r.ranked.slice(0, 1000).map((x) => ({ ...x, image: slim(x.image) })) };
-    }
-    if (a.what === 'outliers') return { what: 'outliers' as const, items: (await findOutliers(c.db, { ...common, selection })).slice(0, 1000).map((o) => ({ ...o, image: slim(o.image) })) };
-    const m = await embeddingMap(c.db, { ...common, selection, method: a.method });
-    return { what: 'map' as const, method: m.method, explained: m.explained, points: m.points.map((p) => ({ ...slim(p.image), x: p.x, y: p.y })) };
+    // Kept as a run, keyed by the data set's version and the backbone, so the Curation view
+    // shows the result again after a reload (curation:latest), with its age.
+    const ds = getDataset(c.db, a.dataset), bb = getBackbone(c.db, a.backbone);
+    const run = startRun(c.db, { kind: 'curate', name: `${a.what} of ${ds.name} on ${bb.name}`, datasetId: ds.id, datasetVersion: ds.version, backboneSha: bb.sha256, config: { ...a } });
+    return run.wrap(async () => {
+      const result = await curateResult(c, a);
+      run.artifact('result', 'result.json', Buffer.from(JSON.stringify(result)));
+      return result;
+    }, (r) => ({ what: r.what }));
   },
   // A job, not a request: the server's thread never waits on the user's file system.
   export: (c, a) => exportRun(c.db, a),
@@ -93,6 +89,24 @@ export const TASKS = {
     return { runId: r.runId, out, seconds: r.seconds };
   },
 } satisfies Tasks;
+
+async function curateResult(c: TaskContext, a: JobArgs['curate']) {
+  const common = { dataset: a.dataset, backbone: a.backbone, threads: c.threads, signal: c.signal, onProgress: c.onProgress };
+  const slim = (i: ImageRow) => ({ idx: i.idx, sha256: i.sha256, label: i.label, split: i.split });
+  const selection = a.split || a.limit ? { split: a.split, limit: a.limit, balanced: a.limit !== undefined } : undefined;
+  if (a.what === 'duplicates') {
+    const r = await findDuplicates(c.db, { ...common, threshold: a.threshold });
+    const g = (x: typeof r.exact) => x.map((grp) => ({ ...grp, images: grp.images.map(slim) }));
+    return { what: 'duplicates' as const, exact: g(r.exact), near: g(r.near), leaks: r.leaks, threshold: r.threshold };
+  }
+  if (a.what === 'labels') {
+    const r = await findLabelErrors(c.db, { ...common, selection });
+    return { what: 'labels' as const, outOfFoldAccuracy: r.outOfFoldAccuracy, ranked: r.ranked.slice(0, 1000).map((x) => ({ ...x, image: slim(x.image) })) };
+  }
+  if (a.what === 'outliers') return { what: 'outliers' as const, items: (await findOutliers(c.db, { ...common, selection })).slice(0, 1000).map((o) => ({ ...o, image: slim(o.image) })) };
+  const m = await embeddingMap(c.db, { ...common, selection, method: a.method });
+  return { what: 'map' as const, method: m.method, explained: m.explained, points: m.points.map((p) => ({ ...slim(p.image), x: p.x, y: p.y })) };
+}
 
 /** What each kind of job returns (sent to the UI as JSON). */
 export type JobResults = { [K in JobKind]: Awaited<ReturnType<(typeof TASKS)[K]>> };

@@ -53,7 +53,11 @@ function start(): void {
     setThreads(threads);
     const db = openDb(dbPath);
     const jobs = new JobRunner({ db, dbPath, threads, settings: { modelsDir: defaultModelsDir(), dataDir: defaultDataDir(), outDir: join(dataDir, 'reports') } });
-    const handle = createHandler({ db, dbPath, jobs, mode: 'electron', version: app.getVersion() });
+    const pickFolder = async () => {
+      const r = win ? await dialog.showOpenDialog(win, { properties: ['openDirectory', 'createDirectory'] }) : { canceled: true, filePaths: [] };
+      return r.canceled ? null : (r.filePaths[0] ?? null);
+    };
+    const handle = createHandler({ db, dbPath, jobs, mode: 'electron', version: app.getVersion(), pickFolder });
     for (const channel of CHANNELS)
       ipcMain.handle(channel, (event, payload) => {
         if (!trustedSender(win, event.senderFrame, rendererDir)) {

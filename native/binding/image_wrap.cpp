@@ -183,42 +183,32 @@ private:
     int status_ = EB_OK;
 };
 
-class SimilarWorker : public Napi::AsyncWorker {
+class NearestWorker : public Napi::AsyncWorker {
 public:
-    SimilarWorker(Napi::Env env, Napi::Float32Array x, int64_t n, int d, float threshold, int64_t max_pairs)
-        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), n_(n), d_(d), threshold_(threshold), max_(max_pairs) {
+    NearestWorker(Napi::Env env, Napi::Float32Array x, int64_t n, int d, int k)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), n_(n), d_(d), k_(k) {
         x_ = Napi::Persistent(x.As<Napi::Object>());
         data_ = x.Data();
-        i_.resize(max_pairs);
-        j_.resize(max_pairs);
-        s_.resize(max_pairs);
+        idx_.resize((size_t)n * k);
+        sim_.resize((size_t)n * k);
     }
     Napi::Promise promise() { return deferred_.Promise(); }
 
 protected:
     void Execute() override {
         std::string err;
-        status_ = guarded_status(err, [&] {
-            count_ = eb_cpu_similar_pairs(data_, n_, d_, threshold_, max_, i_.data(), j_.data(), s_.data(), nullptr);
-            return EB_OK;
-        });
-        if (status_ != EB_OK) SetError("similarPairs: " + err);
+        status_ = guarded_status(err, [&] { return eb_cpu_nearest_rows(data_, n_, d_, k_, idx_.data(), sim_.data(), nullptr); });
+        if (status_ != EB_OK) SetError("nearestRows: " + (err.empty() ? std::string("failed") : err));
     }
     void OnOK() override {
         Napi::Env env = Env();
-        if (count_ < 0) {
-            deferred_.Reject(make_error(env, "E_ARG", "more than " + std::to_string(max_) + " pairs reach the threshold: raise it").Value());
-            return;
-        }
-        auto i = Napi::Int32Array::New(env, count_), j = Napi::Int32Array::New(env, count_);
-        auto s = Napi::Float32Array::New(env, count_);
-        std::copy(i_.begin(), i_.begin() + count_, i.Data());
-        std::copy(j_.begin(), j_.begin() + count_, j.Data());
-        std::copy(s_.begin(), s_.begin() + count_, s.Data());
+        auto idx = Napi::Int32Array::New(env, idx_.size());
+        auto sim = Napi::Float32Array::New(env, sim_.size());
+        std::copy(idx_.begin(), idx_.end(), idx.Data());
+        std::copy(sim_.begin(), sim_.end(), sim.Data());
         Napi::Object o = Napi::Object::New(env);
-        o.Set("i", i);
-        o.Set("j", j);
-        o.Set("s", s);
+        o.Set("idx", idx);
+        o.Set("sim", sim);
         deferred_.Resolve(o);
     }
     void OnError(const Napi::Error &e) override { deferred_.Reject(status_error(Env(), status_, e.Message()).Value()); }
@@ -228,15 +218,12 @@ private:
     Napi::ObjectReference x_;
     const float *data_;
     int64_t n_;
-    int d_;
-    float threshold_;
-    int64_t max_, count_ = 0;
-    std::vector<int32_t> i_, j_;
-    std::vector<float> s_;
+    int d_, k_;
+    std::vector<int32_t> idx_;
+    std::vector<float> sim_;
     int status_ = EB_OK;
 };
 
-// similarPairs(x: Float32Array of unit rows, n, d, threshold, maxPairs) -> Promise<{i, j, s}>
 // augTheta(ops, seed, indices: BigInt64Array) -> Float32Array of indices.length * ops * EB_AUG_THETA_PER_OP:
 // the parameters each image's view draws, for a conditional Ω. Cheap, so synchronous.
 Napi::Value aug_theta(const Napi::CallbackInfo &info) {
@@ -253,12 +240,12 @@ Napi::Value aug_theta(const Napi::CallbackInfo &info) {
     });
 }
 
-Napi::Value similar_pairs(const Napi::CallbackInfo &info) {
+// nearestRows(x: Float32Array of unit rows, n, d, k) -> Promise<{idx: Int32Array, sim: Float32Array}>, [n, k] each
+Napi::Value nearest_rows(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    return guarded(env, "similarPairs", [&]() -> Napi::Value {
-        auto w = std::make_unique<SimilarWorker>(env, info[0].As<Napi::Float32Array>(), info[1].As<Napi::Number>().Int64Value(),
-                                                 info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().FloatValue(),
-                                                 info[4].As<Napi::Number>().Int64Value());
+    return guarded(env, "nearestRows", [&]() -> Napi::Value {
+        auto w = std::make_unique<NearestWorker>(env, info[0].As<Napi::Float32Array>(), info[1].As<Napi::Number>().Int64Value(),
+                                                 info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value());
         Napi::Promise p = w->promise();
         w.release()->Queue();
         return p;
@@ -285,7 +272,7 @@ Napi::Object init_image(Napi::Env env, Napi::Object exports) {
     exports.Set("augmentAsync", Napi::Function::New(env, augment_async));
     exports.Set("augTheta", Napi::Function::New(env, aug_theta));
     exports.Set("decodeJpegs", Napi::Function::New(env, decode_jpegs));
-    exports.Set("similarPairs", Napi::Function::New(env, similar_pairs));
+    exports.Set("nearestRows", Napi::Function::New(env, nearest_rows));
     return exports;
 }
 

@@ -106,10 +106,10 @@ typedef int (*eb_backend_init_fn)(int device, eb_backend *out, char *err, size_t
 int eb_cpu_backend_init(int threads, eb_backend *out);
 void eb_cpu_set_threads(int threads);
 int eb_cpu_get_threads(void);
-/* Pairs (i < j) of unit rows of x [n, d] with dot product >= threshold, into out_* (capacity
- * max_pairs). Returns the count, -1 when more than max_pairs match, -2 when cancelled. */
-int64_t eb_cpu_similar_pairs(const float *x, int64_t n, int d, float threshold, int64_t max_pairs, int32_t *out_i,
-                             int32_t *out_j, float *out_s, const volatile int *cancel);
+/* For each unit row of x [n, d], the k other rows of largest dot product, best first, into
+ * out_idx and out_sim [n, k] (-1 and -inf where fewer than k others exist). EB_OK, or
+ * EB_ERR_CANCELLED. */
+int eb_cpu_nearest_rows(const float *x, int64_t n, int d, int k, int32_t *out_idx, float *out_sim, const volatile int *cancel);
 /* Measured single-precision FMA throughput of this CPU with the given threads (GFLOP/s). */
 double eb_cpu_peak_gflops(int threads, double seconds);
 

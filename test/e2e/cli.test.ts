@@ -119,6 +119,11 @@ describe('the embaug command', () => {
 
   it('exports the runs in MLflow\'s file-store layout; every run\'s params and final metrics read back from the files', () => {
     const out = join(tmp.dir, 'mlruns');
+    const best = (embaug('runs', 'list', '--kind', 'head', '--status', 'completed', '--json').json() as { id: number }[])[0].id;
+    const tagged = embaug('runs', 'tag', String(best), 'keep', 'best');
+    assert.equal(tagged.code, 0, tagged.err);
+    assert.match(tagged.out, new RegExp(`^run ${best}: tags keep, best; note \\(none\\)`));
+    assert.equal(embaug('runs', 'note', String(best), 'the', 'one', 'to', 'keep').code, 0);
     const r = embaug('runs', 'export', '--format', 'mlflow', '--out', out, '--json');
     assert.equal(r.code, 0, r.err);
     const runs = embaug('runs', 'list', '--limit', '10000', '--json').json() as { id: number; kind: string; name: string; status: string; config: Record<string, unknown>; summary: Record<string, unknown> | null; parentId: number | null }[];
@@ -159,6 +164,8 @@ describe('the embaug command', () => {
         }
     }
     assert.ok(checkedMetrics > 5);
+    assert.equal(readFileSync(join(found.get(best)!.dir, 'tags', 'embaug.tags'), 'utf8'), 'keep, best');
+    assert.equal(readFileSync(join(found.get(best)!.dir, 'tags', 'mlflow.note.content'), 'utf8'), 'the one to keep');
     // A head's per-epoch series, one line per epoch: "<timestamp> <value> <step>".
     const head = runs.find((x) => x.kind === 'head' && x.status === 'completed')!;
     const lines = readFileSync(join(found.get(head.id)!.dir, 'metrics', 'test_acc'), 'utf8').trim().split('\n');
@@ -169,6 +176,13 @@ describe('the embaug command', () => {
     const refused = embaug('runs', 'export', '--format', 'mlflow', '--out', join(tmp.dir, 'shards'));
     assert.equal(refused.code, 4);
     assert.match(refused.err, /holds files that are not MLflow experiments/);
+    // Deleting a run (its child runs, metrics and artifacts with it); the rest stay.
+    const del = embaug('runs', 'delete', String(best), '--json');
+    assert.equal(del.code, 0, del.err);
+    const under = runs.filter((c) => c.parentId === best).map((c) => c.id);
+    assert.deepEqual(del.json().deleted, [best, ...under].sort((a, b) => a - b));
+    assert.equal((embaug('runs', 'list', '--limit', '10000', '--json').json() as unknown[]).length, runs.length - 1 - under.length);
+    assert.equal(embaug('runs', 'show', String(best)).code, 3);
   });
 
   it('read-only commands do not create a database where there is none', () => {

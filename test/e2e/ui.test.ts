@@ -79,6 +79,9 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await view('Datasets');
     await page.getByLabel('Source').selectOption('folder');
     await page.getByLabel('Path').fill(join(tmp.dir, 'images'));
+    await page.getByLabel('Path').press('Tab');
+    // How it will be split, before anything is imported: here the folder's own train/ and test/.
+    await page.getByTestId('import-preview').getByText(/701 image files in 10 classes\. Its own split is used: test 200, train 501\./).waitFor();
     await page.getByLabel('Name').fill('target');
     await page.getByRole('button', { name: 'Import' }).click();
     await finished(/Import target/);
@@ -224,17 +227,39 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await job.locator('.badge.cancelled').waitFor({ timeout: 60_000 });
   });
 
-  it('lists runs with their status, and compares two runs with overlaid curves', async () => {
+  it('lists runs with their status, nested, sorted by accuracy, compared with a metrics table, tagged, noted and deleted', async () => {
     await view('Runs');
+    // The view is in the URL: a reload comes back to it.
+    assert.ok(page.url().endsWith('#runs'), page.url());
+    await page.reload();
     const table = page.getByTestId('runs-table');
     await table.locator('tr[data-status="cancelled"]').first().waitFor();
+    // The advisor's heads nest under its run, collapsed until opened.
+    const advice = listRuns(db, { kind: 'advise' })[0];
+    const kids = listRuns(db, { parentId: advice.id }).length;
+    assert.ok(kids >= 10);
+    assert.equal(await table.locator('tr[data-depth="1"]').count(), 0);
+    await table.getByRole('button', { name: `expand run ${advice.id}` }).click();
+    assert.equal(await table.locator('tr[data-depth="1"]').count(), kids);
+    await table.getByRole('button', { name: `collapse run ${advice.id}` }).click();
     await page.getByLabel('Kind').selectOption('head');
+    // Sorted by the final test accuracy, best first; runs without one last.
+    await table.getByRole('button', { name: 'test accuracy' }).click();
+    const accs = await table.locator('tbody tr[data-depth="0"]').evaluateAll((rows) => rows.map((r) => r.querySelectorAll('td.num')[0]?.textContent ?? ''));
+    const shown = accs.filter(Boolean).map((t) => Number(t.replace('%', '')));
+    assert.ok(shown.length >= 3);
+    assert.deepEqual(shown, [...shown].sort((a, b) => b - a));
     const boxes = table.locator('tbody tr[data-status="completed"] input[type="checkbox"]');
     await boxes.nth(0).check();
     await boxes.nth(1).check();
     await page.getByRole('button', { name: /Compare 2/ }).click();
     const cmp = page.getByTestId('comparison');
     await cmp.getByRole('cell', { name: 'mode' }).waitFor();
+    // Final metrics side by side, from the runs themselves; the accuracy chart first, legends by run name.
+    const metricsRow = await cmp.getByTestId('compare-metrics').locator('tr', { hasText: 'testAccuracy' }).locator('td.num').allInnerTexts();
+    const picked = await table.locator('tbody tr:has(input:checked)').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-run'))));
+    assert.deepEqual(metricsRow, picked.map((id) => `${(100 * (listRuns(db, { kind: 'head', limit: 10000 }).find((r) => r.id === id)!.summary as { testAccuracy: number }).testAccuracy).toFixed(2)}%`));
+    assert.match((await cmp.getByTestId('chart').first().innerText()), /acc/);
     assert.ok((await cmp.getByTestId('chart').count()) >= 3);
     await noOverflow('runs');
     await shot('06-runs');
@@ -250,6 +275,21 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await form.getByRole('button', { name: 'Export' }).click();
     await page.getByTestId('export-result').getByText(/verified .*merged\.onnx/).waitFor({ timeout: 60_000 });
     await shot('07-export');
+    // Tags and a note on one run, kept in the database; then a run deleted with what is under it.
+    const details = page.getByTestId('run-details');
+    await details.getByLabel('Tags').fill('keep, baseline');
+    await details.getByLabel('Note').fill('the first pixel head');
+    await details.getByRole('button', { name: 'Save' }).click();
+    const one = Number(await table.locator('tbody tr:has(input:checked)').first().getAttribute('data-run'));
+    await table.locator(`tr[data-run="${one}"]`).getByText('keep, baseline ✎').waitFor();
+    assert.deepEqual(listRuns(db, { search: 'first pixel head' }).map((r) => [r.id, r.tags]), [[one, ['keep', 'baseline']]]);
+    const cancelled = listRuns(db, { status: 'cancelled', kind: 'head' })[0];
+    await table.locator(`tr[data-run="${one}"] input[type="checkbox"]`).uncheck();
+    await table.locator(`tr[data-run="${cancelled.id}"] input[type="checkbox"]`).check();
+    page.once('dialog', (d) => void d.accept());
+    await page.getByTestId('run-details').getByRole('button', { name: 'Delete', exact: true }).click();
+    await table.locator(`tr[data-run="${cancelled.id}"]`).waitFor({ state: 'detached' });
+    assert.equal(listRuns(db, { limit: 100000 }).some((r) => r.id === cancelled.id || r.parentId === cancelled.id), false);
     await view('Paper');
     await page.getByText('No reproduction yet').waitFor();
     await shot('09-paper');
@@ -303,6 +343,13 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByLabel('Colour by').selectOption('outlier score');
     await noOverflow('curation');
     await shot('08-curation');
+    // A reload keeps the view (in the URL) and the results of this data set version: the
+    // outliers and the map computed after the decisions; not the label errors of the version before.
+    await page.reload();
+    await page.locator('select[name="dataset"]').selectOption({ label: 'target' });
+    await page.getByTestId('outliers').getByText(/computed (just now|\d+ min ago) \(run \d+\)/).waitFor();
+    await page.getByTestId('map').waitFor();
+    assert.equal(await page.getByTestId('label-errors').count(), 0);
     await view('Datasets');
     await page.getByRole('cell', { name: 'target', exact: true }).click();
     const versions = page.getByTestId('versions');

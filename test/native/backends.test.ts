@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
-import { MlpModel, listBackends } from '../../electron/engine/native/index.js';
+import { MlpModel, listBackends, nearestRows } from '../../electron/engine/native/index.js';
 import { REPO, rng } from '../helpers/shared.js';
 
 const BUILD = join(REPO, 'native', 'build', 'Release');
@@ -45,5 +45,28 @@ describe('backends', () => {
       return h.map((e) => e.loss);
     };
     return Promise.all([run('cpu'), run('cuda')]).then(([a, b]) => a.forEach((l, i) => assert.ok(Math.abs(l - b[i]) < 1e-4 * Math.abs(l))));
+  });
+});
+
+describe('exact nearest rows by cosine', () => {
+  it('finds each row\'s k nearest other rows, best first, as a brute force does, across blocks of the search', async () => {
+    const r = rng(5);
+    const n = 2300, d = 16, k = 5;
+    const x = new Float32Array(n * d).map(() => r() * 2 - 1);
+    const got = await nearestRows(x, d, k);
+    const unit = (i: number) => {
+      const v = x.subarray(i * d, (i + 1) * d);
+      const s = Math.sqrt(v.reduce((a, b) => a + b * b, 0));
+      return Array.from(v, (t) => t / s);
+    };
+    const rows = Array.from({ length: n }, (_, i) => unit(i));
+    for (const i of [0, 1, 1023, 1024, 1500, 2299]) {
+      const want = rows.map((v, j) => ({ j, s: j === i ? -Infinity : v.reduce((a, t, q) => a + t * rows[i][q], 0) })).sort((a, b) => b.s - a.s).slice(0, k);
+      assert.deepEqual(Array.from(got.idx.subarray(i * k, (i + 1) * k)), want.map((w) => w.j), `row ${i}`);
+      want.forEach((w, q) => assert.ok(Math.abs(got.sim[i * k + q] - w.s) < 1e-5));
+    }
+    // Fewer rows than k + 1: the missing neighbours are -1.
+    const small = await nearestRows(new Float32Array([1, 0, 0, 1, 1, 1]), 2, 4);
+    assert.deepEqual(Array.from(small.idx.subarray(0, 4)), [2, 1, -1, -1]);
   });
 });

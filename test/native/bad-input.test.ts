@@ -34,8 +34,8 @@ describe('the native wrapper refuses bad input clearly', () => {
     // Straight at the binding, past the TypeScript cap: 4 TB of parameters.
     const Mlp = loadNative().Mlp;
     assert.throws(() => new Mlp([2 ** 20, 2 ** 20, 2 ** 20], 'cpu', 0, false), (e: unknown) => (e as { code?: string }).code === 'E_NATIVE_ALLOC' && /creating an MLP: out of memory on backend 'cpu'/.test((e as Error).message));
-    // std::bad_alloc inside an entry point (a result buffer of 2^40 pairs).
-    await assert.rejects(Promise.resolve().then(() => loadNative().similarPairs(new Float32Array(8), 2, 4, 0.5, 2 ** 40)), (e: unknown) => (e as { code?: string }).code === 'E_NATIVE_ALLOC' && /similarPairs: out of memory/.test((e as Error).message));
+    // std::bad_alloc inside an entry point (result buffers of 2^40 neighbours).
+    await assert.rejects(Promise.resolve().then(() => loadNative().nearestRows(new Float32Array(8), 2 ** 38, 4, 4)), (e: unknown) => (e as { code?: string }).code === 'E_NATIVE_ALLOC' && /nearestRows: out of memory/.test((e as Error).message));
     // The process is still here and the addon still works.
     const ok = new MlpModel([4, 8, 3], { seed: 2 });
     assert.equal(ok.forward(new Float32Array(4)).length, 3);

@@ -117,6 +117,11 @@ describe('exporting heads and Ω', () => {
     const jobs = new JobRunner({ db, dbPath: join(tmp.dir, 'db.sqlite'), threads: 1, settings: { modelsDir: tmp.dir, dataDir: tmp.dir, outDir: tmp.dir } });
     const handle = createHandler({ db, dbPath: join(tmp.dir, 'db.sqlite'), jobs, mode: 'web', version: 'test' });
     try {
+      // Web mode has no native folder dialog and says what to use; the desktop app's is its own.
+      const noDialog = await handle('dialog:folder', undefined);
+      assert.ok(!noDialog.ok && /no native folder dialog in web mode: use the workbench's folder browser/.test(noDialog.error.message));
+      const desktop = createHandler({ db, dbPath: join(tmp.dir, 'db.sqlite'), jobs, mode: 'electron', version: 'test', pickFolder: async () => tmp.dir });
+      assert.deepEqual(await desktop('dialog:folder', undefined), { ok: true, value: tmp.dir });
       const started = await handle('jobs:start', { kind: 'export', args: { runId: headRun, outDir: '/proc/embaug-export/sub' } });
       assert.ok(started.ok);
       // The server answers while the job runs, and the job ends failed with the engine's words.

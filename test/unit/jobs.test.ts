@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 
 import { openDb, type Db } from '../../electron/engine/db.js';
-import { failRunsOfThread, getRun, listRuns } from '../../electron/engine/runs/index.js';
+import { deleteRuns, failRunsOfThread, getRun, listRuns, startRun, updateRun } from '../../electron/engine/runs/index.js';
 import { JobRunner } from '../../electron/jobs/runner.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
 import { REPO, WDS, tempDir } from '../helpers/shared.js';
@@ -44,6 +44,23 @@ describe('job workers', () => {
     const ok = await jobs.wait(jobs.start('import', { kind: 'wds', path: wds, name: 'fine' }).id);
     assert.equal(ok.status, 'completed', JSON.stringify(ok.error));
     await jobs.close();
+  });
+
+  it('deleting a run takes its whole subtree (child runs, metrics, artifacts) in one go, and refuses a running one', () => {
+    const top = startRun(db, { kind: 'reproduce', name: 'tree', config: {} });
+    const mid = startRun(db, { kind: 'omega', name: 'child', parentId: top.id, config: {} });
+    const leaf = startRun(db, { kind: 'extract', name: 'grandchild', parentId: mid.id, config: {} });
+    const other = startRun(db, { kind: 'head', name: 'unrelated', config: {} });
+    mid.metrics(1, { loss: 0.5 });
+    leaf.artifact('weights', 'w.f32', new Uint8Array([1, 2, 3]));
+    assert.throws(() => deleteRuns(db, [top.id]), /Run \d+ \("\w+"\) is still running: cancel it first/);
+    for (const r of [leaf, mid, top, other]) r.complete({});
+    assert.deepEqual(deleteRuns(db, [top.id]).deleted, [top.id, mid.id, leaf.id]);
+    for (const id of [top.id, mid.id, leaf.id]) assert.throws(() => getRun(db, id), /There is no run/);
+    assert.equal((db.prepare('SELECT count(*) AS n FROM metrics WHERE run_id = ?').get(mid.id) as { n: number }).n, 0);
+    assert.equal((db.prepare('SELECT count(*) AS n FROM artifacts WHERE run_id = ?').get(leaf.id) as { n: number }).n, 0);
+    assert.equal(getRun(db, other.id).status, 'completed');
+    assert.deepEqual(updateRun(db, other.id, { tags: [' keep ', 'keep', 'best'], note: '  why  ' }), { ...getRun(db, other.id), tags: ['keep', 'best'], note: 'why' });
   });
 
   it('runs a dead worker thread left "running" are marked failed with the reason, and only those', async () => {

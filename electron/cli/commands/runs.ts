@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 
 import { exportRun } from '../../engine/export/index.js';
-import { compareRuns, exportMlflow, getRun, listRuns, runArtifacts, runMetrics, type RunStatus } from '../../engine/runs/index.js';
+import { compareRuns, deleteRuns, exportMlflow, getRun, listRuns, runArtifacts, runMetrics, updateRun, type RunStatus } from '../../engine/runs/index.js';
 import { UsageError, intOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
 
@@ -25,6 +25,10 @@ export const RUNS_HELP = `embaug runs <command>
   list [--kind K] [--status S] [--group G] [--search TEXT] [--limit N]
   show <id>                  Config, summary, metric series and artifacts of a run.
   compare <id> <id> ...      Configs that differ, and final metrics side by side.
+  tag <id> <tag> ...         Set a run's tags (none: clear them).
+  note <id> <text>           Set a run's note ("" clears it).
+  delete <id> ... | --group G
+                             Delete runs with their child runs, metrics and artifacts.
   export --format mlflow --out DIR [--group G] [--kind K]
                              The runs in MLflow's file-store layout: mlflow ui --backend-store-uri DIR.`;
 
@@ -73,6 +77,20 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
       for (const n of names) rows.push([`${n} (last)`, ...ids.map((id) => c.metrics[id][n]?.at(-1)?.value.toPrecision(4) ?? '—')]);
       return table(rows);
     });
+    return;
+  }
+  if (sub === 'tag' || sub === 'note') {
+    const id = intOpt(positionals[0], 'id');
+    if (id === undefined) throw new UsageError(`runs ${sub} takes a run id first\n${RUNS_HELP}`);
+    const r = updateRun(db, id, sub === 'tag' ? { tags: positionals.slice(1) } : { note: positionals.slice(1).join(' ') || null });
+    ctx.out(r, `run ${r.id}: tags ${r.tags.join(', ') || '(none)'}; note ${r.note ?? '(none)'}`);
+    return;
+  }
+  if (sub === 'delete') {
+    const ids = positionals.map((p) => intOpt(p, 'id')!);
+    if (!ids.length && !values.group) throw new UsageError(`runs delete takes run ids or --group G\n${RUNS_HELP}`);
+    const r = deleteRuns(db, ids.length ? ids : listRuns(db, { group: values.group as string, limit: 1_000_000 }).map((x) => x.id));
+    ctx.out(r, `deleted ${r.deleted.length} runs (${r.deleted.join(', ')}) with their metrics and artifacts`);
     return;
   }
   if (sub === 'export') {

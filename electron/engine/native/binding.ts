@@ -84,7 +84,7 @@ export interface Binding {
   augment(job: AugJob): Float32Array;
   augmentAsync(job: AugJob): Promise<Float32Array>;
   augTheta(ops: NativeAugOp[], seed: number, indices: BigInt64Array): Float32Array;
-  similarPairs(x: Float32Array, n: number, d: number, threshold: number, maxPairs: number): Promise<{ i: Int32Array; j: Int32Array; s: Float32Array }>;
+  nearestRows(x: Float32Array, n: number, d: number, k: number): Promise<{ idx: Int32Array; sim: Float32Array }>;
   decodeJpegs(
     blobs: Uint8Array[],
     width: number,

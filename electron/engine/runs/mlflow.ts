@@ -99,7 +99,8 @@ export function exportMlflow(db: Db, o: { out: string; filter?: RunFilter }): Ml
       const tags: Record<string, string> = {
         'mlflow.runName': r.name, 'mlflow.user': 'embaug', 'embaug.run_id': String(r.id), 'embaug.kind': r.kind, 'embaug.status': r.status,
         ...(parent ? { 'mlflow.parentRunId': mlflowRunId(parent.id, parent.startedAt) } : {}),
-        ...(r.error ? { 'mlflow.note.content': r.error } : {}),
+        ...(r.note || r.error ? { 'mlflow.note.content': [r.note, r.error && `error: ${r.error}`].filter(Boolean).join('\n\n') } : {}),
+        ...(r.tags.length ? { 'embaug.tags': r.tags.join(', ') } : {}),
         ...(r.backboneSha ? { 'embaug.backbone_sha256': r.backboneSha } : {}),
         ...(r.datasetVersion ? { 'embaug.dataset_version': r.datasetVersion } : {}),
       };

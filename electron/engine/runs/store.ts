@@ -32,6 +32,9 @@ export interface RunRecord {
   host: Record<string, unknown>;
   summary: Record<string, unknown> | null;
   error: string | null;
+  /** The user's tags and note. */
+  tags: string[];
+  note: string | null;
 }
 
 export interface StartRun {
@@ -67,6 +70,8 @@ interface Row {
   host: string;
   summary: string | null;
   error: string | null;
+  tags: string;
+  note: string | null;
 }
 
 function toRecord(r: Row): RunRecord {
@@ -88,6 +93,8 @@ function toRecord(r: Row): RunRecord {
     host: JSON.parse(r.host),
     summary: r.summary ? JSON.parse(r.summary) : null,
     error: r.error,
+    tags: JSON.parse(r.tags),
+    note: r.note,
   };
 }
 
@@ -212,7 +219,7 @@ export function listRuns(db: Db, f: RunFilter = {}): RunRecord[] {
   if (f.status) (where.push('status = ?'), args.push(f.status));
   if (f.group) (where.push('group_name = ?'), args.push(f.group));
   if (f.parentId !== undefined) (where.push('parent_id = ?'), args.push(f.parentId));
-  if (f.search) (where.push('(name LIKE ? OR config LIKE ? OR group_name LIKE ?)'), args.push(...Array(3).fill(`%${f.search}%`)));
+  if (f.search) (where.push('(name LIKE ? OR config LIKE ? OR group_name LIKE ? OR tags LIKE ? OR note LIKE ?)'), args.push(...Array(5).fill(`%${f.search}%`)));
   const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
   return (db.prepare(sql).all(...args, f.limit ?? 1000) as Row[]).map(toRecord);
 }
@@ -221,6 +228,42 @@ export function getRun(db: Db, id: number): RunRecord {
   const r = stmt(db, 'SELECT * FROM runs WHERE id = ?').get(id) as Row | undefined;
   if (!r) throw new EmbaugError('E_NOT_FOUND', `There is no run ${id}: list runs with \`embaug runs list\`.`);
   return toRecord(r);
+}
+
+/** Sets a run's tags and/or note (what is not given stays). */
+export function updateRun(db: Db, id: number, u: { tags?: string[]; note?: string | null }): RunRecord {
+  getRun(db, id);
+  if (u.tags !== undefined) {
+    const tags = [...new Set(u.tags.map((t) => t.trim()).filter(Boolean))];
+    const bad = tags.find((t) => t.length > 100);
+    if (bad) throw new EmbaugError('E_ARG', `the tag "${bad.slice(0, 20)}…" is longer than 100 characters: use a shorter one`);
+    stmt(db, 'UPDATE runs SET tags = ? WHERE id = ?').run(JSON.stringify(tags), id);
+  }
+  if (u.note !== undefined) stmt(db, 'UPDATE runs SET note = ? WHERE id = ?').run(u.note?.trim() || null, id);
+  return getRun(db, id);
+}
+
+/**
+ * Deletes runs with everything under them (child runs, metrics, artifacts), in one
+ * transaction. A run still running is refused: its process would write to a run that is gone.
+ */
+export function deleteRuns(db: Db, ids: number[]): { deleted: number[] } {
+  const children = stmt(db, 'SELECT id FROM runs WHERE parent_id = ?');
+  const all: number[] = [];
+  const walk = (id: number) => {
+    all.push(id);
+    for (const c of children.all(id) as { id: number }[]) walk(c.id);
+  };
+  for (const id of ids) walk(getRun(db, id).id);
+  const unique = [...new Set(all)];
+  const running = unique.map((id) => getRun(db, id)).find((r) => r.status === 'running');
+  if (running) throw new EmbaugError('E_BUSY', `Run ${running.id} ("${running.name}") is still running: cancel it first, then delete.`);
+  const del = stmt(db, 'DELETE FROM runs WHERE id = ?');
+  // Children first: a parent's row is referenced by theirs.
+  db.transaction(() => {
+    for (const id of [...unique].reverse()) del.run(id);
+  })();
+  return { deleted: unique.sort((a, b) => a - b) };
 }
 
 export type Series = Record<string, { step: number; value: number }[]>;

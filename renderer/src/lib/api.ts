@@ -14,7 +14,7 @@ function webBridge(): EmbaugBridge {
   const fromUrl = new URLSearchParams(location.search).get('token');
   if (fromUrl) {
     sessionStorage.setItem('embaug-token', fromUrl);
-    history.replaceState(null, '', location.pathname);
+    history.replaceState(null, '', location.pathname + location.hash);
   }
   const token = sessionStorage.getItem('embaug-token') ?? '';
   return {

@@ -23,9 +23,19 @@ export const VIEWS: { id: View; label: string }[] = [
   { id: 'paper', label: 'Paper' },
 ];
 
+const viewOf = (hash: string): View => VIEWS.find((v) => `#${v.id}` === hash)?.id ?? 'start';
+
 export class Workbench {
-  // A newcomer starts at the quick start.
-  view = $state<View>('start');
+  // The view lives in the URL (#runs), so a reload or a shared link opens it; a newcomer
+  // starts at the quick start.
+  #view = $state<View>(viewOf(typeof location === 'undefined' ? '' : location.hash));
+  get view(): View {
+    return this.#view;
+  }
+  set view(v: View) {
+    this.#view = v;
+    if (typeof history !== 'undefined' && location.hash !== `#${v}`) history.replaceState(null, '', `#${v}`);
+  }
   info = $state.raw<Api['system:info']['res'] | null>(null);
   datasets = $state.raw<DatasetInfo[]>([]);
   backbones = $state.raw<BackboneInfo[]>([]);
