@@ -363,10 +363,13 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await view('Quick start');
     const qs = page.getByTestId('quick-start');
     // The folder, picked in the workbench's own browser: nothing typed.
-    await qs.getByRole('button', { name: 'Browse…' }).click();
-    await qs.getByLabel('Start from').selectOption(tmp.dir);
-    await qs.getByRole('button', { name: 'images/' }).click();
-    await qs.getByRole('button', { name: 'Choose this folder' }).click();
+    const pick = async (within: ReturnType<Page['getByTestId']>, ...path: string[]) => {
+      await within.getByRole('button', { name: 'Browse…' }).click();
+      await within.getByLabel('Start from').selectOption(tmp.dir);
+      for (const dir of path) await within.getByRole('button', { name: `${dir}/` }).click();
+      await within.getByRole('button', { name: 'Choose this folder' }).click();
+    };
+    await pick(qs, 'images');
     const preview = page.getByTestId('folder-preview');
     await preview.getByText(/701 image files in 10 classes: airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck/).waitFor();
     await preview.getByText(/Its own split is used: test 200, train 501 images/).waitFor();
@@ -396,9 +399,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await shot('11-head-results');
     // Export, into a folder picked the same way; the merged model gives the same answer in ONNX Runtime.
     const ex = page.getByTestId('quick-export');
-    await ex.getByRole('button', { name: 'Browse…' }).click();
-    await ex.getByLabel('Start from').selectOption(tmp.dir);
-    await ex.getByRole('button', { name: 'Choose this folder' }).click();
+    await pick(ex);
     await ex.getByRole('button', { name: 'Export' }).click();
     await page.getByTestId('quick-exported').getByText(/merged\.onnx/).waitFor({ timeout: 120_000 });
     const merged = join(tmp.dir, readdirSync(tmp.dir).find((f) => f.endsWith('.merged.onnx'))!);
