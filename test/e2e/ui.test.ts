@@ -307,6 +307,12 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     const firstTwo = await table.locator('tbody tr').evaluateAll((rows) => rows.slice(0, 2).map((r) => r.children[1].textContent));
     await page.keyboard.press('x');
     await page.keyboard.press('a');
+    await page.keyboard.press('k');
+    // Decisions survive a reload until applied; K leaves a mark and makes no edit.
+    await page.reload();
+    await page.locator('select[name="dataset"]').selectOption({ label: 'target' });
+    await table.waitFor();
+    assert.deepEqual((await table.locator('td.decision').allInnerTexts()).slice(0, 3), ['exclude', 'accept', 'keep']);
     await page.getByRole('button', { name: 'Apply 2 decisions' }).click();
     await table.getByText(/new version [0-9a-f]{10}/).waitFor();
     // Decided images leave the list at once (one excluded, one relabelled under its new label).
