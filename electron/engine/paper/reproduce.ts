@@ -7,7 +7,7 @@ import { cpus } from 'node:os';
 import { parseAug } from '../augment/index.js';
 import { selectImages } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { ViewMemo, embeddingsFor, logitsAccuracy } from '../embeddings/index.js';
+import { ViewMemo, logitsAccuracy } from '../embeddings/index.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
 import { compositeFidelity, meanStd, trainHead, trainOmega, type HeadConfig, type OmegaConfig, type OmegaResult } from '../training/index.js';
@@ -140,13 +140,13 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
           return h;
         };
         // The cached views every head of a seed shares are extracted first, with every core,
-        // so concurrent heads do not extract the same images twice (and load them once: memo).
+        // through the memo the heads read, so they neither extract nor load the same images twice.
         const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
-        await embeddingsFor(db, { ...target, ...protocol.target.test, aug: 'identity' });
+        await memo.get(db, { ...target, ...protocol.target.test, aug: 'identity' });
         const deterministic = omegaAugs.filter((a) => parseAug(a).deterministic);
         for (let seed = 0; seed < (fewShot ? seeds : 1); seed++)
           for (const aug of ['identity', ...deterministic])
-            await embeddingsFor(db, { ...target, ...(fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train), aug });
+            await memo.get(db, { ...target, ...(fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train), aug });
         log(`${fam.architecture}/${baseAug}: ${seeds * plan.length} heads (${seeds} seeds), ${concurrency} at a time`);
         const jobs = Array.from({ length: seeds }, (_, seed) => plan.map((sc) => ({ sc, seed }))).flat();
         const heads = await runIndependent(jobs.map(({ sc, seed }) => () => head(sc, seed)), concurrency);

@@ -13,7 +13,7 @@ import { cpus } from 'node:os';
 import { parseAug } from '../augment/index.js';
 import { selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { ViewMemo, embeddingsFor, phiPass } from '../embeddings/index.js';
+import { ViewMemo, phiPass } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { discoverFamilies, resolveProtocol } from '../paper/index.js';
@@ -190,11 +190,11 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
         // The identity views every head shares (and a deterministic g's), extracted first with
         // every core, so concurrent heads do not extract the same images twice, and loaded once.
         const memo = new ViewMemo();
-        await embeddingsFor(db, { ...target, ...protocol.target.test, aug: 'identity' });
+        await memo.get(db, { ...target, ...protocol.target.test, aug: 'identity' });
         for (const budget of budgets)
           for (let seed = 0; seed < seedsFor(budget, o.seeds); seed++)
             for (const aug of ['identity', ...augs.filter((a) => parseAug(a).deterministic && arms.some((x) => x.mode === 'pixel'))])
-              await embeddingsFor(db, { ...target, ...trainSel(budget, seed), aug });
+              await memo.get(db, { ...target, ...trainSel(budget, seed), aug });
 
         const head = async (j: HeadJob) => {
           const t = performance.now();
