@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-const BENCHES = ['mlp', 'extract', 'eq8', 'reproduce'] as const;
+const BENCHES = ['mlp', 'extract', 'eq8', 'reproduce', 'shards'] as const;
 
 function ensurePeer(): void {
   const ok = spawnSync('/usr/bin/python3', ['-c', 'import torch, PIL'], { stdio: 'ignore' }).status === 0;
@@ -23,6 +23,7 @@ if (!BENCHES.includes(name as (typeof BENCHES)[number])) {
   console.error(`usage: npm run bench -- <${BENCHES.join('|')}> [--threads T]`);
   process.exit(2);
 }
-ensurePeer();
+// The shards benchmark compares embaug with itself (one process against a job array).
+if (name !== 'shards') ensurePeer();
 const mod = await import(`./${name}.ts`);
 await mod.main(process.argv.slice(3));

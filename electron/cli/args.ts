@@ -13,6 +13,18 @@ export const GLOBAL: Options = {
   help: { type: 'boolean', short: 'h', default: false },
 };
 
+/** The global options with their values, wherever they stand, apart from the other words. */
+export function splitGlobals(argv: string[]): { globals: string[]; rest: string[] } {
+  const globals: string[] = [], rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--db' || a === '--threads') globals.push(a, ...argv.slice(i + 1, ++i + 1));
+    else if (['--json', '--quiet', '-q'].includes(a) || a.startsWith('--db=') || a.startsWith('--threads=')) globals.push(a);
+    else rest.push(a);
+  }
+  return { globals, rest };
+}
+
 export function parse(argv: string[], options: Options) {
   try {
     return parseArgs({ args: argv, options: { ...GLOBAL, ...options }, allowPositionals: true, strict: true });

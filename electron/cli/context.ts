@@ -15,6 +15,11 @@ export interface Ctx {
    * no database instead of creating an empty one there.
    */
   db(opts?: { readOnly?: boolean }): Db;
+  /**
+   * The database opened read-only, with no migration or clean-up: what a cluster task uses,
+   * so many tasks can read one file on shared storage and none writes it.
+   */
+  readDb(): Db;
   dbPath: string;
   json: boolean;
   threads: number;
@@ -31,6 +36,10 @@ export function makeCtx(values: Record<string, unknown>, signal: AbortSignal): C
   const threads = intOpt(values.threads, 'threads', cpus().length)!;
   let db: Db | undefined;
   const printer = progressPrinter((values.quiet as boolean) || false);
+  const refuseMissing = () => {
+    if (dbPath !== ':memory:' && !existsSync(dbPath))
+      throw new EmbaugError('E_NOT_FOUND', `There is no database at ${dbPath}: nothing has been recorded there yet. Pass --db with the path of yours (or set EMBAUG_DB), or start one with \`embaug data get cifar10\` or \`embaug reproduce\`.`);
+  };
   return {
     dbPath,
     json: values.json as boolean,
@@ -38,9 +47,14 @@ export function makeCtx(values: Record<string, unknown>, signal: AbortSignal): C
     signal,
     progress: printer.progress,
     log: printer.log,
+    readDb: () => {
+      refuseMissing();
+      db ??= openDb(dbPath, { readonly: true });
+      setThreads(threads);
+      return db;
+    },
     db: (opts) => {
-      if (!db && opts?.readOnly && dbPath !== ':memory:' && !existsSync(dbPath))
-        throw new EmbaugError('E_NOT_FOUND', `There is no database at ${dbPath}: nothing has been recorded there yet. Pass --db with the path of yours (or set EMBAUG_DB), or start one with \`embaug data get cifar10\` or \`embaug reproduce\`.`);
+      if (!db && opts?.readOnly) refuseMissing();
       if (!db) {
         db = openDb(dbPath);
         setThreads(threads);

@@ -3,9 +3,10 @@
  * found, 4 bad input data or model, 5 compute backend failure, 130 cancelled (Ctrl-C).
  */
 import { errorInfo, type ErrorCode } from '../engine/errors.js';
-import { UsageError } from './args.js';
+import { UsageError, splitGlobals } from './args.js';
 import { DATA_HELP, data } from './commands/data.js';
-import { BACKBONE_HELP, EXTRACT_HELP, backbone, cache, extractCmd } from './commands/model.js';
+import { BACKBONE_HELP, CACHE_HELP, EXTRACT_HELP, backbone, cache, extractCmd } from './commands/model.js';
+import { CLUSTER_HELP, MERGE_HELP, cluster, mergeCmd } from './commands/cluster.js';
 import { CURATE_HELP, curate } from './commands/curate.js';
 import { REPRODUCE_HELP, reproduceCmd } from './commands/reproduce.js';
 import { EXPORT_HELP, RUNS_HELP, exportCmd, runs } from './commands/runs.js';
@@ -21,13 +22,15 @@ const COMMANDS: Record<string, Command> = {
   extract: { run: extractCmd, help: EXTRACT_HELP },
   omega: { run: omegaCmd, help: OMEGA_HELP },
   head: { run: headCmd, help: HEAD_HELP },
-  cache: { run: cache, help: 'embaug cache stats   Embedding sets, vector counts and sizes.' },
+  cache: { run: cache, help: CACHE_HELP },
   runs: { run: runs, help: RUNS_HELP },
   reproduce: { run: reproduceCmd, help: REPRODUCE_HELP },
   study: { run: studyCmd, help: STUDY_HELP },
   advise: { run: adviseCmd, help: ADVISE_HELP },
   export: { run: exportCmd, help: EXPORT_HELP },
   curate: { run: curate, help: CURATE_HELP },
+  cluster: { run: cluster, help: CLUSTER_HELP },
+  merge: { run: mergeCmd, help: MERGE_HELP },
 };
 
 const HELP = () => `embaug: transfer learning with augmentation in embedding space
@@ -53,10 +56,11 @@ export async function main(argv: string[]): Promise<number> {
     ac.abort();
   };
   process.on('SIGINT', onSigint);
-  // Global options may come before the command too: `embaug --db x.db runs list`.
-  const at = commandIndex(argv);
-  const name = argv[at];
-  const rest = at < 0 ? [] : [...argv.slice(0, at), ...argv.slice(at + 1)];
+  // Global options may stand anywhere, before the command too: `embaug --db x.db runs list`.
+  // They go after the command's own words, so sub-commands (`runs list`) still come first.
+  const { globals, rest: words } = splitGlobals(argv);
+  const name = words[0];
+  const rest = [...words.slice(1), ...globals];
   const json = argv.includes('--json');
   try {
     if (!name || name === 'help' || name === '--help' || name === '-h') {
@@ -69,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${cmd.help}\n`);
       return 0;
     }
-    await cmd.run(makeCtx(globalValues(rest), ac.signal), rest);
+    await cmd.run(makeCtx(globalValues(globals), ac.signal), rest);
     return 0;
   } catch (err) {
     const info = err instanceof UsageError ? { code: 'E_USAGE' as const, message: err.message } : errorInfo(err);
@@ -82,16 +86,6 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
   }
-}
-
-/** Where the command name is: the first word that is neither a global option nor its value. */
-function commandIndex(argv: string[]): number {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--db' || a === '--threads') i++;
-    else if (!['--json', '--quiet', '-q'].includes(a) && !a.startsWith('--db=') && !a.startsWith('--threads=')) return i;
-  }
-  return -1;
 }
 
 /** Global options may stand anywhere; commands parse their own with the globals included. */

@@ -145,6 +145,12 @@ const MIGRATIONS: string[] = [
   ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
   ALTER TABLE runs ADD COLUMN note TEXT;
   `,
+  `
+  -- Runs merged from elsewhere (a cluster shard's file) keep where they came from, so merging
+  -- the same file twice adds nothing twice.
+  ALTER TABLE runs ADD COLUMN origin TEXT;
+  CREATE UNIQUE INDEX runs_by_origin ON runs(origin) WHERE origin IS NOT NULL;
+  `,
 ];
 
 export interface OpenOptions {

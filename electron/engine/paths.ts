@@ -2,8 +2,8 @@
  * The package root, found by walking up to embaug's package.json: the same answer from the
  * TypeScript sources (electron/engine) and from the build (dist/electron/engine).
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 let root: string | undefined;
@@ -17,6 +17,28 @@ export function packageRoot(): string {
     const up = dirname(dir);
     if (up === dir) throw new Error(`embaug's package.json was not found above ${fileURLToPath(import.meta.url)}`);
     dir = up;
+  }
+}
+
+/** embaug's version, from its package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * Writes a file whole or not at all: into a temporary name beside it, then renamed, so a
+ * reader (a merge, another node on shared storage) never sees half a file, and a task killed
+ * mid-write leaves no file that looks finished.
+ */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  makeDirs(dirname(resolve(path)));
+  const tmp = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
   }
 }
 

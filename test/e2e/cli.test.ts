@@ -198,6 +198,6 @@ describe('the embaug command', () => {
   it('prints help for every command', () => {
     const h = embaug('--help');
     assert.equal(h.code, 0);
-    for (const c of ['embaug data <command>', 'import <path>', 'embaug backbone <command>', 'embaug extract', 'embaug omega', 'embaug head', 'embaug cache stats', 'embaug runs <command>']) assert.ok(h.out.includes(c), c);
+    for (const c of ['embaug data <command>', 'import <path>', 'embaug backbone <command>', 'embaug extract', 'embaug omega', 'embaug head', 'embaug cache <command>', 'embaug runs <command>', 'embaug cluster <command>', 'embaug merge DIR']) assert.ok(h.out.includes(c), c);
   });
 });

@@ -1,11 +1,11 @@
 /** Small real fixtures cut from ../shared: WebDataset shards, image folders, CIFAR binary files. */
-import { createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, createReadStream, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { extract, pack } from 'tar-stream';
 
 import { decodeJpegs } from '../../electron/engine/native/index.js';
-import { WDS } from './shared.js';
+import { MODELS, WDS } from './shared.js';
 
 export interface Sample {
   key: string;
@@ -76,4 +76,28 @@ export async function writeCifar10Bin(dir: string, train: Sample[], test: Sample
   writeFileSync(join(dir, 'test_batch.bin'), await records(test));
   writeFileSync(join(dir, 'batches.meta.txt'), `${CIFAR10_CLASSES.join('\n')}\n`);
   return pixelsByKey;
+}
+
+/**
+ * A models folder with one family of two tiny backbones: the same network described once as
+ * base "none" and once as "hflip"; the "none" file carries one extra protobuf field (number
+ * 99), which ONNX Runtime ignores, so the two files have different hashes.
+ */
+export function tinyFamily(modelsDir: string): void {
+  mkdirSync(modelsDir, { recursive: true });
+  const m = JSON.parse(readFileSync(join(MODELS, 'tiny-resnet18-w4.json'), 'utf8'));
+  const onnx = readFileSync(join(MODELS, 'tiny-resnet18-w4.onnx'));
+  writeFileSync(join(modelsDir, 'tiny-hflip.onnx'), onnx);
+  writeFileSync(join(modelsDir, 'tiny-none.onnx'), Buffer.concat([onnx, Buffer.from([0x98, 0x06, 0x01])]));
+  for (const aug of ['none', 'hflip'])
+    writeFileSync(join(modelsDir, `tiny-${aug}.json`), JSON.stringify({ ...m, sha256: undefined, name: `tiny-${aug}`, file: `tiny-${aug}.onnx`, base: { ...m.base, augmentation: aug } }));
+}
+
+/** A CIFAR-10 data folder (dataDir/cifar10-wds) of two small shards cut from the shared ones. */
+export async function miniCifar10(dataDir: string, train: number, test: number): Promise<void> {
+  const wds = join(dataDir, 'cifar10-wds');
+  mkdirSync(wds, { recursive: true });
+  await writeShard(join(wds, 'train-000000.tar'), await samples('train-000000.tar', train));
+  await writeShard(join(wds, 'test-000000.tar'), await samples('test-000000.tar', test));
+  copyFileSync(join(WDS, 'classes.txt'), join(wds, 'classes.txt'));
 }

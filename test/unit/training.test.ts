@@ -17,8 +17,8 @@ import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
 import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
 import { applyOmega, compositeFidelity, embedView, latestOmega, trainHead, trainOmega, unpackParams, viewSeed } from '../../electron/engine/training/index.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
-import { samples, writeShard } from '../helpers/fixtures.js';
-import { MODELS, REPO, WDS, rng, tempDir } from '../helpers/shared.js';
+import { miniCifar10, tinyFamily } from '../helpers/fixtures.js';
+import { MODELS, REPO, rng, tempDir } from '../helpers/shared.js';
 
 describe('Ω and Ψ training', () => {
   it('a plain Ω (D→2D→D, ReLU) recovers a known linear map on synthetic embeddings', async () => {
@@ -41,21 +41,8 @@ describe('the paper pipeline on a small real subset', () => {
   const modelsDir = join(tmp.dir, 'models');
   let db: Db;
   before(async () => {
-    const wds = join(dataDir, 'cifar10-wds');
-    mkdirSync(wds, { recursive: true });
-    await writeShard(join(wds, 'train-000000.tar'), await samples('train-000000.tar', 600));
-    await writeShard(join(wds, 'test-000000.tar'), await samples('test-000000.tar', 200));
-    copyFileSync(join(WDS, 'classes.txt'), join(wds, 'classes.txt'));
-    // A family of two tiny backbones: the same network described once as base "none" and once
-    // as "hflip"; the "none" file carries one extra protobuf field (number 99), which ONNX
-    // Runtime ignores, so the two files have different hashes.
-    mkdirSync(modelsDir);
-    const m = JSON.parse(readFileSync(join(MODELS, 'tiny-resnet18-w4.json'), 'utf8'));
-    const onnx = readFileSync(join(MODELS, 'tiny-resnet18-w4.onnx'));
-    writeFileSync(join(modelsDir, 'tiny-hflip.onnx'), onnx);
-    writeFileSync(join(modelsDir, 'tiny-none.onnx'), Buffer.concat([onnx, Buffer.from([0x98, 0x06, 0x01])]));
-    for (const aug of ['none', 'hflip'])
-      writeFileSync(join(modelsDir, `tiny-${aug}.json`), JSON.stringify({ ...m, sha256: undefined, name: `tiny-${aug}`, file: `tiny-${aug}.onnx`, base: { ...m.base, augmentation: aug } }));
+    await miniCifar10(dataDir, 600, 200);
+    tinyFamily(modelsDir);
     db = openDb(join(tmp.dir, 'db.sqlite'));
   });
   after(() => {

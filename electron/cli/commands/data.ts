@@ -81,7 +81,7 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'show') {
-    const ref = rest[0];
+    const ref = parse(rest, {}).positionals[0];
     if (!ref) throw new UsageError('data show takes a data set name or id');
     const ds = getDataset(ctx.db({ readOnly: true }), /^\d+$/.test(ref) ? Number(ref) : ref);
     const hist = classHistogram(ctx.db(), ds.id);

@@ -1,9 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../../engine/backbones/index.js';
 import { parseAug } from '../../engine/augment/index.js';
-import { cacheStats, extract } from '../../engine/embeddings/index.js';
+import { cacheStats, exportCacheParquet, extract, importCacheParquet } from '../../engine/embeddings/index.js';
+import { extractShard, parseShard } from '../../engine/cluster/index.js';
+import { EmbaugError } from '../../engine/errors.js';
 import { UsageError, classesOpt, intOpt, listOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
 
@@ -26,7 +28,19 @@ export const EXTRACT_HELP = `embaug extract --dataset D --backbone B [--aug SPEC
   images already cached are skipped.
   SPEC: identity, hflip, vflip, rot90:k=1..3, rotate:min=-15,max=15, crop:pad=4,
         translate:dx=2,dy=0, brightness:s=0.2, contrast:s=0.2, saturation:s=0.2, cutout:size=8;
-        join with + (e.g. crop:pad=4+hflip:p=0.5); p=<probability> on any op.`;
+        join with + (e.g. crop:pad=4+hflip:p=0.5); p=<probability> on any op.
+  --shard K/N --out DIR: only the images whose hash falls in part K of N (a cluster array's
+  task; see embaug cluster), into DIR/extract-K-of-N.parquet; the database is only read.
+  embaug merge DIR puts the parts into the cache.`;
+
+export const CACHE_HELP = `embaug cache <command>
+  stats                      Embedding sets, vector counts and sizes.
+  export --format parquet --out FILE [--set ID ...]
+                             Embedding sets (all by default; of one length and type) as one
+                             Parquet file: image_sha256, aug_key, seed, backbone_sha256,
+                             preprocess_key, vector (fixed-size list of float32 or float16).
+  import FILE                A Parquet file of that layout into the cache (its backbone must be
+                             registered); vectors already cached are left as they are.`;
 
 function manifestFromFlags(v: Record<string, unknown>): unknown {
   const size = String(v.size ?? '');
@@ -109,12 +123,24 @@ export async function extractCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const { values } = parse(argv, {
     dataset: { type: 'string' }, backbone: { type: 'string' }, aug: { type: 'string', multiple: true }, split: { type: 'string' },
     classes: { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' }, dtype: { type: 'string' }, batch: { type: 'string' },
+    shard: { type: 'string' }, out: { type: 'string' },
   });
   if (!values.dataset || !values.backbone) throw new UsageError(`extract needs --dataset and --backbone\n${EXTRACT_HELP}`);
   const ds = values.dataset as string;
   // Every --aug, in order; all are parsed first, so a misspelt one stops nothing half-way.
   const augs = (values.aug as string[] | undefined) ?? ['identity'];
   augs.forEach((a) => parseAug(a));
+  if (values.shard || values.out) {
+    if (!values.shard || !values.out) throw new UsageError('extract --shard K/N and --out DIR go together: the part to compute and the folder its file goes to');
+    const r = await extractShard(ctx.readDb(), {
+      dataset: /^\d+$/.test(ds) ? Number(ds) : ds, backbone: values.backbone as string, augs, split: values.split as string | undefined,
+      classes: classesOpt(values.classes), limit: intOpt(values.limit, 'limit'), seed: intOpt(values.seed, 'seed'),
+      dtype: (values.dtype as 'float32' | 'float16' | undefined) ?? 'float32', batch: intOpt(values.batch, 'batch', 256), threads: ctx.threads,
+      signal: ctx.signal, onProgress: ctx.progress, shard: parseShard(String(values.shard)), out: resolve(String(values.out)),
+    });
+    ctx.out(r, r.skipped ? `${r.path} is there already: this part is done` : `wrote ${r.path}: ${r.extracted} vectors of ${r.images} images in ${r.seconds.toFixed(1)} s`);
+    return;
+  }
   const out: ({ aug: string; images: number } & Omit<Awaited<ReturnType<typeof extract>>, 'images'>)[] = [];
   for (const aug of augs) {
     const r = await extract(ctx.db(), {
@@ -138,7 +164,26 @@ export async function extractCmd(ctx: Ctx, argv: string[]): Promise<void> {
     (r.extracted ? `, ${r.imagesPerSecond.toFixed(0)} images/s (${(100 * (1 - r.onnxSeconds / r.seconds)).toFixed(1)}% of the time outside ONNX Runtime)` : '')).join('\n'));
 }
 export async function cache(ctx: Ctx, argv: string[]): Promise<void> {
-  if (argv[0] !== 'stats') throw new UsageError('usage: embaug cache stats');
+  const [sub, ...rest] = argv;
+  if (sub === 'export') {
+    const { values } = parse(rest, { format: { type: 'string' }, out: { type: 'string' }, set: { type: 'string', multiple: true } });
+    if (values.format !== 'parquet') throw new UsageError('cache export takes --format parquet (the one format it writes)');
+    if (!values.out) throw new UsageError('cache export needs --out FILE.parquet');
+    const out = resolve(String(values.out));
+    if (existsSync(out)) throw new EmbaugError('E_EXISTS', `${out} exists: embaug does not overwrite files; choose another name or remove it.`);
+    const ids = (values.set as string[] | undefined)?.map((x) => intOpt(x, 'set')!);
+    const r = exportCacheParquet(ctx.db({ readOnly: true }), out, ids);
+    ctx.out(r, `wrote ${r.path}: ${r.sets} set${r.sets === 1 ? '' : 's'}, ${r.rows} vectors, ${(r.bytes / 1048576).toFixed(1)} MiB`);
+    return;
+  }
+  if (sub === 'import') {
+    const { positionals } = parse(rest, {});
+    if (positionals.length !== 1) throw new UsageError('usage: embaug cache import FILE.parquet');
+    const r = importCacheParquet(ctx.db(), resolve(positionals[0]));
+    ctx.out(r, () => table([['set', 'backbone', 'augmentation', 'seed', 'vectors', 'added'], ...r.map((x) => [x.setId, x.backbone, x.augKey, x.seed, x.rows, x.added])]));
+    return;
+  }
+  if (sub !== 'stats') throw new UsageError(`unknown command "cache ${sub ?? ''}"\n${CACHE_HELP}`);
   const s = cacheStats(ctx.db({ readOnly: true }));
   ctx.out(s, () =>
     s.sets.length === 0

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { splitAugList } from '../../engine/augment/index.js';
-import { reproduce } from '../../engine/paper/index.js';
+import { prepareReproduce, reproduce, type ReproduceOptions } from '../../engine/paper/index.js';
+import { parseShard, reproduceShard } from '../../engine/cluster/index.js';
 import { OMEGA_FORMS, type OmegaForm } from '../../engine/training/index.js';
-import { UsageError, intOpt, numOpt, parse } from '../args.js';
+import { type Options, UsageError, intOpt, numOpt, parse } from '../args.js';
 import { defaultDataDir, defaultModelsDir } from '../../engine/settings.js';
 import type { Ctx } from '../context.js';
 
@@ -24,14 +25,20 @@ export const REPRODUCE_HELP = `embaug reproduce [--out DIR] [--protocol cifar10-
   --augs also takes augmentation specs, random ones included (crop:pad=4+hflip:p=0.5, rotate,
   rotate:min=-15,max=15): pixel mode then draws through Φ every epoch, and Ω is conditioned on
   the drawn parameters θ (auto picks the best form on held-out pairs), drawn afresh every epoch.
-  --omega-images N trains each Ω on N base images (balanced) instead of the whole base split.`;
+  --omega-images N trains each Ω on N base images (balanced) instead of the whole base split.
+  --shard K/N --out DIR: only part K of N (a cluster array's task; see embaug cluster); the
+  database is only read, the part's runs and results go to DIR, embaug merge DIR writes the report.
+  --prepare: only import the data sets and register the backbones (what shards need first).`;
 
-export async function reproduceCmd(ctx: Ctx, argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    out: { type: 'string' }, protocol: { type: 'string' }, epochs: { type: 'string' }, seeds: { type: 'string' }, subset: { type: 'string' }, 'per-class': { type: 'string' },
-    archs: { type: 'string' }, augs: { type: 'string' }, models: { type: 'string' }, data: { type: 'string' },
-    'omega-epochs': { type: 'string' }, 'omega-form': { type: 'string' }, 'omega-images': { type: 'string' }, lr: { type: 'string' },
-  });
+export const REPRODUCE_OPTIONS: Options = {
+  out: { type: 'string' }, protocol: { type: 'string' }, epochs: { type: 'string' }, seeds: { type: 'string' }, subset: { type: 'string' }, 'per-class': { type: 'string' },
+  archs: { type: 'string' }, augs: { type: 'string' }, models: { type: 'string' }, data: { type: 'string' },
+  'omega-epochs': { type: 'string' }, 'omega-form': { type: 'string' }, 'omega-images': { type: 'string' }, lr: { type: 'string' },
+  shard: { type: 'string' }, prepare: { type: 'boolean' },
+};
+
+/** The reproduction's options from its flags (shared with cluster slurm, which prepares one). */
+export function reproduceOptions(ctx: Ctx, values: ReturnType<typeof parse>['values']): ReproduceOptions {
   const protocol = (values.protocol as string | undefined) ?? 'cifar10-split';
   if (protocol !== 'cifar10-split' && protocol !== 'paper') throw new UsageError('--protocol must be cifar10-split or paper');
   const form = (values['omega-form'] as string | undefined) ?? 'auto';
@@ -40,7 +47,7 @@ export async function reproduceCmd(ctx: Ctx, argv: string[]): Promise<void> {
   if (perClass === 0) throw new UsageError('--per-class takes a whole number of images per class, at least 1');
   const fewShot = perClass !== undefined;
   const out = resolve((values.out as string | undefined) ?? (fewShot ? `reproduction-${perClass}-per-class` : 'reproduction'));
-  const r = await reproduce(ctx.db(), {
+  return {
     out,
     protocol,
     modelsDir: resolve((values.models as string | undefined) ?? defaultModelsDir()),
@@ -58,7 +65,25 @@ export async function reproduceCmd(ctx: Ctx, argv: string[]): Promise<void> {
     signal: ctx.signal,
     onProgress: ctx.progress,
     log: ctx.log,
-  });
+  };
+}
+
+export async function reproduceCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const { values } = parse(argv, REPRODUCE_OPTIONS);
+  const o = reproduceOptions(ctx, values);
+  const out = o.out;
+  if (values.prepare) {
+    const p = await prepareReproduce(ctx.db(), o);
+    ctx.out(p, `ready: the data sets and the backbones of ${p.families.join(', ')} are in ${ctx.dbPath}`);
+    return;
+  }
+  if (values.shard) {
+    if (!values.out) throw new UsageError('--shard needs --out: the folder (on storage every task sees) the parts write to');
+    const s = await reproduceShard(ctx.dbPath, { ...o, shard: parseShard(String(values.shard)) });
+    ctx.out(s, s.skipped ? `${s.path} is there already: this part is done` : `wrote ${s.path} (${s.heads} heads) in ${s.seconds.toFixed(0)} s`);
+    return;
+  }
+  const r = await reproduce(ctx.db(), o);
   ctx.out({ out, runId: r.runId, seconds: r.seconds, architectures: r.architectures, eq8: r.eq8?.measured ?? null }, () =>
     `${readFileSync(join(out, 'table2.md'), 'utf8')}\nwrote ${out}/table2.md, table2.json, eq8.json, curves/*.csv, report.html in ${(r.seconds / 60).toFixed(1)} min`);
 }

@@ -46,6 +46,15 @@ export function cachedShas(db: Db, setId: number): Set<string> {
   return new Set((db.prepare('SELECT image_sha FROM embeddings WHERE set_id = ?').pluck().all(setId) as string[]));
 }
 
+/** The images a set holds, by its key, without creating it (a read-only database will do). */
+export function cachedShasOf(db: Db, k: SetKey): Set<string> {
+  const id = db
+    .prepare('SELECT id FROM embedding_sets WHERE backbone_sha = ? AND aug_key = ? AND preprocess_key = ? AND seed = ? AND dtype = ?')
+    .pluck()
+    .get(k.backboneSha, k.augKey, k.preprocessKey, k.seed, k.dtype) as number | undefined;
+  return id === undefined ? new Set() : cachedShas(db, id);
+}
+
 // IEEE half conversions: float16 halves the cache at ~1e-3 relative precision.
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

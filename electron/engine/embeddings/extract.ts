@@ -51,7 +51,8 @@ export interface ExtractResult {
   imagesPerSecond: number;
 }
 
-export async function extract(db: Db, req: ExtractRequest): Promise<ExtractResult> {
+/** An extraction's arguments checked and resolved: what a cache set or a shard file is keyed by. */
+export function planExtraction(db: Db, req: ExtractRequest) {
   const ds = getDataset(db, req.dataset);
   const bb = getBackbone(db, req.backbone);
   const spec = parseAug(req.aug ?? 'identity');
@@ -59,9 +60,13 @@ export async function extract(db: Db, req: ExtractRequest): Promise<ExtractResul
   const dtype = v.oneOf('dtype', req.dtype ?? 'float32', ['float32', 'float16'] as const);
   const batch = v.int('batch', req.batch ?? 256, 1, 8192);
   const threads = v.int('threads', req.threads ?? cpus().length, 1, 1024);
-  const pre = preprocessOf(bb.manifest);
   const images = req.images ?? selectImages(db, ds.id, req);
-  const setId = getOrCreateSet(db, { backboneSha: bb.sha256, augKey: spec.key, preprocessKey: pre.key, seed, dtype }, bb.dim);
+  return { ds, bb, spec, seed, dtype, batch, threads, images, key: { backboneSha: bb.sha256, augKey: spec.key, preprocessKey: preprocessOf(bb.manifest).key, seed, dtype } };
+}
+
+export async function extract(db: Db, req: ExtractRequest): Promise<ExtractResult> {
+  const { ds, bb, spec, seed, dtype, batch, threads, images, key } = planExtraction(db, req);
+  const setId = getOrCreateSet(db, key, bb.dim);
   const have = cachedShas(db, setId);
   const todo = [...new Map(images.filter((r) => !have.has(r.sha256)).map((r) => [r.sha256, r])).values()];
   // A look-up that finds everything cached is no run of its own: a reproduction would list

@@ -1,2 +1,3 @@
 export * from './cache.js';
 export * from './extract.js';
+export * from './parquet.js';

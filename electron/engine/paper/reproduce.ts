@@ -16,7 +16,8 @@ import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
 import { writeReport } from './report.js';
 import { BASES, rowKey, runName, scenarios, type Scenario } from './scenarios.js';
-import type { Acc, ArchResult, ReproduceResult } from './types.js';
+import type { Acc, ArchResult, ReproducePart, ReproduceResult } from './types.js';
+import type { Shard } from '../cluster/shard.js';
 
 export * from './types.js';
 export { scenarios } from './scenarios.js';
@@ -50,12 +51,55 @@ export interface ReproduceOptions {
   threads?: number;
   /** Heads trained at once (default: threads); 1 is the sequential schedule. Changes no result. */
   concurrency?: number;
+  /**
+   * Run only this shard's part of the plan (cluster job arrays): the result then carries the
+   * part, and no report is written; `mergeShards` assembles the parts and writes it.
+   */
+  shard?: Shard;
   signal?: AbortSignal;
   onProgress?: OnProgress;
   log?: (line: string) => void;
 }
 
 const acc = (runs: number[]): Acc => ({ ...meanStd(runs), runs });
+
+/**
+ * Fills Table II's cells and the heads' curves from the plan's outcomes, in plan order
+ * whatever the finishing order (or the shard that trained them), so the files depend on
+ * neither the schedule nor the split into shards.
+ */
+export function tabulate(r: ReproduceResult, part: ReproducePart): void {
+  const heads = [...part.heads].sort((a, b) => a.step - b.step);
+  for (const archName of part.archs) {
+    const arch: ArchResult = (r.architectures[archName] = {});
+    for (const b of BASES) {
+      const base = part.bases.find((x) => x.arch === archName && x.base === b.aug);
+      if (base) arch[`base_${b.aug}`] = acc([base.accuracy]);
+      const scores = new Map<string, Map<string, number[]>>();
+      for (const h of heads.filter((x) => x.arch === archName && x.base === b.aug)) {
+        const bySet = scores.get(h.augSet) ?? scores.set(h.augSet, new Map()).get(h.augSet)!;
+        (bySet.get(h.scenario) ?? bySet.set(h.scenario, []).get(h.scenario)!).push(h.testAccuracy);
+        r.curves.heads.push({ arch: archName, base: b.aug, augSet: h.augSet, scenario: h.scenario, seed: h.seed, history: h.history });
+      }
+      for (const [augSet, byScenario] of scores)
+        for (const [scenario, runs] of byScenario) {
+          if (augSet === 'none' || augSet === 'hflip') arch[scenario] = acc(runs);
+          else ((arch[augSet] ??= {}) as Record<string, Acc>)[scenario] = acc(runs);
+        }
+    }
+  }
+}
+
+/**
+ * What a reproduction reads, put into the database once: the protocol's data sets and the
+ * models folder's backbones. Cluster shards need it done before they start, since each works
+ * on its own copy and must not import its own.
+ */
+export async function prepareReproduce(db: Db, o: Pick<ReproduceOptions, 'protocol' | 'dataDir' | 'modelsDir' | 'subset' | 'archs' | 'onProgress' | 'log'>): Promise<{ families: string[] }> {
+  const name = o.protocol ?? 'cifar10-split';
+  await resolveProtocol(db, name, o.dataDir, o.subset, o.onProgress);
+  return { families: (await discoverFamilies(db, o.modelsDir, name, o.archs, o.log)).map((f) => f.architecture) };
+}
 
 export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceResult> {
   const t0 = performance.now();
@@ -81,89 +125,94 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
   const protocol = await resolveProtocol(db, protocolName, o.dataDir, o.subset, o.onProgress);
   const families = await discoverFamilies(db, o.modelsDir, protocolName, o.archs, log);
   const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets, omegaImages: o.omegaImages ?? null, archs: families.map((f) => f.architecture), omega: o.omega ?? {}, head: o.head ?? {} };
-  const top = startRun(db, { kind: 'reproduce', name: `reproduce ${protocolName}`, config, protocol: protocolName, threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
+  const top = startRun(db, { kind: 'reproduce', name: `reproduce ${protocolName}${o.shard ? ` (shard ${o.shard.k} of ${o.shard.n})` : ''}`, config, protocol: protocolName, threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
   const group = `reproduce-${top.id}`;
   return top.wrap(async () => {
     const omegaAugs = [...new Set(augSets.flatMap(setAugs))];
     const omegaSelection = o.omegaImages ? { ...protocol.base.train, limit: o.omegaImages, balanced: true } : protocol.base.train;
-    const steps = families.length * 2 * (1 + omegaAugs.length + seeds * plan.length);
+    // The plan: per backbone pair (family × base) its heads, numbered in order; a cluster shard
+    // takes every n-th head, and the pair's own work (base accuracy, Ω summaries, composites)
+    // goes to the shard of the pair's number. Ω is trained wherever a shard's heads need it:
+    // training is deterministic, so every shard trains the same Ω.
+    const jobsOf = () => Array.from({ length: seeds }, (_, seed) => plan.map((sc) => ({ sc, seed }))).flat();
+    const mine = (step: number) => !o.shard || step % o.shard.n === o.shard.k;
+    const eq8Family = families.find((f) => f.architecture === 'resnet18') ?? families[0];
+    const eq8Mine = !o.shard || o.shard.k === 0;
+    const work = families.flatMap((fam) => BASES.map((b) => ({ fam, b }))).map((p, i, all) => {
+      const heads = jobsOf().map((j, h) => ({ ...j, step: all.length + i * jobsOf().length + h })).filter((j) => mine(j.step));
+      const owner = mine(i);
+      const eq8 = eq8Mine && p.fam === eq8Family && p.b.aug === 'hflip' && omegaAugs.includes('hflip');
+      return { ...p, heads, owner, omega: owner || eq8 || heads.some((j) => j.sc.mode === 'embed') };
+    });
+    const steps = work.reduce((n, w) => n + Number(w.owner) + (w.omega ? omegaAugs.length : 0) + w.heads.length, 0);
     const meter = new ProgressMeter('reproduce (steps)', steps, 'steps', o.onProgress, 0);
     const result: ReproduceResult = {
       protocol: protocolName, protocolDescription: protocol.description, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets,
       architectures: {}, omega: {}, composites: {}, eq8: null, compute: null, curves: { heads: [], omega: [] }, runId: top.id, seconds: 0,
     };
+    const part: ReproducePart = { archs: families.map((f) => f.architecture), bases: [], heads: [] };
     const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: protocolName };
     // Eq. 8 is measured on ResNet-18, the paper's main case, when the folder has it.
-    const eq8Family = families.find((f) => f.architecture === 'resnet18') ?? families[0];
     let eq8Omega: OmegaResult | null = null;
-    for (const fam of families) {
-      const arch: ArchResult = {};
-      result.architectures[fam.architecture] = arch;
-      result.omega[fam.architecture] = {};
-      for (const b of BASES) {
-        const baseAug = b.aug;
-        const bb = fam[baseAug];
+    for (const { fam, b, heads: mineJobs, owner, omega } of work) {
+      if (!owner && !omega && mineJobs.length === 0) continue;
+      const baseAug = b.aug;
+      const bb = fam[baseAug];
+      if (owner) {
         log(`${fam.architecture}: base model ${bb.name} on the base task's test split`);
         const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, threads, signal: o.signal, onProgress: o.onProgress });
-        arch[`base_${baseAug}`] = acc([base.accuracy]);
+        part.bases.push({ arch: fam.architecture, base: baseAug, accuracy: base.accuracy });
         meter.tick();
-        const omegas: Record<string, OmegaResult> = {};
-        result.omega[fam.architecture][baseAug] = {};
+      }
+      const omegas: Record<string, OmegaResult> = {};
+      if (omega)
         for (const aug of omegaAugs) {
           log(`${fam.architecture}/${baseAug}: Ω for ${aug} on the base task`);
           const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: { ...o.omega, stochastic: fewShot } });
           omegas[om.aug] = om;
-          const { params: _p, sizes: _s, stochastic: _st, ...summary } = om;
-          result.omega[fam.architecture][baseAug][om.aug] = summary;
-          for (const c of om.candidates)
-            result.curves.omega.push({ arch: fam.architecture, base: baseAug, aug: om.aug, form: c.form, history: c.history.map((h) => ({ epoch: h.epoch, loss: h.loss, valLoss: h.valLoss })) });
-          if (fam === eq8Family && baseAug === 'hflip' && aug === 'hflip') eq8Omega = om;
+          if (owner) {
+            const { params: _p, sizes: _s, stochastic: _st, ...summary } = om;
+            ((result.omega[fam.architecture] ??= {})[baseAug] ??= {})[om.aug] = summary;
+            for (const c of om.candidates)
+              result.curves.omega.push({ arch: fam.architecture, base: baseAug, aug: om.aug, form: c.form, history: c.history.map((h) => ({ epoch: h.epoch, loss: h.loss, valLoss: h.valLoss })) });
+          }
+          if (eq8Mine && fam === eq8Family && baseAug === 'hflip' && aug === 'hflip') eq8Omega = om;
           meter.tick();
           log(`  Ω ${aug}: ${om.chosen} (held-out MSE ${om.fidelity.heldOutMse.toPrecision(4)} vs identity ${om.fidelity.identityMse.toPrecision(4)}, cosine ${om.fidelity.cosine.toFixed(4)} vs ${om.fidelity.identityCosine.toFixed(4)})${om.flagged ? ' — flagged: no better than the identity' : ''}`);
         }
+      if (owner)
         for (const aug of omegaAugs.filter((a) => parseAug(a).ops.length > 1)) {
           log(`${fam.architecture}/${baseAug}: composite ${aug}, its own Ω against the chain of its ops' Ωs`);
           const c = await compositeFidelity(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: o.omega, direct: omegas[aug] });
           ((result.composites[fam.architecture] ??= {})[baseAug] ??= {})[aug] = c;
         }
-        const scores = new Map<string, Map<string, number[]>>();
-        const memo = new ViewMemo();
-        const head = async (sc: Scenario, seed: number) => {
-          const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
-          const h = await trainHead(db, {
-            ...common, threads: 1, memo, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
-            mode: sc.mode, augs: sc.augSet === 'none' ? [] : setAugs(sc.augSet), omegas, sampling: sc.sampling,
-            config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
-            name: runName(fam.architecture, b, sc, seed, o.perClass ?? null),
-          });
-          meter.tick();
-          return h;
-        };
-        // The cached views every head of a seed shares are extracted first, with every core,
-        // through the memo the heads read, so they neither extract nor load the same images twice.
-        const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
-        await memo.get(db, { ...target, ...protocol.target.test, aug: 'identity' });
-        const deterministic = omegaAugs.filter((a) => parseAug(a).deterministic);
-        for (let seed = 0; seed < (fewShot ? seeds : 1); seed++)
-          for (const aug of ['identity', ...deterministic])
-            await memo.get(db, { ...target, ...(fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train), aug });
-        log(`${fam.architecture}/${baseAug}: ${seeds * plan.length} heads (${seeds} seeds), ${concurrency} at a time`);
-        const jobs = Array.from({ length: seeds }, (_, seed) => plan.map((sc) => ({ sc, seed }))).flat();
-        const heads = await runIndependent(jobs.map(({ sc, seed }) => () => head(sc, seed)), concurrency);
-        // Filled in plan order whatever the finishing order, so the files do not depend on the schedule.
-        jobs.forEach(({ sc, seed }, i) => {
-          const h = heads[i];
-          const scenario = rowKey(b, sc);
-          const bySet = scores.get(sc.augSet) ?? scores.set(sc.augSet, new Map()).get(sc.augSet)!;
-          (bySet.get(scenario) ?? bySet.set(scenario, []).get(scenario)!).push(h.testAccuracy);
-          result.curves.heads.push({ arch: fam.architecture, base: baseAug, augSet: sc.augSet, scenario, seed, history: h.history.map((e) => ({ epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valAccuracy: e.valAccuracy })) });
+      if (mineJobs.length === 0) continue;
+      const memo = new ViewMemo();
+      const head = async (sc: Scenario, seed: number) => {
+        const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
+        const h = await trainHead(db, {
+          ...common, threads: 1, memo, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
+          mode: sc.mode, augs: sc.augSet === 'none' ? [] : setAugs(sc.augSet), omegas, sampling: sc.sampling,
+          config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
+          name: runName(fam.architecture, b, sc, seed, o.perClass ?? null),
         });
-        for (const [augSet, byScenario] of scores)
-          for (const [scenario, runs] of byScenario) {
-            if (augSet === 'none' || augSet === 'hflip') arch[scenario] = acc(runs);
-            else ((arch[augSet] ??= {}) as Record<string, Acc>)[scenario] = acc(runs);
-          }
-      }
+        meter.tick();
+        return h;
+      };
+      // The cached views every head of a seed shares are extracted first, with every core,
+      // through the memo the heads read, so they neither extract nor load the same images twice.
+      const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
+      await memo.get(db, { ...target, ...protocol.target.test, aug: 'identity' });
+      const deterministic = omegaAugs.filter((a) => parseAug(a).deterministic);
+      for (const seed of new Set(mineJobs.map((j) => (fewShot ? j.seed : 0))))
+        for (const aug of ['identity', ...deterministic])
+          await memo.get(db, { ...target, ...(fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train), aug });
+      log(`${fam.architecture}/${baseAug}: ${mineJobs.length} heads (${seeds} seeds), ${concurrency} at a time`);
+      const heads = await runIndependent(mineJobs.map(({ sc, seed }) => () => head(sc, seed)), concurrency);
+      mineJobs.forEach(({ sc, seed, step }, i) => part.heads.push({
+        step, arch: fam.architecture, base: baseAug, augSet: sc.augSet, scenario: rowKey(b, sc), seed, testAccuracy: heads[i].testAccuracy,
+        history: heads[i].history.map((e) => ({ epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valAccuracy: e.valAccuracy })),
+      }));
     }
     if (eq8Omega) {
       log(`Eq. 8: measuring costs on ${eq8Family.hflip.name}`);
@@ -173,7 +222,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         omega: eq8Omega, measuredEpochs: 2, epochsForPrediction: epochs, threads, signal: o.signal, onProgress: o.onProgress,
       });
     }
-    if (fewShot) {
+    if (fewShot && eq8Mine) {
       log('compute: timing a ResNet-50-sized Φ (random weights, timing only)');
       const n = o.perClass! * protocol.target.train.classes!.length;
       const basePairs = selectImages(db, protocol.base.dataset.id, protocol.base.train).length;
@@ -186,6 +235,8 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
       };
     }
     result.seconds = (performance.now() - t0) / 1000;
+    if (o.shard) return { ...result, part };
+    tabulate(result, part);
     await writeReport(o.out, result);
     return result;
   }, (r) => ({ out: o.out, seconds: r.seconds, architectures: Object.keys(r.architectures) }));

@@ -53,6 +53,27 @@ export interface FewShotCompute {
   heavy: HeavyTiming;
 }
 
+/** One head of the plan and what it reached: the unit a cluster shard computes. */
+export interface HeadOutcome {
+  /** Its number in the plan (the pairs' own work is numbered first). */
+  step: number;
+  arch: string;
+  base: string;
+  augSet: string;
+  scenario: string;
+  seed: number;
+  testAccuracy: number;
+  history: HeadCurve['history'];
+}
+
+/** What a shard of a reproduction computed: its base accuracies and heads. */
+export interface ReproducePart {
+  /** The plan's architectures, in order. */
+  archs: string[];
+  bases: { arch: string; base: string; accuracy: number }[];
+  heads: HeadOutcome[];
+}
+
 export interface ReproduceResult {
   protocol: ProtocolName;
   protocolDescription: string;
@@ -70,4 +91,6 @@ export interface ReproduceResult {
   curves: { heads: HeadCurve[]; omega: OmegaCurve[] };
   runId: number;
   seconds: number;
+  /** Only from a cluster shard (ReproduceOptions.shard): its part, before tabulation. */
+  part?: ReproducePart;
 }

@@ -1,2 +1,3 @@
 export * from './store.js';
 export * from './mlflow.js';
+export * from './transfer.js';
