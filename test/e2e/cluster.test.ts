@@ -136,6 +136,22 @@ describe('beyond one machine', () => {
     assert.equal(ok(embaug(mainDb, 'merge', dir, '--json')).json().extract[0].added, 0);
   });
 
+  it('cluster slurm checks the command before writing a script, and never reuses a folder', () => {
+    const dir = join(tmp.dir, 'array-check');
+    const bad = embaug(mainDb, 'cluster', 'slurm', '--tasks', '2', '--out', dir, 'extract', '--dataset', 'nope', '--backbone', 'tiny-none');
+    assert.equal(bad.code, 3);
+    assert.match(bad.err, /nope/);
+    assert.equal(existsSync(join(dir, 'cluster.json')), false, 'nothing written for a command that would fail in every task');
+    assert.match(embaug(mainDb, 'cluster', 'slurm', '--tasks', '2', '--out', dir, 'extract', ...EXTRACT, '--shard', '0/2').err, /give --shard to cluster slurm itself/);
+    const plan = ok(embaug(mainDb, 'cluster', 'slurm', '--tasks', '2', '--cpus', '1', '--time', '00:10:00', '--partition', 'gpu', '--gpus', '1', '--out', dir, '--json', 'extract', ...EXTRACT)).json();
+    const script = readFileSync(plan.script, 'utf8');
+    for (const line of ['#SBATCH --array=0-1', '#SBATCH --cpus-per-task=1', '#SBATCH --time=00:10:00', '#SBATCH --partition=gpu', '#SBATCH --gres=gpu:1', `#SBATCH --output=${dir}/logs/%A_%a.out`])
+      assert.ok(script.includes(line), line);
+    assert.match(script, /--threads 1 --quiet extract '--dataset' 'cifar10' .* --shard "\$\{SLURM_ARRAY_TASK_ID\}\/2"/);
+    assert.match(ok(embaug(mainDb, 'cluster', 'status', dir)).out, /0 done, 0 queued or running \(not submitted yet/);
+    assert.equal(embaug(mainDb, 'cluster', 'slurm', '--tasks', '2', '--out', dir, 'extract', ...EXTRACT).code, 4, 'a folder holds one array');
+  });
+
   it('a sharded reproduction merges into the report one process writes, seed by seed', () => {
     const dir = join(tmp.dir, 'grid-shards');
     for (let k = 0; k < 3; k++) ok(embaug(mainDb, 'reproduce', '--out', dir, ...GRID, '--shard', `${k}/3`));

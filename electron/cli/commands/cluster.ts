@@ -1,10 +1,12 @@
 import { resolve } from 'node:path';
 
 import { clusterStatus, mergeShards, submitSlurm, waitForArray, writeSlurmScript, type ClusterStatus } from '../../engine/cluster/index.js';
+import { planExtraction } from '../../engine/embeddings/index.js';
 import { EmbaugError } from '../../engine/errors.js';
 import { prepareReproduce } from '../../engine/paper/index.js';
 import { UsageError, intOpt, parse, splitGlobals } from '../args.js';
 import { type Ctx, table } from '../context.js';
+import { extractArgs } from './model.js';
 import { REPRODUCE_OPTIONS, reproduceOptions } from './reproduce.js';
 
 export const CLUSTER_HELP = `embaug cluster <command>
@@ -37,7 +39,13 @@ export async function cluster(ctx: Ctx, argv: string[]): Promise<void> {
     const command = rest[at] as 'extract' | 'reproduce';
     // Global options are the script's to set.
     const args = splitGlobals(rest.slice(at + 1)).rest;
-    if (command === 'reproduce') {
+    if (command === 'extract') {
+      // The tasks' arguments checked here, before anything is submitted: a misspelt data set
+      // would otherwise fail in every task.
+      const { augs, req } = extractArgs(ctx, args);
+      const db = ctx.readDb();
+      for (const aug of augs) planExtraction(db, { ...req, aug, limit: 1 });
+    } else {
       // Every task works on its own copy of the database: what they all read goes in first.
       const { values: rv } = parse(args, REPRODUCE_OPTIONS);
       const p = await prepareReproduce(ctx.db(), reproduceOptions(ctx, rv));

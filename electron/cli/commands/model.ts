@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 
 import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../../engine/backbones/index.js';
 import { parseAug } from '../../engine/augment/index.js';
-import { cacheStats, exportCacheParquet, extract, importCacheParquet } from '../../engine/embeddings/index.js';
+import { type ExtractRequest, cacheStats, exportCacheParquet, extract, importCacheParquet } from '../../engine/embeddings/index.js';
 import { extractShard, parseShard } from '../../engine/cluster/index.js';
 import { EmbaugError } from '../../engine/errors.js';
 import { UsageError, classesOpt, intOpt, listOpt, parse } from '../args.js';
@@ -119,7 +119,11 @@ export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
   throw new UsageError(`unknown command "backbone ${sub ?? ''}"\n${BACKBONE_HELP}`);
 }
 
-export async function extractCmd(ctx: Ctx, argv: string[]): Promise<void> {
+/**
+ * An extraction's request from its flags, every augmentation parsed first so a misspelt one
+ * stops nothing half-way (shared with cluster slurm, which checks it before submitting).
+ */
+export function extractArgs(ctx: Ctx, argv: string[]) {
   const { values } = parse(argv, {
     dataset: { type: 'string' }, backbone: { type: 'string' }, aug: { type: 'string', multiple: true }, split: { type: 'string' },
     classes: { type: 'string' }, limit: { type: 'string' }, seed: { type: 'string' }, dtype: { type: 'string' }, batch: { type: 'string' },
@@ -127,37 +131,28 @@ export async function extractCmd(ctx: Ctx, argv: string[]): Promise<void> {
   });
   if (!values.dataset || !values.backbone) throw new UsageError(`extract needs --dataset and --backbone\n${EXTRACT_HELP}`);
   const ds = values.dataset as string;
-  // Every --aug, in order; all are parsed first, so a misspelt one stops nothing half-way.
   const augs = (values.aug as string[] | undefined) ?? ['identity'];
   augs.forEach((a) => parseAug(a));
+  const req: Omit<ExtractRequest, 'aug'> = {
+    dataset: /^\d+$/.test(ds) ? Number(ds) : ds, backbone: values.backbone as string, split: values.split as string | undefined,
+    classes: classesOpt(values.classes), limit: intOpt(values.limit, 'limit'), seed: intOpt(values.seed, 'seed'),
+    dtype: (values.dtype as 'float32' | 'float16' | undefined) ?? 'float32', batch: intOpt(values.batch, 'batch', 256), threads: ctx.threads,
+    signal: ctx.signal, onProgress: ctx.progress,
+  };
+  return { values, augs, req };
+}
+
+export async function extractCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const { values, augs, req } = extractArgs(ctx, argv);
   if (values.shard || values.out) {
     if (!values.shard || !values.out) throw new UsageError('extract --shard K/N and --out DIR go together: the part to compute and the folder its file goes to');
-    const r = await extractShard(ctx.readDb(), {
-      dataset: /^\d+$/.test(ds) ? Number(ds) : ds, backbone: values.backbone as string, augs, split: values.split as string | undefined,
-      classes: classesOpt(values.classes), limit: intOpt(values.limit, 'limit'), seed: intOpt(values.seed, 'seed'),
-      dtype: (values.dtype as 'float32' | 'float16' | undefined) ?? 'float32', batch: intOpt(values.batch, 'batch', 256), threads: ctx.threads,
-      signal: ctx.signal, onProgress: ctx.progress, shard: parseShard(String(values.shard)), out: resolve(String(values.out)),
-    });
+    const r = await extractShard(ctx.readDb(), { ...req, augs, shard: parseShard(String(values.shard)), out: resolve(String(values.out)) });
     ctx.out(r, r.skipped ? `${r.path} is there already: this part is done` : `wrote ${r.path}: ${r.extracted} vectors of ${r.images} images in ${r.seconds.toFixed(1)} s`);
     return;
   }
   const out: ({ aug: string; images: number } & Omit<Awaited<ReturnType<typeof extract>>, 'images'>)[] = [];
   for (const aug of augs) {
-    const r = await extract(ctx.db(), {
-      dataset: /^\d+$/.test(ds) ? Number(ds) : ds,
-      backbone: values.backbone as string,
-      aug,
-      split: values.split as string | undefined,
-      classes: classesOpt(values.classes),
-      limit: intOpt(values.limit, 'limit'),
-      seed: intOpt(values.seed, 'seed'),
-      dtype: (values.dtype as 'float32' | 'float16' | undefined) ?? 'float32',
-      batch: intOpt(values.batch, 'batch', 256),
-      threads: ctx.threads,
-      signal: ctx.signal,
-      onProgress: ctx.progress,
-    });
-    const { images, ...summary } = r;
+    const { images, ...summary } = await extract(ctx.db(), { ...req, aug });
     out.push({ aug, ...summary, images: images.length });
   }
   ctx.out(out.length === 1 ? out[0] : out, () => out.map((r) => `${out.length > 1 ? `${r.aug}: ` : ''}embedding set ${r.setId}: ${r.extracted} extracted, ${r.cached} already cached` +

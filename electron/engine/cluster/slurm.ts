@@ -47,7 +47,7 @@ export function writeSlurmScript(r: SlurmRequest): ClusterPlan {
     if (r.args.some((a) => a === bad || a.startsWith(`${bad}=`))) throw new EmbaugError('E_ARG', `give ${bad} to cluster slurm itself, not in the command's arguments: the script sets it for every task`);
   const out = resolve(r.out);
   const existing = readPlan(out, false);
-  if (existing) throw new EmbaugError('E_EXISTS', `${out} already holds the plan of a ${existing.command} array (cluster.json): choose an empty folder for a new array, or follow that one with embaug cluster status ${out}.`);
+  if (existing) throw new EmbaugError('E_EXISTS', `${out} already holds the plan of an array (${existing.command}, cluster.json): choose an empty folder for a new array, or follow that one with embaug cluster status ${out}.`);
   const script = join(out, `embaug-${r.command}.sbatch`);
   const node = process.execPath;
   const cli = join(packageRoot(), 'bin', 'embaug.js');
