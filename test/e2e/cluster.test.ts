@@ -25,6 +25,7 @@ const pristine = join(tmp.dir, 'pristine.db');
 /** Single-process references: one extraction, one reproduction. */
 const refDb = join(tmp.dir, 'ref-extract.db');
 const refGridDb = join(tmp.dir, 'ref-grid.db');
+const refStudyDb = join(tmp.dir, 'ref-study.db');
 
 function embaug(db: string, ...args: string[]) {
   const r = spawnSync(process.execPath, [join(REPO, 'bin', 'embaug.js'), '--db', db, '--threads', '1', ...args], { encoding: 'utf8', cwd: tmp.dir });
@@ -48,6 +49,8 @@ function vectors(db: string): Map<string, string> {
 }
 
 const EXTRACT = ['--dataset', 'cifar10', '--backbone', 'tiny-none', '--aug', 'identity', '--aug', 'hflip'];
+const STUDY = ['--data', dataDir, '--models', modelsDir, '--archs', 'resnet18', '--bases', 'hflip', '--budgets', '4,8', '--seeds', '2', '--augs', 'hflip',
+  '--arms', 'none,pixel,embed', '--lrs', '0.05', '--epochs', '4', '--omega-images', '60', '--omega-epochs', '2'];
 const GRID = ['--data', dataDir, '--models', modelsDir, '--subset', '60', '--seeds', '2', '--epochs', '2', '--augs', 'hflip', '--omega-epochs', '2'];
 
 describe('beyond one machine', () => {
@@ -60,6 +63,8 @@ describe('beyond one machine', () => {
     ok(embaug(refDb, 'extract', ...EXTRACT));
     copyFileSync(pristine, refGridDb);
     ok(embaug(refGridDb, 'reproduce', '--out', join(tmp.dir, 'ref'), ...GRID));
+    copyFileSync(pristine, refStudyDb);
+    ok(embaug(refStudyDb, 'study', '--out', join(tmp.dir, 'ref-study'), ...STUDY));
   });
   after(() => tmp.cleanup());
 
@@ -155,18 +160,34 @@ describe('beyond one machine', () => {
   it('a sharded reproduction merges into the report one process writes, seed by seed', () => {
     const dir = join(tmp.dir, 'grid-shards');
     for (let k = 0; k < 3; k++) ok(embaug(mainDb, 'reproduce', '--out', dir, ...GRID, '--shard', `${k}/3`));
-    const runsBefore = ok(embaug(mainDb, 'runs', 'list', '--json')).json().length;
+    const runsBefore = ok(embaug(mainDb, 'runs', 'list', '--limit', '100000', '--json')).json().length;
     const m = ok(embaug(mainDb, 'merge', dir, '--json')).json();
-    assert.ok(m.reproduce[0].runsAdded > 0);
+    assert.ok(m.grids[0].runsAdded > 0);
     assertSameReport(join(tmp.dir, 'ref'), dir);
-    const runs = ok(embaug(mainDb, 'runs', 'list', '--json')).json() as { kind: string; name: string }[];
-    const refRuns = ok(embaug(refGridDb, 'runs', 'list', '--json')).json() as { kind: string; name: string }[];
+    const runs = ok(embaug(mainDb, 'runs', 'list', '--limit', '100000', '--json')).json() as { kind: string; name: string }[];
+    const refRuns = ok(embaug(refGridDb, 'runs', 'list', '--limit', '100000', '--json')).json() as { kind: string; name: string }[];
     const heads = (rs: { kind: string; name: string }[]) => rs.filter((r) => r.kind === 'head').map((r) => r.name).sort();
     assert.deepEqual(heads(runs), heads(refRuns), 'every head of the plan, once');
     assert.equal(runs.filter((r) => /^reproduce cifar10-split \(shard \d of 3\)$/.test(r.name)).length, 3);
-    assert.equal(ok(embaug(mainDb, 'merge', dir, '--json')).json().reproduce[0].runsAdded, 0);
-    assert.equal(ok(embaug(mainDb, 'runs', 'list', '--json')).json().length, runs.length);
+    assert.equal(ok(embaug(mainDb, 'merge', dir, '--json')).json().grids[0].runsAdded, 0);
+    assert.equal(ok(embaug(mainDb, 'runs', 'list', '--limit', '100000', '--json')).json().length, runs.length);
     assert.ok(runs.length > runsBefore);
+  });
+
+  it('a sharded study (whole cells per part) merges into the study one process writes', () => {
+    const dir = join(tmp.dir, 'study-shards');
+    for (let k = 0; k < 3; k++) ok(embaug(mainDb, 'study', '--out', dir, ...STUDY, '--shard', `${k}/3`));
+    const m = ok(embaug(mainDb, 'merge', dir, '--json')).json();
+    assert.equal(m.grids[0].kind, 'study');
+    assert.equal(m.grids[0].report, dir);
+    const [x, y] = [join(tmp.dir, 'ref-study'), dir].map((d) => JSON.parse(readFileSync(join(d, 'study.json'), 'utf8')));
+    const numbers = (r: typeof x) => r.cells.map((c: Record<string, unknown>) => [c.arch, c.base, c.budget, c.aug, c.arm, c.trainImages, c.chosen, c.selection, c.accuracy, c.phiPasses]);
+    assert.equal(y.cells.length, 6);
+    assert.deepEqual(numbers(y), numbers(x), 'every cell: the same choice from the same validation curves, the same accuracy per seed');
+    assert.deepEqual(y.omega.map((o: Record<string, unknown>) => [o.aug, o.chosen, o.heldOutMse]), x.omega.map((o: Record<string, unknown>) => [o.aug, o.chosen, o.heldOutMse]));
+    // The findings quote measured compute ratios (timings), which no two runs share: only their number is compared.
+    assert.equal(y.findings.length, x.findings.length);
+    assert.match(readFileSync(join(dir, 'study.md'), 'utf8'), /^# /m);
   });
 
   describe('on a real single-node Slurm cluster', () => {

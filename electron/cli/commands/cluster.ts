@@ -3,19 +3,20 @@ import { resolve } from 'node:path';
 import { clusterStatus, mergeShards, submitSlurm, waitForArray, writeSlurmScript, type ClusterStatus } from '../../engine/cluster/index.js';
 import { planExtraction } from '../../engine/embeddings/index.js';
 import { EmbaugError } from '../../engine/errors.js';
-import { prepareReproduce } from '../../engine/paper/index.js';
 import { UsageError, intOpt, parse, splitGlobals } from '../args.js';
 import { type Ctx, table } from '../context.js';
+import { prepareFor } from './grid.js';
 import { extractArgs } from './model.js';
 import { REPRODUCE_OPTIONS, reproduceOptions } from './reproduce.js';
+import { STUDY_OPTIONS, studyOptions } from './study.js';
 
 export const CLUSTER_HELP = `embaug cluster <command>
   slurm --tasks N --out DIR [--cpus 2] [--gpus G] [--time HH:MM:SS] [--partition P] [--mem M]
-        [--account A] [--submit] <extract|reproduce> [the command's options]
+        [--account A] [--submit] <extract|reproduce|study> [the command's options]
       Writes DIR/embaug-<command>.sbatch: a job array of N tasks, task K running the command
       with --shard K/N --out DIR, --threads = --cpus. DIR and the database (--db) must be on
-      storage every node sees. For reproduce, the data sets and backbones are put into the
-      database first. --submit hands the script to sbatch.
+      storage every node sees. For reproduce and study, the data sets and backbones are put
+      into the database first. --submit hands the script to sbatch.
   submit DIR             sbatch the folder's script.
   status DIR [--wait]    Each task's Slurm state (squeue), progress and whether its file is
                          there; --wait polls until no task is queued or running.`;
@@ -29,14 +30,14 @@ export async function cluster(ctx: Ctx, argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === 'slurm') {
     // The cluster's own options come before the command's name; the rest is the command's.
-    const at = rest.findIndex((a) => a === 'extract' || a === 'reproduce');
-    if (at < 0) throw new UsageError(`cluster slurm needs the command to shard: extract or reproduce\n${CLUSTER_HELP}`);
+    const at = rest.findIndex((a) => a === 'extract' || a === 'reproduce' || a === 'study');
+    if (at < 0) throw new UsageError(`cluster slurm needs the command to shard: extract, reproduce or study\n${CLUSTER_HELP}`);
     const { values } = parse(rest.slice(0, at), {
       tasks: { type: 'string' }, out: { type: 'string' }, cpus: { type: 'string' }, gpus: { type: 'string' }, time: { type: 'string' },
       partition: { type: 'string' }, mem: { type: 'string' }, account: { type: 'string' }, submit: { type: 'boolean' },
     });
     if (!values.tasks || !values.out) throw new UsageError(`cluster slurm needs --tasks N and --out DIR\n${CLUSTER_HELP}`);
-    const command = rest[at] as 'extract' | 'reproduce';
+    const command = rest[at] as 'extract' | 'reproduce' | 'study';
     // Global options are the script's to set.
     const args = splitGlobals(rest.slice(at + 1)).rest;
     if (command === 'extract') {
@@ -47,8 +48,8 @@ export async function cluster(ctx: Ctx, argv: string[]): Promise<void> {
       for (const aug of augs) planExtraction(db, { ...req, aug, limit: 1 });
     } else {
       // Every task works on its own copy of the database: what they all read goes in first.
-      const { values: rv } = parse(args, REPRODUCE_OPTIONS);
-      const p = await prepareReproduce(ctx.db(), reproduceOptions(ctx, rv));
+      const o = command === 'reproduce' ? reproduceOptions(ctx, parse(args, REPRODUCE_OPTIONS).values) : studyOptions(ctx, parse(args, STUDY_OPTIONS).values);
+      const p = await prepareFor(ctx, command, o);
       ctx.log(`the data sets and the backbones of ${p.families.join(', ')} are in ${ctx.dbPath}`);
     }
     let plan = writeSlurmScript({
@@ -88,7 +89,7 @@ function statusText(s: ClusterStatus): string {
     table([
       ['task', 'state', 'file', 'progress', 'rate', 'eta'],
       ...s.tasks.map((t) => [
-        t.k, t.state ?? (t.done ? 'finished' : s.failed.includes(t.k) ? 'FAILED' : '-'), t.done ? 'yes' : 'no',
+        t.k, t.state ?? t.ended ?? (t.done ? 'finished' : s.failed.includes(t.k) ? 'FAILED' : '-'), t.done ? 'yes' : 'no',
         t.progress ? `${t.progress.stage} ${t.progress.done}/${t.progress.total}` : '', t.progress && t.progress.rate ? `${t.progress.rate.toFixed(1)} ${t.progress.unit}/s` : '', t.progress && !t.done ? eta(t.progress.etaSeconds) : '',
       ]),
     ]),
@@ -101,8 +102,8 @@ export async function mergeCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const r = await mergeShards(ctx.db(), resolve(positionals[0]), ctx.progress);
   ctx.out(r, () => [
     ...r.extract.map((e) => `embeddings: ${e.files} of ${e.n} parts, ${e.rows} vectors, ${e.added} new to the cache`),
-    ...r.reproduce.map((g) => `reproduction: ${g.runsAdded} runs added, ${g.runsExisting} merged before${g.report ? `; wrote ${g.report}/table2.md, report.html` : ''}`),
-    ...(r.extract.length + r.reproduce.length === 0 ? [`${r.dir} holds no shard files (extract-K-of-N.parquet, reproduce-K-of-N.json)`] : []),
+    ...r.grids.map((g) => `${g.kind}: ${g.runsAdded} runs added, ${g.runsExisting} merged before${g.report ? `; wrote ${g.report}/${g.kind === 'study' ? 'study.md' : 'table2.md'}, report.html` : ` (${g.n} parts: the report is written when all are there)`}`),
+    ...(r.extract.length + r.grids.length === 0 ? [`${r.dir} holds no shard files (extract-K-of-N.parquet, reproduce-K-of-N.json, study-K-of-N.json)`] : []),
   ].join('\n'));
   if (r.missing.length)
     throw new EmbaugError('E_NOT_FOUND', r.missing.map((m) => `${m.kind}: part${m.parts.length > 1 ? 's' : ''} ${m.parts.join(', ')} of ${m.n} missing`).join('; ') + ` in ${r.dir}: what is there was merged; run the missing tasks (sbatch --array=<those> …), then merge again.`);

@@ -2,12 +2,12 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { splitAugList } from '../../engine/augment/index.js';
-import { prepareReproduce, reproduce, type ReproduceOptions } from '../../engine/paper/index.js';
-import { parseShard, reproduceShard } from '../../engine/cluster/index.js';
+import { reproduce, type ReproduceOptions } from '../../engine/paper/index.js';
 import { OMEGA_FORMS, type OmegaForm } from '../../engine/training/index.js';
 import { type Options, UsageError, intOpt, numOpt, parse } from '../args.js';
 import { defaultDataDir, defaultModelsDir } from '../../engine/settings.js';
 import type { Ctx } from '../context.js';
+import { prepareOrShard } from './grid.js';
 
 export const REPRODUCE_HELP = `embaug reproduce [--out DIR] [--protocol cifar10-split|paper] [--epochs 20] [--seeds 3]
                  [--subset N] [--per-class N] [--archs resnet18,vgg16,inception] [--augs hflip,vflip,both]
@@ -72,17 +72,7 @@ export async function reproduceCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const { values } = parse(argv, REPRODUCE_OPTIONS);
   const o = reproduceOptions(ctx, values);
   const out = o.out;
-  if (values.prepare) {
-    const p = await prepareReproduce(ctx.db(), o);
-    ctx.out(p, `ready: the data sets and the backbones of ${p.families.join(', ')} are in ${ctx.dbPath}`);
-    return;
-  }
-  if (values.shard) {
-    if (!values.out) throw new UsageError('--shard needs --out: the folder (on storage every task sees) the parts write to');
-    const s = await reproduceShard(ctx.dbPath, { ...o, shard: parseShard(String(values.shard)) });
-    ctx.out(s, s.skipped ? `${s.path} is there already: this part is done` : `wrote ${s.path} (${s.heads} heads) in ${s.seconds.toFixed(0)} s`);
-    return;
-  }
+  if (await prepareOrShard(ctx, 'reproduce', values, o)) return;
   const r = await reproduce(ctx.db(), o);
   ctx.out({ out, runId: r.runId, seconds: r.seconds, architectures: r.architectures, eq8: r.eq8?.measured ?? null }, () =>
     `${readFileSync(join(out, 'table2.md'), 'utf8')}\nwrote ${out}/table2.md, table2.json, eq8.json, curves/*.csv, report.html in ${(r.seconds / 60).toFixed(1)} min`);

@@ -3,9 +3,10 @@ import { join, resolve } from 'node:path';
 
 import { splitAugList } from '../../engine/augment/index.js';
 import { defaultDataDir, defaultModelsDir } from '../../engine/settings.js';
-import { ARMS, STUDY_AUGS, advise, study, type Budget } from '../../engine/study/index.js';
-import { UsageError, intOpt, parse } from '../args.js';
+import { ARMS, STUDY_AUGS, advise, study, type Budget, type StudyOptions } from '../../engine/study/index.js';
+import { type Options, UsageError, intOpt, parse } from '../args.js';
 import type { Ctx } from '../context.js';
+import { prepareOrShard } from './grid.js';
 
 export const STUDY_HELP = `embaug study [--out DIR] [--archs resnet18] [--bases none,hflip] [--budgets 10,50,250]
              [--augs hflip,crop] [--arms ${ARMS.map((a) => a.key).join(',')}]
@@ -16,13 +17,19 @@ export const STUDY_HELP = `embaug study [--out DIR] [--archs resnet18] [--bases 
   augmentation), embed-gauss (Ω + a Gaussian residual), noise, mixup, ISDA. Learning rate and
   epochs are chosen per cell on a validation split of the training images, never the test split.
   Augmentations by name (${Object.keys(STUDY_AUGS).join(', ')}) or as specs.
-  Writes DIR/study.md (findings first), study.json and report.html (default DIR: ./study).`;
+  Writes DIR/study.md (findings first), study.json and report.html (default DIR: ./study).
+  --epochs N caps every head's epochs (by budget otherwise); --omega-epochs N Ω's.
+  --shard K/N --out DIR: only part K of N (whole cells; see embaug cluster); embaug merge DIR
+  writes the report. --prepare: only import the data sets and register the backbones.`;
 
-export async function studyCmd(ctx: Ctx, argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    out: { type: 'string' }, archs: { type: 'string' }, bases: { type: 'string' }, budgets: { type: 'string' }, augs: { type: 'string' }, arms: { type: 'string' },
-    seeds: { type: 'string' }, lrs: { type: 'string' }, 'omega-images': { type: 'string' }, models: { type: 'string' }, data: { type: 'string' },
-  });
+export const STUDY_OPTIONS: Options = {
+  out: { type: 'string' }, archs: { type: 'string' }, bases: { type: 'string' }, budgets: { type: 'string' }, augs: { type: 'string' }, arms: { type: 'string' },
+  seeds: { type: 'string' }, lrs: { type: 'string' }, 'omega-images': { type: 'string' }, models: { type: 'string' }, data: { type: 'string' },
+  epochs: { type: 'string' }, 'omega-epochs': { type: 'string' }, shard: { type: 'string' }, prepare: { type: 'boolean' },
+};
+
+/** The study's options from its flags (shared with cluster slurm, which prepares one). */
+export function studyOptions(ctx: Ctx, values: ReturnType<typeof parse>['values']): StudyOptions {
   const list = (v: unknown) => (v === undefined ? undefined : String(v).split(',').map((s) => s.trim()).filter(Boolean));
   const budgets = list(values.budgets)?.map((b): Budget => {
     if (b === 'full') return 'full';
@@ -35,9 +42,9 @@ export async function studyCmd(ctx: Ctx, argv: string[]): Promise<void> {
     if (!(n > 0 && n < 10)) throw new UsageError(`--lrs: "${x}" is not a learning rate in (0, 10)`);
     return n;
   });
-  const out = resolve((values.out as string | undefined) ?? 'study');
-  const r = await study(ctx.db(), {
-    out,
+  const omegaEpochs = intOpt(values['omega-epochs'], 'omega-epochs');
+  return {
+    out: resolve((values.out as string | undefined) ?? 'study'),
     modelsDir: resolve((values.models as string | undefined) ?? defaultModelsDir()),
     dataDir: resolve((values.data as string | undefined) ?? defaultDataDir()),
     archs: list(values.archs),
@@ -48,11 +55,21 @@ export async function studyCmd(ctx: Ctx, argv: string[]): Promise<void> {
     seeds: intOpt(values.seeds, 'seeds'),
     lrs,
     omegaImages: intOpt(values['omega-images'], 'omega-images'),
+    epochs: intOpt(values.epochs, 'epochs'),
+    ...(omegaEpochs !== undefined ? { omega: { epochs: omegaEpochs } } : {}),
     threads: ctx.threads,
     signal: ctx.signal,
     onProgress: ctx.progress,
     log: ctx.log,
-  });
+  };
+}
+
+export async function studyCmd(ctx: Ctx, argv: string[]): Promise<void> {
+  const { values } = parse(argv, STUDY_OPTIONS);
+  const o = studyOptions(ctx, values);
+  if (await prepareOrShard(ctx, 'study', values, o)) return;
+  const out = o.out;
+  const r = await study(ctx.db(), o);
   ctx.out({ out, runId: r.runId, seconds: r.seconds, cells: r.cells.length }, () =>
     `${readFileSync(join(out, 'study.md'), 'utf8')}\nwrote ${out}/study.md, study.json, report.html in ${(r.seconds / 60).toFixed(1)} min`);
 }

@@ -13,14 +13,15 @@ import { type ShardKind, scanShards, shardFile } from './shard.js';
 export interface MergeResult {
   dir: string;
   extract: { n: number; files: number; rows: number; added: number }[];
-  reproduce: GridMerge[];
+  /** Reproductions and studies. */
+  grids: GridMerge[];
   /** Parts with no file yet, by kind and N. */
   missing: { kind: ShardKind; n: number; parts: number[] }[];
 }
 
 export async function mergeShards(db: Db, dir: string, onProgress?: OnProgress): Promise<MergeResult> {
   const scans = scanShards(dir);
-  const out: MergeResult = { dir, extract: [], reproduce: [], missing: [] };
+  const out: MergeResult = { dir, extract: [], grids: [], missing: [] };
   const meter = new ProgressMeter('merging shard files', scans.reduce((a, s) => a + s.done.length, 0), 'files', onProgress);
   for (const s of scans) {
     if (s.missing.length) out.missing.push({ kind: s.kind, n: s.n, parts: s.missing });
@@ -36,7 +37,7 @@ export async function mergeShards(db: Db, dir: string, onProgress?: OnProgress):
       }
       out.extract.push({ n: s.n, files: s.done.length, rows, added });
     } else if (s.done.length) {
-      out.reproduce.push(await mergeGrid(db, dir, s.n, s.done));
+      out.grids.push(await mergeGrid(db, dir, s.kind, s.n, s.done));
       meter.tick(s.done.length);
     }
   }

@@ -31,7 +31,7 @@ export function parseShard(text: string): Shard {
 export const shardOfSha = (sha: string, n: number) => Number.parseInt(sha.slice(0, 8), 16) % n;
 
 /** The kinds of shard output, and the file that marks a part done. */
-export const SHARD_KINDS = { extract: '.parquet', reproduce: '.json' } as const;
+export const SHARD_KINDS = { extract: '.parquet', reproduce: '.json', study: '.json' } as const;
 export type ShardKind = keyof typeof SHARD_KINDS;
 
 export const shardName = (kind: ShardKind, s: Shard) => `${kind}-${s.k}-of-${s.n}`;
@@ -55,7 +55,7 @@ export function scanShards(dir: string): ShardScan[] {
   }
   const found = new Map<string, Set<number>>();
   for (const name of names) {
-    const m = /^(extract|reproduce)-(\d+)-of-(\d+)\.(parquet|json)$/.exec(name);
+    const m = /^(extract|reproduce|study)-(\d+)-of-(\d+)\.(parquet|json)$/.exec(name);
     if (!m || SHARD_KINDS[m[1] as ShardKind] !== `.${m[4]}`) continue;
     const key = `${m[1]}/${m[3]}`;
     (found.get(key) ?? found.set(key, new Set()).get(key)!).add(Number(m[2]));

@@ -92,6 +92,8 @@ export interface TaskStatus {
   k: number;
   /** Slurm's state while the task is known to squeue (PENDING, RUNNING, …), else null. */
   state: string | null;
+  /** Its end state from sacct (COMPLETED, FAILED, TIMEOUT, …) where accounting is kept. */
+  ended: string | null;
   /** Its shard file is there: the part is done. */
   done: boolean;
   progress: ShardProgress | null;
@@ -114,6 +116,7 @@ export function clusterStatus(out: string): ClusterStatus {
   const plan = readPlan(out);
   const scan = scanShards(plan.out).find((s) => s.kind === plan.command && s.n === plan.tasks);
   const states = new Map<number, string>();
+  const ended = new Map<number, string>();
   let queueNote: string | null = null;
   if (plan.jobId) {
     const q = spawnSync('squeue', ['-h', '-r', '-j', plan.jobId, '-o', '%K %T'], { encoding: 'utf8' });
@@ -124,11 +127,20 @@ export function clusterStatus(out: string): ClusterStatus {
       const [k, state] = line.trim().split(/\s+/);
       if (k !== undefined && state) states.set(Number(k), state);
     }
+    // Tasks that left the queue: their end state from accounting, where the site keeps it
+    // (sacct answers "accounting storage is disabled" otherwise, and the files tell instead).
+    if (states.size < plan.tasks) {
+      const a = spawnSync('sacct', ['-n', '-P', '-X', '-j', plan.jobId, '-o', 'JobID,State'], { encoding: 'utf8' });
+      for (const line of a.status === 0 ? a.stdout.split('\n') : []) {
+        const m = /^\d+_(\d+)\|(\S+)/.exec(line.trim());
+        if (m && !states.has(Number(m[1]))) ended.set(Number(m[1]), m[2]);
+      }
+    }
   } else queueNote = 'not submitted yet (embaug cluster submit)';
   const tasks = Array.from({ length: plan.tasks }, (_, k): TaskStatus => {
     const log = plan.jobId ? join(plan.out, 'logs', `${plan.jobId}_${k}.out`) : null;
     return {
-      k, state: states.get(k) ?? null, done: existsSync(shardFile(plan.out, plan.command, { k, n: plan.tasks })) || Boolean(scan?.done.includes(k)),
+      k, state: states.get(k) ?? null, ended: ended.get(k) ?? null, done: existsSync(shardFile(plan.out, plan.command, { k, n: plan.tasks })) || Boolean(scan?.done.includes(k)),
       progress: readProgress(plan.out, plan.command, { k, n: plan.tasks }), log: log && existsSync(log) ? log : null,
     };
   });

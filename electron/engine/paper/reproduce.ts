@@ -95,7 +95,7 @@ export function tabulate(r: ReproduceResult, part: ReproducePart): void {
  * models folder's backbones. Cluster shards need it done before they start, since each works
  * on its own copy and must not import its own.
  */
-export async function prepareReproduce(db: Db, o: Pick<ReproduceOptions, 'protocol' | 'dataDir' | 'modelsDir' | 'subset' | 'archs' | 'onProgress' | 'log'>): Promise<{ families: string[] }> {
+export async function prepareGrid(db: Db, o: Pick<ReproduceOptions, 'protocol' | 'dataDir' | 'modelsDir' | 'subset' | 'archs' | 'onProgress' | 'log'>): Promise<{ families: string[] }> {
   const name = o.protocol ?? 'cifar10-split';
   await resolveProtocol(db, name, o.dataDir, o.subset, o.onProgress);
   return { families: (await discoverFamilies(db, o.modelsDir, name, o.archs, o.log)).map((f) => f.architecture) };

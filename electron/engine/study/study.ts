@@ -22,6 +22,7 @@ import { startRun } from '../runs/index.js';
 import { HEAD_DEFAULTS, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
 import { writeStudyReport } from './report.js';
 import type { Budget, StudyCell, StudyOmega, StudyResult } from './types.js';
+import type { Shard } from '../cluster/shard.js';
 
 export * from './types.js';
 
@@ -53,6 +54,8 @@ export const ARMS: Arm[] = [
 ];
 
 export const DEFAULT_BUDGETS: Budget[] = [10, 50, 250];
+/** The architectures a study runs unless told. */
+export const STUDY_ARCHS = ['resnet18'];
 export const DEFAULT_LRS = [0.01, 0.05];
 
 /** The most epochs a head of this budget trains (the validation curve picks how many it needs). */
@@ -86,6 +89,12 @@ export interface StudyOptions {
   epochs?: number;
   threads?: number;
   concurrency?: number;
+  /**
+   * Run only this shard's part (cluster job arrays): its cells (each with its own choice of
+   * hyperparameters and its final heads, so parts need no barrier) and the pairs it owns. The
+   * result then carries the part, and no report is written; `mergeShards` writes it.
+   */
+  shard?: Shard;
   signal?: AbortSignal;
   onProgress?: OnProgress;
   log?: (line: string) => void;
@@ -137,127 +146,141 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
   const lrs = o.lrs ?? DEFAULT_LRS;
   const omegaImages = o.omegaImages ?? 2000;
   const protocol = await resolveProtocol(db, 'cifar10-split', o.dataDir, undefined, o.onProgress);
-  const families = await discoverFamilies(db, o.modelsDir, 'cifar10-split', o.archs ?? ['resnet18'], log);
+  const families = await discoverFamilies(db, o.modelsDir, 'cifar10-split', o.archs ?? STUDY_ARCHS, log);
   const perAug = (a: Arm) => a.mode === 'pixel' || a.mode === 'embed';
   const cellsOf = () => budgets.flatMap((budget) => arms.flatMap((arm) => (perAug(arm) ? augs : [null]).map((aug) => ({ budget, aug, arm }))));
   const config = { budgets, augs, arms: arms.map((a) => a.key), archs: families.map((f) => f.architecture), bases: bases.map((b) => b.aug), seeds: o.seeds ?? null, lrs, omegaImages, epochs: o.epochs ?? null, omega: o.omega ?? {} };
-  const top = startRun(db, { kind: 'study', name: 'study cifar10-split', config, protocol: 'cifar10-split', threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
+  const top = startRun(db, { kind: 'study', name: `study cifar10-split${o.shard ? ` (shard ${o.shard.k} of ${o.shard.n})` : ''}`, config, protocol: 'cifar10-split', threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
   const group = `study-${top.id}`;
   return top.wrap(async () => {
-    const heads = cellsOf().reduce((n, c) => n + lrs.length * selectionDraws(c.budget, o.seeds) + seedsFor(c.budget, o.seeds), 0);
     const needsOmega = arms.some((a) => a.mode === 'embed');
-    const meter = new ProgressMeter('study (heads and Ω)', families.length * bases.length * (heads + (needsOmega ? augs.length : 0)), 'steps', o.onProgress, 0);
+    // The plan: per backbone pair its cells, numbered in order after the pairs themselves. A
+    // cluster shard takes the steps ≡ k mod n: the pairs it owns (Φ timing, Ω summaries) and
+    // whole cells, each with its own choice of hyperparameters. Ω is trained wherever a
+    // shard's cells need it: training is deterministic, so every shard trains the same Ω.
+    const mine = (step: number) => !o.shard || step % o.shard.n === o.shard.k;
+    const pairs = families.flatMap((fam) => bases.map((base) => ({ fam, base })));
+    const work = pairs.map((p, i) => {
+      const cells = cellsOf().map((c, j) => ({ ...c, step: pairs.length + i * cellsOf().length + j })).filter((c) => mine(c.step));
+      const owner = mine(i);
+      return { ...p, owner, cells, omega: needsOmega && (owner || cells.some((c) => c.arm.mode === 'embed')) };
+    });
+    const headsOf = (cs: { budget: Budget }[]) => cs.reduce((n, c) => n + lrs.length * selectionDraws(c.budget, o.seeds) + seedsFor(c.budget, o.seeds), 0);
+    const meter = new ProgressMeter('study (heads and Ω)', work.reduce((n, w) => n + headsOf(w.cells) + (w.omega ? augs.length : 0), 0), 'steps', o.onProgress, 0);
     const result: StudyResult = {
       protocol: 'cifar10-split', protocolDescription: protocol.description, budgets, classes: protocol.target.train.classes!.length, augs, arms: arms.map(({ key, label }) => ({ key, label })), lrs, omegaImages,
       seeds: Object.fromEntries(budgets.map((b) => [String(b), seedsFor(b, o.seeds)])), cells: [], omega: [], phiSecondsPerImage: {}, runId: top.id, seconds: 0,
     };
+    const cellSteps: number[] = [];
     const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: 'cifar10-split' };
-    for (const fam of families)
-      for (const base of bases) {
-        const bb = fam[base.aug];
-        const where = `${fam.architecture}/${base.aug}`;
-        const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
-        // A head's training draw, or one of its two parts when choosing hyperparameters.
-        const trainSel = (budget: Budget, seed: number, part?: 'fit' | 'val'): Selection => ({
-          ...protocol.target.train, ...(budget === 'full' ? {} : { perClass: budget }), draw: seed,
-          ...(part ? { holdOut: { perClass: valPerClass(budget), part } } : {}),
-        });
-        // What one Φ pass costs on one core, as the heads run them (one per core).
-        const probe = selectImages(db, protocol.target.dataset.id, { ...protocol.target.test, limit: 512, balanced: true });
-        const tp = performance.now();
-        await phiPass(db, bb, probe, { aug: 'identity', seed: 0, batch: 256, threads: 1, signal: o.signal }, () => {});
-        const spp = (performance.now() - tp) / 1000 / probe.length;
-        result.phiSecondsPerImage[where] = spp;
+    for (const { fam, base, owner, cells, omega } of work) {
+      if (!owner && cells.length === 0) continue;
+      const bb = fam[base.aug];
+      const where = `${fam.architecture}/${base.aug}`;
+      const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
+      // A head's training draw, or one of its two parts when choosing hyperparameters.
+      const trainSel = (budget: Budget, seed: number, part?: 'fit' | 'val'): Selection => ({
+        ...protocol.target.train, ...(budget === 'full' ? {} : { perClass: budget }), draw: seed,
+        ...(part ? { holdOut: { perClass: valPerClass(budget), part } } : {}),
+      });
+      // What one Φ pass costs on one core, as the heads run them (one per core).
+      const probe = selectImages(db, protocol.target.dataset.id, { ...protocol.target.test, limit: 512, balanced: true });
+      const tp = performance.now();
+      await phiPass(db, bb, probe, { aug: 'identity', seed: 0, batch: 256, threads: 1, signal: o.signal }, () => {});
+      const spp = (performance.now() - tp) / 1000 / probe.length;
+      if (owner) result.phiSecondsPerImage[where] = spp;
 
-        // Ω per augmentation, once for every budget: its pairs are the base task's.
-        const omegas: Record<string, OmegaResult> = {};
-        if (needsOmega)
-          for (const aug of augs) {
-            log(`${where}: Ω for ${aug} on ${omegaImages} base images`);
-            const t = performance.now();
-            const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: { ...protocol.base.train, limit: omegaImages, balanced: true }, aug, config: { ...o.omega, stochastic: arms.some((a) => a.sampling && a.sampling !== 'mean') } });
-            omegas[om.aug] = om;
-            const pairs = omegaImages * (1 + (parseAug(aug).deterministic ? 1 : om.draws));
-            const s: StudyOmega = {
-              arch: fam.architecture, base: base.aug, aug, chosen: om.chosen, invariance: om.fidelity.identityCosine, cosine: om.fidelity.cosine,
-              heldOutMse: om.fidelity.heldOutMse, identityMse: om.fidelity.identityMse, seconds: (performance.now() - t) / 1000, phiPasses: pairs,
-            };
-            result.omega.push(s);
-            meter.tick();
-            log(`  Ω ${aug}: ${om.chosen}; cos(Φ(x), Φ(g(x))) = ${s.invariance.toFixed(4)}, cos(Ω(Φ(x)), Φ(g(x))) = ${s.cosine.toFixed(4)}`);
-          }
-
-        // The identity views every head shares (and a deterministic g's), extracted first with
-        // every core, so concurrent heads do not extract the same images twice, and loaded once.
-        const memo = new ViewMemo();
-        await memo.get(db, { ...target, ...protocol.target.test, aug: 'identity' });
-        for (const budget of budgets)
-          for (let seed = 0; seed < seedsFor(budget, o.seeds); seed++)
-            for (const aug of ['identity', ...augs.filter((a) => parseAug(a).deterministic && arms.some((x) => x.mode === 'pixel'))])
-              await memo.get(db, { ...target, ...trainSel(budget, seed), aug });
-
-        const head = async (j: HeadJob) => {
+      // Ω per augmentation, once for every budget: its pairs are the base task's.
+      const omegas: Record<string, OmegaResult> = {};
+      if (omega)
+        for (const aug of augs) {
+          log(`${where}: Ω for ${aug} on ${omegaImages} base images`);
           const t = performance.now();
-          const h = await trainHead(db, {
-            ...common, threads: 1, memo, backbone: bb.sha256, dataset: protocol.target.dataset.id,
-            train: trainSel(j.budget, j.seed, j.phase === 'select' ? 'fit' : undefined),
-            test: j.phase === 'select' ? trainSel(j.budget, j.seed, 'val') : protocol.target.test,
-            mode: j.arm.mode, augs: j.aug ? [j.aug] : [], omegas, sampling: j.arm.sampling,
-            config: { epochs: j.epochs, seed: j.seed, evalEvery: j.phase === 'select' ? Math.max(1, Math.round(j.epochs / 10)) : j.epochs, optimizer: { ...HEAD_DEFAULTS.optimizer, lr: j.lr } },
-            name: `${fam.architecture} [${base.tag}] ${j.arm.key}${j.aug ? ` ${j.aug}` : ''} ${j.budget}/class ${j.phase === 'select' ? `lr ${j.lr} (validation)` : ''} seed ${j.seed}`.replace(/ +/g, ' '),
-          });
+          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: { ...protocol.base.train, limit: omegaImages, balanced: true }, aug, config: { ...o.omega, stochastic: arms.some((a) => a.sampling && a.sampling !== 'mean') } });
+          omegas[om.aug] = om;
+          const pairsSeen = omegaImages * (1 + (parseAug(aug).deterministic ? 1 : om.draws));
+          const s: StudyOmega = {
+            arch: fam.architecture, base: base.aug, aug, chosen: om.chosen, invariance: om.fidelity.identityCosine, cosine: om.fidelity.cosine,
+            heldOutMse: om.fidelity.heldOutMse, identityMse: om.fidelity.identityMse, seconds: (performance.now() - t) / 1000, phiPasses: pairsSeen,
+          };
+          if (owner) result.omega.push(s);
           meter.tick();
-          return { h, seconds: (performance.now() - t) / 1000 };
-        };
-
-        // Hyperparameters: each cell's lr and epochs from its validation curves, averaged over the
-        // first draws' own splits (a 10-per-class draw holds out 2 images per class: one split
-        // alone picks by noise).
-        const cells = cellsOf();
-        const selectJobs: HeadJob[] = cells.flatMap((c) => lrs.flatMap((lr) =>
-          Array.from({ length: selectionDraws(c.budget, o.seeds) }, (_, seed) => ({ ...c, seed, lr, epochs: o.epochs ?? maxEpochs(c.budget), phase: 'select' as const }))));
-        log(`${where}: choosing lr and epochs on validation splits, ${selectJobs.length} heads, ${concurrency} at a time`);
-        const selected = await runIndependent(selectJobs.map((j) => () => head(j)), concurrency);
-        const sums = new Map<string, Map<number, Map<number, number[]>>>();
-        selectJobs.forEach((j, i) => {
-          const byLr = sums.get(cellKey(j.budget, j.aug, j.arm.key)) ?? new Map<number, Map<number, number[]>>();
-          sums.set(cellKey(j.budget, j.aug, j.arm.key), byLr);
-          const byEpoch = byLr.get(j.lr) ?? new Map<number, number[]>();
-          byLr.set(j.lr, byEpoch);
-          for (const e of selected[i].h.history) if (e.valAccuracy !== null) byEpoch.set(e.epoch, [...(byEpoch.get(e.epoch) ?? []), e.valAccuracy]);
-        });
-        const curves = new Map([...sums].map(([k, byLr]): [string, StudyCell['selection']] =>
-          [k, [...byLr].map(([lr, byEpoch]) => ({ lr, curve: [...byEpoch].map(([e, v]): [number, number] => [e, v.reduce((a, b) => a + b, 0) / v.length]) }))]));
-        // The best validation accuracy; ties go to fewer epochs, then the smaller lr.
-        const chosen = new Map([...curves].map(([k, cs]) => {
-          const points = cs.flatMap(({ lr, curve }) => curve.map(([epochs, valAccuracy]) => ({ lr, epochs, valAccuracy })));
-          points.sort((a, b) => b.valAccuracy - a.valAccuracy || a.epochs - b.epochs || a.lr - b.lr);
-          return [k, points[0]];
-        }));
-
-        const finalJobs: HeadJob[] = cells.flatMap((c) => {
-          const ch = chosen.get(cellKey(c.budget, c.aug, c.arm.key))!;
-          return Array.from({ length: seedsFor(c.budget, o.seeds) }, (_, seed) => ({ ...c, seed, lr: ch.lr, epochs: ch.epochs, phase: 'final' as const }));
-        });
-        log(`${where}: ${finalJobs.length} heads with the chosen hyperparameters, ${concurrency} at a time`);
-        const finals = await runIndependent(finalJobs.map((j) => () => head(j)), concurrency);
-        for (const c of cells) {
-          const idx = finalJobs.map((j, i) => (j.budget === c.budget && j.aug === c.aug && j.arm === c.arm ? i : -1)).filter((i) => i >= 0);
-          const runs = idx.map((i) => finals[i].h.testAccuracy);
-          const k = cellKey(c.budget, c.aug, c.arm.key), ch = chosen.get(k)!;
-          const n = selectImages(db, protocol.target.dataset.id, trainSel(c.budget, 0)).length;
-          const seconds = idx.reduce((a, i) => a + finals[i].seconds, 0) / idx.length;
-          const passes = phiPassesOf(c.arm.mode, c.aug, n, ch.epochs);
-          // Views a head found cached were paid for before it started: add them at the measured cost.
-          const cached = c.arm.mode === 'pixel' && c.aug && !parseAug(c.aug).deterministic ? n : passes;
-          result.cells.push({
-            arch: fam.architecture, base: base.aug, budget: c.budget, aug: c.aug, arm: c.arm.key, trainImages: n,
-            chosen: ch, selection: curves.get(k)!, accuracy: { ...meanStd(runs), runs }, phiPasses: passes, seconds, computeSeconds: seconds + cached * spp,
-            runIds: idx.map((i) => finals[i].h.runId),
-          });
+          log(`  Ω ${aug}: ${om.chosen}; cos(Φ(x), Φ(g(x))) = ${s.invariance.toFixed(4)}, cos(Ω(Φ(x)), Φ(g(x))) = ${s.cosine.toFixed(4)}`);
         }
+      if (cells.length === 0) continue;
+
+      // The identity views every head shares (and a deterministic g's), extracted first with
+      // every core, so concurrent heads do not extract the same images twice, and loaded once.
+      const memo = new ViewMemo();
+      await memo.get(db, { ...target, ...protocol.target.test, aug: 'identity' });
+      for (const budget of new Set(cells.map((c) => c.budget)))
+        for (let seed = 0; seed < seedsFor(budget, o.seeds); seed++)
+          for (const aug of ['identity', ...augs.filter((a) => parseAug(a).deterministic && arms.some((x) => x.mode === 'pixel'))])
+            await memo.get(db, { ...target, ...trainSel(budget, seed), aug });
+
+      const head = async (j: HeadJob) => {
+        const t = performance.now();
+        const h = await trainHead(db, {
+          ...common, threads: 1, memo, backbone: bb.sha256, dataset: protocol.target.dataset.id,
+          train: trainSel(j.budget, j.seed, j.phase === 'select' ? 'fit' : undefined),
+          test: j.phase === 'select' ? trainSel(j.budget, j.seed, 'val') : protocol.target.test,
+          mode: j.arm.mode, augs: j.aug ? [j.aug] : [], omegas, sampling: j.arm.sampling,
+          config: { epochs: j.epochs, seed: j.seed, evalEvery: j.phase === 'select' ? Math.max(1, Math.round(j.epochs / 10)) : j.epochs, optimizer: { ...HEAD_DEFAULTS.optimizer, lr: j.lr } },
+          name: `${fam.architecture} [${base.tag}] ${j.arm.key}${j.aug ? ` ${j.aug}` : ''} ${j.budget}/class ${j.phase === 'select' ? `lr ${j.lr} (validation)` : ''} seed ${j.seed}`.replace(/ +/g, ' '),
+        });
+        meter.tick();
+        return { h, seconds: (performance.now() - t) / 1000 };
+      };
+
+      // Hyperparameters: each cell's lr and epochs from its validation curves, averaged over the
+      // first draws' own splits (a 10-per-class draw holds out 2 images per class: one split
+      // alone picks by noise).
+      const selectJobs: HeadJob[] = cells.flatMap((c) => lrs.flatMap((lr) =>
+        Array.from({ length: selectionDraws(c.budget, o.seeds) }, (_, seed) => ({ ...c, seed, lr, epochs: o.epochs ?? maxEpochs(c.budget), phase: 'select' as const }))));
+      log(`${where}: choosing lr and epochs on validation splits, ${selectJobs.length} heads, ${concurrency} at a time`);
+      const selected = await runIndependent(selectJobs.map((j) => () => head(j)), concurrency);
+      const sums = new Map<string, Map<number, Map<number, number[]>>>();
+      selectJobs.forEach((j, i) => {
+        const byLr = sums.get(cellKey(j.budget, j.aug, j.arm.key)) ?? new Map<number, Map<number, number[]>>();
+        sums.set(cellKey(j.budget, j.aug, j.arm.key), byLr);
+        const byEpoch = byLr.get(j.lr) ?? new Map<number, number[]>();
+        byLr.set(j.lr, byEpoch);
+        for (const e of selected[i].h.history) if (e.valAccuracy !== null) byEpoch.set(e.epoch, [...(byEpoch.get(e.epoch) ?? []), e.valAccuracy]);
+      });
+      const curves = new Map([...sums].map(([k, byLr]): [string, StudyCell['selection']] =>
+        [k, [...byLr].map(([lr, byEpoch]) => ({ lr, curve: [...byEpoch].map(([e, v]): [number, number] => [e, v.reduce((a, b) => a + b, 0) / v.length]) }))]));
+      // The best validation accuracy; ties go to fewer epochs, then the smaller lr.
+      const chosen = new Map([...curves].map(([k, cs]) => {
+        const points = cs.flatMap(({ lr, curve }) => curve.map(([epochs, valAccuracy]) => ({ lr, epochs, valAccuracy })));
+        points.sort((a, b) => b.valAccuracy - a.valAccuracy || a.epochs - b.epochs || a.lr - b.lr);
+        return [k, points[0]];
+      }));
+
+      const finalJobs: HeadJob[] = cells.flatMap((c) => {
+        const ch = chosen.get(cellKey(c.budget, c.aug, c.arm.key))!;
+        return Array.from({ length: seedsFor(c.budget, o.seeds) }, (_, seed) => ({ ...c, seed, lr: ch.lr, epochs: ch.epochs, phase: 'final' as const }));
+      });
+      log(`${where}: ${finalJobs.length} heads with the chosen hyperparameters, ${concurrency} at a time`);
+      const finals = await runIndependent(finalJobs.map((j) => () => head(j)), concurrency);
+      for (const c of cells) {
+        const idx = finalJobs.map((j, i) => (j.budget === c.budget && j.aug === c.aug && j.arm === c.arm ? i : -1)).filter((i) => i >= 0);
+        const runs = idx.map((i) => finals[i].h.testAccuracy);
+        const k = cellKey(c.budget, c.aug, c.arm.key), ch = chosen.get(k)!;
+        const n = selectImages(db, protocol.target.dataset.id, trainSel(c.budget, 0)).length;
+        const seconds = idx.reduce((a, i) => a + finals[i].seconds, 0) / idx.length;
+        const passes = phiPassesOf(c.arm.mode, c.aug, n, ch.epochs);
+        // Views a head found cached were paid for before it started: add them at the measured cost.
+        const cached = c.arm.mode === 'pixel' && c.aug && !parseAug(c.aug).deterministic ? n : passes;
+        result.cells.push({
+          arch: fam.architecture, base: base.aug, budget: c.budget, aug: c.aug, arm: c.arm.key, trainImages: n,
+          chosen: ch, selection: curves.get(k)!, accuracy: { ...meanStd(runs), runs }, phiPasses: passes, seconds, computeSeconds: seconds + cached * spp,
+          runIds: idx.map((i) => finals[i].h.runId),
+        });
+        cellSteps.push(c.step);
       }
+    }
     result.seconds = (performance.now() - t0) / 1000;
+    if (o.shard) return { ...result, part: { archs: families.map((f) => f.architecture), bases: bases.map((b) => b.aug), cellSteps } };
     await writeStudyReport(o.out, result);
     return result;
   }, (r) => ({ out: o.out, seconds: r.seconds, cells: r.cells.length }));

@@ -61,4 +61,6 @@ export interface StudyResult {
   phiSecondsPerImage: Record<string, number>;
   runId: number;
   seconds: number;
+  /** Only from a cluster shard (StudyOptions.shard): the plan's order, and each cell's step in it. */
+  part?: { archs: string[]; bases: string[]; cellSteps: number[] };
 }
