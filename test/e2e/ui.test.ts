@@ -345,8 +345,31 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     assert.ok(n > 0 && n <= 50, `${n} selected of 50`);
     assert.equal(await page.getByTestId('view-failed').count(), 0);
     assert.deepEqual(errors, []);
+
+    // The legend names the classes with their counts; hovering a point shows its image.
+    const legend = await page.getByTestId('map-legend').innerText();
+    assert.match(legend, /airplane\s+\d+\s+automobile\s+\d+/);
+    let hovered = '';
+    for (let gx = 0.05; gx < 1 && !hovered; gx += 0.05)
+      for (let gy = 0.05; gy < 1 && !hovered; gy += 0.05) {
+        await page.mouse.move(box.x + gx * box.width, box.y + gy * box.height);
+        if (await page.getByTestId('map-hover').count()) hovered = await page.getByTestId('map-hover').innerText();
+      }
+    assert.match(hovered, new RegExp(`^#\\d+ · (${CIFAR10_CLASSES.join('|')}) · (train|test)$`));
+    await page.getByTestId('map-hover').locator('img').waitFor();
+    // Zoomed in, the same lasso around the whole canvas takes only the points still in view.
+    await page.getByRole('button', { name: 'Zoom in' }).click();
+    await page.getByRole('button', { name: 'Zoom in' }).click();
+    await page.mouse.move(box.x + 5, box.y + 5);
+    await page.mouse.down();
+    for (const [fx, fy] of [[0.95, 0.05], [0.95, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
+    await page.mouse.up();
+    const zoomed = Number(/^(\d+) selected$/.exec(await page.getByTestId('map-selection').innerText())![1]);
+    assert.ok(zoomed > 0 && zoomed < n, `${zoomed} selected zoomed in, ${n} on the whole map`);
+    await page.getByRole('button', { name: 'Whole map' }).click();
     await page.getByLabel('Images per split').fill('');
     await page.getByLabel('Colour by').selectOption('outlier score');
+    assert.match(await page.getByTestId('map-colourbar').innerText(), /outlier score\s+0\s+1/);
     await noOverflow('curation');
     await shot('08-curation');
     // A reload keeps the view (in the URL) and the results of this data set version: the
@@ -356,13 +379,32 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByTestId('outliers').getByText(/computed (just now|\d+ min ago) \(run \d+\)/).waitFor();
     await page.getByTestId('map').waitFor();
     assert.equal(await page.getByTestId('label-errors').count(), 0);
+    // Actions on a lasso selection become one version: exclude them, and tag them.
+    await map.scrollIntoViewIfNeeded();
+    box = (await map.boundingBox())!;
+    await page.mouse.move(box.x + 5, box.y + 5);
+    await page.mouse.down();
+    for (const [fx, fy] of [[0.5, 0.05], [0.5, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
+    await page.mouse.up();
+    const picked = Number(/^(\d+) selected$/.exec(await page.getByTestId('map-selection').innerText())![1]);
+    const actions = page.getByTestId('map-actions');
+    await actions.getByRole('button', { name: 'Exclude' }).click();
+    await actions.getByLabel('Tags').fill('from-map');
+    await actions.getByRole('button', { name: 'Tag' }).click();
+    assert.deepEqual(await page.getByTestId('map-edits').locator('li').allInnerTexts(), [`exclude ${picked} undo`, `tag ${picked} with from-map undo`]);
+    const target = db.prepare("SELECT id FROM datasets WHERE name = 'target'").pluck().get() as number;
+    const excludedBefore = db.prepare('SELECT count(*) FROM images WHERE dataset_id = ? AND excluded = 1').pluck().get(target) as number;
+    await page.getByRole('button', { name: 'Apply 2 edits as one version' }).click();
+    await page.getByText(/new version [0-9a-f]{10}/).last().waitFor();
+    assert.equal(db.prepare('SELECT count(*) FROM images WHERE dataset_id = ? AND excluded = 1').pluck().get(target), excludedBefore + picked);
+    assert.equal(db.prepare("SELECT count(*) FROM images WHERE dataset_id = ? AND tags LIKE '%from-map%'").pluck().get(target), picked);
     await view('Datasets');
     await page.getByRole('cell', { name: 'target', exact: true }).click();
     const versions = page.getByTestId('versions');
     await versions.locator('summary').click();
-    assert.match(await versions.locator('summary').innerText(), /^2 versions/);
-    await versions.getByRole('button', { name: 'Restore' }).click();
-    await versions.locator('summary').getByText(/^3 versions/).waitFor();
+    assert.match(await versions.locator('summary').innerText(), /^3 versions/);
+    await versions.getByRole('button', { name: 'Restore' }).first().click();
+    await versions.locator('summary').getByText(/^4 versions/).waitFor();
   });
 
   it('quick start: from an image folder to an exported classifier by clicks and picks, checked against the engine', async () => {
