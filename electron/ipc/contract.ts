@@ -4,8 +4,9 @@
  * renderer all import it, so a change breaks the build rather than the user.
  */
 import type { BackboneInfo, Candidates } from '../engine/backbones/index.js';
-import type { DatasetInfo, DatasetVersion, Edit, FolderListing, FolderPreview, ImageRow } from '../engine/datasets/index.js';
+import type { DatasetInfo, DatasetVersion, Edit, FolderListing, FolderPreview, ImageDetail, ImageRow } from '../engine/datasets/index.js';
 import type { CacheStats } from '../engine/embeddings/index.js';
+import type { ClassNeighbours } from '../engine/curation/index.js';
 import type { Progress } from '../engine/jobs/index.js';
 import type { BackendInfo, EpochStats } from '../engine/native/index.js';
 import type { ArchShape, Eq8Result, PaperNumbers, ReproduceResult } from '../engine/paper/index.js';
@@ -50,7 +51,7 @@ export type JobEvent =
 
 export interface ImagePage {
   total: number;
-  images: ImageRow[];
+  images: ImageDetail[];
 }
 
 export interface Thumb {
@@ -101,6 +102,7 @@ export interface Api {
   'runs:get': { req: { id: number }; res: RunRecord & { metrics: Series } };
   'runs:compare': { req: { ids: number[] }; res: { runs: RunRecord[]; differs: string[]; metrics: Record<number, Series> } };
   /** The latest curation results of a data set's current version on a backbone, by what they found. */
+  'curation:neighbours': { req: { dataset: number; backbone: string; idx: number; labels: number[]; k?: number }; res: ClassNeighbours[] };
   'curation:latest': { req: { dataset: number; backbone: string }; res: { what: string; runId: number; at: string; result: JobResults['curate'] }[] };
   'runs:update': { req: { id: number; tags?: string[]; note?: string | null }; res: RunRecord };
   'runs:delete': { req: { ids?: number[]; group?: string }; res: { deleted: number[] } };
@@ -120,7 +122,7 @@ export interface Api {
 export type Channel = keyof Api;
 export const CHANNELS: readonly Channel[] = [
   'system:info', 'datasets:list', 'datasets:histogram', 'datasets:images', 'datasets:thumbs', 'backbones:list', 'backbones:add', 'backbones:candidates', 'backbones:addClassifier',
-  'embeddings:stats', 'datasets:versions', 'datasets:edit', 'datasets:restore', 'runs:list', 'runs:get', 'runs:compare', 'curation:latest', 'runs:update', 'runs:delete', 'paper:latest', 'fs:list', 'dialog:folder', 'fs:preview', 'backbones:bundled', 'backbones:addBundled', 'heads:classify', 'jobs:start', 'jobs:cancel', 'jobs:list',
+  'embeddings:stats', 'datasets:versions', 'datasets:edit', 'datasets:restore', 'runs:list', 'runs:get', 'runs:compare', 'curation:latest', 'curation:neighbours', 'runs:update', 'runs:delete', 'paper:latest', 'fs:list', 'dialog:folder', 'fs:preview', 'backbones:bundled', 'backbones:addBundled', 'heads:classify', 'jobs:start', 'jobs:cancel', 'jobs:list',
 ];
 
 /** What the preload exposes as window.embaug, and what the web client implements. */

@@ -10,6 +10,7 @@ import { addBackbone, addClassifierBackbone, embeddingCandidates, getBackbone, l
 import { classHistogram, editDataset, getDataset, imagePage, listDatasets, listFolder, listVersions, previewFolder, restoreVersion, thumbnails } from '../engine/datasets/index.js';
 import type { Db } from '../engine/db.js';
 import { cacheStats } from '../engine/embeddings/index.js';
+import { classNeighbours } from '../engine/curation/index.js';
 import { EmbaugError, errorInfo } from '../engine/errors.js';
 import { listBackends } from '../engine/native/index.js';
 import { paperNumbers, paperShape } from '../engine/paper/index.js';
@@ -55,6 +56,7 @@ function implementation(ctx: HandlerContext): Impl {
     'runs:list': (f) => listRuns(db, f),
     'runs:get': ({ id }) => ({ ...getRun(db, id), metrics: runMetrics(db, id) }),
     'runs:compare': ({ ids }) => compareRuns(db, ids),
+    'curation:neighbours': (r) => classNeighbours(db, r),
     'curation:latest': ({ dataset, backbone }) => {
       const ds = getDataset(db, dataset), bb = getBackbone(db, backbone);
       const seen = new Set<string>();

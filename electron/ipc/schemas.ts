@@ -71,6 +71,7 @@ export const SCHEMAS = {
   'runs:get': z.object({ id }),
   'runs:compare': z.object({ ids: z.array(id).min(2).max(20) }),
   'curation:latest': z.object({ dataset: id, backbone: z.string().min(1).max(200) }),
+  'curation:neighbours': z.object({ dataset: id, backbone: z.string().min(1).max(200), idx: z.number().int().min(0), labels: z.array(z.number().int().min(0)).min(1).max(10), k: z.number().int().min(1).max(50).optional() }),
   'runs:update': z.object({ id, tags: z.array(z.string().max(100)).max(50).optional(), note: z.string().max(10_000).nullable().optional() }),
   'runs:delete': z.object({ ids: z.array(id).min(1).max(100_000).optional(), group: z.string().min(1).max(200).optional() }).refine((r) => !!r.ids !== !!r.group, 'give either ids or a group'),
   'paper:latest': z.undefined().or(z.null()),

@@ -304,13 +304,21 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByRole('button', { name: 'Find label errors' }).click();
     const table = page.getByTestId('label-errors');
     await table.waitFor({ timeout: 120_000 });
+    // The image under the cursor, enlarged, beside its nearest images of the given and of the suggested class.
+    const preview = page.getByTestId('label-preview');
+    await preview.getByTestId('neighbours-given').locator('img').first().waitFor();
+    assert.equal(await preview.getByTestId('neighbours-suggested').locator('img').count(), 6);
+    assert.equal(await preview.getByTestId('neighbours-given').locator('img').count(), 6);
+    // The data set and backbone are in the URL beside the view.
+    assert.match(page.url(), /#curation\?dataset=\d+&backbone=tiny/);
     const firstTwo = await table.locator('tbody tr').evaluateAll((rows) => rows.slice(0, 2).map((r) => r.children[1].textContent));
     await page.keyboard.press('x');
     await page.keyboard.press('a');
     await page.keyboard.press('k');
-    // Decisions survive a reload until applied; K leaves a mark and makes no edit.
+    // Decisions survive a reload until applied; K leaves a mark and makes no edit. The reload
+    // opens the data set the URL names.
     await page.reload();
-    await page.locator('select[name="dataset"]').selectOption({ label: 'target' });
+    assert.equal(await page.locator('select[name="dataset"] option:checked').innerText(), 'target');
     await table.waitFor();
     assert.deepEqual((await table.locator('td.decision').allInnerTexts()).slice(0, 3), ['exclude', 'accept', 'keep']);
     await page.getByRole('button', { name: 'Apply 2 decisions' }).click();
@@ -405,6 +413,23 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     assert.match(await versions.locator('summary').innerText(), /^3 versions/);
     await versions.getByRole('button', { name: 'Restore' }).first().click();
     await versions.locator('summary').getByText(/^4 versions/).waitFor();
+    // Image details: a large view and the same actions as curation, each a new version.
+    await page.getByTestId('thumb-grid').locator('button.cell').first().click();
+    const details = page.getByTestId('image-details');
+    await details.locator('img').waitFor();
+    assert.ok((await details.locator('img').first().boundingBox())!.width >= 200, 'a large view');
+    const [, shownIdx, shownClass] = /#(\d+)\s+label\s+\d+ · (\w+)/.exec(await details.innerText())!;
+    const to = shownClass === 'ship' ? 'truck' : 'ship';
+    const imageActions = page.getByTestId('image-actions');
+    await imageActions.getByLabel('Relabel').selectOption(to);
+    await imageActions.getByRole('button', { name: 'Relabel' }).click();
+    await details.getByText(/new version [0-9a-f]{10}/).waitFor();
+    assert.equal(db.prepare('SELECT label FROM images WHERE dataset_id = ? AND idx = ?').pluck().get(target, Number(shownIdx)), CIFAR10_CLASSES.indexOf(to));
+    await imageActions.getByLabel('Note').fill('looks like a ship');
+    await imageActions.getByRole('button', { name: 'Save note' }).click();
+    await details.locator('dd', { hasText: 'looks like a ship' }).waitFor();
+    assert.equal(db.prepare('SELECT note FROM images WHERE dataset_id = ? AND idx = ?').pluck().get(target, Number(shownIdx)), 'looks like a ship');
+    await versions.locator('summary').getByText(/^6 versions/).waitFor();
   });
 
   it('quick start: from an image folder to an exported classifier by clicks and picks, checked against the engine', async () => {

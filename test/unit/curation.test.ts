@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 
 import { addBackbone } from '../../electron/engine/backbones/index.js';
-import { findDuplicates, findLabelErrors, findOutliers, embeddingMap } from '../../electron/engine/curation/index.js';
+import { classNeighbours, embeddingMap, findDuplicates, findLabelErrors, findOutliers } from '../../electron/engine/curation/index.js';
 import { decodeSnapshot } from '../../electron/engine/datasets/snapshot.js';
 import { decodeToSize, diffVersions, editDataset, exportDataset, getDataset, importDataset, listVersions, restoreVersion, selectImages } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
@@ -120,6 +120,17 @@ describe('finding label errors, outliers, and a map', () => {
     t.diagnostic(`precision@${k} = ${precision.toFixed(3)}, out-of-fold accuracy ${rep.outOfFoldAccuracy.toFixed(3)}`);
     assert.ok(precision >= 0.6, `precision@${k} = ${precision.toFixed(3)} (chance ${(k / 5000).toFixed(3)})`);
     assert.ok(rep.outOfFoldAccuracy > 0.5);
+    // Beside a suspect image: its nearest of the given and of the suggested class, nearest first.
+    const top1 = rep.ranked[0];
+    const near = classNeighbours(db, { dataset: 'noisy', backbone: 'resnet18-w16-hflip', idx: top1.image.idx, labels: [top1.image.label, top1.predicted], k: 6 });
+    assert.deepEqual(near.map((n) => n.label), [top1.image.label, top1.predicted]);
+    for (const n of near) {
+      assert.equal(n.images.length, 6);
+      assert.ok(n.images.every((x) => x.label === n.label && x.idx !== top1.image.idx));
+      assert.deepEqual(n.images.map((x) => x.similarity), [...n.images.map((x) => x.similarity)].sort((a, b) => b - a));
+    }
+    // A flipped image looks like its true class: the suggested class's nearest are closer than the given one's.
+    assert.ok(near[1].images[0].similarity > near[0].images[0].similarity, JSON.stringify(near.map((n) => n.images[0].similarity)));
   });
 
   it('scores outliers within their class and maps the embeddings to two principal components', async () => {

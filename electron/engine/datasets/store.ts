@@ -326,14 +326,17 @@ export function selectImages(db: Db, datasetId: number, sel: Selection = {}): Im
 }
 
 /** One page of a data set's included images, optionally of one split or class, with the total. */
-export function imagePage(db: Db, datasetId: number, p: { split?: string; label?: number; offset: number; limit: number }): { total: number; images: ImageRow[] } {
+/** A row of the thumbnail grid: the image with the user's tags (comma-separated) and note. */
+export type ImageDetail = ImageRow & { tags: string; note: string };
+
+export function imagePage(db: Db, datasetId: number, p: { split?: string; label?: number; offset: number; limit: number }): { total: number; images: ImageDetail[] } {
   const where = ['dataset_id = ?', 'excluded = 0'];
   const args: unknown[] = [datasetId];
   if (p.split) (where.push('split = ?'), args.push(p.split));
   if (p.label !== undefined) (where.push('label = ?'), args.push(p.label));
   const w = where.join(' AND ');
   const total = (db.prepare(`SELECT count(*) AS n FROM images WHERE ${w}`).get(...args) as { n: number }).n;
-  const images = db.prepare(`SELECT idx, sha256, label, split, width, height, source FROM images WHERE ${w} ORDER BY idx LIMIT ? OFFSET ?`).all(...args, p.limit, p.offset) as ImageRow[];
+  const images = db.prepare(`SELECT idx, sha256, label, split, width, height, source, tags, note FROM images WHERE ${w} ORDER BY idx LIMIT ? OFFSET ?`).all(...args, p.limit, p.offset) as ImageDetail[];
   return { total, images };
 }
 

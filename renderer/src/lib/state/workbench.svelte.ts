@@ -23,7 +23,8 @@ export const VIEWS: { id: View; label: string }[] = [
   { id: 'paper', label: 'Paper' },
 ];
 
-const viewOf = (hash: string): View => VIEWS.find((v) => `#${v.id}` === hash)?.id ?? 'start';
+const viewOf = (hash: string): View => VIEWS.find((v) => `#${v.id}` === hash.split('?')[0])?.id ?? 'start';
+const paramsOf = (hash: string) => new URLSearchParams(hash.split('?')[1] ?? '');
 
 export class Workbench {
   // The view lives in the URL (#runs), so a reload or a shared link opens it; a newcomer
@@ -34,7 +35,18 @@ export class Workbench {
   }
   set view(v: View) {
     this.#view = v;
-    if (typeof history !== 'undefined' && location.hash !== `#${v}`) history.replaceState(null, '', `#${v}`);
+    if (typeof history !== 'undefined' && viewOf(location.hash) !== v) history.replaceState(null, '', `#${v}`);
+  }
+  /** A main selection of the current view, kept in the URL beside it (#curation?dataset=2). */
+  param(name: string): string | null {
+    return typeof location === 'undefined' ? null : paramsOf(location.hash).get(name);
+  }
+  setParams(values: Record<string, string | number | null>): void {
+    if (typeof history === 'undefined') return;
+    const q = paramsOf(location.hash);
+    for (const [k, v] of Object.entries(values)) v === null || v === '' ? q.delete(k) : q.set(k, String(v));
+    const hash = `#${this.#view}${q.size ? `?${q}` : ''}`;
+    if (location.hash !== hash) history.replaceState(null, '', hash);
   }
   info = $state.raw<Api['system:info']['res'] | null>(null);
   datasets = $state.raw<DatasetInfo[]>([]);
