@@ -57,8 +57,9 @@ describe('finding duplicates and leaks', () => {
   });
 
   // The issue's goal is precision and recall of 0.9 here; measured with these defaults: precision
-  // 0.64, recall 0.87 (the misses are 1-px crops; many "false" pairs are CIFAR's own near-identical
-  // car pictures, which the planted truth does not know). The floors hold what was measured.
+  // 0.64, recall 0.87 (the misses are 1-px crops; 69 of the 74 "false" pairs are between two of
+  // CIFAR's own images, by eye mostly the same photograph edited, which the planted truth does not
+  // know). The floors hold what was measured.
   it('with its defaults among 11,700 images: every exact duplicate, near ones at precision ≥ 0.6 and recall ≥ 0.85, every cross-split pair a leak', async (t) => {
     const r = await findDuplicates(db, { dataset: 'planted', backbone: 'resnet18-w16-hflip', threads: 2 });
     const groupOf = new Map<string, { kind: string; leak: boolean; id: number }>();
@@ -76,7 +77,11 @@ describe('finding duplicates and leaks', () => {
     const precision = hits / Math.max(1, claimed.length), recall = hits / truth.size;
     const missed = planted.filter((p) => p.kind === 'near' && !claimed.includes([p.orig, p.copy].sort().join('|')));
     t.diagnostic(`near duplicates among ${selectImages(db, getDataset(db, 'planted').id).length} images: precision ${precision.toFixed(3)} (${hits} of ${claimed.length} pairs claimed), recall ${recall.toFixed(3)} (${hits} of ${truth.size}); missed: ${['flip', 'crop', 'jpeg'].map((k, i) => `${missed.filter((p) => Math.floor((planted.indexOf(p) - 50) / 50) === i).length} ${k}`).join(', ')}; ${r.exact.length} exact and ${r.near.length} near groups, ${r.leaks} leaks`);
-    t.diagnostic(`claimed pairs that were not planted: ${claimed.filter((c) => !truth.has(c)).slice(0, 10).join('; ')}`);
+    // Pairs of two of CIFAR's own images: by eye mostly the same photograph edited (see
+    // docs/curation/cifar10-own-near-duplicates.png), which the planted truth counts as false.
+    const unplanted = claimed.filter((c) => !truth.has(c));
+    const own = unplanted.filter((c) => !c.includes('planted-')).length;
+    t.diagnostic(`claimed pairs that were not planted: ${unplanted.length}, of which ${own} between two of CIFAR-10's own images; precision if those counted as true: ${((hits + own) / Math.max(1, claimed.length)).toFixed(3)}`);
     assert.ok(precision >= 0.6, `near-duplicate precision ${precision.toFixed(3)}`);
     assert.ok(recall >= 0.85, `near-duplicate recall ${recall.toFixed(3)}`);
     const found = planted.filter((p) => p.kind === 'near' && together(p));
