@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { addBackbone, preprocessOf } from '../../electron/engine/backbones/index.js';
 import { decodeToSize, importDataset, readBlobs, type DatasetInfo } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
-import { cacheStats, embeddingsFor, extract, findSet, loadVectors } from '../../electron/engine/embeddings/index.js';
+import { cacheSetRows, cacheStats, embeddingsFor, extract, findSet, importCacheParquet, loadVectors, readEmbeddingsParquet, writeEmbeddingsParquet } from '../../electron/engine/embeddings/index.js';
 import { augment } from '../../electron/engine/native/index.js';
 import { getRun, listRuns } from '../../electron/engine/runs/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
@@ -72,6 +72,25 @@ describe('embedding extraction and cache', () => {
     const sets = stats.sets.filter((s) => s.augKey === 'hflip');
     assert.deepEqual(sets.map((s) => s.dtype).sort(), ['float16', 'float32']);
     assert.equal(sets.find((s) => s.dtype === 'float16')!.bytes * 2, sets.find((s) => s.dtype === 'float32')!.bytes);
+  });
+
+  it('Parquet keeps float16 sets as float16, bit for bit, into a fresh database; one file holds one kind of vector', () => {
+    const ids = cacheStats(db).sets.map((x) => x.id);
+    const rows = cacheSetRows(db, ids);
+    const f16 = rows.find((r) => r.dtype === 'float16')!, f32 = rows.find((r) => r.dtype === 'float32')!;
+    assert.throws(() => writeEmbeddingsParquet(join(tmp.dir, 'mixed.parquet'), [f16, f32]), /one Parquet file holds vectors of one length and type, but these sets mix 32-d float16 with 32-d float32/i);
+    const file = join(tmp.dir, 'half.parquet');
+    writeEmbeddingsParquet(file, [f16]);
+    const back = readEmbeddingsParquet(file);
+    assert.equal(back.meta!.sets[0].dtype, 'float16');
+    assert.deepEqual(back.sets.map((x) => [x.augKey, x.dtype, x.dim, x.shas.length]), [[f16.augKey, 'float16', 32, f16.shas.length]]);
+    assert.deepEqual(Buffer.from(back.sets[0].vectors.buffer, back.sets[0].vectors.byteOffset, back.sets[0].vectors.byteLength), Buffer.from(f16.vectors.buffer, f16.vectors.byteOffset, f16.vectors.byteLength));
+    const other = openDb(join(tmp.dir, 'other.sqlite'));
+    try {
+      assert.throws(() => importCacheParquet(other, file), /holds embeddings of backbone tiny-resnet18-w4 \(sha256 [0-9a-f]{16}…\), which this database does not have: register that ONNX file first/);
+    } finally {
+      other.close();
+    }
   });
 
   it('random augmentations are cached per seed and reproducible', async () => {
