@@ -331,25 +331,25 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByRole('button', { name: 'Draw the map' }).click();
     const map = page.getByTestId('map');
     await map.waitFor({ timeout: 120_000 });
-    await map.scrollIntoViewIfNeeded();
+    // A lasso drawn from the top left corner through the given corners (fractions of the map); returns how many it selected.
     let box = (await map.boundingBox())!;
-    await page.mouse.move(box.x + 5, box.y + 5);
-    await page.mouse.down();
-    for (const [fx, fy] of [[0.95, 0.05], [0.95, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
-    await page.mouse.up();
-    assert.match(await page.getByTestId('map-selection').innerText(), /^\d+ selected$/);
+    const lassoThrough = async (corners: number[][]) => {
+      await map.scrollIntoViewIfNeeded();
+      box = (await map.boundingBox())!;
+      await page.mouse.move(box.x + 5, box.y + 5);
+      await page.mouse.down();
+      for (const [fx, fy] of corners) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
+      await page.mouse.up();
+      return Number(/^(\d+) selected$/.exec(await page.getByTestId('map-selection').innerText())![1]);
+    };
+    const WHOLE = [[0.95, 0.05], [0.95, 0.95], [0.05, 0.95], [0.05, 0.06]];
+    assert.ok((await lassoThrough(WHOLE)) > 0);
     // Drawn again with fewer images after a lasso: the page goes on, and the job ends completed.
     await page.getByLabel('Images per split').fill('50');
     await page.getByRole('button', { name: 'Draw the map' }).click();
     await finished(/Find a map/);
     await page.waitForFunction(() => !document.querySelector('[data-testid="map-selection"]'));
-    await map.scrollIntoViewIfNeeded();
-    box = (await map.boundingBox())!;
-    await page.mouse.move(box.x + 5, box.y + 5);
-    await page.mouse.down();
-    for (const [fx, fy] of [[0.95, 0.05], [0.95, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
-    await page.mouse.up();
-    const n = Number(/^(\d+) selected$/.exec(await page.getByTestId('map-selection').innerText())![1]);
+    const n = await lassoThrough(WHOLE);
     assert.ok(n > 0 && n <= 50, `${n} selected of 50`);
     assert.equal(await page.getByTestId('view-failed').count(), 0);
     assert.deepEqual(errors, []);
@@ -368,11 +368,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     // Zoomed in, the same lasso around the whole canvas takes only the points still in view.
     await page.getByRole('button', { name: 'Zoom in' }).click();
     await page.getByRole('button', { name: 'Zoom in' }).click();
-    await page.mouse.move(box.x + 5, box.y + 5);
-    await page.mouse.down();
-    for (const [fx, fy] of [[0.95, 0.05], [0.95, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
-    await page.mouse.up();
-    const zoomed = Number(/^(\d+) selected$/.exec(await page.getByTestId('map-selection').innerText())![1]);
+    const zoomed = await lassoThrough(WHOLE);
     assert.ok(zoomed > 0 && zoomed < n, `${zoomed} selected zoomed in, ${n} on the whole map`);
     await page.getByRole('button', { name: 'Whole map' }).click();
     await page.getByLabel('Images per split').fill('');
@@ -388,13 +384,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByTestId('map').waitFor();
     assert.equal(await page.getByTestId('label-errors').count(), 0);
     // Actions on a lasso selection become one version: exclude them, and tag them.
-    await map.scrollIntoViewIfNeeded();
-    box = (await map.boundingBox())!;
-    await page.mouse.move(box.x + 5, box.y + 5);
-    await page.mouse.down();
-    for (const [fx, fy] of [[0.5, 0.05], [0.5, 0.95], [0.05, 0.95], [0.05, 0.06]]) await page.mouse.move(box.x + fx * box.width, box.y + fy * box.height, { steps: 4 });
-    await page.mouse.up();
-    const picked = Number(/^(\d+) selected$/.exec(await page.getByTestId('map-selection').innerText())![1]);
+    const picked = await lassoThrough([[0.5, 0.05], [0.5, 0.95], [0.05, 0.95], [0.05, 0.06]]);
     const actions = page.getByTestId('map-actions');
     await actions.getByRole('button', { name: 'Exclude' }).click();
     await actions.getByLabel('Tags').fill('from-map');
