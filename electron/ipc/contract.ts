@@ -107,9 +107,10 @@ export interface Api {
   'runs:update': { req: { id: number; tags?: string[]; note?: string | null }; res: RunRecord };
   'runs:delete': { req: { ids?: number[]; group?: string }; res: { deleted: number[] } };
   'paper:latest': { req: void; res: ReproductionSummary | null };
-  'fs:list': { req: { path?: string }; res: FolderListing };
+  'fs:list': { req: { path?: string; ext?: string[] }; res: FolderListing };
   /** The desktop app's native folder dialog; null when the user cancels. */
   'dialog:folder': { req: void; res: string | null };
+  'dialog:file': { req: { extensions: string[] }; res: string | null };
   'fs:preview': { req: { path: string }; res: FolderPreview };
   'backbones:bundled': { req: void; res: BundledBackbone[] };
   'backbones:addBundled': { req: { file: string }; res: BackboneInfo };
@@ -122,7 +123,7 @@ export interface Api {
 export type Channel = keyof Api;
 export const CHANNELS: readonly Channel[] = [
   'system:info', 'datasets:list', 'datasets:histogram', 'datasets:images', 'datasets:thumbs', 'backbones:list', 'backbones:add', 'backbones:candidates', 'backbones:addClassifier',
-  'embeddings:stats', 'datasets:versions', 'datasets:edit', 'datasets:restore', 'runs:list', 'runs:get', 'runs:compare', 'curation:latest', 'curation:neighbours', 'runs:update', 'runs:delete', 'paper:latest', 'fs:list', 'dialog:folder', 'fs:preview', 'backbones:bundled', 'backbones:addBundled', 'heads:classify', 'jobs:start', 'jobs:cancel', 'jobs:list',
+  'embeddings:stats', 'datasets:versions', 'datasets:edit', 'datasets:restore', 'runs:list', 'runs:get', 'runs:compare', 'curation:latest', 'curation:neighbours', 'runs:update', 'runs:delete', 'paper:latest', 'fs:list', 'dialog:folder', 'dialog:file', 'fs:preview', 'backbones:bundled', 'backbones:addBundled', 'heads:classify', 'jobs:start', 'jobs:cancel', 'jobs:list',
 ];
 
 /** What the preload exposes as window.embaug, and what the web client implements. */

@@ -29,6 +29,8 @@ export interface HandlerContext {
   version: string;
   /** The desktop app's native folder dialog (Electron's dialog.showOpenDialog); web mode has none. */
   pickFolder?: () => Promise<string | null>;
+  /** The desktop app's open-file dialog, limited to the extensions given. */
+  pickFile?: (extensions: string[]) => Promise<string | null>;
 }
 
 type Impl = { [C in Channel]: (req: Api[C]['req']) => Promise<Api[C]['res']> | Api[C]['res'] };
@@ -72,10 +74,14 @@ function implementation(ctx: HandlerContext): Impl {
     'runs:update': ({ id, ...u }) => updateRun(db, id, u),
     'runs:delete': ({ ids, group }) => deleteRuns(db, ids ?? listRuns(db, { group, limit: 1_000_000 }).map((r) => r.id)),
     'paper:latest': () => latestReproduction(db),
-    'fs:list': ({ path }) => listFolder(path, browseRoots(ctx)),
+    'fs:list': ({ path, ext }) => listFolder(path, browseRoots(ctx), ext),
     'dialog:folder': () => {
       if (!ctx.pickFolder) throw new EmbaugError('E_ARG', 'There is no native folder dialog in web mode: use the workbench\'s folder browser (Browse…).');
       return ctx.pickFolder();
+    },
+    'dialog:file': ({ extensions }) => {
+      if (!ctx.pickFile) throw new EmbaugError('E_ARG', 'There is no native file dialog in web mode: use the workbench\'s file browser (Browse…).');
+      return ctx.pickFile(extensions);
     },
     'fs:preview': ({ path }) => previewFolder(path, browseRoots(ctx)),
     'backbones:bundled': () => bundledBackbones(db, ctx.jobs.opts.settings.modelsDir),

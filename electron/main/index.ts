@@ -3,7 +3,7 @@
  * IPC handlers, which are the same `handle` as web mode's after a sender check. The desktop
  * app keeps its database, caches and reports in its user-data folder.
  */
-import { app, BrowserWindow, dialog, ipcMain, Menu } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, Menu, type OpenDialogOptions } from 'electron';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 
@@ -53,11 +53,14 @@ function start(): void {
     setThreads(threads);
     const db = openDb(dbPath);
     const jobs = new JobRunner({ db, dbPath, threads, settings: { modelsDir: defaultModelsDir(), dataDir: defaultDataDir(), outDir: join(dataDir, 'reports') } });
-    const pickFolder = async () => {
-      const r = win ? await dialog.showOpenDialog(win, { properties: ['openDirectory', 'createDirectory'] }) : { canceled: true, filePaths: [] };
+    // The system's own dialogs: the first path chosen, or null when the user cancels.
+    const open = async (options: OpenDialogOptions) => {
+      const r = win ? await dialog.showOpenDialog(win, options) : { canceled: true, filePaths: [] };
       return r.canceled ? null : (r.filePaths[0] ?? null);
     };
-    const handle = createHandler({ db, dbPath, jobs, mode: 'electron', version: app.getVersion(), pickFolder });
+    const pickFolder = () => open({ properties: ['openDirectory', 'createDirectory'] });
+    const pickFile = (extensions: string[]) => open({ properties: ['openFile'], filters: [{ name: extensions.join(', '), extensions }] });
+    const handle = createHandler({ db, dbPath, jobs, mode: 'electron', version: app.getVersion(), pickFolder, pickFile });
     for (const channel of CHANNELS)
       ipcMain.handle(channel, (event, payload) => {
         if (!trustedSender(win, event.senderFrame, rendererDir)) {

@@ -107,10 +107,17 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
 
   it('adds the tiny backbone and shows its details; a wrong path is explained', async () => {
     await view('Backbones');
-    await page.getByLabel('ONNX file').fill(join(tmp.dir, 'missing.onnx'));
+    await page.getByLabel('ONNX file', { exact: true }).fill(join(tmp.dir, 'missing.onnx'));
     await page.getByRole('button', { name: 'Add backbone' }).click();
     await page.getByRole('alert').getByText(/No ONNX file at/).waitFor();
-    await page.getByLabel('ONNX file').fill(join(MODELS, 'tiny-resnet18-w4.onnx'));
+    // Picked, not typed: the browser lists the models folder's .onnx files only.
+    await page.getByRole('button', { name: 'Browse for the ONNX file' }).click();
+    await page.getByLabel('Start from').selectOption(MODELS);
+    const files = page.getByTestId('picker-files');
+    await files.getByRole('button', { name: 'tiny-resnet18-w4.onnx' }).waitFor();
+    assert.ok((await files.getByRole('button').allInnerTexts()).every((n) => n.endsWith('.onnx')));
+    await files.getByRole('button', { name: 'tiny-resnet18-w4.onnx' }).click();
+    assert.match(await page.getByLabel('ONNX file', { exact: true }).inputValue(), /\/tiny-resnet18-w4\.onnx$/);
     await page.getByRole('button', { name: 'Add backbone' }).click();
     await page.getByRole('cell', { name: 'tiny-resnet18-w4' }).click();
     await page.getByTestId('backbone-details').getByText('"architecture": "resnet18"').waitFor();

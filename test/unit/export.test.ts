@@ -120,8 +120,15 @@ describe('exporting heads and Ω', () => {
       // Web mode has no native folder dialog and says what to use; the desktop app's is its own.
       const noDialog = await handle('dialog:folder', undefined);
       assert.ok(!noDialog.ok && /no native folder dialog in web mode: use the workbench's folder browser/.test(noDialog.error.message));
-      const desktop = createHandler({ db, dbPath: join(tmp.dir, 'db.sqlite'), jobs, mode: 'electron', version: 'test', pickFolder: async () => tmp.dir });
+      const noFileDialog = await handle('dialog:file', { extensions: ['onnx'] });
+      assert.ok(!noFileDialog.ok && /no native file dialog in web mode: use the workbench's file browser/.test(noFileDialog.error.message));
+      let asked: string[] = [];
+      const desktop = createHandler({ db, dbPath: join(tmp.dir, 'db.sqlite'), jobs, mode: 'electron', version: 'test', pickFolder: async () => tmp.dir, pickFile: async (ext) => ((asked = ext), join(tmp.dir, 'm.onnx')) });
       assert.deepEqual(await desktop('dialog:folder', undefined), { ok: true, value: tmp.dir });
+      assert.deepEqual(await desktop('dialog:file', { extensions: ['onnx'] }), { ok: true, value: join(tmp.dir, 'm.onnx') });
+      assert.deepEqual(asked, ['onnx']);
+      // A request the schema refuses never reaches the dialog.
+      assert.ok(!(await desktop('dialog:file', { extensions: ['../x'] })).ok);
       const started = await handle('jobs:start', { kind: 'export', args: { runId: headRun, outDir: '/proc/embaug-export/sub' } });
       assert.ok(started.ok);
       // The server answers while the job runs, and the job ends failed with the engine's words.

@@ -20,6 +20,8 @@ export interface FolderListing {
   dirs: { name: string; path: string }[];
   /** Image files directly in this folder. */
   images: number;
+  /** Files of the extensions asked for (a file picker's listing), none otherwise. */
+  files: { name: string; path: string }[];
   roots: string[];
 }
 
@@ -37,15 +39,17 @@ async function inside(path: string, roots: string[]): Promise<string> {
 }
 
 /** The sub-folders of `path` (or of the first root), and how many images it holds itself. */
-export async function listFolder(path: string | undefined, roots: string[]): Promise<FolderListing> {
+export async function listFolder(path: string | undefined, roots: string[], ext: string[] = []): Promise<FolderListing> {
   const dir = await inside(path ?? roots[0], roots);
   if (!(await stat(dir)).isDirectory()) throw new EmbaugError('E_ARG', `${dir} is a file, not a folder: choose the folder that holds the images.`);
   const entries = await readdir(dir, { withFileTypes: true });
   const dirs = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => ({ name: e.name, path: join(dir, e.name) })).sort((a, b) => a.name.localeCompare(b.name));
   const images = entries.filter((e) => e.isFile() && IMAGE_EXT.has(extname(e.name).toLowerCase())).length;
+  const wanted = new Set(ext.map((x) => x.toLowerCase()));
+  const files = entries.filter((e) => e.isFile() && wanted.has(extname(e.name).toLowerCase())).map((e) => ({ name: e.name, path: join(dir, e.name) })).sort((a, b) => a.name.localeCompare(b.name));
   const up = dirname(dir);
   const parent = up !== dir ? await inside(up, roots).then(() => up, () => null) : null;
-  return { path: dir, parent, dirs, images, roots };
+  return { path: dir, parent, dirs, images, files, roots };
 }
 
 export interface FolderPreview {
