@@ -122,7 +122,10 @@ describe('beyond one machine', () => {
 
   it('a sharded extraction merges into the same cache, bit for bit; missing parts are named; merging twice adds nothing', () => {
     const dir = join(tmp.dir, 'extract-shards');
-    for (let k = 0; k < 3; k++) assert.match(ok(embaug(mainDb, 'extract', ...EXTRACT, '--shard', `${k}/3`, '--out', dir)).out, new RegExp(`wrote .*extract-${k}-of-3\\.parquet`));
+    // Every part gets a share of the images, and the shares add up to the whole.
+    const parts = [0, 1, 2].map((k) => ok(embaug(mainDb, 'extract', ...EXTRACT, '--shard', `${k}/3`, '--out', dir, '--json')).json() as { path: string; extracted: number });
+    parts.forEach((p, k) => assert.match(p.path, new RegExp(`extract-${k}-of-3\\.parquet$`)));
+    assert.ok(parts.every((p) => p.extracted > 0), JSON.stringify(parts.map((p) => p.extracted)));
     assert.match(ok(embaug(mainDb, 'extract', ...EXTRACT, '--shard', '1/3', '--out', dir)).out, /is there already: this part is done/);
     assert.equal(vectors(mainDb).size, 0, 'a shard only reads the database');
     const partial = join(tmp.dir, 'partial');
@@ -137,6 +140,7 @@ describe('beyond one machine', () => {
     const m = ok(embaug(mainDb, 'merge', dir, '--json')).json();
     const ref = vectors(refDb);
     assert.equal(m.extract[0].added, ref.size);
+    assert.equal(parts.reduce((n, p) => n + p.extracted, 0), ref.size, 'no image in two parts');
     assert.deepEqual(vectors(mainDb), ref);
     assert.equal(ok(embaug(mainDb, 'merge', dir, '--json')).json().extract[0].added, 0);
   });

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 
 import { EmbaugError } from '../errors.js';
 import { packageRoot, writeFileAtomic } from '../paths.js';
-import { type ShardKind, type ShardProgress, readProgress, scanShards, shardFile } from './shard.js';
+import { type ShardKind, type ShardProgress, readProgress, scanShards } from './shard.js';
 
 export interface SlurmRequest {
   command: ShardKind;
@@ -140,7 +140,7 @@ export function clusterStatus(out: string): ClusterStatus {
   const tasks = Array.from({ length: plan.tasks }, (_, k): TaskStatus => {
     const log = plan.jobId ? join(plan.out, 'logs', `${plan.jobId}_${k}.out`) : null;
     return {
-      k, state: states.get(k) ?? null, ended: ended.get(k) ?? null, done: existsSync(shardFile(plan.out, plan.command, { k, n: plan.tasks })) || Boolean(scan?.done.includes(k)),
+      k, state: states.get(k) ?? null, ended: ended.get(k) ?? null, done: scan?.done.includes(k) ?? false,
       progress: readProgress(plan.out, plan.command, { k, n: plan.tasks }), log: log && existsSync(log) ? log : null,
     };
   });

@@ -147,12 +147,12 @@ export function readEmbeddingsParquet(path: string): { meta: FileMeta | null; se
 }
 
 /** The rows of embedding sets in the cache, raw (float16 stays float16). */
-export function cacheSetRows(db: Db, setIds: number[], only?: (sha: string) => boolean): SetRows[] {
+export function cacheSetRows(db: Db, setIds: number[]): SetRows[] {
   return setIds.map((id) => {
     const s = stmt(db, 'SELECT s.backbone_sha, coalesce(b.name, s.backbone_sha) AS name, s.aug_key, s.seed, s.preprocess_key, s.dtype, s.dim FROM embedding_sets s LEFT JOIN backbones b ON b.sha256 = s.backbone_sha WHERE s.id = ?')
       .get(id) as { backbone_sha: string; name: string; aug_key: string; seed: number; preprocess_key: string; dtype: Dtype; dim: number } | undefined;
     if (!s) throw new EmbaugError('E_NOT_FOUND', `There is no embedding set ${id}: see embaug cache stats for the sets there are.`);
-    const rows = (db.prepare('SELECT image_sha, vec FROM embeddings WHERE set_id = ? ORDER BY image_sha').raw().all(id) as [string, Buffer][]).filter(([sha]) => !only || only(sha));
+    const rows = db.prepare('SELECT image_sha, vec FROM embeddings WHERE set_id = ? ORDER BY image_sha').raw().all(id) as [string, Buffer][];
     const width = s.dtype === 'float32' ? 4 : 2;
     const bytes = Buffer.alloc(rows.length * s.dim * width);
     rows.forEach(([, vec], i) => vec.copy(bytes, i * s.dim * width));
