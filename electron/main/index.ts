@@ -3,7 +3,7 @@
  * IPC handlers, which are the same `handle` as web mode's after a sender check. The desktop
  * app keeps its database, caches and reports in its user-data folder.
  */
-import { app, BrowserWindow, dialog, ipcMain, Menu, type OpenDialogOptions } from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, Menu } from 'electron';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 
@@ -14,6 +14,7 @@ import { defaultDataDir, defaultModelsDir } from '../engine/settings.js';
 import { CHANNELS, JOB_EVENT_CHANNEL } from '../ipc/contract.js';
 import { createHandler } from '../ipc/handlers.js';
 import { JobRunner } from '../jobs/runner.js';
+import { dialogPickers } from './options.js';
 import { createWindow, trustedSender } from './window.js';
 
 let win: BrowserWindow | null = null;
@@ -53,13 +54,7 @@ function start(): void {
     setThreads(threads);
     const db = openDb(dbPath);
     const jobs = new JobRunner({ db, dbPath, threads, settings: { modelsDir: defaultModelsDir(), dataDir: defaultDataDir(), outDir: join(dataDir, 'reports') } });
-    // The system's own dialogs: the first path chosen, or null when the user cancels.
-    const open = async (options: OpenDialogOptions) => {
-      const r = win ? await dialog.showOpenDialog(win, options) : { canceled: true, filePaths: [] };
-      return r.canceled ? null : (r.filePaths[0] ?? null);
-    };
-    const pickFolder = () => open({ properties: ['openDirectory', 'createDirectory'] });
-    const pickFile = (extensions: string[]) => open({ properties: ['openFile'], filters: [{ name: extensions.join(', '), extensions }] });
+    const { pickFolder, pickFile } = dialogPickers((options) => (win ? dialog.showOpenDialog(win, options) : Promise.resolve({ canceled: true, filePaths: [] })));
     const handle = createHandler({ db, dbPath, jobs, mode: 'electron', version: app.getVersion(), pickFolder, pickFile });
     for (const channel of CHANNELS)
       ipcMain.handle(channel, (event, payload) => {

@@ -31,3 +31,25 @@ export function windowOptions(preload: string) {
     },
   };
 }
+
+/** The part of Electron's `dialog.showOpenDialog` the pickers use, so that they run without the binary. */
+export interface OpenDialogLike {
+  properties: ('openDirectory' | 'createDirectory' | 'openFile')[];
+  filters?: { name: string; extensions: string[] }[];
+}
+export type ShowOpenDialog = (options: OpenDialogLike) => Promise<{ canceled: boolean; filePaths: string[] }>;
+
+/**
+ * The system's own folder and file dialogs, as the IPC handler wants them: the first path
+ * chosen, or null when the user cancels (or there is no window to attach the dialog to).
+ */
+export function dialogPickers(show: ShowOpenDialog) {
+  const open = async (options: OpenDialogLike) => {
+    const r = await show(options);
+    return r.canceled ? null : (r.filePaths[0] ?? null);
+  };
+  return {
+    pickFolder: () => open({ properties: ['openDirectory', 'createDirectory'] }),
+    pickFile: (extensions: string[]) => open({ properties: ['openFile'], filters: [{ name: extensions.join(', '), extensions }] }),
+  };
+}

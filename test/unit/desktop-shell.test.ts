@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import { CHANNELS, type EmbaugBridge } from '../../electron/ipc/contract.js';
-import { CHANNELS_ARG, channelsArgument, windowOptions } from '../../electron/main/options.js';
+import { CHANNELS_ARG, channelsArgument, dialogPickers, type OpenDialogLike, windowOptions } from '../../electron/main/options.js';
 import { REPO } from '../helpers/shared.js';
 
 const require = createRequire(import.meta.url);
@@ -76,6 +76,23 @@ describe('the window', () => {
     assert.equal(o.webPreferences.nodeIntegration, false);
     assert.equal(o.webPreferences.webSecurity, true);
     assert.deepEqual(o.webPreferences.additionalArguments, [`${CHANNELS_ARG}${CHANNELS.join(',')}`]);
+  });
+});
+
+describe('the system dialogs', () => {
+  it('ask for a folder (which may be created) or a file of the given kinds, and give the first path, or null when cancelled', async () => {
+    const asked: OpenDialogLike[] = [];
+    let answer = { canceled: false, filePaths: ['/home/u/pictures', '/home/u/other'] };
+    const { pickFolder, pickFile } = dialogPickers(async (o) => (asked.push(o), answer));
+    assert.equal(await pickFolder(), '/home/u/pictures');
+    assert.deepEqual(asked[0], { properties: ['openDirectory', 'createDirectory'] });
+    answer = { canceled: false, filePaths: ['/m/resnet.onnx'] };
+    assert.equal(await pickFile(['onnx']), '/m/resnet.onnx');
+    assert.deepEqual(asked[1], { properties: ['openFile'], filters: [{ name: 'onnx', extensions: ['onnx'] }] });
+    answer = { canceled: true, filePaths: ['/stale'] };
+    assert.equal(await pickFile(['json']), null);
+    answer = { canceled: false, filePaths: [] };
+    assert.equal(await pickFolder(), null);
   });
 });
 
