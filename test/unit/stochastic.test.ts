@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { KNN_K, NOISE_SCALE, addGaussian, addNeighbourShift, addNoise, energyScore, gaussianOf, nearest, sampleGenerator, trainGenerator, type DrawKey } from '../../electron/engine/training/stochastic.js';
+import { KNN_K, NOISE_SCALE, addGaussian, addNeighbourShift, addNoise, energyScore, gaussianOf, mdnLoss, mdnMean, mdnSampler, nearest, sampleGenerator, trainGenerator, trainMdn, type DrawKey } from '../../electron/engine/training/stochastic.js';
 import { rng } from '../helpers/shared.js';
 
 const d = 4;
@@ -143,6 +143,63 @@ describe('stochastic Ω forms', () => {
     const diff = (a: Float32Array, b: Float32Array) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
     assert.ok(diff(sampleGenerator(g, zt.subarray(0, 8 * d), key(8, 1)), s.subarray(0, 8 * d)) > 0.01);
     assert.ok(diff(sampleGenerator(g, zt.subarray(0, 8 * d), key(8, 0)), s.subarray(0, 8 * d)) < 1e-5);
+  });
+
+  it('the mixture density network\'s loss: the gradient is the loss\'s, by finite differences', () => {
+    const K = 3, n = 4;
+    const r = rng(11);
+    const out = new Float32Array(n * K * (1 + 2 * d)).map(() => r() - 0.5);
+    const u = new Float32Array(n * d).map(() => 2 * r() - 1);
+    const { loss, grad } = mdnLoss(out, u, d, K);
+    for (const j of [0, 2, 5, K + 3, K + K * d + 1, out.length - 1]) {
+      const h = 1e-3;
+      const plus = Float32Array.from(out), minus = Float32Array.from(out);
+      plus[j] += h;
+      minus[j] -= h;
+      const numeric = (mdnLoss(plus, u, d, K).loss - mdnLoss(minus, u, d, K).loss) / (2 * h);
+      assert.ok(Math.abs(numeric - grad[j]) < 1e-3 * Math.max(1, Math.abs(numeric)), `output ${j}: analytic ${grad[j]}, numeric ${numeric}`);
+    }
+    assert.ok(Number.isFinite(loss));
+  });
+
+  it('the mixture density network: its samples have the measured mean and covariance; a shift with two modes keeps both', async () => {
+    const n = 6000;
+    const r = rng(9);
+    const z = new Float32Array(n * d).map(() => r() * 2 - 1);
+    const delta = gaussianRows(n, 10);
+    const g = await trainMdn(z, z.map((v, i) => v + delta[i]), d, { epochs: 10, hidden: 64, seed: 1 });
+    const zt = new Float32Array(4000 * d).map(() => r() * 2 - 1);
+    const s = mdnSampler(g, zt)(key(4000, 0));
+    const m = moments(s.map((v, i) => v - zt[i]));
+    near(m.mean, MU, 0.1, 'mean of MDN shifts');
+    near(m.cov, SIGMA, 0.15, 'covariance of MDN shifts');
+    near(moments(mdnMean(g, zt).map((v, i) => v - zt[i])).mean, MU, 0.1, 'conditional mean');
+    // Fresh per epoch, the same per key.
+    const draw = mdnSampler(g, zt.subarray(0, 8 * d));
+    assert.ok(Math.max(...draw(key(8, 1)).map((v, i) => Math.abs(v - s[i]))) > 0.01);
+    assert.ok(Math.max(...draw(key(8, 0)).map((v, i) => Math.abs(v - s[i]))) < 1e-5);
+
+    // Dimension 1 shifts by +2 or −2 (a fair coin; its mean 0, where a Gaussian puts most of its
+    // mass), dimension 2 by z₀ (a mean that depends on z): both modes are kept, and the mean follows z.
+    const y = Float32Array.from(z);
+    for (let i = 0; i < n; i++) {
+      y[i * d] += 0.1 * (r() - 0.5);
+      y[i * d + 1] += r() < 0.5 ? 2 : -2;
+      y[i * d + 2] += z[i * d] + 0.1 * (r() - 0.5);
+      y[i * d + 3] += 0.1 * (r() - 0.5);
+    }
+    const b = mdnSampler(await trainMdn(z, y, d, { epochs: 10, hidden: 64, seed: 2 }), zt)(key(4000, 0));
+    let nearMode = 0, up = 0, err = 0;
+    for (let i = 0; i < 4000; i++) {
+      const s1 = b[i * d + 1] - zt[i * d + 1];
+      if (Math.abs(Math.abs(s1) - 2) < 0.5) nearMode++;
+      if (s1 > 0) up++;
+      err += (b[i * d + 2] - zt[i * d + 2] - zt[i * d]) ** 2 / 4000;
+    }
+    // A Gaussian of the same mean and variance puts 24% of its draws within 0.5 of ±2.
+    assert.ok(nearMode > 0.95 * 4000, `${nearMode} of 4000 draws within 0.5 of ±2`);
+    assert.ok(Math.abs(up / 4000 - 0.5) < 0.05, `both modes drawn: ${up} of 4000 up`);
+    assert.ok(Math.sqrt(err) < 0.15, `the shift of dimension 2 follows z₀: rms error ${Math.sqrt(err).toFixed(3)}`);
   });
 
   it('the energy score prefers the true distribution to a point at its mean, and a point is its distance', () => {

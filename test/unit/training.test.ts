@@ -134,7 +134,7 @@ describe('the paper pipeline on a small real subset', () => {
     const out = join(tmp.dir, 'fewshot');
     const steps: number[] = [];
     const r = await reproduce(db, { out, modelsDir, dataDir, perClass: 4, epochs: 12, seeds: 2, subset: 100, omega: { epochs: 2 }, threads: 2, onProgress: (p) => p.stage.startsWith('reproduce') && steps.push(p.done) });
-    const plan = ['none', 'pixel', 'embed', 'embed-residual-gauss', 'embed-shift-gauss', 'embed-knn-shift', 'embed-generator', 'noise', 'mixup', 'isda'];
+    const plan = ['none', 'pixel', 'embed', 'embed-residual-gauss', 'embed-shift-gauss', 'embed-knn-shift', 'embed-generator', 'embed-mdn', 'noise', 'mixup', 'isda'];
     assert.equal(steps.at(-1), 2 * (1 + 1 + 2 * plan.length));
     assert.equal(r.perClass, 4);
     assert.deepEqual(r.augSets, ['hflip']);
@@ -155,7 +155,8 @@ describe('the paper pipeline on a small real subset', () => {
     assert.match(md, /\| \[Embed\] Ω \+ Gaussian residual \| \d+\.\d\d ± \d+\.\d\d \|/);
     assert.match(md, /How close each form of Ω comes/);
     const om = r.omega.resnet18.none.hflip;
-    assert.ok(om.sampling && om.sampling['residual-gauss'].energyScore > 0 && om.sampling.identity.mse > 0);
+    assert.ok(om.sampling && om.sampling['residual-gauss'].energyScore > 0 && om.sampling.mdn.energyScore > 0 && om.sampling.identity.mse > 0);
+    assert.match(md, /\| \[Embed\] mixture density network \(likelihood\) \| \d+\.\d\d ± /);
     // Two heads at a time (the default at threads: 2, each single-threaded) or one after the
     // other with both threads: the schedule changes no number.
     const sequential = await reproduce(db, { out: join(tmp.dir, 'fewshot-sequential'), modelsDir, dataDir, perClass: 4, epochs: 12, seeds: 2, subset: 100, omega: { epochs: 2 }, threads: 2, concurrency: 1 });
@@ -257,7 +258,7 @@ describe('the paper pipeline on a small real subset', () => {
   it('a head with a stochastic Ω form is reproducible with its seed and differs by seed', async () => {
     const om = await trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection: { split: 'train', classes: [0, 1, 2, 3, 4], limit: 200, balanced: true }, aug: 'hflip', config: { epochs: 2, stochastic: true } });
     const req = { backbone: 'tiny-none', dataset: 'cifar10', train: { split: 'train', classes: [5, 6, 7, 8, 9], perClass: 5, draw: 0 }, test: { split: 'test', classes: [5, 6, 7, 8, 9], limit: 50 }, mode: 'embed' as const, augs: ['hflip'], omegas: { hflip: om }, config: { epochs: 3, seed: 7 } };
-    for (const sampling of ['residual-gauss', 'shift-gauss', 'knn-shift', 'generator'] as const) {
+    for (const sampling of ['residual-gauss', 'shift-gauss', 'knn-shift', 'generator', 'mdn'] as const) {
       const a = await trainHead(db, { ...req, sampling }), b = await trainHead(db, { ...req, sampling });
       assert.deepEqual(a.params, b.params, sampling);
       const c = await trainHead(db, { ...req, sampling, config: { epochs: 3, seed: 8 } });

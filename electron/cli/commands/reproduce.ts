@@ -20,7 +20,7 @@ export const REPRODUCE_HELP = `embaug reproduce [--out DIR] [--protocol cifar10-
   --per-class N: the few-shot protocol. Each seed draws its own N target training images per
   class; tested on the whole target test split; defaults become --epochs 100 --seeds 5
   --augs hflip and DIR reproduction-N-per-class; rows add the stochastic Ω forms
-  (residual-gauss, shift-gauss, knn-shift, generator) and the Ω-free baselines (noise, mixup,
+  (residual-gauss, shift-gauss, knn-shift, generator, mdn) and the Ω-free baselines (noise, mixup,
   ISDA), with the fraction of the pixel gain each recovers.
   --augs also takes augmentation specs, random ones included (crop:pad=4+hflip:p=0.5, rotate,
   rotate:min=-15,max=15): pixel mode then draws through Φ every epoch, and Ω is conditioned on

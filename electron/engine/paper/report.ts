@@ -43,14 +43,14 @@ function fewShotMarkdown(r: ReproduceResult): string {
     }
   }
   lines.push('## How close each form of Ω comes (held-out base pairs)', '', 'MSE of the form\'s mean and energy score of its samples (8 per pair; for a point prediction the mean distance), both lower-is-better, on held-out base pairs not used to fit them.', '',
-    '| architecture | base | aug | identity MSE / ES | Ω mean | Ω + Gaussian residual | identity + Gaussian shift | nearest-neighbour shift | generative Ω |', '|---|---|---|---:|---:|---:|---:|---:|---:|');
+    '| architecture | base | aug | identity MSE / ES | Ω mean | Ω + Gaussian residual | identity + Gaussian shift | nearest-neighbour shift | generative Ω | mixture density network |', '|---|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const [a, bases] of Object.entries(r.omega))
     for (const [b, augs] of Object.entries(bases))
       for (const [g, o] of Object.entries(augs)) {
         if (!o.sampling) continue;
         const sampling = o.sampling;
         const f = (k: keyof typeof sampling) => `${sampling[k].mse.toPrecision(3)} / ${sampling[k].energyScore.toPrecision(3)}`;
-        lines.push(`| ${a} | ${b} | ${g} | ${f('identity')} | ${f('mean')} | ${f('residual-gauss')} | ${f('shift-gauss')} | ${f('knn-shift')} | ${sampling.generator ? f('generator') : '–'} |`);
+        lines.push(`| ${a} | ${b} | ${g} | ${f('identity')} | ${f('mean')} | ${f('residual-gauss')} | ${f('shift-gauss')} | ${f('knn-shift')} | ${sampling.generator ? f('generator') : '–'} | ${sampling.mdn ? f('mdn') : '–'} |`);
       }
   const curves = Object.entries(r.omega).flatMap(([a, bases]) => Object.entries(bases).flatMap(([b, augs]) => Object.entries(augs).filter(([, o]) => o.thetaCurve).map(([g, o]) => ({ a, b, g, o }))));
   if (curves.length) {

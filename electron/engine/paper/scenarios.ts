@@ -31,6 +31,7 @@ const STOCHASTIC: { sampling: OmegaSampling; label: string }[] = [
   { sampling: 'shift-gauss', label: 'identity + Gaussian shift (no network)' },
   { sampling: 'knn-shift', label: 'shift of a nearest base neighbour' },
   { sampling: 'generator', label: 'generative Ω (energy score)' },
+  { sampling: 'mdn', label: 'mixture density network (likelihood)' },
 ];
 
 /** The heads of one seed: Table II's, and with the few-shot protocol the stochastic Ω forms and the noise baseline. */

@@ -28,7 +28,7 @@ import { isConditional } from './conditional.js';
 import { applyOmega, assertOmegaUnseen, packParams, type OmegaResult } from './omega.js';
 import { headReport, type HeadReport } from './evaluate.js';
 import { stack } from './stats.js';
-import { KNN_K, addGaussian, addNeighbourShift, addNoise, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
+import { KNN_K, addGaussian, addNeighbourShift, addNoise, mdnSampler, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
 
 export const FINE_TUNE_MODES = ['none', 'pixel', 'embed', 'noise', 'mixup', 'isda'] as const;
 export type FineTuneMode = (typeof FINE_TUNE_MODES)[number];
@@ -165,6 +165,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
       // Ω's mean for this epoch: fixed, or for a conditional Ω at the θ pixel mode would draw.
       const meanView = (a: AugSpec, e: number) => fixedMeans[a.key] ?? embedView(req.omegas![a.key], a, z.x, shas, viewSeed(cfg.seed, e));
       const neighbours = sampling === 'knn-shift' ? Object.fromEntries(augs.map((a) => [a.key, nearest(z.x, req.omegas![a.key].stochastic!.bank.z, z.dim, KNN_K)])) : {};
+      const mdnDraws = sampling === 'mdn' ? Object.fromEntries(augs.map((a) => [a.key, mdnSampler(req.omegas![a.key].stochastic!.mdn, z.x)])) : {};
       const epochViews = async (e: number): Promise<Float32Array[]> => {
         const views = [z.x];
         if (req.mode === 'noise') views.push(addNoise(z.x, z.x, z.dim, draw('noise', e)));
@@ -176,7 +177,8 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
             else if (sampling === 'residual-gauss') views.push(addGaussian(meanView(a, e), st.residual, draw(a.key, e)));
             else if (sampling === 'shift-gauss') views.push(addGaussian(z.x, st.shift, draw(a.key, e)));
             else if (sampling === 'knn-shift') views.push(addNeighbourShift(z.x, st.bank, neighbours[a.key], KNN_K, z.dim, draw(a.key, e)));
-            else views.push(sampleGenerator(st.generator, z.x, draw(a.key, e)));
+            else if (sampling === 'generator') views.push(sampleGenerator(st.generator, z.x, draw(a.key, e)));
+            else views.push(mdnDraws[a.key](draw(a.key, e)));
           }
         }
         return views;

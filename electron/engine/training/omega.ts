@@ -18,7 +18,7 @@ import { artifactBytes, getRun, listRuns, startRun } from '../runs/index.js';
 import { EmbaugError } from '../errors.js';
 import { CONDITIONAL_FORMS, conditionalForward, conditionalInput, encodedDim, isConditional, newConditional, thetaCurve, type ThetaBin } from './conditional.js';
 import { meanCosine, meanRelativeError, mse, rows, stack } from './stats.js';
-import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, nearest, sampleGenerator, trainGenerator, type OmegaSampling, type ShiftModels } from './stochastic.js';
+import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, mdnMean, mdnSampler, nearest, sampleGenerator, trainGenerator, trainMdn, type OmegaSampling, type ShiftModels } from './stochastic.js';
 
 export const OMEGA_FORMS = ['auto', 'plain', 'residual', ...CONDITIONAL_FORMS] as const;
 /** A trained Ω's form; `auto` (a request) trains both and keeps the better. */
@@ -253,6 +253,7 @@ async function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'para
     shift: gaussianOf(shiftTr, d),
     bank: { z: p.xTr, shift: shiftTr, n: p.xTr.length / d },
     generator: await trainGenerator(p.xTr, p.yTr, d, { epochs: p.epochs, seed: p.seed }, signal),
+    mdn: await trainMdn(p.xTr, p.yTr, d, { epochs: p.epochs, seed: p.seed }, signal),
   };
   const neighbours = nearest(xEval, stochastic.bank.z, d, KNN_K);
   const M = 8;
@@ -283,6 +284,10 @@ async function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'para
         const mu = new Float32Array(xEval.length);
         for (let m = 0; m < M; m++) for (let i = 0; i < mu.length; i++) mu[i] += s[m * mu.length + i] / M;
         return sampled(mu, s);
+      })(),
+      mdn: (() => {
+        const sample = mdnSampler(stochastic.mdn, xEval);
+        return sampled(mdnMean(stochastic.mdn, xEval), draws((e) => sample(key(e))));
       })(),
     },
   };

@@ -10,6 +10,9 @@
  *    at random (a non-parametric model of the conditional distribution of the shift given z);
  *  - generator:      Ω(z, ε) = z + f([z, ε]), a conditional generative Ω trained by the energy
  *    score of its samples (a proper scoring rule) instead of MSE;
+ *  - mdn:            a mixture density network: the shift's density given z, explicitly, as a
+ *    mixture of diagonal Gaussians in the coordinates that whiten the measured shift, trained
+ *    by the likelihood of the true pairs;
  *  - noise (an Ω-free baseline): z + s·σ ⊙ ε, σ the per-dimension spread of the head's own
  *    training embeddings.
  * Every draw is keyed by (seed, image hash, epoch, augmentation), as pixel mode's are, so a run
@@ -21,10 +24,10 @@ import { MlpModel } from '../native/index.js';
 import { mulberry32 } from '../random.js';
 import { meanCovariance } from './stats.js';
 
-export type StochasticForm = 'residual-gauss' | 'shift-gauss' | 'knn-shift' | 'generator';
+export type StochasticForm = 'residual-gauss' | 'shift-gauss' | 'knn-shift' | 'generator' | 'mdn';
 /** How Ω is applied in embed mode: its mean (the paper's), or one of the stochastic forms. */
 export type OmegaSampling = 'mean' | StochasticForm;
-export const OMEGA_SAMPLINGS: readonly OmegaSampling[] = ['mean', 'residual-gauss', 'shift-gauss', 'knn-shift', 'generator'];
+export const OMEGA_SAMPLINGS: readonly OmegaSampling[] = ['mean', 'residual-gauss', 'shift-gauss', 'knn-shift', 'generator', 'mdn'];
 
 export interface Gaussian {
   d: number;
@@ -43,6 +46,8 @@ export interface ShiftModels {
   bank: { z: Float32Array; shift: Float32Array; n: number };
   /** The conditional generative Ω, trained on the training pairs. */
   generator: Generator;
+  /** The mixture density network, trained on the training pairs. */
+  mdn: Mdn;
 }
 
 /** Neighbours a knn-shift draw chooses among; fixed in advance. */
@@ -110,19 +115,24 @@ export interface DrawKey {
 
 /** Rows of `base` plus a draw of N(μ, Σ) each, keyed per image. */
 export function addGaussian(base: Float32Array, g: Gaussian, key: DrawKey): Float32Array {
-  const d = g.d, n = base.length / d;
+  const n = base.length / g.d;
   const out = new Float32Array(base.length);
-  const eps = new Float64Array(d);
+  const eps = new Float64Array(g.d);
   for (let i = 0; i < n; i++) {
-    normals(keyedRng(key.seed, key.images[i], key.epoch, key.aug, 'gauss'), d, eps);
-    for (let a = 0; a < d; a++) {
-      let s = g.mean[a];
-      const row = a * d;
-      for (let b = 0; b <= a; b++) s += g.chol[row + b] * eps[b];
-      out[i * d + a] = base[i * d + a] + s;
-    }
+    normals(keyedRng(key.seed, key.images[i], key.epoch, key.aug, 'gauss'), g.d, eps);
+    unwhitenInto(out, base, i, eps, g);
   }
   return out;
+}
+
+/** Row i of `out` = row i of `base` + μ + L v: v a whitened draw (or mean) of the Gaussian. */
+function unwhitenInto(out: Float32Array, base: Float32Array, i: number, v: Float64Array, g: Gaussian): void {
+  const d = g.d;
+  for (let a = 0; a < d; a++) {
+    let s = g.mean[a];
+    for (let b = 0; b <= a; b++) s += g.chol[a * d + b] * v[b];
+    out[i * d + a] = base[i * d + a] + s;
+  }
 }
 
 /**
@@ -262,9 +272,56 @@ function withNoise(z: Float32Array, d: number, k: number, noiseOf: (i: number) =
 }
 
 /**
+ * Adam on an MLP whose loss is computed here from its outputs: `lossGradient` returns the
+ * gradient of the batch's loss with respect to the outputs, which the native MSE backward
+ * propagates once the target is chosen that yields exactly it. The batches are the rows in
+ * a keyed shuffle per epoch.
+ */
+async function fitByOutputGradient(
+  m: MlpModel,
+  n: number,
+  c: { epochs: number; batch: number; lr: number; seed: number },
+  what: string,
+  batchOf: (idx: number[], epoch: number, start: number) => { x: Float32Array; lossGradient: (out: Float32Array) => Float32Array },
+  signal?: AbortSignal,
+): Promise<void> {
+  const params = m.getParams();
+  const mom = params.map((p) => new Float32Array(p.length)), vel = params.map((p) => new Float32Array(p.length));
+  let step = 0;
+  for (let e = 0; e < c.epochs; e++) {
+    const rand = keyedRng(c.seed, `${what}-epoch`, e);
+    const order = Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    for (let start = 0; start < n; start += c.batch) {
+      if (signal?.aborted) throw new RangeError(`${what} training was cancelled`);
+      const { x, lossGradient } = batchOf(order.slice(start, start + c.batch), e, start);
+      const out = m.forward(x);
+      const grad = lossGradient(out);
+      // MSE's gradient is 2(out − target)/(rows·cols): this target makes it exactly `grad`.
+      const half = out.length / 2;
+      const { grads } = m.gradients({ x, targets: out.map((v, i) => v - grad[i] * half) });
+      step++;
+      const [b1, b2, eps] = [0.9, 0.999, 1e-8];
+      const lr = (c.lr * Math.sqrt(1 - b2 ** step)) / (1 - b1 ** step);
+      params.forEach((p, t) => {
+        const g = grads[t], mt = mom[t], vt = vel[t];
+        for (let q = 0; q < p.length; q++) {
+          mt[q] = b1 * mt[q] + (1 - b1) * g[q];
+          vt[q] = b2 * vt[q] + (1 - b2) * g[q] * g[q];
+          p[q] -= (lr * mt[q]) / (Math.sqrt(vt[q]) + eps);
+        }
+      });
+      m.setParams(params);
+    }
+  }
+}
+
+/**
  * Trains the generator on base pairs (z → y) with Adam on the energy score, two samples per pair:
- * ES_i = ½(‖s₁ − t‖ + ‖s₂ − t‖) − ½‖s₁ − s₂‖, t = y − z. The gradient with respect to each
- * sample is passed through the native MLP's MSE backward by choosing the target that yields it.
+ * ES_i = ½(‖s₁ − t‖ + ‖s₂ − t‖) − ½‖s₁ − s₂‖, t = y − z.
  */
 export async function trainGenerator(z: Float32Array, y: Float32Array, d: number, cfg: Partial<GeneratorConfig> = {}, signal?: AbortSignal): Promise<Generator> {
   const c = { ...GENERATOR_DEFAULTS, ...cfg };
@@ -277,62 +334,38 @@ export async function trainGenerator(z: Float32Array, y: Float32Array, d: number
     params[params.length - 2].fill(0);
     params[params.length - 1].fill(0);
     m.setParams(params);
-    const mom = params.map((p) => new Float32Array(p.length)), vel = params.map((p) => new Float32Array(p.length));
-    let step = 0;
-    for (let e = 0; e < c.epochs; e++) {
-      const rand = keyedRng(c.seed, 'generator-epoch', e);
-      const order = Array.from({ length: n }, (_, i) => i);
-      for (let i = n - 1; i > 0; i--) {
-        const j = Math.floor(rand() * (i + 1));
-        [order[i], order[j]] = [order[j], order[i]];
-      }
-      for (let start = 0; start < n; start += c.batch) {
-        if (signal?.aborted) throw new RangeError('generator training was cancelled');
-        const idx = order.slice(start, start + c.batch);
-        const b = idx.length;
-        const zb = new Float32Array(2 * b * d);
-        idx.forEach((r, i) => {
-          zb.set(z.subarray(r * d, (r + 1) * d), i * d);
-          zb.set(z.subarray(r * d, (r + 1) * d), (b + i) * d);
-        });
-        const x = withNoise(zb, d, k, (i) => keyedRng(c.seed, 'generator', e, start, i));
-        const s = m.forward(x);
-        const grad = new Float32Array(s.length);
-        for (let i = 0; i < b; i++) {
-          const r = idx[i];
-          const s1 = i * d, s2 = (b + i) * d;
-          let n1 = 0, n2 = 0, n12 = 0;
-          for (let t = 0; t < d; t++) {
-            const target = y[r * d + t] - z[r * d + t];
-            n1 += (s[s1 + t] - target) ** 2;
-            n2 += (s[s2 + t] - target) ** 2;
-            n12 += (s[s1 + t] - s[s2 + t]) ** 2;
+    await fitByOutputGradient(m, n, c, 'generator', (idx, e, start) => {
+      const b = idx.length;
+      const zb = new Float32Array(2 * b * d);
+      idx.forEach((r, i) => {
+        zb.set(z.subarray(r * d, (r + 1) * d), i * d);
+        zb.set(z.subarray(r * d, (r + 1) * d), (b + i) * d);
+      });
+      return {
+        x: withNoise(zb, d, k, (i) => keyedRng(c.seed, 'generator', e, start, i)),
+        lossGradient: (s) => {
+          const grad = new Float32Array(s.length);
+          for (let i = 0; i < b; i++) {
+            const r = idx[i];
+            const s1 = i * d, s2 = (b + i) * d;
+            let n1 = 0, n2 = 0, n12 = 0;
+            for (let t = 0; t < d; t++) {
+              const target = y[r * d + t] - z[r * d + t];
+              n1 += (s[s1 + t] - target) ** 2;
+              n2 += (s[s2 + t] - target) ** 2;
+              n12 += (s[s1 + t] - s[s2 + t]) ** 2;
+            }
+            const [a1, a2, a12] = [Math.sqrt(n1) || 1, Math.sqrt(n2) || 1, Math.sqrt(n12) || 1];
+            for (let t = 0; t < d; t++) {
+              const target = y[r * d + t] - z[r * d + t];
+              grad[s1 + t] = ((s[s1 + t] - target) / a1 - (s[s1 + t] - s[s2 + t]) / a12) / (2 * b);
+              grad[s2 + t] = ((s[s2 + t] - target) / a2 - (s[s2 + t] - s[s1 + t]) / a12) / (2 * b);
+            }
           }
-          const [a1, a2, a12] = [Math.sqrt(n1) || 1, Math.sqrt(n2) || 1, Math.sqrt(n12) || 1];
-          for (let t = 0; t < d; t++) {
-            const target = y[r * d + t] - z[r * d + t];
-            grad[s1 + t] = ((s[s1 + t] - target) / a1 - (s[s1 + t] - s[s2 + t]) / a12) / (2 * b);
-            grad[s2 + t] = ((s[s2 + t] - target) / a2 - (s[s2 + t] - s[s1 + t]) / a12) / (2 * b);
-          }
-        }
-        // MSE's gradient is 2(out − target)/(rows·d): this target makes it exactly `grad`.
-        const half = (2 * b * d) / 2;
-        const targets = s.map((v, i) => v - grad[i] * half);
-        const { grads } = m.gradients({ x, targets });
-        step++;
-        const [b1, b2, eps] = [0.9, 0.999, 1e-8];
-        const lr = (c.lr * Math.sqrt(1 - b2 ** step)) / (1 - b1 ** step);
-        params.forEach((p, t) => {
-          const g = grads[t], mt = mom[t], vt = vel[t];
-          for (let q = 0; q < p.length; q++) {
-            mt[q] = b1 * mt[q] + (1 - b1) * g[q];
-            vt[q] = b2 * vt[q] + (1 - b2) * g[q] * g[q];
-            p[q] -= (lr * mt[q]) / (Math.sqrt(vt[q]) + eps);
-          }
-        });
-        m.setParams(params);
-      }
-    }
+          return grad;
+        },
+      };
+    }, signal);
     return { sizes, params: m.getParams(), noiseDim: k };
   } finally {
     m.dispose();
@@ -351,4 +384,184 @@ export function sampleGenerator(g: Generator, z: Float32Array, key: DrawKey): Fl
   } finally {
     m.dispose();
   }
+}
+
+/**
+ * A mixture density network (Bishop, 1994) for the shift t = Φ(g(x)) − Φ(x) given z = Φ(x).
+ * It works in the coordinates u = L⁻¹(t − μ) that whiten the shift measured on the base pairs
+ * (`shift`: N(μ, L Lᵀ)), where a diagonal Gaussian per component is a sensible model:
+ * p(u | z) = Σ_k π_k(z) N(u; m_k(z), diag e^{2 s_k(z)}). Its outputs per row are K logits,
+ * then K means of d, then K log-scales of d. It starts as the shift's Gaussian itself (means
+ * and log-scales zero, equal weights) and is trained by the negative log-likelihood of the
+ * true pairs, so it learns the conditional distribution explicitly, modes included.
+ */
+export interface Mdn {
+  sizes: number[];
+  params: Float32Array[];
+  components: number;
+  shift: Gaussian;
+}
+
+export interface MdnConfig {
+  components: number;
+  hidden: number;
+  epochs: number;
+  batch: number;
+  lr: number;
+  seed: number;
+}
+
+export const MDN_DEFAULTS: MdnConfig = { components: 5, hidden: 256, epochs: 20, batch: 128, lr: 1e-3, seed: 0 };
+
+/** Log-scales are kept within these bounds (whitened units: e^-6 to e^3 of the shift's own spread). */
+const LOG_SCALE = [-6, 3] as const;
+
+/** Rows of t − μ solved against L (forward substitution): the whitened shifts. */
+function whiten(t: Float32Array, g: Gaussian): Float32Array {
+  const d = g.d, n = t.length / d;
+  const u = new Float32Array(t.length);
+  const row = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    for (let a = 0; a < d; a++) {
+      let s = t[i * d + a] - g.mean[a];
+      for (let b = 0; b < a; b++) s -= g.chol[a * d + b] * row[b];
+      row[a] = s / g.chol[a * d + a];
+    }
+    for (let a = 0; a < d; a++) u[i * d + a] = row[a];
+  }
+  return u;
+}
+
+/** The mixture's weights π of row offset o (a softmax of its K logits), into `pi`. */
+function mixtureWeights(out: Float32Array, o: number, K: number, pi: Float64Array): void {
+  let amax = -Infinity;
+  for (let k = 0; k < K; k++) amax = Math.max(amax, out[o + k]);
+  let sum = 0;
+  for (let k = 0; k < K; k++) sum += (pi[k] = Math.exp(out[o + k] - amax));
+  for (let k = 0; k < K; k++) pi[k] /= sum;
+}
+
+/** The negative log-likelihood of whitened shifts u under the MDN's outputs (constants dropped), and its gradient. */
+export function mdnLoss(out: Float32Array, u: Float32Array, d: number, K: number): { loss: number; grad: Float32Array } {
+  const w = K * (1 + 2 * d), n = u.length / d;
+  const grad = new Float32Array(out.length);
+  const ll = new Float64Array(K), pi = new Float64Array(K);
+  let loss = 0;
+  for (let i = 0; i < n; i++) {
+    const o = i * w;
+    mixtureWeights(out, o, K, pi);
+    for (let k = 0; k < K; k++) {
+      let l = Math.log(pi[k]);
+      for (let t = 0; t < d; t++) {
+        const s = Math.min(LOG_SCALE[1], Math.max(LOG_SCALE[0], out[o + K + K * d + k * d + t]));
+        const r = (u[i * d + t] - out[o + K + k * d + t]) * Math.exp(-s);
+        l -= 0.5 * r * r + s;
+      }
+      ll[k] = l;
+    }
+    let lmax = -Infinity;
+    for (let k = 0; k < K; k++) lmax = Math.max(lmax, ll[k]);
+    let lsum = 0;
+    for (let k = 0; k < K; k++) lsum += Math.exp(ll[k] - lmax);
+    loss -= (lmax + Math.log(lsum)) / n;
+    for (let k = 0; k < K; k++) {
+      const gamma = Math.exp(ll[k] - lmax) / lsum;
+      grad[o + k] = (pi[k] - gamma) / n;
+      for (let t = 0; t < d; t++) {
+        const raw = out[o + K + K * d + k * d + t];
+        const s = Math.min(LOG_SCALE[1], Math.max(LOG_SCALE[0], raw));
+        const diff = u[i * d + t] - out[o + K + k * d + t];
+        const inv2 = Math.exp(-2 * s);
+        grad[o + K + k * d + t] = (-gamma * diff * inv2) / n;
+        grad[o + K + K * d + k * d + t] = raw === s ? (gamma * (1 - diff * diff * inv2)) / n : 0;
+      }
+    }
+  }
+  return { loss, grad };
+}
+
+/** Trains the MDN on base pairs (z → y), its coordinates fixed by the training shifts' Gaussian. */
+export async function trainMdn(z: Float32Array, y: Float32Array, d: number, cfg: Partial<MdnConfig> = {}, signal?: AbortSignal): Promise<Mdn> {
+  const c = { ...MDN_DEFAULTS, ...cfg };
+  const K = c.components, n = z.length / d;
+  const shift = gaussianOf(y.map((v, i) => v - z[i]), d);
+  const u = whiten(y.map((v, i) => v - z[i]), shift);
+  const sizes = [d, c.hidden, c.hidden, K * (1 + 2 * d)];
+  const m = new MlpModel(sizes, { seed: c.seed });
+  try {
+    // Small last-layer weights; each component starts at the whitened shift of a pair drawn
+    // at random, with the measured spread: components started alike stay alike (one broad
+    // Gaussian over two modes), components started apart find them.
+    const params = m.getParams();
+    params[params.length - 2].forEach((v, i, a) => (a[i] = v * 0.01));
+    const bias = params[params.length - 1].fill(0);
+    const rand = keyedRng(c.seed, 'mdn-init');
+    for (let k = 0; k < K; k++) bias.set(u.subarray(Math.floor(rand() * n) * d).subarray(0, d), K + k * d);
+    m.setParams(params);
+    await fitByOutputGradient(m, n, c, 'mdn', (idx) => {
+      const x = new Float32Array(idx.length * d), ub = new Float32Array(idx.length * d);
+      idx.forEach((r, i) => {
+        x.set(z.subarray(r * d, (r + 1) * d), i * d);
+        ub.set(u.subarray(r * d, (r + 1) * d), i * d);
+      });
+      return { x, lossGradient: (out) => mdnLoss(out, ub, d, K).grad };
+    }, signal);
+    return { sizes, params: m.getParams(), components: K, shift };
+  } finally {
+    m.dispose();
+  }
+}
+
+/** The MDN's outputs for rows of z. */
+function mdnOutputs(g: Mdn, z: Float32Array): Float32Array {
+  const m = new MlpModel(g.sizes);
+  try {
+    m.setParams(g.params);
+    return m.forward(z);
+  } finally {
+    m.dispose();
+  }
+}
+
+/**
+ * Draws of the MDN for rows of z, one per row and key: a component by its weight, then its
+ * Gaussian, keyed per (seed, image, epoch, augmentation). The network runs once, here.
+ */
+export function mdnSampler(g: Mdn, z: Float32Array): (key: DrawKey) => Float32Array {
+  const d = g.shift.d, K = g.components, w = K * (1 + 2 * d), n = z.length / d;
+  const outs = mdnOutputs(g, z);
+  return (key) => {
+    const y = new Float32Array(z.length);
+    const eps = new Float64Array(d), v = new Float64Array(d), pi = new Float64Array(K);
+    for (let i = 0; i < n; i++) {
+      const o = i * w;
+      const rand = keyedRng(key.seed, key.images[i], key.epoch, key.aug, 'mdn');
+      mixtureWeights(outs, o, K, pi);
+      let pick = rand(), c = 0;
+      while (c < K - 1 && (pick -= pi[c]) > 0) c++;
+      normals(rand, d, eps);
+      for (let t = 0; t < d; t++) {
+        const s = Math.min(LOG_SCALE[1], Math.max(LOG_SCALE[0], outs[o + K + K * d + c * d + t]));
+        v[t] = outs[o + K + c * d + t] + Math.exp(s) * eps[t];
+      }
+      unwhitenInto(y, z, i, v, g.shift);
+    }
+    return y;
+  };
+}
+
+/** The MDN's conditional mean per row: z + μ + L Σ_k π_k m_k. */
+export function mdnMean(g: Mdn, z: Float32Array): Float32Array {
+  const d = g.shift.d, K = g.components, w = K * (1 + 2 * d), n = z.length / d;
+  const outs = mdnOutputs(g, z);
+  const y = new Float32Array(z.length);
+  const v = new Float64Array(d), pi = new Float64Array(K);
+  for (let i = 0; i < n; i++) {
+    const o = i * w;
+    mixtureWeights(outs, o, K, pi);
+    v.fill(0);
+    for (let k = 0; k < K; k++) for (let t = 0; t < d; t++) v[t] += pi[k] * outs[o + K + k * d + t];
+    unwhitenInto(y, z, i, v, g.shift);
+  }
+  return y;
 }
