@@ -184,9 +184,18 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
         return views;
       };
       if (fresh) {
+        // The next epoch's views are drawn while the trainer (off the main thread) runs this
+        // one: they depend on the seed and the epoch alone, never on the weights.
+        let next = epochViews(0);
         for (let e = 0; e < cfg.epochs; e++) {
-          const views = await epochViews(e);
-          await m.train({ ...base, ...(evaluated(e) ? { val } : {}), x: stack(views), views: views.length, epochs: 1, firstEpoch: e, totalEpochs: cfg.epochs });
+          const views = await next;
+          const training = m.train({ ...base, ...(evaluated(e) ? { val } : {}), x: stack(views), views: views.length, epochs: 1, firstEpoch: e, totalEpochs: cfg.epochs });
+          if (e + 1 < cfg.epochs) {
+            next = epochViews(e + 1);
+            // A failed or cancelled training leaves this draw unawaited: it must not go unhandled.
+            next.catch(() => undefined);
+          }
+          await training;
         }
       } else {
         const views = [z.x];

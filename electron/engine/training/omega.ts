@@ -248,12 +248,13 @@ async function measureStochastic(o: Pick<OmegaResult, 'chosen' | 'sizes' | 'para
     return y.map((v, i) => v - pred[i]);
   };
   const shiftTr = p.yTr.map((v, i) => v - p.xTr[i]);
+  const shift = gaussianOf(shiftTr, d);
   const stochastic: ShiftModels = {
     residual: gaussianOf(residualOf(xFit, yFit), d),
-    shift: gaussianOf(shiftTr, d),
+    shift,
     bank: { z: p.xTr, shift: shiftTr, n: p.xTr.length / d },
     generator: await trainGenerator(p.xTr, p.yTr, d, { epochs: p.epochs, seed: p.seed }, signal),
-    mdn: await trainMdn(p.xTr, p.yTr, d, { epochs: p.epochs, seed: p.seed }, signal),
+    mdn: await trainMdn(p.xTr, p.yTr, d, { epochs: p.epochs, seed: p.seed }, signal, shift),
   };
   const neighbours = nearest(xEval, stochastic.bank.z, d, KNN_K);
   const M = 8;

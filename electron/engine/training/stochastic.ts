@@ -480,11 +480,13 @@ export function mdnLoss(out: Float32Array, u: Float32Array, d: number, K: number
   return { loss, grad };
 }
 
-/** Trains the MDN on base pairs (z → y), its coordinates fixed by the training shifts' Gaussian. */
-export async function trainMdn(z: Float32Array, y: Float32Array, d: number, cfg: Partial<MdnConfig> = {}, signal?: AbortSignal): Promise<Mdn> {
+/**
+ * Trains the MDN on base pairs (z → y), its coordinates fixed by the Gaussian of their shifts
+ * (`shift`, when the caller has measured it already).
+ */
+export async function trainMdn(z: Float32Array, y: Float32Array, d: number, cfg: Partial<MdnConfig> = {}, signal?: AbortSignal, shift = gaussianOf(y.map((v, i) => v - z[i]), d)): Promise<Mdn> {
   const c = { ...MDN_DEFAULTS, ...cfg };
   const K = c.components, n = z.length / d;
-  const shift = gaussianOf(y.map((v, i) => v - z[i]), d);
   const u = whiten(y.map((v, i) => v - z[i]), shift);
   const sizes = [d, c.hidden, c.hidden, K * (1 + 2 * d)];
   const m = new MlpModel(sizes, { seed: c.seed });
