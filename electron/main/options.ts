@@ -41,7 +41,7 @@ export type ShowOpenDialog = (options: OpenDialogLike) => Promise<{ canceled: bo
 
 /**
  * The system's own folder and file dialogs, as the IPC handler wants them: the first path
- * chosen, or null when the user cancels (or there is no window to attach the dialog to).
+ * chosen, or null when the user cancels or chooses nothing.
  */
 export function dialogPickers(show: ShowOpenDialog) {
   const open = async (options: OpenDialogLike) => {

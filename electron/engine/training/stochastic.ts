@@ -415,6 +415,7 @@ export const MDN_DEFAULTS: MdnConfig = { components: 5, hidden: 256, epochs: 20,
 
 /** Log-scales are kept within these bounds (whitened units: e^-6 to e^3 of the shift's own spread). */
 const LOG_SCALE = [-6, 3] as const;
+const logScale = (raw: number) => Math.min(LOG_SCALE[1], Math.max(LOG_SCALE[0], raw));
 
 /** Rows of t − μ solved against L (forward substitution): the whitened shifts. */
 function whiten(t: Float32Array, g: Gaussian): Float32Array {
@@ -453,7 +454,7 @@ export function mdnLoss(out: Float32Array, u: Float32Array, d: number, K: number
     for (let k = 0; k < K; k++) {
       let l = Math.log(pi[k]);
       for (let t = 0; t < d; t++) {
-        const s = Math.min(LOG_SCALE[1], Math.max(LOG_SCALE[0], out[o + K + K * d + k * d + t]));
+        const s = logScale(out[o + K + K * d + k * d + t]);
         const r = (u[i * d + t] - out[o + K + k * d + t]) * Math.exp(-s);
         l -= 0.5 * r * r + s;
       }
@@ -469,7 +470,7 @@ export function mdnLoss(out: Float32Array, u: Float32Array, d: number, K: number
       grad[o + k] = (pi[k] - gamma) / n;
       for (let t = 0; t < d; t++) {
         const raw = out[o + K + K * d + k * d + t];
-        const s = Math.min(LOG_SCALE[1], Math.max(LOG_SCALE[0], raw));
+        const s = logScale(raw);
         const diff = u[i * d + t] - out[o + K + k * d + t];
         const inv2 = Math.exp(-2 * s);
         grad[o + K + k * d + t] = (-gamma * diff * inv2) / n;
@@ -543,8 +544,7 @@ export function mdnSampler(g: Mdn, z: Float32Array): (key: DrawKey) => Float32Ar
       while (c < K - 1 && (pick -= pi[c]) > 0) c++;
       normals(rand, d, eps);
       for (let t = 0; t < d; t++) {
-        const s = Math.min(LOG_SCALE[1], Math.max(LOG_SCALE[0], outs[o + K + K * d + c * d + t]));
-        v[t] = outs[o + K + c * d + t] + Math.exp(s) * eps[t];
+        v[t] = outs[o + K + c * d + t] + Math.exp(logScale(outs[o + K + K * d + c * d + t])) * eps[t];
       }
       unwhitenInto(y, z, i, v, g.shift);
     }
