@@ -7,10 +7,10 @@ import { UsageError, intOpt, numOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
 
 export const CURATE_HELP = `embaug curate <command> --dataset D [--backbone B]
-  duplicates [--threshold 0.5] [--neighbours 4] [--hash-bits 10]
-                                  exact (same pixels) and near duplicates: embedding neighbours
-                                  (centred, flip-invariant; cosine ≥ threshold) whose perceptual
-                                  hashes differ in at most hash-bits of 64; leaks across splits
+  duplicates [--threshold 0.8] [--neighbours 5]
+                                  exact (same pixels) and near duplicates: each image's nearest
+                                  by embedding and by pixel fingerprint, kept where the aligned
+                                  pair's detail correlation ≥ threshold; leaks across splits
   labels [--split S] [--folds 5] [--epochs 20] [--top 50]
                                   likely label errors from out-of-fold probabilities (k-fold heads)
   outliers [--top 50]             images far from the rest of their class
@@ -90,7 +90,7 @@ export async function dataVersionCommand(ctx: Ctx, sub: string, rest: string[]):
 export async function curate(ctx: Ctx, argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   const { values } = parse(rest, {
-    dataset: { type: 'string' }, backbone: { type: 'string' }, threshold: { type: 'string' }, neighbours: { type: 'string' }, 'hash-bits': { type: 'string' }, split: { type: 'string' }, folds: { type: 'string' },
+    dataset: { type: 'string' }, backbone: { type: 'string' }, threshold: { type: 'string' }, neighbours: { type: 'string' }, split: { type: 'string' }, folds: { type: 'string' },
     epochs: { type: 'string' }, top: { type: 'string' }, method: { type: 'string' }, out: { type: 'string' },
   });
   if (!values.dataset) throw new UsageError(`curate needs --dataset\n${CURATE_HELP}`);
@@ -106,7 +106,7 @@ export async function curate(ctx: Ctx, argv: string[]): Promise<void> {
   if (!values.backbone) throw new UsageError(`curate ${sub} needs --backbone\n${CURATE_HELP}`);
   const common = { dataset, backbone: values.backbone as string, threads: ctx.threads, signal: ctx.signal, onProgress: ctx.progress };
   if (sub === 'duplicates') {
-    const r = await findDuplicates(db, { ...common, threshold: numOpt(values.threshold, 'threshold'), neighbours: intOpt(values.neighbours, 'neighbours'), maxHashBits: intOpt(values['hash-bits'], 'hash-bits') });
+    const r = await findDuplicates(db, { ...common, threshold: numOpt(values.threshold, 'threshold'), neighbours: intOpt(values.neighbours, 'neighbours') });
     ctx.out(r, () => [`${r.exact.length} exact and ${r.near.length} near-duplicate groups (threshold ${r.threshold}); ${r.leaks} leak across splits`,
       ...[...r.exact, ...r.near].slice(0, top).map((g) => `${g.kind}${g.leak ? ' LEAK' : ''} (${g.similarity.toFixed(3)}): ${g.images.map((i) => `#${i.idx} ${i.split} ${i.source}`).join(' | ')}`)].join('\n'));
   } else if (sub === 'labels') {
