@@ -10,7 +10,7 @@
  *
  *   node --import tsx docs/curation/own-duplicates.mts
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
@@ -20,7 +20,7 @@ import { addBackbone } from '../../electron/engine/backbones/index.js';
 import { findDuplicates } from '../../electron/engine/curation/index.js';
 import { decodeToSize, importDataset, readBlobs } from '../../electron/engine/datasets/index.js';
 import { openDb } from '../../electron/engine/db.js';
-import { CIFAR10_CLASSES, samples } from '../../test/helpers/fixtures.js';
+import { plantedFolder, samples } from '../../test/helpers/fixtures.js';
 import { MODELS, REPO } from '../../test/helpers/shared.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'embaug-own-dups-'));
@@ -28,14 +28,8 @@ try {
   const db = openDb(join(dir, 'db.sqlite'));
   await addBackbone(db, { onnxPath: join(MODELS, 'resnet18-w16-hflip.onnx') });
   const root = join(dir, 'images');
-  const train = await samples('train-000000.tar', 1500);
   const test = [...(await samples('test-000000.tar', 5000)), ...(await samples('test-000001.tar', 5000))];
-  for (const [split, list] of [['train', train], ['test', test]] as const)
-    for (const s of list) {
-      const d = join(root, split, CIFAR10_CLASSES[s.label]);
-      mkdirSync(d, { recursive: true });
-      writeFileSync(join(d, `${s.key}.jpg`), s.jpeg);
-    }
+  await plantedFolder(root, await samples('train-000000.tar', 1500), test, { copies: 0 });
   await importDataset(db, { kind: 'folder', path: root, name: 'real' });
   const r = await findDuplicates(db, { dataset: 'real', backbone: 'resnet18-w16-hflip', threads: 2, threshold: 0.7 });
   console.log(`CIFAR-10's own images at threshold 0.7: ${r.exact.length} exact groups, ${r.near.length} near groups`);

@@ -2,8 +2,10 @@
 import { copyFileSync, createReadStream, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import sharp from 'sharp';
 import { extract, pack } from 'tar-stream';
 
+import { decodeToSize } from '../../electron/engine/datasets/index.js';
 import { decodeJpegs } from '../../electron/engine/native/index.js';
 import { MODELS, WDS } from './shared.js';
 
@@ -100,4 +102,47 @@ export async function miniCifar10(dataDir: string, train: number, test: number):
   await writeShard(join(wds, 'train-000000.tar'), await samples('train-000000.tar', train));
   await writeShard(join(wds, 'test-000000.tar'), await samples('test-000000.tar', test));
   copyFileSync(join(WDS, 'classes.txt'), join(wds, 'classes.txt'));
+}
+
+export interface PlantedCopy {
+  /** Folder-relative paths, as the import records them in `source`. */
+  orig: string;
+  copy: string;
+  kind: 'exact' | 'flip' | 'crop' | 'jpeg';
+  /** Whether the copy went to the other split. */
+  cross: boolean;
+}
+
+/**
+ * A folder data set (split/class/file) of real images with planted copies: `train` and `test`
+ * as they are, then `copies` copies of every `step`-th of them (train first), in quarters: exact
+ * (a PNG of the same pixels), mirrored, cropped by a pixel on each side and resized back, and
+ * re-encoded as JPEG at quality 90. Every third copy goes to the other split.
+ */
+export async function plantedFolder(root: string, train: Sample[], test: Sample[], opts: { copies?: number; step?: number } = {}): Promise<PlantedCopy[]> {
+  const { copies = 200, step = 7 } = opts;
+  const put = (split: string, s: Sample, name: string, bytes: Buffer) => {
+    const dir = join(root, split, CIFAR10_CLASSES[s.label]);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, name), bytes);
+    return `${split}/${CIFAR10_CLASSES[s.label]}/${name}`;
+  };
+  const origins = [...train.map((s) => ['train', s] as const), ...test.map((s) => ['test', s] as const)];
+  const sources = origins.map(([split, s]) => put(split, s, `${s.key}.jpg`, s.jpeg));
+  const kinds = ['exact', 'flip', 'crop', 'jpeg'] as const;
+  const planted: PlantedCopy[] = [];
+  for (let k = 0; k < copies; k++) {
+    const [split, s] = origins[k * step];
+    const px = await decodeToSize([{ bytes: s.jpeg, format: 'jpeg', width: 32, height: 32 }], 32, 32);
+    const img = () => sharp(px, { raw: { width: 32, height: 32, channels: 3 } });
+    const kind = kinds[Math.floor((4 * k) / copies)];
+    const bytes = kind === 'exact' ? await img().png().toBuffer()
+      : kind === 'flip' ? await img().flop().png().toBuffer()
+      : kind === 'crop' ? await img().extract({ left: 1, top: 1, width: 30, height: 30 }).resize(32, 32).png().toBuffer()
+      : await img().jpeg({ quality: 90 }).toBuffer();
+    const cross = k % 3 === 0;
+    const other = cross ? (split === 'train' ? 'test' : 'train') : split;
+    planted.push({ orig: sources[k * step], copy: put(other, s, `planted-${k}.${kind === 'jpeg' ? 'jpg' : 'png'}`, bytes), kind, cross });
+  }
+  return planted;
 }

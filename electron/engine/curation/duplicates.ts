@@ -258,9 +258,9 @@ function groups(kind: DuplicateGroup['kind'], rows: ImageRow[], uf: UnionFind, m
 }
 
 /**
- * Candidates per image from each witness, and the detail similarity a pair needs. The
- * threshold was set on a planted set cut from CIFAR-10's training shards (flips, 1-pixel crops
- * and JPEG re-encodes among 11,700 images), where every planted copy scores above it.
+ * Candidates per image from each witness, and the detail similarity a pair needs: the highest
+ * at which every planted copy (flips, 1-pixel crops, JPEG re-encodes among 11,700 images of
+ * training shards the tests do not use) is still found; docs/curation/calibrate-duplicates.mts.
  */
 export const DEFAULT_NEIGHBOURS = 5;
 export const DEFAULT_THRESHOLD = 0.8;
