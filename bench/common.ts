@@ -7,6 +7,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+
+import { session } from '../electron/engine/backbones/index.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const SHARED = resolve(process.env.EMBAUG_SHARED ?? join(ROOT, '..', 'shared'));
@@ -107,4 +110,21 @@ export function median(xs: number[]): number {
 
 export function readJson<T>(file: string): T {
   return JSON.parse(readFileSync(file, 'utf8')) as T;
+}
+
+/** Images/s of ONNX Runtime alone (batch 256, all threads), nothing else in the loop. */
+export async function ortAlone(arch: string, threads: number, seconds = 4): Promise<number> {
+  const file = join(SHARED, 'models', `${arch}-hflip.onnx`);
+  const m = JSON.parse(readFileSync(join(SHARED, 'models', `${arch}-hflip.json`), 'utf8')) as { input: { name: string; height: number; width: number } };
+  const s = await session(file, threads);
+  const n = 256, x = new ort.Tensor('float32', new Float32Array(n * 3 * m.input.height * m.input.width).map(() => Math.random()), [n, 3, m.input.height, m.input.width]);
+  const feeds = { [m.input.name]: x };
+  await s.run(feeds);
+  let images = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    await s.run(feeds);
+    images += n;
+  }
+  return images / ((performance.now() - t0) / 1000);
 }

@@ -1,7 +1,11 @@
 /**
- * Extraction throughput of resnet18-w16-hflip over the 10,000 CIFAR-10 test images,
- * decoding included, beside PyTorch running the same network on the same images and threads;
- * and the share of our wall time spent outside ONNX Runtime.
+ * Extraction throughput of resnet18-w16-hflip over the 10,000 CIFAR-10 test images, decoding
+ * and cache writes included, beside PyTorch running the same network on the same images and
+ * threads. Five rounds, each: ours, then ONNX Runtime alone on the same network (batch 256, the
+ * same threads, nothing else in the loop), then the peer at its best; every round compared
+ * within itself, since this machine's speed drifts by a quarter between minutes. The figures:
+ * the median round and the round least in our favour against the peer, and the median of the
+ * rounds' shares of ONNX Runtime alone.
  */
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,14 +16,14 @@ import { importDataset } from '../electron/engine/datasets/index.js';
 import { openDb } from '../electron/engine/db.js';
 import { extract } from '../electron/engine/embeddings/index.js';
 import { setThreads } from '../electron/engine/native/index.js';
-import { SHARED, bestPeer, median, report, threadsArg } from './common.js';
+import { SHARED, bestPeer, median, ortAlone, report, threadsArg } from './common.js';
 
 export async function main(argv: string[]) {
   const threads = threadsArg(argv);
   setThreads(threads);
   const model = join(SHARED, 'models', 'resnet18-w16-hflip');
-  const runs: { ips: number; outside: number }[] = [];
-  for (let rep = 0; rep < 3; rep++) {
+  const runs: { ips: number; outside: number; alone: number; peer: number; peerEnv: unknown }[] = [];
+  for (let rep = 0; rep < 5; rep++) {
     const path = join(tmpdir(), `embaug-bench-extract-${process.pid}.db`);
     rmSync(path, { force: true });
     rmSync(`${path}.files`, { recursive: true, force: true });
@@ -28,17 +32,20 @@ export async function main(argv: string[]) {
     const ds = await importDataset(db, { kind: 'wds', path: join(SHARED, 'datasets', 'cifar10-wds'), name: 'cifar10' });
     await addBackbone(db, { onnxPath: `${model}.onnx` });
     const r = await extract(db, { dataset: ds.id, backbone: 'resnet18-w16-hflip', split: 'test', threads, batch: 256, record: false });
-    runs.push({ ips: r.imagesPerSecond, outside: 1 - r.onnxSeconds / r.seconds });
     db.close();
     rmSync(path, { force: true });
     rmSync(`${path}.files`, { recursive: true, force: true });
-    console.log(`ours, run ${rep + 1}: ${r.imagesPerSecond.toFixed(0)} images/s, ${(100 * runs[rep].outside).toFixed(1)}% outside ONNX Runtime`);
+    const alone = await ortAlone('resnet18-w16', threads);
+    const peer = bestPeer(['extract', '--model', model, '--split', 'test', '--threads', String(threads)], (p) => p.images_per_s as number);
+    runs.push({ ips: r.imagesPerSecond, outside: 1 - r.onnxSeconds / r.seconds, alone, peer: peer.images_per_s as number, peerEnv: peer.env });
+    const x = runs[rep];
+    console.log(`round ${rep + 1}: ours ${x.ips.toFixed(0)} images/s (${(100 * x.outside).toFixed(1)}% outside ONNX Runtime), ONNX Runtime alone ${alone.toFixed(0)} (ours ${((100 * x.ips) / alone).toFixed(1)}% of it), peer ${x.peer.toFixed(0)} (ours ${(x.ips / x.peer).toFixed(2)}×)`);
   }
-  const peer = bestPeer(['extract', '--model', model, '--split', 'test', '--threads', String(threads)], (r) => r.images_per_s as number);
-  const ours = median(runs.map((r) => r.ips));
-  const outside = median(runs.map((r) => r.outside));
+  const byRatio = [...runs].sort((a, b) => a.ips / a.peer - b.ips / b.peer);
+  const mid = byRatio[2], worst = byRatio[0];
   report('extract', threads, [
-    { case: 'resnet18-w16-hflip-test-10k', ours, peer: peer.images_per_s as number, unit: 'images/s' },
-    { case: 'share-outside-onnxruntime', ours: 100 * outside, peer: 15, unit: '%', lowerIsBetter: true, note: 'peer = the 15% target' },
-  ], { runs, peerEnv: peer.env });
+    { case: 'resnet18-w16-hflip-test-10k', ours: mid.ips, peer: mid.peer, unit: 'images/s', note: 'the median of 5 rounds' },
+    { case: 'resnet18-w16-hflip-test-10k-least', ours: worst.ips, peer: worst.peer, unit: 'images/s', note: 'the round least in our favour; goal ratio >= 2 in every round' },
+    { case: 'share-of-onnxruntime-alone', ours: median(runs.map((r) => (100 * r.ips) / r.alone)), peer: 90, unit: '%', note: 'peer = the 90% target; median of 5 rounds' },
+  ], { runs });
 }

@@ -9,36 +9,17 @@
  * (3) with `--main`, the README's main command itself (`reproduce` on the defaults) timed on a
  *     fresh database and again with the cache warm, beside its limit and the Ψ-only limit.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 
-import { session } from '../electron/engine/backbones/index.js';
 import { openDb } from '../electron/engine/db.js';
 import { setThreads, timeGemm } from '../electron/engine/native/index.js';
 import { AUG_SETS, reproduce, scenarios, type ReproduceOptions, type ReproduceResult } from '../electron/engine/paper/index.js';
-import { type Figure, SHARED, report, threadsArg } from './common.js';
+import { type Figure, SHARED, ortAlone, report, threadsArg } from './common.js';
 
 const ARCHS = ['resnet18-w16', 'vgg16-w16', 'inception-w8'];
 const BATCH = 128;
-
-/** Images/s of ONNX Runtime alone (batch 256, all threads), nothing else in the loop. */
-async function ortAlone(arch: string, threads: number): Promise<number> {
-  const file = join(SHARED, 'models', `${arch}-hflip.onnx`);
-  const m = JSON.parse(readFileSync(join(SHARED, 'models', `${arch}-hflip.json`), 'utf8')) as { input: { name: string; height: number; width: number } };
-  const s = await session(file, threads);
-  const n = 256, x = new ort.Tensor('float32', new Float32Array(n * 3 * m.input.height * m.input.width).map(() => Math.random()), [n, 3, m.input.height, m.input.width]);
-  const feeds = { [m.input.name]: x };
-  await s.run(feeds);
-  let images = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < 4000) {
-    await s.run(feeds);
-    images += n;
-  }
-  return images / ((performance.now() - t0) / 1000);
-}
 
 /** FLOPs of one training sample of Ψ (D→1024→128→C): no gradient for the embedding itself. */
 const trainFlops = (d: number, c: number) => 2 * (3 * (d * 1024 + 1024 * 128 + 128 * c) - d * 1024);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { augTheta, augment, augmentAsync, type NativeAugOp } from '../../electron/engine/native/index.js';
-import { THETA_PER_OP, nativeOps, parseAug } from '../../electron/engine/augment/index.js';
+import { AUG_KIND, THETA_PER_OP, nativeOps, parseAug } from '../../electron/engine/augment/index.js';
 import { augmentReference } from '../helpers/aug-reference.js';
 import { golden } from '../helpers/shared.js';
 
@@ -73,6 +73,18 @@ describe('pixel augmentation kernels against the TypeScript reference', () => {
       assert.equal(nhwc[p * 3 + c], nchw[c * 1024 + p]);
       assert.ok(Math.abs(bgr[c * 1024 + p] - (pixels[p * 3 + (2 - c)] / 255 - mean[c]) / std[c]) < 1e-5);
     }
+  });
+
+  it('views that move whole pixels (a gather through tables) give the bilinear path\'s values bit for bit', () => {
+    const norm = { scale: 1 / 255, mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] };
+    // A brightness factor of exactly 1 changes no value but sends the view down the bilinear path.
+    const unchanged: NativeAugOp = { kind: AUG_KIND.brightness, p: 1, a: 0, b: 0, k: 0 };
+    for (const spec of ['identity', 'hflip', 'vflip', 'rot90', 'rot90:k=3', 'hflip+vflip'])
+      for (const layout of [{}, { nhwc: true, bgr: true }]) {
+        const ops = nativeOps(parseAug(spec));
+        const job = { pixels, n: imgs.length, inH: 32, inW: 32, ...norm, ...layout };
+        assert.deepEqual(augment({ ...job, ops }), augment({ ...job, ops: [...ops, unchanged] }), `${spec} ${JSON.stringify(layout)}`);
+      }
   });
 
   it('the async call gives the same result as the sync one', async () => {
