@@ -9,6 +9,7 @@ import { classNeighbours, embeddingMap, findDuplicates, findLabelErrors, findOut
 import { decodeSnapshot } from '../../electron/engine/datasets/snapshot.js';
 import { diffVersions, editDataset, exportDataset, getDataset, importDataset, listVersions, restoreVersion, selectImages } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
+import { EmbaugError } from '../../electron/engine/errors.js';
 import { trainHead } from '../../electron/engine/training/index.js';
 import { plantedFolder, samples, writeShard, type PlantedCopy } from '../helpers/fixtures.js';
 import { MODELS, REPO, WDS, rng, tempDir } from '../helpers/shared.js';
@@ -73,6 +74,20 @@ describe('finding duplicates and leaks', () => {
     const found = planted.filter((p) => p.kind !== 'exact' && together(p));
     assert.deepEqual([...exact, ...found].filter((q) => q.cross && !together(q)!.leak).map((q) => q.copy), [], 'every cross-split pair is a leak');
     assert.equal(r.leaks, [...r.exact, ...r.near].filter((g) => g.leak).length);
+  });
+
+  it('stops when cancelled while comparing candidate pairs, saying so', async () => {
+    const ac = new AbortController();
+    const stages: string[] = [];
+    const p = findDuplicates(db, {
+      dataset: 'planted', backbone: 'resnet18-w16-hflip', threads: 2, signal: ac.signal,
+      onProgress: (pr) => {
+        stages.push(pr.stage);
+        if (pr.stage === 'comparing candidate pairs' && pr.done > 0) ac.abort();
+      },
+    });
+    await assert.rejects(p, (e: unknown) => e instanceof EmbaugError && e.code === 'E_CANCELLED' && /the duplicate search was cancelled/.test(e.message));
+    assert.ok(stages.includes('comparing candidate pairs'), `stages seen: ${[...new Set(stages)].join(', ')}`);
   });
 });
 
