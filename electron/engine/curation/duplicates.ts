@@ -325,8 +325,8 @@ export async function findDuplicates(db: Db, req: CurationRequest & { threshold?
     return v;
   };
   for (let a = 0; a < rows.length; a++) {
-    if (!candidates[a].size) continue;
     if (a % 256 === 0) throwIfAborted(req.signal, 'the duplicate search');
+    if (!candidates[a].size) continue;
     const va = views(a);
     for (const b of candidates[a]) {
       const mirror = dot(fp.dct, 2 * a, 2 * b + 1, DCT_DIM) > dot(fp.dct, 2 * a, 2 * b, DCT_DIM);

@@ -245,11 +245,11 @@ bool gather_whole_pixels(const eb_aug_job &job, const eb::AugPlan &plan, const f
         sy = (int)rintf(fy);
         return fabsf(fx - sx) < 1e-3f && fabsf(fy - sy) < 1e-3f && sx >= 0 && sx < w && sy >= 0 && sy < h;
     };
-    int sx0, sy0, sx1, sy1;
     // The linear part is integer, so the map is whole-pixel everywhere when it is at the corners.
-    for (auto [x, y] : {std::pair{0, 0}, {ow - 1, 0}, {0, oh - 1}, {ow - 1, oh - 1}})
-        if (!source(x, y, sx1, sy1)) return false;
-    source(0, 0, sx0, sy0);
+    int sx0, sy0, sx, sy;
+    if (!source(0, 0, sx0, sy0)) return false;
+    for (auto [x, y] : {std::pair{ow - 1, 0}, {0, oh - 1}, {ow - 1, oh - 1}})
+        if (!source(x, y, sx, sy)) return false;
     const int ax = (int)m[0], bx = (int)m[1], ay = (int)m[3], by = (int)m[4];
     const size_t plane = (size_t)oh * ow;
     for (int y = 0; y < oh; y++)
