@@ -31,7 +31,7 @@ const job = z.discriminatedUnion('kind', [
   }),
   z.object({ kind: z.literal('advise'), args: z.object({ dataset: id, backbone: z.string().min(1), augs: z.array(aug).max(16), folds: z.number().int().min(3).max(20).optional(), valSplit: z.string().min(1).max(100).optional() }) }),
   z.object({ kind: z.literal('export'), args: z.object({ runId: id, outDir: z.string().min(1).max(4096), name: z.string().max(200).optional(), merged: z.boolean().optional(), force: z.boolean().optional() }) }),
-  z.object({ kind: z.literal('reproduce'), args: z.object({ epochs: z.number().int().min(1).max(1000), seeds: z.number().int().min(1).max(20), subset: z.number().int().positive().optional(), perClass: z.number().int().positive().max(100000).optional(), augSets: z.array(z.enum(['hflip', 'vflip', 'both'])).optional(), archs: z.array(z.string()).optional() }) }),
+  z.object({ kind: z.literal('reproduce'), args: z.object({ epochs: z.number().int().min(1).max(1000), seeds: z.number().int().min(1).max(20), subset: z.number().int().positive().optional(), perClass: z.number().int().positive().max(100000).optional(), augSets: z.array(z.enum(['hflip', 'vflip', 'both'])).optional(), archs: z.array(z.string()).optional(), bases: z.array(z.enum(['none', 'hflip'])).min(1).optional() }) }),
 ]);
 
 // A curation edit, as editDataset takes it: images by index or by filter.

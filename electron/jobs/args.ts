@@ -58,6 +58,8 @@ export interface ReproduceJobArgs {
   perClass?: number;
   augSets?: string[];
   archs?: string[];
+  /** Base models by their training augmentation ('none', 'hflip'); both by default. */
+  bases?: string[];
 }
 
 export interface AdviseJobArgs {

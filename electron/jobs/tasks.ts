@@ -83,7 +83,7 @@ export const TASKS = {
   reproduce: async (c, a) => {
     const out = join(c.settings.outDir, `reproduction-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     const r = await reproduce(c.db, {
-      out, modelsDir: c.settings.modelsDir, dataDir: c.settings.dataDir, epochs: a.epochs, seeds: a.seeds, subset: a.subset, perClass: a.perClass, augSets: a.augSets, archs: a.archs,
+      out, modelsDir: c.settings.modelsDir, dataDir: c.settings.dataDir, epochs: a.epochs, seeds: a.seeds, subset: a.subset, perClass: a.perClass, augSets: a.augSets, archs: a.archs, bases: a.bases,
       threads: c.threads, signal: c.signal, onProgress: c.onProgress, log: c.log,
     });
     return { runId: r.runId, out, seconds: r.seconds };

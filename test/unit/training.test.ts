@@ -162,6 +162,17 @@ describe('the paper pipeline on a small real subset', () => {
     const sequential = await reproduce(db, { out: join(tmp.dir, 'fewshot-sequential'), modelsDir, dataDir, perClass: 4, epochs: 12, seeds: 2, subset: 100, omega: { epochs: 2 }, threads: 2, concurrency: 1 });
     assert.deepEqual(sequential.architectures, r.architectures);
     assert.deepEqual(sequential.curves.heads, r.curves.heads);
+    // One base alone gives that base's numbers unchanged, and its report has only its section.
+    const oneOut = join(tmp.dir, 'fewshot-none-base');
+    const one = await reproduce(db, { out: oneOut, modelsDir, dataDir, perClass: 4, epochs: 12, seeds: 2, subset: 100, omega: { epochs: 2 }, threads: 2, bases: ['none'] });
+    const noneRows = (a: Record<string, unknown>) => Object.fromEntries(Object.entries(a).filter(([k]) => k.startsWith('none_') || k === 'base_none'));
+    assert.deepEqual(one.architectures.resnet18, noneRows(r.architectures.resnet18));
+    assert.ok(!Object.keys(one.architectures.resnet18).some((k) => k.startsWith('pixel_')));
+    const oneMd = readFileSync(join(oneOut, 'table2.md'), 'utf8');
+    assert.match(oneMd, /## Base trained with no augmentation/);
+    assert.doesNotMatch(oneMd, /## Base trained with hflip/);
+    await assert.rejects(reproduce(db, { out: join(tmp.dir, 'bad-base'), modelsDir, dataDir, perClass: 4, seeds: 1, subset: 100, bases: ['vflip'] }),
+      (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /unknown base "vflip": expected none or hflip/.test(e.message));
   });
 
   it('a validation split carved from a draw: disjoint from its fit part, the draw their union, each seed its own', () => {

@@ -92,6 +92,17 @@ describe('web server: malformed requests', () => {
     }
   });
 
+  it('a reproduction with a base model there is none of is refused before it starts', async () => {
+    const start = (bases: unknown) => api(JSON.stringify({ channel: 'jobs:start', payload: { kind: 'reproduce', args: { epochs: 1, seeds: 1, bases } } }));
+    for (const bases of [['vflip'], [], 'none']) {
+      const r = JSON.parse((await start(bases)).body);
+      assert.equal(r.ok, false, JSON.stringify(bases));
+      assert.equal(r.error.code, 'E_ARG');
+      assert.match(r.error.message, /^jobs:start: args\.bases/);
+    }
+    assert.equal(jobs.list().length, 0);
+  });
+
   it('static files need no token (they hold no data), every API call does', async () => {
     const page = await raw(web.port, 'GET', '/');
     assert.equal(page.status, 200);

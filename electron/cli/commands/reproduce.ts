@@ -10,11 +10,12 @@ import type { Ctx } from '../context.js';
 import { prepareOrShard } from './grid.js';
 
 export const REPRODUCE_HELP = `embaug reproduce [--out DIR] [--protocol cifar10-split|paper] [--epochs 20] [--seeds 3]
-                 [--subset N] [--per-class N] [--archs resnet18,vgg16,inception] [--augs hflip,vflip,both]
-                 [--models DIR] [--data DIR] [--omega-epochs 20] [--omega-images N] [--lr 0.01]
+                 [--subset N] [--per-class N] [--archs resnet18,vgg16,inception]
+                 [--bases none,hflip] [--augs hflip,vflip,both] [--models DIR] [--data DIR]
+                 [--omega-epochs 20] [--omega-images N] [--lr 0.01]
                  [--omega-form auto|plain|residual|conditional|conditional-fourier]
-  The paper's experiments on every backbone pair (base trained with none and hflip) of the
-  models folder: base accuracy, Ω per augmentation, Ψ per scenario and seed, Eq. 8. Writes
+  The paper's experiments on every backbone pair (base trained with none and hflip; --bases
+  takes one of them) of the models folder: base accuracy, Ω per augmentation, Ψ per scenario and seed, Eq. 8. Writes
   DIR/table2.md, table2.json, eq8.json, curves/*.csv and report.html (default DIR: ./reproduction).
   --models defaults to the bundled models/ (or EMBAUG_MODELS); --data to EMBAUG_DATA.
   --per-class N: the few-shot protocol. Each seed draws its own N target training images per
@@ -32,7 +33,7 @@ export const REPRODUCE_HELP = `embaug reproduce [--out DIR] [--protocol cifar10-
 
 export const REPRODUCE_OPTIONS: Options = {
   out: { type: 'string' }, protocol: { type: 'string' }, epochs: { type: 'string' }, seeds: { type: 'string' }, subset: { type: 'string' }, 'per-class': { type: 'string' },
-  archs: { type: 'string' }, augs: { type: 'string' }, models: { type: 'string' }, data: { type: 'string' },
+  archs: { type: 'string' }, bases: { type: 'string' }, augs: { type: 'string' }, models: { type: 'string' }, data: { type: 'string' },
   'omega-epochs': { type: 'string' }, 'omega-form': { type: 'string' }, 'omega-images': { type: 'string' }, lr: { type: 'string' },
   shard: { type: 'string' }, prepare: { type: 'boolean' },
 };
@@ -57,6 +58,7 @@ export function reproduceOptions(ctx: Ctx, values: ReturnType<typeof parse>['val
     subset: intOpt(values.subset, 'subset'),
     perClass,
     archs: values.archs ? String(values.archs).split(',') : undefined,
+    bases: values.bases ? String(values.bases).split(',').map((s) => s.trim()).filter(Boolean) : undefined,
     augSets: values.augs ? splitAugList(String(values.augs)) : undefined,
     omegaImages: intOpt(values['omega-images'], 'omega-images'),
     omega: { epochs: intOpt(values['omega-epochs'], 'omega-epochs', 20), form: form as OmegaForm },

@@ -24,8 +24,10 @@ function fewShotMarkdown(r: ReproduceResult): string {
     const cell = (a: string, sc: { augSet: string }, k: string) => accOf(r.architectures[a], k, sc.augSet === 'none' ? 'hflip' : set);
     for (const base of BASES) {
       const key = (k: string) => rowKey(base, { key: k });
-      // Rows of arms this run did not train (a report of an older run) are left out.
+      // Rows of arms this run did not train (a report of an older run) are left out, and so is
+      // a base it did not use.
       const ran = plan.filter((sc) => archs.some((a) => cell(a, sc, key(sc.key))));
+      if (ran.length === 0) continue;
       lines.push(`## Base trained with ${base.label}${r.augSets.length > 1 ? `; fine-tuning augmentation ${set}` : ''}`, '', `| scenario | ${archs.join(' | ')} |`, `|---|${archs.map(() => '---:').join('|')}|`);
       for (const sc of ran) lines.push(`| ${sc.label} | ${archs.map((a) => pct(cell(a, sc, key(sc.key)))).join(' | ')} |`);
       lines.push('', 'Gain over [None] (points, mean ± std of the per-seed difference; **bold** when beyond 2 std) and, where the pixel gain is real, the fraction of it each mode recovers, (mode − none) / (pixel − none):', '',

@@ -15,7 +15,7 @@ import { measureEq8 } from './eq8.js';
 import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
 import { writeReport } from './report.js';
-import { BASES, rowKey, runName, scenarios, type Scenario } from './scenarios.js';
+import { BASES, basesOf, rowKey, runName, scenarios, type Scenario } from './scenarios.js';
 import type { Acc, ArchResult, ReproducePart, ReproduceResult } from './types.js';
 import type { Shard } from '../cluster/shard.js';
 
@@ -41,6 +41,8 @@ export interface ReproduceOptions {
    */
   perClass?: number;
   archs?: string[];
+  /** Base models by the augmentation they were trained with: 'none', 'hflip' or both (the default). */
+  bases?: string[];
   /** Named sets (hflip, vflip, both) or augmentation specs, random ones included. */
   augSets?: string[];
   /** Base images (balanced) Ω is trained on; all of the base task's training split by default. */
@@ -109,6 +111,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
   const seeds = o.seeds ?? (fewShot ? 5 : 3);
   const augSets = o.augSets ?? (fewShot ? ['hflip'] : Object.keys(AUG_SETS));
   const plan = scenarios(augSets, fewShot);
+  const bases = basesOf(o.bases);
   const threads = o.threads ?? cpus().length;
   // Heads are independent: one per core, each single-threaded (see jobs/independent.ts).
   const concurrency = Math.max(1, Math.min(o.concurrency ?? threads, threads));
@@ -124,7 +127,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
       }
   const protocol = await resolveProtocol(db, protocolName, o.dataDir, o.subset, o.onProgress);
   const families = await discoverFamilies(db, o.modelsDir, protocolName, o.archs, log);
-  const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets, omegaImages: o.omegaImages ?? null, archs: families.map((f) => f.architecture), omega: o.omega ?? {}, head: o.head ?? {} };
+  const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets, omegaImages: o.omegaImages ?? null, archs: families.map((f) => f.architecture), bases: bases.map((b) => b.aug), omega: o.omega ?? {}, head: o.head ?? {} };
   const top = startRun(db, { kind: 'reproduce', name: `reproduce ${protocolName}${o.shard ? ` (shard ${o.shard.k} of ${o.shard.n})` : ''}`, config, protocol: protocolName, threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
   const group = `reproduce-${top.id}`;
   return top.wrap(async () => {
@@ -138,7 +141,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     const mine = (step: number) => !o.shard || step % o.shard.n === o.shard.k;
     const eq8Family = families.find((f) => f.architecture === 'resnet18') ?? families[0];
     const eq8Mine = !o.shard || o.shard.k === 0;
-    const work = families.flatMap((fam) => BASES.map((b) => ({ fam, b }))).map((p, i, all) => {
+    const work = families.flatMap((fam) => bases.map((b) => ({ fam, b }))).map((p, i, all) => {
       const heads = jobsOf().map((j, h) => ({ ...j, step: all.length + i * jobsOf().length + h })).filter((j) => mine(j.step));
       const owner = mine(i);
       const eq8 = eq8Mine && p.fam === eq8Family && p.b.aug === 'hflip' && omegaAugs.includes('hflip');

@@ -3,6 +3,7 @@
  * its work from these tables, names its runs from them, and the report lays out its rows
  * from them, so a new scenario is one row here.
  */
+import { EmbaugError } from '../errors.js';
 import type { FineTuneMode, OmegaSampling } from '../training/index.js';
 
 /** The two base models of every family: Table II's prefix and its bracketed name. */
@@ -11,6 +12,15 @@ export const BASES = [
   { aug: 'hflip', prefix: 'pixel', tag: 'Pixel', label: 'hflip' },
 ] as const;
 export type Base = (typeof BASES)[number];
+
+/** The bases named by their augmentation (`none`, `hflip`), in the order given; all by default. */
+export function basesOf(keys?: string[]): Base[] {
+  return (keys ?? BASES.map((b) => b.aug)).map((k) => {
+    const base = BASES.find((b) => b.aug === k);
+    if (!base) throw new EmbaugError('E_ARG', `unknown base "${k}": expected ${BASES.map((b) => b.aug).join(' or ')} (the augmentation the base model was trained with).`);
+    return base;
+  });
+}
 
 /** One head to train per seed and base: its row key (after the base prefix), augmentation set and mode. */
 export interface Scenario {

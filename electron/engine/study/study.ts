@@ -17,7 +17,7 @@ import { ViewMemo, phiPass } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { discoverFamilies, resolveProtocol } from '../paper/index.js';
-import { BASES, type Base } from '../paper/scenarios.js';
+import { basesOf } from '../paper/scenarios.js';
 import { startRun } from '../runs/index.js';
 import { HEAD_DEFAULTS, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
 import { writeStudyReport } from './report.js';
@@ -142,7 +142,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
   });
   const arms = o.arms ? o.arms.map((k) => ARMS.find((a) => a.key === k) ?? badArm(k)) : ARMS;
   if (!arms.some((a) => a.key === 'none')) throw new EmbaugError('E_ARG', 'the arms must include "none": every gain is measured against it');
-  const bases: Base[] = (o.bases ?? BASES.map((b) => b.aug)).map((k) => BASES.find((b) => b.aug === k) ?? badBase(k));
+  const bases = basesOf(o.bases);
   const lrs = o.lrs ?? DEFAULT_LRS;
   const omegaImages = o.omegaImages ?? 2000;
   const protocol = await resolveProtocol(db, 'cifar10-split', o.dataDir, undefined, o.onProgress);
@@ -290,6 +290,3 @@ function badArm(k: string): never {
   throw new EmbaugError('E_ARG', `unknown arm "${k}": expected some of ${ARMS.map((a) => a.key).join(', ')}`);
 }
 
-function badBase(k: string): never {
-  throw new EmbaugError('E_ARG', `unknown base "${k}": expected ${BASES.map((b) => b.aug).join(' or ')}`);
-}
