@@ -3,7 +3,9 @@
 // validated by electron/engine/native.ts; this layer converts and guards state only.
 #include "mlp_wrap.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -21,6 +23,7 @@ public:
         return DefineClass(env, "Mlp",
                            {InstanceMethod("forward", &MlpWrap::forward), InstanceMethod("train", &MlpWrap::train),
                             InstanceMethod("gradients", &MlpWrap::gradients),
+                            InstanceMethod("adamStepVia", &MlpWrap::adam_step_via),
                             InstanceMethod("getParams", &MlpWrap::get_params),
                             InstanceMethod("setParams", &MlpWrap::set_params),
                             InstanceMethod("cancel", &MlpWrap::cancel), InstanceMethod("dispose", &MlpWrap::dispose),
@@ -92,6 +95,60 @@ private:
             res.Set("loss", loss);
             res.Set("grads", to_js(env, grads));
             return res;
+        });
+    }
+
+    // adamStepVia(x, n, targetsOf, params[], m[], v[], lr, beta1, beta2, eps) -> loss, or null
+    // when a weight stopped being finite. One Adam step of a loss computed in JavaScript
+    // (gradients_via), on the caller's float32 weights and moments, in double precision in
+    // the order `w -= lr·m / (√v + eps)` written in JavaScript would take: the same numbers as
+    // that loop, without a second forward pass, the loop, or copying the weights through JS.
+    Napi::Value adam_step_via(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        if (!usable(env)) return env.Undefined();
+        return guarded(env, "adamStepVia", [&]() -> Napi::Value {
+            const int64_t n = info[1].As<Napi::Number>().Int64Value();
+            Napi::Function targets_of = info[2].As<Napi::Function>();
+            const size_t out_len = (size_t)n * mlp_->sizes().back();
+            auto tensors = [&](int k) {
+                Napi::Array arr = info[k].As<Napi::Array>();
+                std::vector<float *> v(arr.Length());
+                for (uint32_t t = 0; t < arr.Length(); t++) v[t] = arr.Get(t).As<Napi::Float32Array>().Data();
+                return v;
+            };
+            std::vector<float *> w = tensors(3), m = tensors(4), v = tensors(5);
+            const double lr = info[6].As<Napi::Number>().DoubleValue(), b1 = info[7].As<Napi::Number>().DoubleValue(),
+                         b2 = info[8].As<Napi::Number>().DoubleValue(), eps = info[9].As<Napi::Number>().DoubleValue();
+            double loss = 0;
+            std::vector<std::vector<float>> grads;
+            std::string err;
+            int st = mlp_->gradients_via(
+                typed_data<float>(info[0]), n,
+                [&](const float *out, float *targets) {
+                    auto o = Napi::Float32Array::New(env, out_len);
+                    std::copy(out, out + out_len, o.Data());
+                    Napi::Value r = targets_of.Call({o});
+                    if (!r.IsTypedArray() || r.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+                        r.As<Napi::Float32Array>().ElementLength() != out_len)
+                        throw make_error(env, "E_ARG", "targetsOf must return a Float32Array as long as its input");
+                    const float *t = r.As<Napi::Float32Array>().Data();
+                    std::copy(t, t + out_len, targets);
+                },
+                loss, grads, err);
+            if (st != EB_OK) throw status_error(env, st, err);
+            bool finite = true;
+            for (size_t t = 0; t < grads.size(); t++)
+                for (size_t q = 0; q < grads[t].size(); q++) {
+                    const double g = grads[t][q];
+                    m[t][q] = (float)(b1 * (double)m[t][q] + (1 - b1) * g);
+                    v[t][q] = (float)(b2 * (double)v[t][q] + (1 - b2) * g * g);
+                    w[t][q] = (float)((double)w[t][q] - (lr * (double)m[t][q]) / (std::sqrt((double)v[t][q]) + eps));
+                    finite = finite && std::isfinite(w[t][q]);
+                }
+            if (!finite) return env.Null();
+            st = mlp_->load_weights(std::vector<const float *>(w.begin(), w.end()), err);
+            if (st != EB_OK) throw status_error(env, st, err);
+            return Napi::Number::New(env, loss);
         });
     }
 

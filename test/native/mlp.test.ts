@@ -212,4 +212,41 @@ describe('MLP engine (CPU backend)', () => {
     await assert.rejects(m.train({ x, targets: new Float32Array(300 * 4), batch: 64, epochs: 1, seed: 0, mixupAlpha: 1, optimizer: { kind: 'sgd', lr: 0.1 } }), /mixup needs class labels/);
     await assert.rejects(m.train({ x, labels, batch: 64, epochs: 1, seed: 0, mixupAlpha: 1, isdaLambda: 1, optimizer: { kind: 'sgd', lr: 0.1 } }), /alternatives/);
   });
+
+  it('an Adam step of a loss computed in JavaScript equals the forward, gradients and JavaScript update it replaces, bit for bit', () => {
+    const r = rng(8);
+    const sizes = [6, 12, 9];
+    const x = randn(r, 10 * 6), want = randn(r, 10 * 9);
+    // A loss MSE cannot express: the absolute error, its gradient sign(out − want)/rows.
+    const grad = (out: Float32Array) => out.map((o, i) => Math.sign(o - want[i]) / 10);
+    const targetsOf = (out: Float32Array) => { const g = grad(out), half = out.length / 2; return out.map((o, i) => o - g[i] * half); };
+    const fused = new MlpModel(sizes, { seed: 4 }), reference = new MlpModel(sizes, { seed: 4 });
+    const params = fused.getParams();
+    const state = { params, m: params.map((p) => new Float32Array(p.length)), v: params.map((p) => new Float32Array(p.length)) };
+    const ref = { params: reference.getParams(), m: params.map((p) => new Float32Array(p.length)), v: params.map((p) => new Float32Array(p.length)) };
+    for (let step = 1; step <= 5; step++) {
+      const lr = (0.01 * Math.sqrt(1 - 0.999 ** step)) / (1 - 0.9 ** step);
+      assert.equal(typeof fused.adamStepVia(x, targetsOf, state, lr), 'number');
+      const { grads } = reference.gradients({ x, targets: targetsOf(reference.forward(x)) });
+      ref.params.forEach((p, t) => {
+        for (let q = 0; q < p.length; q++) {
+          ref.m[t][q] = 0.9 * ref.m[t][q] + (1 - 0.9) * grads[t][q];
+          ref.v[t][q] = 0.999 * ref.v[t][q] + (1 - 0.999) * grads[t][q] * grads[t][q];
+          p[q] -= (lr * ref.m[t][q]) / (Math.sqrt(ref.v[t][q]) + 1e-8);
+        }
+      });
+      reference.setParams(ref.params);
+    }
+    assert.deepEqual(fused.getParams(), reference.getParams());
+    assert.deepEqual(state.params, ref.params);
+    assert.deepEqual(fused.forward(x), reference.forward(x));
+    // What the loss function throws comes through; a step to infinity is refused, the weights kept.
+    assert.throws(() => fused.adamStepVia(x, () => { throw new Error('the loss failed'); }, state, 0.01), /the loss failed/);
+    assert.throws(() => fused.adamStepVia(x, () => new Float32Array(3), state, 0.01), /targets must have 90 elements/);
+    const before = fused.getParams();
+    assert.equal(fused.adamStepVia(x, targetsOf, state, Infinity), null);
+    assert.deepEqual(fused.getParams(), before);
+    fused.dispose();
+    reference.dispose();
+  });
 });

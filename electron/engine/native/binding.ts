@@ -43,6 +43,10 @@ export interface NativeMlp {
   forward(x: Float32Array, n: number): Float32Array;
   train(opts: object, onEpoch?: (s: EpochStats) => void): Promise<EpochStats[]>;
   gradients(x: Float32Array, n: number, y: Int32Array | Float32Array): { loss: number; grads: Float32Array[] };
+  adamStepVia(
+    x: Float32Array, n: number, targetsOf: (out: Float32Array) => Float32Array,
+    params: Float32Array[], m: Float32Array[], v: Float32Array[], lr: number, beta1: number, beta2: number, eps: number,
+  ): number | null;
   getParams(): Float32Array[];
   setParams(p: Float32Array[]): void;
   cancel(): void;

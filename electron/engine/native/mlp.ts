@@ -52,6 +52,13 @@ export interface MlpOptions {
   residual?: boolean;
 }
 
+/** Adam's state for `adamStepVia`, kept by the caller: float32 weights and moments, layer by layer. */
+export interface AdamState {
+  params: Float32Array[];
+  m: Float32Array[];
+  v: Float32Array[];
+}
+
 /**
  * Parameters of one MLP at most: with gradients and two optimiser moments that is 4 GiB.
  * Ω and Ψ of a 2048-d embedding have about 8.4 M; anything near the cap is a mistake.
@@ -127,6 +134,27 @@ export class MlpModel {
     const n = this.#rows('x', s.x);
     const y = this.#supervision('', s, n);
     return guard(() => this.#m.gradients(s.x, n, y));
+  }
+
+  /**
+   * One Adam step of a loss computed in JavaScript (an energy score, a likelihood), with one
+   * forward pass: `targetsOf(out)` turns the batch's outputs into regression targets whose MSE
+   * gradient is the wanted one. The step is taken in double precision on `state` (updated in
+   * place) as a JavaScript loop over it would take it, with the step size `lr` already
+   * bias-corrected, and the model then holds `state.params`. Returns the batch's MSE against
+   * the targets, or null when a weight stopped being finite: the model then keeps its
+   * weights, and `state` holds the failed step.
+   */
+  adamStepVia(x: Float32Array, targetsOf: (out: Float32Array) => Float32Array, state: AdamState, lr: number, beta1 = 0.9, beta2 = 0.999, eps = 1e-8): number | null {
+    const n = this.#rows('x', x);
+    const lens = this.sizes.slice(1).flatMap((out, l) => [out * this.sizes[l], out]);
+    for (const k of ['params', 'm', 'v'] as const) {
+      const ts = state[k];
+      if (!Array.isArray(ts) || ts.length !== lens.length) throw new TypeError(`state.${k} must hold ${lens.length} Float32Arrays, one per weight and bias`);
+      ts.forEach((t, i) => v.typed(`state.${k}[${i}]`, t, Float32Array, lens[i]));
+    }
+    const checked = (out: Float32Array) => v.finite('targets', v.typed('targets', targetsOf(out), Float32Array, out.length), this.outDim);
+    return guard(() => this.#m.adamStepVia(x, n, checked, state.params, state.m, state.v, lr, beta1, beta2, eps));
   }
 
   /** Whole-epoch training off the event loop; resolves with the per-epoch history. */

@@ -20,6 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 
+import { EmbaugError } from '../errors.js';
 import { MlpModel } from '../native/index.js';
 import { mulberry32 } from '../random.js';
 import { meanCovariance } from './stats.js';
@@ -286,7 +287,7 @@ async function fitByOutputGradient(
   signal?: AbortSignal,
 ): Promise<void> {
   const params = m.getParams();
-  const mom = params.map((p) => new Float32Array(p.length)), vel = params.map((p) => new Float32Array(p.length));
+  const state = { params, m: params.map((p) => new Float32Array(p.length)), v: params.map((p) => new Float32Array(p.length)) };
   let step = 0;
   for (let e = 0; e < c.epochs; e++) {
     const rand = keyedRng(c.seed, `${what}-epoch`, e);
@@ -298,23 +299,17 @@ async function fitByOutputGradient(
     for (let start = 0; start < n; start += c.batch) {
       if (signal?.aborted) throw new RangeError(`${what} training was cancelled`);
       const { x, lossGradient } = batchOf(order.slice(start, start + c.batch), e, start);
-      const out = m.forward(x);
-      const grad = lossGradient(out);
-      // MSE's gradient is 2(out − target)/(rows·cols): this target makes it exactly `grad`.
-      const half = out.length / 2;
-      const { grads } = m.gradients({ x, targets: out.map((v, i) => v - grad[i] * half) });
       step++;
       const [b1, b2, eps] = [0.9, 0.999, 1e-8];
       const lr = (c.lr * Math.sqrt(1 - b2 ** step)) / (1 - b1 ** step);
-      params.forEach((p, t) => {
-        const g = grads[t], mt = mom[t], vt = vel[t];
-        for (let q = 0; q < p.length; q++) {
-          mt[q] = b1 * mt[q] + (1 - b1) * g[q];
-          vt[q] = b2 * vt[q] + (1 - b2) * g[q] * g[q];
-          p[q] -= (lr * mt[q]) / (Math.sqrt(vt[q]) + eps);
-        }
-      });
-      m.setParams(params);
+      // MSE's gradient is 2(out − target)/(rows·cols): this target makes it exactly `grad`.
+      const targetsOf = (out: Float32Array) => {
+        const grad = lossGradient(out), half = out.length / 2, t = new Float32Array(out.length);
+        for (let i = 0; i < t.length; i++) t[i] = out[i] - grad[i] * half;
+        return t;
+      };
+      if (m.adamStepVia(x, targetsOf, state, lr, b1, b2, eps) === null)
+        throw new EmbaugError('E_NONFINITE', `${what} training diverged at step ${step} of epoch ${e + 1} (a weight is no longer finite): lower its learning rate (now ${c.lr}).`);
     }
   }
 }

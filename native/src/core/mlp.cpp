@@ -481,6 +481,44 @@ int Mlp::gradients(const float *x, const Supervision &y, double &loss, std::vect
     return EB_OK;
 }
 
+int Mlp::gradients_via(const float *x, int64_t n, const std::function<void(const float *, float *)> &targets_of,
+                       double &loss, std::vector<std::vector<float>> &grads, std::string &err) {
+    ErrorNamer namer(*this, err);
+    const int bs = (int)n, in = sizes_.front(), out = sizes_.back();
+    EB_TRY(ensure_workspace(bs, err));
+    EB_OP(upload, ws_->xb, x, (size_t)bs * in * sizeof(float));
+    EB_TRY(forward_batch(ws_->xb, bs));
+    std::vector<float> outs((size_t)bs * out), targets((size_t)bs * out);
+    EB_OP(download, outs.data(), ws_->acts.back(), outs.size() * sizeof(float));
+    targets_of(outs.data(), targets.data());
+    EB_OP(upload, ws_->tb, targets.data(), targets.size() * sizeof(float));
+    float acc[2] = {0, 0};
+    EB_OP(upload, ws_->acc, acc, sizeof acc);
+    Supervision y;
+    y.targets = targets.data();
+    y.n = n;
+    EB_TRY(loss_batch(y, ws_->tb, bs, ws_->acc));
+    EB_TRY(backward_batch(ws_->xb, bs));
+    EB_OP(download, acc, ws_->acc, sizeof acc);
+    loss = acc[0] / ((double)bs * out);
+    grads.resize(grads_.size());
+    for (size_t t = 0; t < grads_.size(); t++) {
+        grads[t].resize(param_len_[t]);
+        EB_OP(download, grads[t].data(), grads_[t], param_len_[t] * sizeof(float));
+    }
+    return EB_OK;
+}
+
+int Mlp::load_weights(const std::vector<const float *> &params, std::string &err) {
+    ErrorNamer namer(*this, err);
+    if (params.size() != params_.size()) {
+        err = "expected " + std::to_string(params_.size()) + " parameter tensors, got " + std::to_string(params.size());
+        return EB_ERR_ARG;
+    }
+    for (size_t t = 0; t < params.size(); t++) EB_OP(upload, params_[t], params[t], param_len_[t] * sizeof(float));
+    return EB_OK;
+}
+
 std::vector<std::vector<float>> Mlp::get_params() const {
     std::vector<std::vector<float>> out(params_.size());
     for (size_t t = 0; t < params_.size(); t++) {

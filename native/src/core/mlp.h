@@ -71,9 +71,17 @@ public:
     // Mean loss and the gradient of every parameter on one batch, without an update.
     int gradients(const float *x, const Supervision &y, double &loss, std::vector<std::vector<float>> &grads,
                   std::string &err);
+    // The same for a loss only the caller can compute (a likelihood, an energy score), with one
+    // forward pass: `targets_of(out, targets)` gets the batch's outputs and writes regression
+    // targets whose MSE gradient is the one it wants; the backward pass follows.
+    int gradients_via(const float *x, int64_t n, const std::function<void(const float *, float *)> &targets_of,
+                      double &loss, std::vector<std::vector<float>> &grads, std::string &err);
 
     std::vector<std::vector<float>> get_params() const;
     int set_params(const std::vector<std::vector<float>> &params, std::string &err);
+    // The weights alone, from the caller's memory (lengths as param_len): the optimiser's state
+    // is left as it is.
+    int load_weights(const std::vector<const float *> &params, std::string &err);
     const std::vector<int> &sizes() const { return sizes_; }
     size_t param_tensors() const { return param_len_.size(); }
     size_t param_len(size_t i) const { return param_len_[i]; }
