@@ -466,19 +466,8 @@ int Mlp::gradients(const float *x, const Supervision &y, double &loss, std::vect
         EB_OP(upload, ws_->tb, y.targets, (size_t)bs * out * sizeof(float));
         yb = ws_->tb;
     }
-    float acc[2] = {0, 0};
-    EB_OP(upload, ws_->acc, acc, sizeof acc);
     EB_TRY(forward_batch(ws_->xb, bs));
-    EB_TRY(loss_batch(y, yb, bs, ws_->acc));
-    EB_TRY(backward_batch(ws_->xb, bs));
-    EB_OP(download, acc, ws_->acc, sizeof acc);
-    loss = y.labels ? acc[0] / (double)bs : acc[0] / ((double)bs * out);
-    grads.resize(grads_.size());
-    for (size_t t = 0; t < grads_.size(); t++) {
-        grads[t].resize(param_len_[t]);
-        EB_OP(download, grads[t].data(), grads_[t], param_len_[t] * sizeof(float));
-    }
-    return EB_OK;
+    return backprop_to_host(y, yb, bs, loss, grads);
 }
 
 int Mlp::gradients_via(const float *x, int64_t n, const std::function<void(const float *, float *)> &targets_of,
@@ -492,15 +481,20 @@ int Mlp::gradients_via(const float *x, int64_t n, const std::function<void(const
     EB_OP(download, outs.data(), ws_->acts.back(), outs.size() * sizeof(float));
     targets_of(outs.data(), targets.data());
     EB_OP(upload, ws_->tb, targets.data(), targets.size() * sizeof(float));
-    float acc[2] = {0, 0};
-    EB_OP(upload, ws_->acc, acc, sizeof acc);
     Supervision y;
     y.targets = targets.data();
     y.n = n;
-    EB_TRY(loss_batch(y, ws_->tb, bs, ws_->acc));
+    return backprop_to_host(y, ws_->tb, bs, loss, grads);
+}
+
+int Mlp::backprop_to_host(const Supervision &y, const void *yb, int bs, double &loss,
+                          std::vector<std::vector<float>> &grads) {
+    float acc[2] = {0, 0};
+    EB_OP(upload, ws_->acc, acc, sizeof acc);
+    EB_TRY(loss_batch(y, yb, bs, ws_->acc));
     EB_TRY(backward_batch(ws_->xb, bs));
     EB_OP(download, acc, ws_->acc, sizeof acc);
-    loss = acc[0] / ((double)bs * out);
+    loss = y.labels ? acc[0] / (double)bs : acc[0] / ((double)bs * sizes_.back());
     grads.resize(grads_.size());
     for (size_t t = 0; t < grads_.size(); t++) {
         grads[t].resize(param_len_[t]);

@@ -98,6 +98,10 @@ private:
     int forward_batch(const float *xb, int bs);
     int loss_batch(const Supervision &y, const void *yb, int bs, float *acc);
     int backward_batch(const float *xb, int bs);
+    // The loss and backward pass of the batch forward_batch left in the workspace, then the
+    // loss and every gradient on the host (gradients, gradients_via).
+    int backprop_to_host(const Supervision &y, const void *yb, int bs, double &loss,
+                         std::vector<std::vector<float>> &grads);
     int step(float lr);
     int ensure_isda(int c, int d, std::string &err);
     void free_isda();
