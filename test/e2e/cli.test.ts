@@ -63,6 +63,9 @@ describe('the embaug command', () => {
     const aug = embaug('extract', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--aug', 'hflop');
     assert.equal(aug.code, 2);
     assert.match(aug.err, /unknown augmentation "hflop"/);
+    const base = embaug('reproduce', '--per-class', '4', '--bases', 'none,vflip');
+    assert.equal(base.code, 2);
+    assert.match(base.err, /unknown base "vflip": expected none or hflip/);
   });
 
   it('edits a data set into versions, diffs, restores and exports them, and curates it', () => {
