@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-const BENCHES = ['mlp', 'extract', 'eq8', 'reproduce', 'shards'] as const;
+const BENCHES = ['mlp', 'extract', 'eq8', 'reproduce', 'shards', 'omega'] as const;
 
 function ensurePeer(): void {
   const ok = spawnSync('/usr/bin/python3', ['-c', 'import torch, PIL'], { stdio: 'ignore' }).status === 0;
