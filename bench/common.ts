@@ -47,13 +47,16 @@ export function threadsArg(argv: string[]): number {
  */
 export const PEER_ENVS: Record<string, string>[] = [{}, { OPENBLAS_NUM_THREADS: '1' }];
 
-/** Runs the PyTorch peer with Debian's python3 (which has torch) and returns its last JSON line. */
-export function runPeer(args: string[], env: Record<string, string> = {}): Record<string, unknown> {
+/**
+ * Runs the PyTorch peer (the shared one, or `script`) with Debian's python3 (which has torch)
+ * and returns its last JSON line.
+ */
+export function runPeer(args: string[], env: Record<string, string> = {}, script = PEER): Record<string, unknown> {
   const py = process.env.EMBAUG_PEER_PYTHON ?? '/usr/bin/python3';
-  const r = spawnSync(py, [PEER, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+  const r = spawnSync(py, [script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, ...env } });
   if (r.status !== 0)
     throw new Error(
-      `the PyTorch peer failed (${py} ${PEER} ${args.join(' ')}): ${r.stderr || r.error}\n` +
+      `the PyTorch peer failed (${py} ${script} ${args.join(' ')}): ${r.stderr || r.error}\n` +
         'Install it with: apt-get install -y python3-torch python3-pil libopenblas0-pthread',
     );
   const lines = r.stdout.trim().split('\n');

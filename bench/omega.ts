@@ -8,29 +8,24 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 
 import { parseAug } from '../electron/engine/augment/index.js';
 import { openDb } from '../electron/engine/db.js';
 import { setThreads } from '../electron/engine/native/index.js';
 import { resolveProtocol, discoverFamilies } from '../electron/engine/paper/index.js';
 import { OMEGA_DEFAULTS, basePairs, trainGenerator, trainMdn } from '../electron/engine/training/index.js';
-import { type Figure, PEER_ENVS, ROOT, SHARED, report, threadsArg } from './common.js';
+import { type Figure, PEER_ENVS, ROOT, SHARED, report, runPeer, threadsArg } from './common.js';
 
 const EPOCHS = 2;
 
 function peer(dir: string, n: number, d: number, threads: number): { mdn: number; generator: number; config: string } {
-  const py = process.env.EMBAUG_PEER_PYTHON ?? '/usr/bin/python3';
-  const runs = [1, threads].flatMap((t) => PEER_ENVS.map((env) => ({ t, env })))
-    .map(({ t, env }) => {
-      const r = spawnSync(py, [join(ROOT, 'bench', 'pytorch_omega.py'), '--z', join(dir, 'z.f32'), '--y', join(dir, 'y.f32'), '--n', String(n), '--d', String(d), '--epochs', String(EPOCHS), '--threads', String(t)],
-        { encoding: 'utf8', env: { ...process.env, ...env } });
-      if (r.status !== 0) throw new Error(`the PyTorch peer failed: ${r.stderr}`);
-      const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { mdn: number; generator: number };
-      const config = `torch ${t} thread${t > 1 ? 's' : ''}${env.OPENBLAS_NUM_THREADS ? ', OPENBLAS_NUM_THREADS=1' : ''}`;
-      console.log(`peer (${config}): mixture density network ${out.mdn.toFixed(0)}, generative Ω ${out.generator.toFixed(0)} pairs/s`);
-      return { ...out, config };
-    });
+  const args = ['--z', join(dir, 'z.f32'), '--y', join(dir, 'y.f32'), '--n', String(n), '--d', String(d), '--epochs', String(EPOCHS)];
+  const runs = [1, threads].flatMap((t) => PEER_ENVS.map((env) => {
+    const out = runPeer([...args, '--threads', String(t)], env, join(ROOT, 'bench', 'pytorch_omega.py')) as { mdn: number; generator: number };
+    const config = `torch ${t} thread${t > 1 ? 's' : ''}${env.OPENBLAS_NUM_THREADS ? ', OPENBLAS_NUM_THREADS=1' : ''}`;
+    console.log(`peer (${config}): mixture density network ${out.mdn.toFixed(0)}, generative Ω ${out.generator.toFixed(0)} pairs/s`);
+    return { mdn: out.mdn, generator: out.generator, config };
+  }));
   const best = (k: 'mdn' | 'generator') => runs.reduce((a, b) => (b[k] > a[k] ? b : a));
   return { mdn: best('mdn').mdn, generator: best('generator').generator, config: `${best('mdn').config} / ${best('generator').config}` };
 }

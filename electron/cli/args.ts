@@ -54,6 +54,11 @@ export function listOpt(v: unknown, name: string): number[] | undefined {
   return xs;
 }
 
+/** `a, b,c` → ['a', 'b', 'c'] (empty entries dropped). */
+export function namesOpt(v: unknown): string[] | undefined {
+  return v === undefined ? undefined : String(v).split(',').map((s) => s.trim()).filter(Boolean);
+}
+
 /** `0-4` or `0,1,2` → [0, 1, 2, ...]. */
 export function classesOpt(v: unknown): number[] | undefined {
   if (v === undefined) return undefined;

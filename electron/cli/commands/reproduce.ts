@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { splitAugList } from '../../engine/augment/index.js';
 import { reproduce, type ReproduceOptions } from '../../engine/paper/index.js';
 import { OMEGA_FORMS, type OmegaForm } from '../../engine/training/index.js';
-import { type Options, UsageError, intOpt, numOpt, parse } from '../args.js';
+import { type Options, UsageError, intOpt, namesOpt, numOpt, parse } from '../args.js';
 import { defaultDataDir, defaultModelsDir } from '../../engine/settings.js';
 import type { Ctx } from '../context.js';
 import { prepareOrShard } from './grid.js';
@@ -15,8 +15,9 @@ export const REPRODUCE_HELP = `embaug reproduce [--out DIR] [--protocol cifar10-
                  [--omega-epochs 20] [--omega-images N] [--lr 0.01]
                  [--omega-form auto|plain|residual|conditional|conditional-fourier]
   The paper's experiments on every backbone pair (base trained with none and hflip; --bases
-  takes one of them) of the models folder: base accuracy, Ω per augmentation, Ψ per scenario and seed, Eq. 8. Writes
-  DIR/table2.md, table2.json, eq8.json, curves/*.csv and report.html (default DIR: ./reproduction).
+  takes one of them) of the models folder: base accuracy, Ω per augmentation, Ψ per scenario
+  and seed, Eq. 8. Writes DIR/table2.md, table2.json, eq8.json, curves/*.csv and report.html
+  (default DIR: ./reproduction).
   --models defaults to the bundled models/ (or EMBAUG_MODELS); --data to EMBAUG_DATA.
   --per-class N: the few-shot protocol. Each seed draws its own N target training images per
   class; tested on the whole target test split; defaults become --epochs 100 --seeds 5
@@ -57,8 +58,8 @@ export function reproduceOptions(ctx: Ctx, values: ReturnType<typeof parse>['val
     seeds: intOpt(values.seeds, 'seeds', fewShot ? 5 : 3),
     subset: intOpt(values.subset, 'subset'),
     perClass,
-    archs: values.archs ? String(values.archs).split(',') : undefined,
-    bases: values.bases ? String(values.bases).split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+    archs: namesOpt(values.archs),
+    bases: namesOpt(values.bases),
     augSets: values.augs ? splitAugList(String(values.augs)) : undefined,
     omegaImages: intOpt(values['omega-images'], 'omega-images'),
     omega: { epochs: intOpt(values['omega-epochs'], 'omega-epochs', 20), form: form as OmegaForm },

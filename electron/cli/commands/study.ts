@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { splitAugList } from '../../engine/augment/index.js';
 import { defaultDataDir, defaultModelsDir } from '../../engine/settings.js';
 import { ARMS, STUDY_AUGS, advise, study, type Budget, type StudyOptions } from '../../engine/study/index.js';
-import { type Options, UsageError, intOpt, parse } from '../args.js';
+import { type Options, UsageError, intOpt, namesOpt, parse } from '../args.js';
 import type { Ctx } from '../context.js';
 import { prepareOrShard } from './grid.js';
 
@@ -30,14 +30,13 @@ export const STUDY_OPTIONS: Options = {
 
 /** The study's options from its flags (shared with cluster slurm, which prepares one). */
 export function studyOptions(ctx: Ctx, values: ReturnType<typeof parse>['values']): StudyOptions {
-  const list = (v: unknown) => (v === undefined ? undefined : String(v).split(',').map((s) => s.trim()).filter(Boolean));
-  const budgets = list(values.budgets)?.map((b): Budget => {
+  const budgets = namesOpt(values.budgets)?.map((b): Budget => {
     if (b === 'full') return 'full';
     const n = Number(b);
     if (!Number.isInteger(n) || n < 2) throw new UsageError(`--budgets: "${b}" is not a whole number of images per class (at least 2) or "full"`);
     return n;
   });
-  const lrs = list(values.lrs)?.map((x) => {
+  const lrs = namesOpt(values.lrs)?.map((x) => {
     const n = Number(x);
     if (!(n > 0 && n < 10)) throw new UsageError(`--lrs: "${x}" is not a learning rate in (0, 10)`);
     return n;
@@ -47,11 +46,11 @@ export function studyOptions(ctx: Ctx, values: ReturnType<typeof parse>['values'
     out: resolve((values.out as string | undefined) ?? 'study'),
     modelsDir: resolve((values.models as string | undefined) ?? defaultModelsDir()),
     dataDir: resolve((values.data as string | undefined) ?? defaultDataDir()),
-    archs: list(values.archs),
-    bases: list(values.bases),
+    archs: namesOpt(values.archs),
+    bases: namesOpt(values.bases),
     budgets,
     augs: values.augs ? splitAugList(String(values.augs)) : undefined,
-    arms: list(values.arms),
+    arms: namesOpt(values.arms),
     seeds: intOpt(values.seeds, 'seeds'),
     lrs,
     omegaImages: intOpt(values['omega-images'], 'omega-images'),
