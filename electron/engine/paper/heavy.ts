@@ -16,57 +16,113 @@ import { keyedRng } from '../training/stochastic.js';
 const INT = proto.AttributeProto.AttributeType.INT;
 const INTS = proto.AttributeProto.AttributeType.INTS;
 
-/** The graph, its parameter count and its multiply-accumulates per image. */
-export function resnet50Graph(seed = 0): { model: onnx.IModelProto; params: number; macs: number } {
-  const nodes: onnx.INodeProto[] = [];
-  const inits: onnx.ITensorProto[] = [];
-  const rand = keyedRng('resnet50-timing', seed);
-  let params = 0, macs = 0, count = 0;
-  /** A convolution on an hw×hw input (plus ReLU), returning its output and size. */
-  const conv = (x: string, hw: number, cin: number, cout: number, k: number, stride: number, relu: boolean): [string, number] => {
-    const name = `conv${count++}`;
+export interface TimingGraph {
+  model: onnx.IModelProto;
+  params: number;
+  /** Multiply-accumulates per image. */
+  macs: number;
+}
+
+/**
+ * Convolutions (batch norm folded in, as exported backbones have it) with seeded random
+ * weights, counting parameters and multiply-accumulates as they are added.
+ */
+class ConvGraph {
+  readonly nodes: onnx.INodeProto[] = [];
+  private readonly inits: onnx.ITensorProto[] = [];
+  private readonly rand: () => number;
+  params = 0;
+  macs = 0;
+  private count = 0;
+
+  constructor(key: string, seed: number) {
+    this.rand = keyedRng(key, seed);
+  }
+
+  /** A k×k convolution on an hw×hw input (ReLU after it when asked); its output and size. */
+  conv(x: string, hw: number, cin: number, cout: number, k: number, stride: number, relu: boolean): [string, number] {
+    const name = `conv${this.count++}`;
     const n = cout * cin * k * k;
     const bound = Math.sqrt(6 / (cin * k * k));
     const w = new Float32Array(n);
-    for (let i = 0; i < n; i++) w[i] = (2 * rand() - 1) * bound;
-    inits.push(tensor(`${name}.w`, [cout, cin, k, k], w), tensor(`${name}.b`, [cout], new Float32Array(cout)));
+    for (let i = 0; i < n; i++) w[i] = (2 * this.rand() - 1) * bound;
+    this.inits.push(tensor(`${name}.w`, [cout, cin, k, k], w), tensor(`${name}.b`, [cout], new Float32Array(cout)));
     const pad = Math.floor(k / 2);
-    nodes.push({
+    this.nodes.push({
       opType: 'Conv', name, input: [x, `${name}.w`, `${name}.b`], output: [name],
       attribute: [{ name: 'kernel_shape', type: INTS, ints: [k, k] }, { name: 'strides', type: INTS, ints: [stride, stride] }, { name: 'pads', type: INTS, ints: [pad, pad, pad, pad] }],
     });
-    params += n + cout;
+    this.params += n + cout;
     const out = Math.floor((hw + 2 * pad - k) / stride) + 1;
-    macs += n * out * out;
-    if (!relu) return [name, out];
-    nodes.push({ opType: 'Relu', name: `${name}.relu`, input: [name], output: [`${name}.relu`] });
-    return [`${name}.relu`, out];
-  };
-  let [x, hw] = conv('image', 224, 3, 64, 7, 2, true);
-  nodes.push({ opType: 'MaxPool', name: 'pool', input: [x], output: ['pool'], attribute: [{ name: 'kernel_shape', type: INTS, ints: [3, 3] }, { name: 'strides', type: INTS, ints: [2, 2] }, { name: 'pads', type: INTS, ints: [1, 1, 1, 1] }] });
+    this.macs += n * out * out;
+    return relu ? [this.relu(name), out] : [name, out];
+  }
+
+  relu(x: string): string {
+    this.nodes.push({ opType: 'Relu', name: `${x}.relu`, input: [x], output: [`${x}.relu`] });
+    return `${x}.relu`;
+  }
+
+  /** ReLU(a + b), the end of a residual block. */
+  addRelu(a: string, b: string): string {
+    const add = `add${this.count++}`;
+    this.nodes.push({ opType: 'Add', name: add, input: [a, b], output: [add] });
+    return this.relu(add);
+  }
+
+  /** Global average pooling into the `embedding` output, and the finished model. */
+  finish(x: string, name: string, size: number, dim: number): TimingGraph {
+    this.nodes.push(
+      { opType: 'GlobalAveragePool', name: 'gap', input: [x], output: ['gap'] },
+      { opType: 'Flatten', name: 'embedding', input: ['gap'], output: ['embedding'], attribute: [{ name: 'axis', type: INT, i: 1 }] },
+    );
+    const graph = { name, node: this.nodes, initializer: this.inits, input: [valueInfo('image', ['N', 3, size, size])], output: [valueInfo('embedding', ['N', dim])] };
+    return { model: model(graph, { purpose: 'timing only: random weights' }), params: this.params, macs: this.macs };
+  }
+}
+
+/** ResNet-50 (He et al., 2016) at 224×224. */
+export function resnet50Graph(seed = 0): TimingGraph {
+  const g = new ConvGraph('resnet50-timing', seed);
+  let [x, hw] = g.conv('image', 224, 3, 64, 7, 2, true);
+  g.nodes.push({ opType: 'MaxPool', name: 'pool', input: [x], output: ['pool'], attribute: [{ name: 'kernel_shape', type: INTS, ints: [3, 3] }, { name: 'strides', type: INTS, ints: [2, 2] }, { name: 'pads', type: INTS, ints: [1, 1, 1, 1] }] });
   x = 'pool';
   hw = Math.floor((hw + 2 - 3) / 2) + 1;
   let cin = 64;
   [[3, 64], [4, 128], [6, 256], [3, 512]].forEach(([blocks, width], stage) => {
     for (let b = 0; b < blocks; b++) {
       const stride = b === 0 && stage > 0 ? 2 : 1;
-      const [a] = conv(x, hw, cin, width, 1, 1, true);
-      const [c, out] = conv(a, hw, width, width, 3, stride, true);
-      const [e] = conv(c, out, width, width * 4, 1, 1, false);
-      const skip = b === 0 ? conv(x, hw, cin, width * 4, 1, stride, false)[0] : x;
-      const add = `add${count++}`;
-      nodes.push({ opType: 'Add', name: add, input: [e, skip], output: [add] }, { opType: 'Relu', name: `${add}.relu`, input: [add], output: [`${add}.relu`] });
-      x = `${add}.relu`;
+      const [a] = g.conv(x, hw, cin, width, 1, 1, true);
+      const [c, out] = g.conv(a, hw, width, width, 3, stride, true);
+      const [e] = g.conv(c, out, width, width * 4, 1, 1, false);
+      x = g.addRelu(e, b === 0 ? g.conv(x, hw, cin, width * 4, 1, stride, false)[0] : x);
       cin = width * 4;
       hw = out;
     }
   });
-  nodes.push(
-    { opType: 'GlobalAveragePool', name: 'gap', input: [x], output: ['gap'] },
-    { opType: 'Flatten', name: 'embedding', input: ['gap'], output: ['embedding'], attribute: [{ name: 'axis', type: INT, i: 1 }] },
-  );
-  const m = model({ name: 'resnet50-timing-only', node: nodes, initializer: inits, input: [valueInfo('image', ['N', 3, 224, 224])], output: [valueInfo('embedding', ['N', 2048])] }, { purpose: 'timing only: random weights' });
-  return { model: m, params, macs };
+  return g.finish(x, 'resnet50-timing-only', 224, 2048);
+}
+
+/**
+ * The CIFAR ResNet-18 of the bundled backbones (../shared/models/nets.py: 3×3 stem, basic
+ * blocks, 32×32 input) at any width; width 64 is the network at its published size (11 M
+ * parameters), which the bundled ones shrink to 16 for this CPU.
+ */
+export function cifarResnet18Graph(width: number, seed = 0): TimingGraph {
+  const g = new ConvGraph(`resnet18-w${width}-timing`, seed);
+  let [x, hw] = g.conv('image', 32, 3, width, 3, 1, true);
+  let cin = width;
+  [width, 2 * width, 4 * width, 8 * width].forEach((cout, stage) => {
+    for (let b = 0; b < 2; b++) {
+      const stride = b === 0 && stage > 0 ? 2 : 1;
+      const [a, out] = g.conv(x, hw, cin, cout, 3, stride, true);
+      const [c] = g.conv(a, out, cout, cout, 3, 1, false);
+      x = g.addRelu(c, stride !== 1 || cin !== cout ? g.conv(x, hw, cin, cout, 1, stride, false)[0] : x);
+      cin = cout;
+      hw = out;
+    }
+  });
+  return g.finish(x, `resnet18-w${width}-timing-only`, 32, cin);
 }
 
 export interface HeavyTiming {
