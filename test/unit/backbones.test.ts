@@ -11,6 +11,7 @@ import { EmbaugError } from '../../electron/engine/errors.js';
 import { encodeModel } from '../../electron/engine/export/index.js';
 import { model, tensor, valueInfo } from '../../electron/engine/export/onnx.js';
 import { augment } from '../../electron/engine/native/index.js';
+import { cifarResnet18Graph } from '../../electron/engine/paper/heavy.js';
 import { samples } from '../helpers/fixtures.js';
 import { MODELS, golden, tempDir } from '../helpers/shared.js';
 
@@ -133,6 +134,28 @@ describe('FLOPs from layer shapes', () => {
       // A width-16 CIFAR ResNet-18 is about 1/16 of the 1.1 GFLOP of the width-64 one.
       const r = await forwardFlops(join(MODELS, 'resnet18-w16-hflip.onnx'), 'image', [1, 3, 32, 32]);
       assert.ok(r > 60e6 && r < 80e6, `${r}`);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('times the bundled ResNet-18 at any width: the same layers as resnet18-w16, 16× the work at width 64', async () => {
+    const tmp = tempDir();
+    try {
+      const w16 = cifarResnet18Graph(16);
+      const file = join(tmp.dir, 'w16.onnx');
+      writeFileSync(file, encodeModel(w16.model));
+      const bundled = await forwardFlops(join(MODELS, 'resnet18-w16-hflip.onnx'), 'image', [1, 3, 32, 32]);
+      // The bundled graph adds only its classifier (128 → 5) to the same convolutions.
+      assert.equal(bundled, 2 * w16.macs + 2 * 128 * 5);
+      assert.equal(await forwardFlops(file, 'image', [1, 3, 32, 32]), 2 * w16.macs);
+      const w64 = cifarResnet18Graph(64);
+      assert.ok(w64.macs / w16.macs > 15.5 && w64.macs / w16.macs < 16, `${w64.macs / w16.macs}`);
+      assert.ok(w64.params > 11e6 && w64.params < 11.3e6, `${w64.params}`);
+      const s = await ort.InferenceSession.create(file);
+      const out = await s.run({ image: new ort.Tensor('float32', new Float32Array(2 * 3 * 32 * 32).fill(0.5), [2, 3, 32, 32]) });
+      assert.deepEqual(out.embedding.dims, [2, 128]);
+      await s.release();
     } finally {
       tmp.cleanup();
     }
