@@ -104,7 +104,7 @@ export async function main(argv: string[]) {
      * A random augmentation: a fresh draw through Φ every epoch (pixel, E = 2 and 20 measured,
      * E = 100 extrapolated) against the conditional Ω at a fresh θ (embed, E = 20 and 100 measured).
      */
-    const randomCase = async (c: Setup, aug: string, label: string, cPsi: number, measured: { cPhi: number; z: Awaited<ReturnType<typeof embeddingsFor>> }) => {
+    const randomCase = async (c: Setup, aug: string, label: string, cPsi: number, measured: Awaited<ReturnType<typeof phiCost>>) => {
       const key = parseAug(aug).key;
       const om = await trainOmega(db, { backbone: c.bb.sha256, dataset: ds.id, selection: c.base, aug, threads });
       const { cPhi, z } = measured;
@@ -127,12 +127,12 @@ export async function main(argv: string[]) {
       return { runs, pixelPerEpoch };
     };
 
-    const BUNDLED_SETUP: Setup = { ...BUNDLED, bb };
-    const bundled = await phiCost(BUNDLED_SETUP);
-    const cPsi = await psiCost(BUNDLED_SETUP);
+    const bundledSetup: Setup = { ...BUNDLED, bb };
+    const bundled = await phiCost(bundledSetup);
+    const cPsi = await psiCost(bundledSetup);
     const flip = await trainOmega(db, { backbone: bb.sha256, dataset: ds.id, selection: BUNDLED.base, aug: 'hflip', threads });
     const flipRuns: Record<string, number> = {};
-    for (const E of [20, 100]) for (const mode of ['pixel', 'embed'] as const) flipRuns[`${mode}${E}`] = await head(BUNDLED_SETUP, mode, 'hflip', flip, E);
+    for (const E of [20, 100]) for (const mode of ['pixel', 'embed'] as const) flipRuns[`${mode}${E}`] = await head(bundledSetup, mode, 'hflip', flip, E);
     for (const E of [20, 100]) {
       const predicted = (2 * bundled.cPhi + E * cPsi) / (bundled.cPhi + E * cPsi);
       figures.push({ case: `hflip-embed-vs-pixel-cached-E${E}`, ours: flipRuns[`embed${E}`], peer: flipRuns[`pixel${E}`], unit: 's', lowerIsBetter: true, note: `peer = our own pixel mode (views cached: 2 Φ passes); both measured; Eq. 8 predicts ${fmt(predicted)}` });
@@ -143,7 +143,7 @@ export async function main(argv: string[]) {
     const peerPerEpoch = (peer.epoch_seconds as number[]).reduce((a, b) => a + b, 0) / 2;
     let last = { runs: {} as Record<string, number>, pixelPerEpoch: 0 };
     for (const aug of RANDOM) {
-      last = await randomCase(BUNDLED_SETUP, aug, `${bb.name}, ${BUNDLED.images} images`, cPsi, bundled);
+      last = await randomCase(bundledSetup, aug, `${bb.name}, ${BUNDLED.images} images`, cPsi, bundled);
       figures.push({ case: `${parseAug(aug).key}-embed-vs-pixel-pytorch-E100`, ours: last.runs.embed100, peer: 100 * peerPerEpoch, unit: 's', lowerIsBetter: true, note: 'peer = PyTorch, a random flip through Φ every epoch (the same Φ work as any random pixel augmentation), 100 × its mean over 2 measured epochs' });
     }
     figures.push({ case: 'pixel-random-ours-vs-pytorch-per-epoch', ours: last.pixelPerEpoch, peer: peerPerEpoch, unit: 's', lowerIsBetter: true, note: 'ours: a rotation through Φ plus one epoch of Ψ; PyTorch: a flip through Φ plus one epoch of Ψ' });

@@ -1,8 +1,9 @@
 /**
- * A ResNet-50-sized Φ for timing only: the architecture of He et al. (2016) at 224×224 (batch
- * norm folded into the convolutions, as exported backbones have it), with seeded random
- * weights. Its embeddings mean nothing; its cost per image is what a user with a heavy
- * backbone pays per Φ pass, which is what the few-shot report projects wall time with.
+ * Backbones for timing only, with seeded random weights (batch norm folded into the
+ * convolutions, as exported backbones have it): a ResNet-50 at 224×224, and the bundled CIFAR
+ * ResNet-18 at any width. Their embeddings mean nothing; their cost per image is what a user
+ * with a heavy backbone pays per Φ pass, which is what the few-shot report projects wall time
+ * with and what the `eq8` benchmark times end to end.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
