@@ -1,6 +1,7 @@
 /**
  * Job workers fail as jobs: a worker that runs out of its heap, or dies, fails its job and
- * its runs at once, and the runner (the server's process) goes on.
+ * its runs at once, and the runner (the server's process) goes on. And the engine's pool of
+ * independent trainings keeps its order and its dependencies.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 
 import { openDb, type Db } from '../../electron/engine/db.js';
+import { runGraph, type GraphTask } from '../../electron/engine/jobs/index.js';
+import { getThreads } from '../../electron/engine/native/index.js';
 import { deleteRuns, failRunsOfThread, getRun, listRuns, startRun, updateRun } from '../../electron/engine/runs/index.js';
 import { JobRunner } from '../../electron/jobs/runner.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
@@ -89,5 +92,71 @@ describe('job workers', () => {
     const r = getRun(db, id);
     assert.equal(r.status, 'failed');
     assert.match(r.error!, /exit code 3/);
+  });
+});
+
+describe('runGraph: independent trainings, one per core, in dependency order', () => {
+  const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // A task that logs its start and end and takes `ms`.
+  const traced = (log: string[], name: string, ms: number) => async () => {
+    log.push(`start ${name}`);
+    await tick(ms);
+    log.push(`end ${name}`);
+    return name;
+  };
+
+  it('starts a task only after those it comes after, fills free lanes with the earliest ready one, and returns results in task order', async () => {
+    const log: string[] = [];
+    let running = 0, most = 0;
+    const counted = (name: string, ms: number) => async () => {
+      most = Math.max(most, ++running);
+      try {
+        return await traced(log, name, ms)();
+      } finally {
+        running--;
+      }
+    };
+    // Two Ωs, then heads: h1 needs no Ω, e1 needs both, e2 needs the fast one.
+    const tasks: GraphTask<string>[] = [
+      { run: counted('slow Ω', 60) },
+      { run: counted('fast Ω', 10) },
+      { run: counted('e1', 10), after: [0, 1] },
+      { run: counted('e2', 10), after: [1] },
+      { run: counted('h1', 10) },
+    ];
+    const total = getThreads();
+    assert.deepEqual(await runGraph(tasks, 2), ['slow Ω', 'fast Ω', 'e1', 'e2', 'h1']);
+    assert.equal(most, 2, 'two lanes');
+    const at = (e: string) => log.indexOf(e);
+    assert.ok(at('start e1') > at('end slow Ω') && at('start e1') > at('end fast Ω'));
+    assert.ok(at('start e2') > at('end fast Ω'));
+    // While the slow Ω runs, the free lane takes e2 and then h1, skipping e1, which is not ready.
+    assert.ok(at('start e2') < at('end slow Ω') && at('start h1') < at('end slow Ω'), log.join(', '));
+    assert.equal(getThreads(), total, 'BLAS threads restored');
+  });
+
+  it('one lane runs the tasks exactly in list order', async () => {
+    const log: string[] = [];
+    const tasks = [20, 5, 10, 1].map((ms, i) => ({ run: traced(log, `t${i}`, ms), after: i === 3 ? [0] : [] }));
+    await runGraph(tasks, 1);
+    assert.deepEqual(log, ['start t0', 'end t0', 'start t1', 'end t1', 'start t2', 'end t2', 'start t3', 'end t3']);
+  });
+
+  it('refuses a task that waits for a later one (or itself), naming both', async () => {
+    await assert.rejects(runGraph([{ run: async () => 1, after: [1] }, { run: async () => 2 }], 2), /task 0 comes after task 1: a task can only wait for tasks earlier in the list/);
+    await assert.rejects(runGraph([{ run: async () => 1 }, { run: async () => 2, after: [1] }], 2), /task 1 comes after task 1/);
+  });
+
+  it('after a failure starts no new task, lets the running one finish, and throws the first error; an empty graph is done at once', async () => {
+    const log: string[] = [];
+    const tasks: GraphTask<string>[] = [
+      { run: traced(log, 'long', 40) },
+      { run: async () => { await tick(5); throw new Error('Ω diverged'); } },
+      { run: traced(log, 'never', 1) },
+      { run: traced(log, 'never either', 1), after: [0] },
+    ];
+    await assert.rejects(runGraph(tasks, 2), /Ω diverged/);
+    assert.deepEqual(log, ['start long', 'end long']);
+    assert.deepEqual(await runGraph([], 2), []);
   });
 });

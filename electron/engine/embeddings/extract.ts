@@ -242,6 +242,11 @@ export class ViewMemo {
     }
     return view;
   }
+
+  /** Forgets every view, for a caller done with them that holds the memo longer. */
+  clear(): void {
+    this.#views.clear();
+  }
 }
 
 /** Extracts what is missing, then returns the vectors of the selection in order. */

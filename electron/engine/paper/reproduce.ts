@@ -7,10 +7,10 @@ import { cpus } from 'node:os';
 import { parseAug } from '../augment/index.js';
 import { selectImages } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { ViewMemo, logitsAccuracy } from '../embeddings/index.js';
-import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
+import { ViewMemo, extract, logitsAccuracy } from '../embeddings/index.js';
+import { ProgressMeter, runGraph, type GraphTask, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
-import { compositeFidelity, meanStd, trainHead, trainOmega, type HeadConfig, type OmegaConfig, type OmegaResult } from '../training/index.js';
+import { compositeFidelity, compositeParts, extractPairs, meanStd, trainHead, trainOmega, type CompositeFidelity, type HeadConfig, type HeadResult, type OmegaConfig, type OmegaResult } from '../training/index.js';
 import { measureEq8 } from './eq8.js';
 import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
@@ -155,68 +155,108 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     };
     const part: ReproducePart = { archs: families.map((f) => f.architecture), bases: [], heads: [] };
     const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: protocolName };
-    // Eq. 8 is measured on ResNet-18, the paper's main case, when the folder has it.
-    let eq8Omega: OmegaResult | null = null;
-    for (const { fam, b, heads: mineJobs, owner, omega } of work) {
-      if (!owner && !omega && mineJobs.length === 0) continue;
-      const baseAug = b.aug;
-      const bb = fam[baseAug];
+    const omegaConfig = { ...o.omega, stochastic: fewShot };
+    const composites = omegaAugs.filter((a) => parseAug(a).ops.length > 1);
+    const active = work.filter((w) => w.owner || w.omega || w.heads.length > 0);
+    // First, with every core (ONNX Runtime): per backbone pair the base model's accuracy, and
+    // everything the trainings will read extracted into the cache (Ω's base pairs, the
+    // composites' parts, the target views the heads share), so that the trainings, one per
+    // core, never wait on Φ.
+    for (const { fam, b, heads: mineJobs, owner, omega } of active) {
+      const bb = fam[b.aug];
       if (owner) {
         log(`${fam.architecture}: base model ${bb.name} on the base task's test split`);
         const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, threads, signal: o.signal, onProgress: o.onProgress });
-        part.bases.push({ arch: fam.architecture, base: baseAug, accuracy: base.accuracy });
+        part.bases.push({ arch: fam.architecture, base: b.aug, accuracy: base.accuracy });
         meter.tick();
       }
+      const pairs = { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...omegaSelection };
+      for (const aug of [...(omega ? omegaAugs : []), ...(owner ? composites.flatMap(compositeParts) : [])]) await extractPairs(db, pairs, aug, omegaConfig);
+      const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
+      if (mineJobs.length > 0) await extract(db, { ...target, ...protocol.target.test, aug: 'identity' });
+      for (const seed of new Set(mineJobs.map((j) => (fewShot ? j.seed : 0))))
+        for (const aug of ['identity', ...omegaAugs.filter((a) => parseAug(a).deterministic)])
+          await extract(db, { ...target, ...(fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train), aug });
+    }
+    // Then every training, Ωs and heads alike, one per core: a head in embed mode starts once
+    // its pair's Ωs are trained, everything else as soon as a core is free. What they produce
+    // goes into the result afterwards, in plan order, so no file depends on the schedule.
+    const tasks: GraphTask<unknown>[] = [];
+    const collect: (() => void)[] = [];
+    let eq8Omega: OmegaResult | null = null;
+    for (const { fam, b, heads: mineJobs, owner, omega } of active) {
+      const baseAug = b.aug;
+      const bb = fam[baseAug];
+      const ctx = { ...common, threads: 1, backbone: bb.sha256 };
       const omegas: Record<string, OmegaResult> = {};
+      const omegaTasks: number[] = [];
       if (omega)
         for (const aug of omegaAugs) {
-          log(`${fam.architecture}/${baseAug}: Ω for ${aug} on the base task`);
-          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: { ...o.omega, stochastic: fewShot } });
-          omegas[om.aug] = om;
-          if (owner) {
-            const { params: _p, sizes: _s, stochastic: _st, ...summary } = om;
-            ((result.omega[fam.architecture] ??= {})[baseAug] ??= {})[om.aug] = summary;
-            for (const c of om.candidates)
-              result.curves.omega.push({ arch: fam.architecture, base: baseAug, aug: om.aug, form: c.form, history: c.history.map((h) => ({ epoch: h.epoch, loss: h.loss, valLoss: h.valLoss })) });
-          }
-          if (eq8Mine && fam === eq8Family && baseAug === 'hflip' && aug === 'hflip') eq8Omega = om;
-          meter.tick();
-          log(`  Ω ${aug}: ${om.chosen} (held-out MSE ${om.fidelity.heldOutMse.toPrecision(4)} vs identity ${om.fidelity.identityMse.toPrecision(4)}, cosine ${om.fidelity.cosine.toFixed(4)} vs ${om.fidelity.identityCosine.toFixed(4)})${om.flagged ? ' — flagged: no better than the identity' : ''}`);
+          let om: OmegaResult;
+          omegaTasks.push(tasks.length);
+          tasks.push({
+            run: async () => {
+              log(`${fam.architecture}/${baseAug}: Ω for ${aug} on the base task`);
+              om = await trainOmega(db, { ...ctx, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: omegaConfig });
+              omegas[om.aug] = om;
+              meter.tick();
+              log(`  Ω ${aug}: ${om.chosen} (held-out MSE ${om.fidelity.heldOutMse.toPrecision(4)} vs identity ${om.fidelity.identityMse.toPrecision(4)}, cosine ${om.fidelity.cosine.toFixed(4)} vs ${om.fidelity.identityCosine.toFixed(4)})${om.flagged ? ' — flagged: no better than the identity' : ''}`);
+            },
+          });
+          collect.push(() => {
+            if (owner) {
+              const { params: _p, sizes: _s, stochastic: _st, ...summary } = om;
+              ((result.omega[fam.architecture] ??= {})[baseAug] ??= {})[om.aug] = summary;
+              for (const c of om.candidates)
+                result.curves.omega.push({ arch: fam.architecture, base: baseAug, aug: om.aug, form: c.form, history: c.history.map((h) => ({ epoch: h.epoch, loss: h.loss, valLoss: h.valLoss })) });
+            }
+            if (eq8Mine && fam === eq8Family && baseAug === 'hflip' && aug === 'hflip') eq8Omega = om;
+          });
         }
       if (owner)
-        for (const aug of omegaAugs.filter((a) => parseAug(a).ops.length > 1)) {
-          log(`${fam.architecture}/${baseAug}: composite ${aug}, its own Ω against the chain of its ops' Ωs`);
-          const c = await compositeFidelity(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: o.omega, direct: omegas[aug] });
-          ((result.composites[fam.architecture] ??= {})[baseAug] ??= {})[aug] = c;
+        for (const aug of composites) {
+          let c: CompositeFidelity;
+          tasks.push({
+            after: omegaTasks,
+            run: async () => {
+              log(`${fam.architecture}/${baseAug}: composite ${aug}, its own Ω against the chain of its ops' Ωs`);
+              c = await compositeFidelity(db, { ...ctx, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: o.omega, direct: omegas[parseAug(aug).key] });
+            },
+          });
+          collect.push(() => void (((result.composites[fam.architecture] ??= {})[baseAug] ??= {})[aug] = c));
         }
       if (mineJobs.length === 0) continue;
-      const memo = new ViewMemo();
-      const head = async (sc: Scenario, seed: number) => {
-        const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
-        const h = await trainHead(db, {
-          ...common, threads: 1, memo, backbone: bb.sha256, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
-          mode: sc.mode, augs: sc.augSet === 'none' ? [] : setAugs(sc.augSet), omegas, sampling: sc.sampling,
-          config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
-          name: runName(fam.architecture, b, sc, seed, o.perClass ?? null),
-        });
-        meter.tick();
-        return h;
-      };
-      // The cached views every head of a seed shares are extracted first, with every core,
-      // through the memo the heads read, so they neither extract nor load the same images twice.
-      const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
-      await memo.get(db, { ...target, ...protocol.target.test, aug: 'identity' });
-      const deterministic = omegaAugs.filter((a) => parseAug(a).deterministic);
-      for (const seed of new Set(mineJobs.map((j) => (fewShot ? j.seed : 0))))
-        for (const aug of ['identity', ...deterministic])
-          await memo.get(db, { ...target, ...(fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train), aug });
       log(`${fam.architecture}/${baseAug}: ${mineJobs.length} heads (${seeds} seeds), ${concurrency} at a time`);
-      const heads = await runIndependent(mineJobs.map(({ sc, seed }) => () => head(sc, seed)), concurrency);
-      mineJobs.forEach(({ sc, seed, step }, i) => part.heads.push({
-        step, arch: fam.architecture, base: baseAug, augSet: sc.augSet, scenario: rowKey(b, sc), seed, testAccuracy: heads[i].testAccuracy,
-        history: heads[i].history.map((e) => ({ epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valAccuracy: e.valAccuracy })),
-      }));
+      // The views this pair's heads share, loaded once and let go after its last head.
+      const memo = new ViewMemo();
+      let left = mineJobs.length;
+      for (const { sc, seed, step } of mineJobs) {
+        let h: HeadResult;
+        tasks.push({
+          after: sc.mode === 'embed' ? omegaTasks : [],
+          run: async () => {
+            const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
+            try {
+              h = await trainHead(db, {
+                ...ctx, memo, dataset: protocol.target.dataset.id, train, test: protocol.target.test,
+                mode: sc.mode, augs: sc.augSet === 'none' ? [] : setAugs(sc.augSet), omegas, sampling: sc.sampling,
+                config: { ...(fewShot ? { evalEvery: 10 } : {}), ...o.head, epochs, seed },
+                name: runName(fam.architecture, b, sc, seed, o.perClass ?? null),
+              });
+            } finally {
+              if (--left === 0) memo.clear();
+            }
+            meter.tick();
+          },
+        });
+        collect.push(() => part.heads.push({
+          step, arch: fam.architecture, base: baseAug, augSet: sc.augSet, scenario: rowKey(b, sc), seed, testAccuracy: h.testAccuracy,
+          history: h.history.map((e) => ({ epoch: e.epoch, loss: e.loss, accuracy: e.accuracy, valAccuracy: e.valAccuracy })),
+        }));
+      }
     }
+    await runGraph(tasks, concurrency);
+    for (const f of collect) f();
     if (eq8Omega) {
       log(`Eq. 8: measuring costs on ${eq8Family.hflip.name}`);
       result.eq8 = await measureEq8(db, {

@@ -22,17 +22,24 @@ export interface CompositeFidelity {
   chain: { heldOutMse: number; parts: { aug: string; chosen: OmegaResult['chosen']; runId: number }[] };
 }
 
+/** The single ops of a composite as they act when they fire (the probability is in the composite's θ). */
+export function compositeParts(aug: string): string[] {
+  const spec = parseAug(aug);
+  if (spec.ops.length < 2) throw new EmbaugError('E_ARG', `"${spec.key}" is a single op: a composite joins two or more with + (crop:pad=4+hflip)`);
+  return spec.ops.map((op) => {
+    const params = Object.entries(op.params).filter(([k]) => k !== 'p').map(([k, v]) => `${k}=${v}`);
+    return params.length ? `${op.name}:${params.join(',')}` : op.name;
+  });
+}
+
 /** `direct`: the composite's Ω when already trained with the same request. */
 export async function compositeFidelity(db: Db, req: OmegaRequest & { direct?: OmegaResult }): Promise<CompositeFidelity> {
   const spec = parseAug(req.aug);
-  if (spec.ops.length < 2) throw new EmbaugError('E_ARG', `"${spec.key}" is a single op: a composite joins two or more with + (crop:pad=4+hflip)`);
+  const partAugs = compositeParts(req.aug);
   const direct = req.direct ?? (await trainOmega(db, req));
-  // Each op's own Ω, of the op as it acts when it fires (its probability is in the composite's θ).
+  // Each op's own Ω.
   const parts = [];
-  for (const op of spec.ops) {
-    const params = Object.entries(op.params).filter(([k]) => k !== 'p').map(([k, v]) => `${k}=${v}`);
-    parts.push(await trainOmega(db, { ...req, aug: params.length ? `${op.name}:${params.join(',')}` : op.name }));
-  }
+  for (const aug of partAugs) parts.push(await trainOmega(db, { ...req, aug }));
   const cfg = { ...OMEGA_DEFAULTS, ...req.config };
   const source = { dataset: getDataset(db, req.dataset).id, backbone: getBackbone(db, req.backbone).sha256, ...req.selection, threads: req.threads, signal: req.signal, onProgress: req.onProgress };
   const p = await basePairs(db, source, spec, cfg);

@@ -11,7 +11,7 @@ import { drawTheta, parseAug, thetaDim, thetaMagnitude, type AugSpec } from '../
 import { getBackbone } from '../backbones/index.js';
 import { getDataset, selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { embeddingsFor } from '../embeddings/index.js';
+import { embeddingsFor, extract } from '../embeddings/index.js';
 import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, type EpochStats } from '../native/index.js';
 import { artifactBytes, getRun, listRuns, startRun } from '../runs/index.js';
@@ -114,6 +114,20 @@ function heldOutMask(shas: string[], fraction: number, seed: number): boolean[] 
 
 type PairSource = Omit<Parameters<typeof embeddingsFor>[1], 'aug' | 'seed'>;
 
+/** The base views Ω's pairs are made of: the identity, then each draw of the augmentation. */
+function pairViews(spec: AugSpec, cfg: OmegaConfig): { aug: string; seed?: number }[] {
+  const draws = spec.deterministic ? 1 : cfg.draws;
+  return [{ aug: 'identity' }, ...Array.from({ length: draws }, (_, k) => ({ aug: spec.key, seed: drawSeed(cfg.seed, k) }))];
+}
+
+/**
+ * Extracts whatever of Ω's base pairs is not cached yet, without loading them: a reproduction
+ * does this with every core first, then trains its Ωs beside the heads on one core each.
+ */
+export async function extractPairs(db: Db, source: PairSource, aug: string, config?: Partial<OmegaConfig>): Promise<void> {
+  for (const view of pairViews(parseAug(aug), { ...OMEGA_DEFAULTS, ...config })) await extract(db, { ...source, ...view });
+}
+
 /**
  * Ω's training and held-out pairs (z, Φ(g(x))) on the base selection, held out by image hash.
  * A random augmentation is seen through several draws per image, each cached under its own
@@ -121,16 +135,15 @@ type PairSource = Omit<Parameters<typeof embeddingsFor>[1], 'aug' | 'seed'>;
  * measured on an image Ω saw.
  */
 export async function basePairs(db: Db, source: PairSource, spec: AugSpec, cfg: OmegaConfig) {
-  const z = await embeddingsFor(db, { ...source, aug: 'identity' });
+  const [identity, ...drawn] = pairViews(spec, cfg);
+  const z = await embeddingsFor(db, { ...source, ...identity });
   const d = z.dim;
   const shas = z.images.map((i) => i.sha256);
-  const draws = spec.deterministic ? 1 : cfg.draws;
+  const draws = drawn.length;
   const tDim = thetaDim(spec);
   const views: { y: Float32Array; theta: Float32Array | null }[] = [];
-  for (let k = 0; k < draws; k++) {
-    const seed = drawSeed(cfg.seed, k);
-    views.push({ y: (await embeddingsFor(db, { ...source, aug: spec.key, seed })).x, theta: spec.deterministic ? null : drawTheta(spec, seed, shas) });
-  }
+  for (const view of drawn)
+    views.push({ y: (await embeddingsFor(db, { ...source, ...view })).x, theta: spec.deterministic ? null : drawTheta(spec, view.seed!, shas) });
   const mask = heldOutMask(shas, cfg.heldOut, cfg.seed);
   const tr = mask.flatMap((h, i) => (h ? [] : [i]));
   const ho = mask.flatMap((h, i) => (h ? [i] : []));
