@@ -51,7 +51,7 @@ export interface ReproduceOptions {
   head?: Partial<HeadConfig>;
   /** Total cores to use. */
   threads?: number;
-  /** Heads trained at once (default: threads); 1 is the sequential schedule. Changes no result. */
+  /** Trainings (Ωs and heads) at once (default: threads); 1 is the sequential schedule. Changes no result. */
   concurrency?: number;
   /**
    * Run only this shard's part of the plan (cluster job arrays): the result then carries the
@@ -113,7 +113,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
   const plan = scenarios(augSets, fewShot);
   const bases = basesOf(o.bases);
   const threads = o.threads ?? cpus().length;
-  // Heads are independent: one per core, each single-threaded (see jobs/independent.ts).
+  // Trainings are independent but for Ω before embed mode: one per core, each single-threaded (see jobs/independent.ts).
   const concurrency = Math.max(1, Math.min(o.concurrency ?? threads, threads));
   const log = o.log ?? (() => {});
   // A set is a named one (hflip, vflip, both) or any one augmentation spec, random ones too.
