@@ -178,6 +178,22 @@ describe('the paper pipeline on a small real subset', () => {
       (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /unknown base "vflip": expected none or hflip/.test(e.message));
   });
 
+  it('the trainings as one graph: heads without Ω train beside the Ωs, a head in embed mode only once its Ωs are trained', async () => {
+    // One Ω, made slow (many epochs) against 1-epoch heads: while it trains on one core the other
+    // takes the heads in plan order, so a head in embed mode scheduled without waiting for its
+    // Ω would start before the Ω is trained.
+    const r = await reproduce(db, { out: join(tmp.dir, 'graph'), modelsDir, dataDir, epochs: 1, seeds: 1, subset: 100, bases: ['hflip'], augSets: ['hflip'], omega: { epochs: 400 }, threads: 2 });
+    const kids = listRuns(db, { group: `reproduce-${r.runId}` });
+    const omegas = kids.filter((k) => k.kind === 'omega'), heads = kids.filter((k) => k.kind === 'head');
+    assert.equal(omegas.length, 1);
+    const omegaEnd = Math.max(...omegas.map((o) => Date.parse(o.endedAt!)));
+    const omegaStart = Math.min(...omegas.map((o) => Date.parse(o.startedAt)));
+    const embed = heads.filter((h) => h.config.mode === 'embed'), others = heads.filter((h) => h.config.mode !== 'embed');
+    assert.ok(embed.length === 1 && others.length > 0 && heads.every((h) => h.status === 'completed'));
+    for (const h of embed) assert.ok(Date.parse(h.startedAt) >= omegaEnd, `${h.name} started before its Ωs were trained`);
+    assert.ok(others.some((h) => Date.parse(h.startedAt) < omegaEnd && Date.parse(h.endedAt!) > omegaStart), 'no head trained beside the Ωs');
+  });
+
   it('a validation split carved from a draw: disjoint from its fit part, the draw their union, each seed its own', () => {
     const sel = { split: 'train', classes: [5, 6, 7, 8, 9], perClass: 8 };
     const ds = listDatasets(db).find((d) => d.name === 'cifar10')!.id;

@@ -3,9 +3,8 @@
  * small for threads to help (a 128×1024×128 SGEMM: 66 GFLOP/s on one thread, 57 on two), while
  * two single-threaded trainings side by side do 142: so every task runs with single-threaded
  * BLAS, and every native training runs on its own libuv thread. The thread count is fixed at
- * one, not derived from the concurrency, so that a task's numbers are the same whatever the
- * schedule. Results come back in task order, and no number depends on the schedule: each task
- * owns its model and seeds.
+ * one, not derived from the concurrency, and each task owns its model and seeds, so no number
+ * depends on the schedule; results come back in task order.
  */
 import { getThreads, setThreads } from '../native/index.js';
 

@@ -37,7 +37,6 @@ export async function compositeFidelity(db: Db, req: OmegaRequest & { direct?: O
   const spec = parseAug(req.aug);
   const partAugs = compositeParts(req.aug);
   const direct = req.direct ?? (await trainOmega(db, req));
-  // Each op's own Ω.
   const parts = [];
   for (const aug of partAugs) parts.push(await trainOmega(db, { ...req, aug }));
   const cfg = { ...OMEGA_DEFAULTS, ...req.config };
