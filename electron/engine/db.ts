@@ -12,7 +12,7 @@ import { makeDirs } from './paths.js';
 export type Db = Database.Database;
 
 // Each entry migrates from version i to i + 1; never edit a shipped one, append.
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `
   CREATE TABLE blobs (
     sha256 TEXT PRIMARY KEY,
@@ -151,6 +151,28 @@ const MIGRATIONS: string[] = [
   ALTER TABLE runs ADD COLUMN origin TEXT;
   CREATE UNIQUE INDEX runs_by_origin ON runs(origin) WHERE origin IS NOT NULL;
   `,
+  `
+  -- A set names the backbone output it holds (the embedding, or the base model's logits), so
+  -- that a base model's accuracy is measured once too. Sets keep their ids (the vectors point
+  -- at them); a set made before is of its backbone's embedding output.
+  CREATE TABLE embedding_sets_v6 (
+    id INTEGER PRIMARY KEY,
+    backbone_sha TEXT NOT NULL REFERENCES backbones(sha256),
+    output TEXT NOT NULL,          -- the ONNX output: the manifest's embedding or logits
+    aug_key TEXT NOT NULL,
+    preprocess_key TEXT NOT NULL,
+    seed INTEGER NOT NULL,         -- 0 for deterministic augmentations
+    dtype TEXT NOT NULL,           -- float32 or float16
+    dim INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (backbone_sha, output, aug_key, preprocess_key, seed, dtype)
+  );
+  INSERT INTO embedding_sets_v6 (id, backbone_sha, output, aug_key, preprocess_key, seed, dtype, dim, created_at)
+    SELECT s.id, s.backbone_sha, coalesce(json_extract(b.manifest, '$.embedding.output'), 'embedding'), s.aug_key, s.preprocess_key, s.seed, s.dtype, s.dim, s.created_at
+    FROM embedding_sets s LEFT JOIN backbones b ON b.sha256 = s.backbone_sha;
+  DROP TABLE embedding_sets;
+  ALTER TABLE embedding_sets_v6 RENAME TO embedding_sets;
+  `,
 ];
 
 export interface OpenOptions {
@@ -198,11 +220,25 @@ function migrate(db: Db): void {
       `The database ${db.name} has schema version ${current}, newer than this embaug knows (${MIGRATIONS.length}): ` +
         'update embaug, or use another database with --db.',
     );
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v]);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
+  if (current === MIGRATIONS.length) return;
+  // A migration may rebuild a table others point at (SQLite cannot change a constraint in
+  // place), and dropping the old one with foreign keys on would delete what points at it. So
+  // they are off while migrating, as SQLite's procedure says, and checked before each commit
+  // (against what was broken before, which is not the migration's doing).
+  db.pragma('foreign_keys = OFF');
+  const violations = () => db.pragma('foreign_key_check') as { table: string; parent: string }[];
+  const before = violations().length;
+  try {
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      db.transaction(() => {
+        db.exec(MIGRATIONS[v]);
+        const broken = violations();
+        if (broken.length > before) throw new EmbaugError('E_DB', `Migrating ${db.name} to schema version ${v + 1} would leave ${broken.length} rows of ${broken[0].table} pointing at missing ${broken[0].parent} rows, so it was not applied. Keep using the earlier embaug with this database, and report this.`);
+        db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  } finally {
+    db.pragma('foreign_keys = ON');
   }
 }
 

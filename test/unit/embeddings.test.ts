@@ -3,12 +3,13 @@ import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import * as ort from 'onnxruntime-node';
 
 import { addBackbone, preprocessOf } from '../../electron/engine/backbones/index.js';
-import { decodeToSize, importDataset, readBlobs, type DatasetInfo } from '../../electron/engine/datasets/index.js';
-import { openDb, type Db } from '../../electron/engine/db.js';
-import { cacheSetRows, cacheStats, embeddingsFor, extract, findSet, importCacheParquet, loadVectors, readEmbeddingsParquet, writeEmbeddingsParquet } from '../../electron/engine/embeddings/index.js';
+import { decodeToSize, importDataset, readBlobs, selectImages, type DatasetInfo } from '../../electron/engine/datasets/index.js';
+import { MIGRATIONS, openDb, type Db } from '../../electron/engine/db.js';
+import { cacheSetRows, cacheStats, embeddingsFor, exportCacheParquet, extract, findSet, getOrCreateSet, importCacheParquet, loadVectors, logitsAccuracy, readEmbeddingsParquet, writeEmbeddingsParquet } from '../../electron/engine/embeddings/index.js';
 import { augment } from '../../electron/engine/native/index.js';
 import { getRun, listRuns } from '../../electron/engine/runs/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
@@ -33,12 +34,12 @@ describe('embedding extraction and cache', () => {
     tmp.cleanup();
   });
 
-  async function direct(shas: string[], flip: boolean): Promise<Float32Array> {
+  async function direct(shas: string[], flip: boolean, output = 'embedding'): Promise<Float32Array> {
     const px = await decodeToSize(readBlobs(db, shas), 32, 32);
     const pre = preprocessOf({ input: { name: 'image', layout: 'NCHW', height: 32, width: 32, channels: 'RGB', range: [0, 1], mean: [0, 0, 0], std: [1, 1, 1], normalisation: 'inside the graph', dtype: 'float32' }, embedding: { output: 'embedding' }, architecture: 'x' });
     const x = augment({ pixels: px, n: shas.length, inH: 32, inW: 32, ops: flip ? [{ kind: 1, p: 1, a: 0, b: 0, k: 0 }] : [], scale: pre.scale, mean: pre.mean, std: pre.std });
     const s = await ort.InferenceSession.create(join(MODELS, 'tiny-resnet18-w4.onnx'));
-    return (await s.run({ image: new ort.Tensor('float32', x, [shas.length, 3, 32, 32]) })).embedding.data as Float32Array;
+    return (await s.run({ image: new ort.Tensor('float32', x, [shas.length, 3, 32, 32]) }))[output].data as Float32Array;
   }
 
   it('extracts Φ(x) and Φ(hflip(x)) equal to ONNX Runtime on the same pixels, and records a run', async () => {
@@ -107,8 +108,31 @@ describe('embedding extraction and cache', () => {
     other.close();
   });
 
+  it("a base model's logits are cached beside its embeddings: its accuracy is ONNX Runtime's argmax, and measuring again runs no Φ", async () => {
+    await extract(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4' });
+    const rows = selectImages(db, ds.id, {});
+    const logits = await direct(rows.map((r) => r.sha256), false, 'logits');
+    let correct = 0;
+    rows.forEach((r, i) => (correct += Number(logits.subarray(i * 5, i * 5 + 5).indexOf(Math.max(...logits.subarray(i * 5, i * 5 + 5))) === r.label)));
+    const runs = () => listRuns(db, { kind: 'extract' }).length;
+    const before = runs();
+    const first = await logitsAccuracy(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', threads: 2 });
+    assert.deepEqual(first, { accuracy: correct / rows.length, n: rows.length });
+    assert.equal(runs(), before + 1, 'the first measurement extracts the logits');
+    const again = await logitsAccuracy(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4' });
+    assert.deepEqual(again, first);
+    assert.equal(runs(), before + 1, 'the second reads them from the cache');
+    const sets = cacheStats(db).sets.filter((x) => x.augKey === 'identity' && x.dtype === 'float32');
+    assert.deepEqual(sets.map((x) => [x.output, x.dim, x.count]).sort(), [['embedding', 32, 300], ['logits', 5, 300]]);
+    // A logits set exported on its own comes back as logits.
+    const out = join(tmp.dir, 'logits.parquet');
+    exportCacheParquet(db, out, [sets.find((x) => x.output === 'logits')!.id]);
+    assert.deepEqual(readEmbeddingsParquet(out).sets.map((x) => [x.output, x.dim, x.shas.length]), [['logits', 5, 300]]);
+    await assert.rejects(extract(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', output: 'features' }), /has no output "features".*"embedding" and "logits"/);
+  });
+
   it('reading 50,000 cached vectors is a single scan (checked here at 300 × D)', () => {
-    const set = findSet(db, { backboneSha: listRuns(db)[0].backboneSha!, augKey: 'hflip', preprocessKey: preprocessOf({ input: { name: 'image', layout: 'NCHW', height: 32, width: 32, channels: 'RGB', range: [0, 1], mean: [0, 0, 0], std: [1, 1, 1], normalisation: 'inside the graph', dtype: 'float32' }, embedding: { output: 'embedding' }, architecture: 'x' }).key, seed: 0, dtype: 'float32' });
+    const set = findSet(db, { backboneSha: listRuns(db)[0].backboneSha!, output: 'embedding', augKey: 'hflip', preprocessKey: preprocessOf({ input: { name: 'image', layout: 'NCHW', height: 32, width: 32, channels: 'RGB', range: [0, 1], mean: [0, 0, 0], std: [1, 1, 1], normalisation: 'inside the graph', dtype: 'float32' }, embedding: { output: 'embedding' }, architecture: 'x' }).key, seed: 0, dtype: 'float32' });
     assert.ok(set && set.count === 300 && set.dim === 32);
     const plan = db.prepare('EXPLAIN QUERY PLAN SELECT image_sha, vec FROM embeddings WHERE set_id = ?').all(set.id) as { detail: string }[];
     assert.match(plan[0].detail, /SEARCH embeddings USING PRIMARY KEY \(set_id=\?\)/);
@@ -147,5 +171,43 @@ describe('embedding extraction and cache', () => {
     assert.deepEqual(counts, { n: 3000, d: 3000 });
     assert.equal(loadVectors(reopened, resumed.setId, resumed.images.map((i) => i.sha256)).length, 3000 * 128);
     reopened.close();
+  });
+});
+
+describe('a cache from before sets named their output', () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  it('is migrated in place: sets keep their ids and vectors, are of their backbone embedding output, and a logits set can sit beside each', () => {
+    const path = join(tmp.dir, 'old.sqlite');
+    const v = MIGRATIONS.findIndex((m) => m.includes('embedding_sets_v6'));
+    const old = new Database(path);
+    for (const m of MIGRATIONS.slice(0, v)) old.exec(m);
+    old.pragma(`user_version = ${v}`);
+    const sha = 'ab'.repeat(32);
+    old.prepare('INSERT INTO backbones (sha256, name, path, manifest, dim, added_at) VALUES (?, ?, ?, ?, ?, ?)').run(sha, 'old', '/nowhere.onnx', JSON.stringify({ embedding: { output: 'feat' } }), 2, 'then');
+    old.prepare('INSERT INTO embedding_sets (id, backbone_sha, aug_key, preprocess_key, seed, dtype, dim, created_at) VALUES (7, ?, ?, ?, 0, ?, 2, ?)').run(sha, 'hflip', 'p', 'float32', 'then');
+    for (const s of ['a', 'b', 'c']) old.prepare('INSERT INTO embeddings (set_id, image_sha, vec) VALUES (7, ?, ?)').run(s, Buffer.from(new Float32Array([1, 2]).buffer));
+    old.close();
+
+    const db = openDb(path);
+    assert.equal(db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+    assert.equal(db.pragma('foreign_keys', { simple: true }), 1, 'foreign keys are back on after the migration');
+    assert.deepEqual(db.prepare('SELECT id, output, aug_key FROM embedding_sets').all(), [{ id: 7, output: 'feat', aug_key: 'hflip' }]);
+    assert.deepEqual(loadVectors(db, 7, ['c', 'a']), new Float32Array([1, 2, 1, 2]));
+    const key = { backboneSha: sha, augKey: 'hflip', preprocessKey: 'p', seed: 0, dtype: 'float32' as const };
+    assert.equal(getOrCreateSet(db, { ...key, output: 'feat' }, 2), 7);
+    const logits = getOrCreateSet(db, { ...key, output: 'scores' }, 5);
+    assert.notEqual(logits, 7);
+    // Exporting the cache takes its embeddings unless logits are asked for: one file, one length of vector.
+    db.prepare('INSERT INTO embeddings (set_id, image_sha, vec) VALUES (?, ?, ?)').run(logits, 'a', Buffer.from(new Float32Array(5).buffer));
+    const out = join(tmp.dir, 'old.parquet');
+    assert.equal(exportCacheParquet(db, out).sets, 1);
+    assert.deepEqual(readEmbeddingsParquet(out).sets.map((x) => [x.output, x.shas.length]), [['feat', 3]]);
+    // The vectors point at the rebuilt table: deleting a set still takes its vectors with it.
+    db.prepare('DELETE FROM embedding_sets WHERE id = 7').run();
+    assert.deepEqual(db.prepare('SELECT set_id, count(*) AS n FROM embeddings GROUP BY set_id').all(), [{ set_id: logits, n: 1 }]);
+    assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+    db.close();
   });
 });

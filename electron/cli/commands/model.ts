@@ -183,7 +183,7 @@ export async function cache(ctx: Ctx, argv: string[]): Promise<void> {
   ctx.out(s, () =>
     s.sets.length === 0
       ? 'the embedding cache is empty'
-      : `${table([['set', 'backbone', 'augmentation', 'seed', 'dtype', 'D', 'vectors', 'MiB'], ...s.sets.map((x) => [x.id, x.backbone, x.augKey, x.seed, x.dtype, x.dim, x.count, (x.bytes / 1048576).toFixed(1)])])}\n` +
+      : `${table([['set', 'backbone', 'output', 'augmentation', 'seed', 'dtype', 'D', 'vectors', 'MiB'], ...s.sets.map((x) => [x.id, x.backbone, x.output, x.augKey, x.seed, x.dtype, x.dim, x.count, (x.bytes / 1048576).toFixed(1)])])}\n` +
         `total: ${s.totalVectors} vectors, ${(s.totalBytes / 1048576).toFixed(1)} MiB`,
   );
 }

@@ -44,8 +44,8 @@ export function session(path: string, threads: number): Promise<ort.InferenceSes
   return s;
 }
 
-/** Checks a model against its description with a real forward pass; returns the embedding size. */
-export async function checkModel(path: string, m: Manifest): Promise<number> {
+/** Checks a model against its description with a real forward pass; returns the embedding size and the logits' classes. */
+export async function checkModel(path: string, m: Manifest): Promise<{ dim: number; classes: number | null }> {
   let s: ort.InferenceSession;
   try {
     s = await session(path, 1);
@@ -79,11 +79,11 @@ export async function checkModel(path: string, m: Manifest): Promise<number> {
     throw bad(`output "${m.embedding.output}" is [${emb.dims.join(',')}] for 2 images; an embedding must be [N, D].`);
   const dim = emb.dims[1];
   if (m.embedding.dim !== undefined && m.embedding.dim !== dim) throw bad(`embedding.dim says ${m.embedding.dim} but the output has ${dim}.`);
-  if (m.logits?.classes !== undefined) {
-    const lg = out[m.logits.output] as ort.Tensor;
-    if (lg.dims[1] !== m.logits.classes) throw bad(`logits.classes says ${m.logits.classes} but "${m.logits.output}" has ${lg.dims[1]}.`);
-  }
-  return dim;
+  if (!m.logits) return { dim, classes: null };
+  const lg = out[m.logits.output] as ort.Tensor;
+  if (lg.dims.length !== 2 || lg.dims[0] !== 2) throw bad(`output "${m.logits.output}" is [${lg.dims.join(',')}] for 2 images; logits must be [N, classes].`);
+  if (m.logits.classes !== undefined && lg.dims[1] !== m.logits.classes) throw bad(`logits.classes says ${m.logits.classes} but "${m.logits.output}" has ${lg.dims[1]}.`);
+  return { dim, classes: lg.dims[1] };
 }
 
 export interface AddBackbone {
@@ -114,7 +114,9 @@ export async function addBackbone(db: Db, req: AddBackbone): Promise<BackboneInf
     throw new EmbaugError('E_MODEL', `${basename(req.onnxPath)} has sha256 ${sha256.slice(0, 12)}…, but its description names ${manifest.sha256.slice(0, 12)}…: the file and the description do not belong together.`);
   const existing = stmt(db, 'SELECT sha256 FROM backbones WHERE sha256 = ?').get(sha256);
   if (existing) return getBackbone(db, sha256);
-  const dim = await checkModel(req.onnxPath, manifest);
+  const { dim, classes } = await checkModel(req.onnxPath, manifest);
+  // The logits' length is kept with the description: the cache keeps logits sets by it.
+  if (manifest.logits && classes !== null) manifest.logits.classes = classes;
   const dir = join(dataDir(db), 'backbones');
   makeDirs(dir);
   const path = join(dir, `${sha256}.onnx`);

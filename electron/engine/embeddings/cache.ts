@@ -1,6 +1,7 @@
 /**
- * The embedding cache: one set per (backbone, augmentation, preprocessing, seed, dtype),
- * one row per image hash. Reads assemble a dense Float32Array in the order asked for.
+ * The embedding cache: one set per (backbone, output, augmentation, preprocessing, seed, dtype),
+ * one row per image hash. The output is the backbone's embedding, or its base model's logits.
+ * Reads assemble a dense Float32Array in the order asked for.
  */
 import { stmt, type Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
@@ -9,6 +10,8 @@ export type Dtype = 'float32' | 'float16';
 
 export interface SetKey {
   backboneSha: string;
+  /** The ONNX output the vectors are: the manifest's embedding output, or its logits output. */
+  output: string;
   augKey: string;
   preprocessKey: string;
   seed: number;
@@ -21,24 +24,27 @@ export interface EmbeddingSet extends SetKey {
   count: number;
 }
 
+const KEY_MATCH = 'backbone_sha = ? AND output = ? AND aug_key = ? AND preprocess_key = ? AND seed = ? AND dtype = ?';
+const keyArgs = (k: SetKey) => [k.backboneSha, k.output, k.augKey, k.preprocessKey, k.seed, k.dtype];
+
 export function getOrCreateSet(db: Db, k: SetKey, dim: number): number {
-  const q = stmt(db, 'SELECT id, dim FROM embedding_sets WHERE backbone_sha = ? AND aug_key = ? AND preprocess_key = ? AND seed = ? AND dtype = ?');
-  const row = q.get(k.backboneSha, k.augKey, k.preprocessKey, k.seed, k.dtype) as { id: number; dim: number } | undefined;
+  const q = stmt(db, `SELECT id, dim FROM embedding_sets WHERE ${KEY_MATCH}`);
+  const row = q.get(...keyArgs(k)) as { id: number; dim: number } | undefined;
   if (row) {
     if (row.dim !== dim) throw new EmbaugError('E_DB', `embedding set ${row.id} holds ${row.dim}-d vectors, the backbone gives ${dim}`);
     return row.id;
   }
   const info = db
-    .prepare('INSERT INTO embedding_sets (backbone_sha, aug_key, preprocess_key, seed, dtype, dim, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-    .run(k.backboneSha, k.augKey, k.preprocessKey, k.seed, k.dtype, dim, new Date().toISOString());
+    .prepare('INSERT INTO embedding_sets (backbone_sha, output, aug_key, preprocess_key, seed, dtype, dim, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    .run(...keyArgs(k), dim, new Date().toISOString());
   return Number(info.lastInsertRowid);
 }
 
 export function findSet(db: Db, k: SetKey): EmbeddingSet | null {
   const r = db
     .prepare(`SELECT s.id, s.dim, (SELECT count(*) FROM embeddings e WHERE e.set_id = s.id) AS count FROM embedding_sets s
-              WHERE backbone_sha = ? AND aug_key = ? AND preprocess_key = ? AND seed = ? AND dtype = ?`)
-    .get(k.backboneSha, k.augKey, k.preprocessKey, k.seed, k.dtype) as { id: number; dim: number; count: number } | undefined;
+              WHERE ${KEY_MATCH}`)
+    .get(...keyArgs(k)) as { id: number; dim: number; count: number } | undefined;
   return r ? { ...k, ...r } : null;
 }
 
@@ -49,9 +55,9 @@ export function cachedShas(db: Db, setId: number): Set<string> {
 /** The images a set holds, by its key, without creating it (a read-only database will do). */
 export function cachedShasOf(db: Db, k: SetKey): Set<string> {
   const id = db
-    .prepare('SELECT id FROM embedding_sets WHERE backbone_sha = ? AND aug_key = ? AND preprocess_key = ? AND seed = ? AND dtype = ?')
+    .prepare(`SELECT id FROM embedding_sets WHERE ${KEY_MATCH}`)
     .pluck()
-    .get(k.backboneSha, k.augKey, k.preprocessKey, k.seed, k.dtype) as number | undefined;
+    .get(...keyArgs(k)) as number | undefined;
   return id === undefined ? new Set() : cachedShas(db, id);
 }
 
@@ -121,14 +127,14 @@ export function loadVectors(db: Db, setId: number, shas: string[]): Float32Array
 }
 
 export interface CacheStats {
-  sets: { id: number; backbone: string; augKey: string; seed: number; dtype: Dtype; dim: number; count: number; bytes: number }[];
+  sets: { id: number; backbone: string; output: string; augKey: string; seed: number; dtype: Dtype; dim: number; count: number; bytes: number }[];
   totalVectors: number;
   totalBytes: number;
 }
 
 export function cacheStats(db: Db): CacheStats {
   const sets = db
-    .prepare(`SELECT s.id, coalesce(b.name, s.backbone_sha) AS backbone, s.aug_key AS augKey, s.seed, s.dtype, s.dim,
+    .prepare(`SELECT s.id, coalesce(b.name, s.backbone_sha) AS backbone, s.output, s.aug_key AS augKey, s.seed, s.dtype, s.dim,
                      count(e.image_sha) AS count, coalesce(sum(length(e.vec)), 0) AS bytes
               FROM embedding_sets s LEFT JOIN embeddings e ON e.set_id = s.id LEFT JOIN backbones b ON b.sha256 = s.backbone_sha
               GROUP BY s.id ORDER BY s.id`)

@@ -31,6 +31,11 @@ export const PARQUET_FORMAT = 1;
 export interface SetRows {
   backboneSha: string;
   backboneName: string;
+  /**
+   * The backbone output the vectors are (its embedding or its logits); null in files from
+   * before outputs were named, whose sets are all embeddings.
+   */
+  output: string | null;
   augKey: string;
   seed: number;
   preprocessKey: string;
@@ -76,6 +81,7 @@ export function writeEmbeddingsParquet(path: string, sets: SetRows[], extra: Pic
     seed: arrow.vectorFromArray(col((s) => s.seed) as number[], new arrow.Int32()),
     backbone_sha256: arrow.vectorFromArray(col((s) => s.backboneSha) as string[], new arrow.Utf8()),
     preprocess_key: arrow.vectorFromArray(col((s) => s.preprocessKey) as string[], new arrow.Utf8()),
+    output: arrow.vectorFromArray(col((s) => s.output ?? '') as string[], new arrow.Utf8()),
     vector,
   });
   const meta: FileMeta = {
@@ -128,12 +134,15 @@ export function readEmbeddingsParquet(path: string): { meta: FileMeta | null; se
   }
   const read = (c: string) => table.getChild(c)!.toArray() as unknown as ArrayLike<string | number>;
   const [sha, aug, seed, bb, pre] = ['image_sha256', 'aug_key', 'seed', 'backbone_sha256', 'preprocess_key'].map(read);
+  // Optional: files written before sets named their output hold embeddings only.
+  const out = table.getChild('output') ? read('output') : null;
   const groups = new Map<string, { rows: number[] } & Omit<SetRows, 'shas' | 'vectors'>>();
   for (let i = 0; i < n; i++) {
-    const key = `${bb[i]}\u0000${aug[i]}\u0000${seed[i]}\u0000${pre[i]}`;
+    const output = out && out[i] ? String(out[i]) : null;
+    const key = `${bb[i]}\u0000${output ?? ''}\u0000${aug[i]}\u0000${seed[i]}\u0000${pre[i]}`;
     let g = groups.get(key);
     if (!g) {
-      g = { rows: [], backboneSha: String(bb[i]), backboneName: names.get(String(bb[i])) ?? String(bb[i]).slice(0, 12), augKey: String(aug[i]), seed: Number(seed[i]), preprocessKey: String(pre[i]), dtype, dim };
+      g = { rows: [], backboneSha: String(bb[i]), backboneName: names.get(String(bb[i])) ?? String(bb[i]).slice(0, 12), output, augKey: String(aug[i]), seed: Number(seed[i]), preprocessKey: String(pre[i]), dtype, dim };
       groups.set(key, g);
     }
     g.rows.push(i);
@@ -149,15 +158,15 @@ export function readEmbeddingsParquet(path: string): { meta: FileMeta | null; se
 /** The rows of embedding sets in the cache, raw (float16 stays float16). */
 export function cacheSetRows(db: Db, setIds: number[]): SetRows[] {
   return setIds.map((id) => {
-    const s = stmt(db, 'SELECT s.backbone_sha, coalesce(b.name, s.backbone_sha) AS name, s.aug_key, s.seed, s.preprocess_key, s.dtype, s.dim FROM embedding_sets s LEFT JOIN backbones b ON b.sha256 = s.backbone_sha WHERE s.id = ?')
-      .get(id) as { backbone_sha: string; name: string; aug_key: string; seed: number; preprocess_key: string; dtype: Dtype; dim: number } | undefined;
+    const s = stmt(db, 'SELECT s.backbone_sha, coalesce(b.name, s.backbone_sha) AS name, s.output, s.aug_key, s.seed, s.preprocess_key, s.dtype, s.dim FROM embedding_sets s LEFT JOIN backbones b ON b.sha256 = s.backbone_sha WHERE s.id = ?')
+      .get(id) as { backbone_sha: string; name: string; output: string; aug_key: string; seed: number; preprocess_key: string; dtype: Dtype; dim: number } | undefined;
     if (!s) throw new EmbaugError('E_NOT_FOUND', `There is no embedding set ${id}: see embaug cache stats for the sets there are.`);
     const rows = db.prepare('SELECT image_sha, vec FROM embeddings WHERE set_id = ? ORDER BY image_sha').raw().all(id) as [string, Buffer][];
     const width = s.dtype === 'float32' ? 4 : 2;
     const bytes = Buffer.alloc(rows.length * s.dim * width);
     rows.forEach(([, vec], i) => vec.copy(bytes, i * s.dim * width));
     const vectors = s.dtype === 'float32' ? new Float32Array(bytes.buffer, bytes.byteOffset, rows.length * s.dim) : new Uint16Array(bytes.buffer, bytes.byteOffset, rows.length * s.dim);
-    return { backboneSha: s.backbone_sha, backboneName: s.name, augKey: s.aug_key, seed: s.seed, preprocessKey: s.preprocess_key, dtype: s.dtype, dim: s.dim, shas: rows.map(([sha]) => sha), vectors };
+    return { backboneSha: s.backbone_sha, backboneName: s.name, output: s.output, augKey: s.aug_key, seed: s.seed, preprocessKey: s.preprocess_key, dtype: s.dtype, dim: s.dim, shas: rows.map(([sha]) => sha), vectors };
   });
 }
 
@@ -176,9 +185,9 @@ export interface ImportedSet {
  * nothing twice. The backbone must be registered (the cache keys on it).
  */
 export function importSetRows(db: Db, sets: SetRows[], source: string): ImportedSet[] {
-  const known = stmt(db, 'SELECT 1 FROM backbones WHERE sha256 = ?');
+  const known = stmt(db, "SELECT json_extract(manifest, '$.embedding.output') FROM backbones WHERE sha256 = ?").pluck();
   for (const s of sets)
-    if (!known.get(s.backboneSha))
+    if (known.get(s.backboneSha) === undefined)
       throw new EmbaugError('E_NOT_FOUND', `${source} holds embeddings of backbone ${s.backboneName} (sha256 ${s.backboneSha.slice(0, 16)}…), which this database does not have: register that ONNX file first (embaug backbone add), then import again.`);
   const ins = stmt(db, 'INSERT OR IGNORE INTO embeddings (set_id, image_sha, vec) VALUES (?, ?, ?)');
   return sets.map((s) => {
@@ -187,16 +196,19 @@ export function importSetRows(db: Db, sets: SetRows[], source: string): Imported
     let added = 0;
     let setId = 0;
     db.transaction(() => {
-      setId = getOrCreateSet(db, { backboneSha: s.backboneSha, augKey: s.augKey, preprocessKey: s.preprocessKey, seed: s.seed, dtype: s.dtype }, s.dim);
+      setId = getOrCreateSet(db, { backboneSha: s.backboneSha, output: s.output ?? (known.get(s.backboneSha) as string), augKey: s.augKey, preprocessKey: s.preprocessKey, seed: s.seed, dtype: s.dtype }, s.dim);
       s.shas.forEach((sha, i) => (added += ins.run(setId, sha, raw.subarray(i * s.dim * width, (i + 1) * s.dim * width)).changes));
     })();
     return { setId, backbone: s.backboneName, augKey: s.augKey, seed: s.seed, rows: s.shas.length, added };
   });
 }
 
-/** `cache export --format parquet`: the chosen sets (all by default) into one file. */
+/**
+ * `cache export --format parquet`: the chosen sets into one file; by default every set of
+ * embeddings (a base model's logits, a different length, only when chosen).
+ */
 export function exportCacheParquet(db: Db, out: string, setIds?: number[]): { path: string; rows: number; bytes: number; sets: number } {
-  const ids = setIds ?? (db.prepare('SELECT id FROM embedding_sets ORDER BY id').pluck().all() as number[]);
+  const ids = setIds ?? (db.prepare("SELECT s.id FROM embedding_sets s JOIN backbones b ON b.sha256 = s.backbone_sha WHERE s.output = json_extract(b.manifest, '$.embedding.output') ORDER BY s.id").pluck().all() as number[]);
   const sets = cacheSetRows(db, ids).filter((s) => s.shas.length > 0);
   if (sets.length === 0) throw new EmbaugError('E_NOT_FOUND', 'The embedding cache holds no vectors to export: extract some first (embaug extract).');
   const kinds = [...new Set(sets.map((s) => `${s.dim}-d ${s.dtype}`))];

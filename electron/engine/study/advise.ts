@@ -103,7 +103,7 @@ export async function advise(db: Db, req: AdviseRequest): Promise<Advice> {
       continue;
     }
     // Looked up, not created: asking for advice leaves the cache as it was.
-    const set = findSet(db, { backboneSha: bb.sha256, augKey: spec.key, preprocessKey: preprocessOf(bb.manifest).key, seed: 0, dtype: 'float32' });
+    const set = findSet(db, { backboneSha: bb.sha256, output: bb.manifest.embedding.output, augKey: spec.key, preprocessKey: preprocessOf(bb.manifest).key, seed: 0, dtype: 'float32' });
     const have = set ? cachedShas(db, set.id) : new Set<string>();
     if (images.every((i) => have.has(i.sha256))) arms.push({ arm: 'pixel', mode: 'pixel', aug: spec.key });
     else skipped.push({ arm: 'pixel', aug: spec.key, why: `its views are not cached: extract them (embaug extract --dataset ${ds.name} --backbone ${bb.name} --aug ${spec.key})` });
