@@ -8,14 +8,14 @@ import { openDb, type Db } from '../../electron/engine/db.js';
 import { MlpModel } from '../../electron/engine/native/index.js';
 import { discoverFamilies, reproduce } from '../../electron/engine/paper/index.js';
 import { settings, study } from '../../electron/engine/study/index.js';
-import { listDatasets, selectImages } from '../../electron/engine/datasets/index.js';
+import { editDataset, listDatasets, selectImages } from '../../electron/engine/datasets/index.js';
 import type { ReproductionSummary } from '../../electron/ipc/contract.js';
 import { createHandler } from '../../electron/ipc/handlers.js';
 import { JobRunner } from '../../electron/jobs/runner.js';
 import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
 import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
 import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
-import { applyOmega, compositeFidelity, embedView, latestOmega, trainHead, trainOmega, unpackParams, viewSeed } from '../../electron/engine/training/index.js';
+import { applyOmega, compositeFidelity, embedView, latestOmega, omegaSeenCount, trainHead, trainOmega, unpackParams, viewSeed } from '../../electron/engine/training/index.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
 import { miniCifar10, tinyFamily } from '../helpers/fixtures.js';
 import { MODELS, REPO, rng, tempDir } from '../helpers/shared.js';
@@ -329,6 +329,15 @@ describe('the paper pipeline on a small real subset', () => {
     const sha = listRuns(db, { kind: 'omega' }).find((r) => r.id === leaky.runId)!.backboneSha!;
     assert.equal(latestOmega(db, sha, 'hflip'), leaky.runId);
     assert.equal(latestOmega(db, sha, 'hflip', test), clean.runId);
+    // What an Ω's selection holds is kept by data set version: images moved out of it no longer count, and back in, count again.
+    const dsId = listDatasets(db).find((d) => d.name === 'cifar10')!.id;
+    const seen = selectImages(db, dsId, { split: 'test', classes: [5, 6, 7, 8, 9], limit: 40, balanced: true }).slice(0, 3);
+    const shas = seen.map((i) => i.sha256);
+    assert.equal(omegaSeenCount(db, leaky.runId, shas), 3);
+    editDataset(db, dsId, [{ op: 'move', images: seen.map((i) => i.idx), split: 'train' }]);
+    assert.equal(omegaSeenCount(db, leaky.runId, shas), 0);
+    editDataset(db, dsId, [{ op: 'move', images: seen.map((i) => i.idx), split: 'test' }]);
+    assert.equal(omegaSeenCount(db, leaky.runId, shas), 3);
   });
 
   it('a head run is reproducible with its seed', async () => {

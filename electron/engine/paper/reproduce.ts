@@ -5,7 +5,7 @@
 import { cpus } from 'node:os';
 
 import { parseAug } from '../augment/index.js';
-import { selectImages } from '../datasets/index.js';
+import { selectImages, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { ViewMemo, extract, logitsAccuracy } from '../embeddings/index.js';
 import { ProgressMeter, runGraph, type GraphTask, type OnProgress } from '../jobs/index.js';
@@ -162,21 +162,29 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     // everything the trainings will read extracted into the cache (Ω's base pairs, the
     // composites' parts, the target views the heads share), so that the trainings, one per
     // core, never wait on Φ.
+    // Every pair reads the same few selections: each is made once (a selection over CIFAR-10
+    // costs about 0.2 s of the main thread, and this phase made nine per pair).
+    const selections = new Map<string, ImageRow[]>();
+    const chosen = (dataset: number, sel: Selection) => {
+      const key = JSON.stringify([dataset, sel]);
+      return selections.get(key) ?? selections.set(key, selectImages(db, dataset, sel)).get(key)!;
+    };
+    const targetTrain = (seed: number): Selection => (fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train);
     for (const { fam, b, heads: mineJobs, owner, omega } of active) {
       const bb = fam[b.aug];
       if (owner) {
         log(`${fam.architecture}: base model ${bb.name} on the base task's test split`);
-        const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, threads, signal: o.signal, onProgress: o.onProgress });
+        const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, images: chosen(protocol.base.dataset.id, protocol.base.test), threads, signal: o.signal, onProgress: o.onProgress });
         part.bases.push({ arch: fam.architecture, base: b.aug, accuracy: base.accuracy });
         meter.tick();
       }
-      const pairs = { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...omegaSelection };
+      const pairs = { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...omegaSelection, images: chosen(protocol.base.dataset.id, omegaSelection) };
       for (const aug of [...(omega ? omegaAugs : []), ...(owner ? composites.flatMap(compositeParts) : [])]) await extractPairs(db, pairs, aug, omegaConfig);
       const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
-      if (mineJobs.length > 0) await extract(db, { ...target, ...protocol.target.test, aug: 'identity' });
+      if (mineJobs.length > 0) await extract(db, { ...target, ...protocol.target.test, images: chosen(protocol.target.dataset.id, protocol.target.test), aug: 'identity' });
       for (const seed of new Set(mineJobs.map((j) => (fewShot ? j.seed : 0))))
         for (const aug of ['identity', ...omegaAugs.filter((a) => parseAug(a).deterministic)])
-          await extract(db, { ...target, ...(fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train), aug });
+          await extract(db, { ...target, ...targetTrain(seed), images: chosen(protocol.target.dataset.id, targetTrain(seed)), aug });
     }
     // Then every training, Ωs and heads alike, one per core: a head in embed mode starts once
     // its pair's Ωs are trained, everything else as soon as a core is free. What they produce
@@ -235,7 +243,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         tasks.push({
           after: sc.mode === 'embed' ? omegaTasks : [],
           run: async () => {
-            const train = fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train;
+            const train = targetTrain(seed);
             try {
               h = await trainHead(db, {
                 ...ctx, memo, dataset: protocol.target.dataset.id, train, test: protocol.target.test,

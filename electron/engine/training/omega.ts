@@ -367,6 +367,24 @@ export function checkOmegaRun(db: Db, runId: number, backboneSha: string, augKey
   if (r.config.aug !== augKey) throw new EmbaugError('E_ARG', `the Ω of run ${runId} is for "${String(r.config.aug)}", not "${augKey}": ${pick} for "${augKey}"`);
 }
 
+// The images an Ω's selection holds, by run and data set version (a version names the data
+// set's whole state, so the same key is the same images): every embed head of a reproduction
+// checks the same Ωs against the same test split, and a selection costs about 0.2 s of the
+// main thread each time. The newest few are kept.
+const seenByDb = new WeakMap<Db, Map<string, Set<string>>>();
+const SEEN_KEPT = 16;
+function seenImages(db: Db, runId: number, datasetId: number, sel: Selection): Set<string> {
+  const byKey = seenByDb.get(db) ?? seenByDb.set(db, new Map()).get(db)!;
+  const key = `${runId}:${getDataset(db, datasetId).version}`;
+  let seen = byKey.get(key);
+  if (!seen) {
+    seen = new Set(selectImages(db, datasetId, sel).map((i) => i.sha256));
+    byKey.set(key, seen);
+    if (byKey.size > SEEN_KEPT) byKey.delete(byKey.keys().next().value!);
+  }
+  return seen;
+}
+
 /**
  * How many of these images (by hash) an Ω saw in training: its base pairs' images, selected
  * again from its run's data set and selection. An Ω that saw a head's test images would carry
@@ -376,7 +394,7 @@ export function omegaSeenCount(db: Db, runId: number, shas: Iterable<string>): n
   const run = getRun(db, runId);
   const sel = (run.config as { selection?: Selection }).selection;
   if (run.datasetId === null || !sel) return 0;
-  const seen = new Set(selectImages(db, run.datasetId, sel).map((i) => i.sha256));
+  const seen = seenImages(db, runId, run.datasetId, sel);
   let n = 0;
   for (const s of shas) n += Number(seen.has(s));
   return n;
