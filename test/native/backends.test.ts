@@ -4,8 +4,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
-import { MlpModel, listBackends, nearestRows } from '../../electron/engine/native/index.js';
-import { REPO, rng } from '../helpers/shared.js';
+import { nativeOps, parseAug } from '../../electron/engine/augment/index.js';
+import { MlpModel, augment, listBackends, nearestRows, type TrainOptions } from '../../electron/engine/native/index.js';
+import { REPO, golden, rng } from '../helpers/shared.js';
 
 const BUILD = join(REPO, 'native', 'build', 'Release');
 
@@ -29,22 +30,82 @@ describe('backends', () => {
     const cuda = listBackends()[1];
     if (!cuda.available) assert.match(r.stdout, /backend cuda: SKIPPED, not available: /);
   });
+});
 
-  it('CUDA training matches the CPU within tolerance', (t) => {
-    const cuda = listBackends()[1];
-    if (!cuda.available) {
-      t.skip(`no usable CUDA backend here: ${cuda.reason}`);
-      return;
-    }
-    const r = rng(1);
-    const x = new Float32Array(512 * 64).map(() => r() * 2 - 1);
-    const labels = new Int32Array(512).map(() => Math.floor(r() * 10));
-    const run = async (backend: 'cpu' | 'cuda') => {
-      const m = new MlpModel([64, 256, 10], { backend, seed: 1 });
-      const h = await m.train({ x, labels, batch: 64, epochs: 3, seed: 2, optimizer: { kind: 'sgd', lr: 0.05 } });
-      return h.map((e) => e.loss);
-    };
-    return Promise.all([run('cpu'), run('cuda')]).then(([a, b]) => a.forEach((l, i) => assert.ok(Math.abs(l - b[i]) < 1e-4 * Math.abs(l))));
+/** Normalised mean squared error of b against a, the measure of the C++ parity program. */
+function nmse(a: Float32Array, b: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += a[i] ** 2;
+  }
+  return num / Math.max(den, 1e-30);
+}
+
+// The addon's path to the GPU (validation, the registry's lookup of libembaug_cuda.so, the
+// training loop of every mode) as the engine uses it; the C++ program checks the ops alone.
+describe('CUDA against the CPU through the addon', () => {
+  const cuda = listBackends()[1];
+  const skip = cuda.available ? false : `no usable CUDA backend here: ${cuda.reason}`;
+  const r = rng(1);
+  const n = 512, d = 64, c = 10;
+  const x = new Float32Array(n * 2 * d).map(() => r() * 2 - 1);
+  const labels = new Int32Array(n).map(() => Math.floor(r() * c));
+  const targets = new Float32Array(n * d).map(() => r() * 2 - 1);
+  const val = { x: x.subarray(0, 128 * d), labels: labels.subarray(0, 128) };
+  const sgd = { kind: 'sgd', lr: 0.05 } as const;
+  const cases: { name: string; sizes: number[]; residual?: boolean; train: Omit<TrainOptions, 'seed' | 'epochs' | 'batch'> }[] = [
+    { name: 'softmax-xent, SGD', sizes: [d, 256, c], train: { x: x.subarray(0, n * d), labels, optimizer: sgd } },
+    { name: 'softmax-xent, Nesterov, weight decay, cosine, two views, validation', sizes: [d, 256, 64, c], train: { x, labels, views: 2, val, optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4, schedule: 'cosine' } } },
+    { name: 'softmax-xent, AdamW', sizes: [d, 256, c], train: { x: x.subarray(0, n * d), labels, optimizer: { kind: 'adam', lr: 1e-3, weightDecay: 1e-2 } } },
+    { name: 'MSE, residual Ω', sizes: [d, 128, d], residual: true, train: { x: x.subarray(0, n * d), targets, optimizer: { kind: 'adam', lr: 1e-3 } } },
+    { name: 'mixup', sizes: [d, 256, 64, c], train: { x: x.subarray(0, n * d), labels, mixupAlpha: 0.4, optimizer: sgd } },
+    { name: 'ISDA', sizes: [d, 256, 64, c], train: { x: x.subarray(0, n * d), labels, isdaLambda: 0.5, optimizer: sgd } },
+  ];
+  for (const k of cases) {
+    it(`trains the same on both: ${k.name}`, { skip }, async () => {
+      const run = async (backend: 'cpu' | 'cuda') => {
+        const m = new MlpModel(k.sizes, { backend, seed: 1, residual: k.residual });
+        const history = await m.train({ ...k.train, batch: 64, epochs: 3, seed: 2 } as TrainOptions);
+        const out = m.forward(x.subarray(0, 64 * d));
+        m.dispose();
+        return { history, out };
+      };
+      const [a, b] = await Promise.all([run('cpu'), run('cuda')]);
+      a.history.forEach((e, i) => {
+        const g = b.history[i];
+        assert.ok(Math.abs(e.loss - g.loss) < 1e-4 * Math.abs(e.loss), `epoch ${i + 1}: loss ${e.loss} on the CPU, ${g.loss} on CUDA`);
+        if (e.valLoss !== null) assert.ok(Math.abs(e.valLoss - g.valLoss!) < 1e-4 * Math.abs(e.valLoss), `epoch ${i + 1}: validation loss ${e.valLoss} against ${g.valLoss}`);
+      });
+      assert.ok(nmse(a.out, b.out) < 1e-8, `outputs after training differ: NMSE ${nmse(a.out, b.out)}`);
+    });
+  }
+
+  it('the same weights give the same outputs and gradients on both', { skip }, () => {
+    const cpu = new MlpModel([d, 256, 64, c], { seed: 3 });
+    const gpu = new MlpModel([d, 256, 64, c], { backend: 'cuda', seed: 4 });
+    gpu.setParams(cpu.getParams());
+    const batch = { x: x.subarray(0, 100 * d), labels: labels.subarray(0, 100) };
+    assert.ok(nmse(cpu.forward(batch.x), gpu.forward(batch.x)) < 1e-12);
+    const [ga, gb] = [cpu.gradients(batch), gpu.gradients(batch)];
+    assert.ok(Math.abs(ga.loss - gb.loss) < 1e-6 * ga.loss);
+    ga.grads.forEach((g, i) => assert.ok(nmse(g, gb.grads[i]) < 1e-10, `gradient ${i}: NMSE ${nmse(g, gb.grads[i])}`));
+    cpu.dispose();
+    gpu.dispose();
+  });
+
+  it('augments real images the same on both: exact operations bit for bit, interpolating ones to float rounding', { skip }, () => {
+    const imgs = golden().images;
+    const pixels = new Uint8Array(imgs.length * 3072);
+    imgs.forEach((im, i) => pixels.set(im.pixels, i * 3072));
+    const specs = ['identity', 'hflip', 'vflip', 'rot90:k=3', 'crop:pad=4+hflip:p=0.5', 'rotate:min=-30,max=30', 'brightness+contrast+saturation+cutout'];
+    for (const [outH, outW] of [[32, 32], [40, 36]])
+      for (const spec of specs) {
+        const job = { pixels, n: imgs.length, inH: 32, inW: 32, outH, outW, ops: nativeOps(parseAug(spec)), mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3], seed: 7 };
+        const [a, b] = [augment(job), augment({ ...job, backend: 'cuda' })];
+        if (outH === 32 && specs.indexOf(spec) < 5) assert.deepEqual(b, a, spec);
+        else assert.ok(nmse(a, b) < 1e-12, `${spec} at ${outH}×${outW}: NMSE ${nmse(a, b)}`);
+      }
   });
 });
 
