@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 
-import { addBackbone, forwardFlops, getBackbone, listBackbones, preprocessOf } from '../../electron/engine/backbones/index.js';
+import { addBackbone, forwardFlops, getBackbone, listBackbones, onnxThread, preprocessOf } from '../../electron/engine/backbones/index.js';
 import { decodeToSize } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
@@ -13,7 +14,7 @@ import { model, tensor, valueInfo } from '../../electron/engine/export/onnx.js';
 import { augment } from '../../electron/engine/native/index.js';
 import { cifarResnet18Graph } from '../../electron/engine/paper/heavy.js';
 import { samples } from '../helpers/fixtures.js';
-import { MODELS, golden, tempDir } from '../helpers/shared.js';
+import { MODELS, REPO, golden, tempDir } from '../helpers/shared.js';
 
 const TINY = join(MODELS, 'tiny-resnet18-w4.onnx');
 const tinyManifest = () => JSON.parse(readFileSync(join(MODELS, 'tiny-resnet18-w4.json'), 'utf8'));
@@ -105,6 +106,43 @@ describe('golden check (tiny-resnet18-w4.golden.json)', () => {
       im.embedding.forEach((v, k) => assert.ok(Math.abs(emb[i * 32 + k] - v) < 1e-4, `${im.key} embedding[${k}]`));
       im.logits.forEach((v, k) => assert.ok(Math.abs(logits[i * 5 + k] - v) < 1e-4, `${im.key} logits[${k}]`));
     });
+  });
+});
+
+describe('Φ on its own thread', () => {
+  const g = golden();
+  const pixels = new Uint8Array(g.images.length * 3072);
+  g.images.forEach((im, i) => pixels.set(im.pixels, i * 3072));
+  const pre = preprocessOf(tinyManifest());
+  const input = () => augment({ pixels, n: g.images.length, inH: 32, inW: 32, ops: [], scale: pre.scale, mean: pre.mean, std: pre.std });
+  const dims = [g.images.length, 3, 32, 32];
+
+  it('gives the same vectors, bit for bit, as a session in the calling thread, for each output asked', async () => {
+    const s = await ort.InferenceSession.create(TINY, { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+    const want = await s.run({ image: new ort.Tensor('float32', input(), dims) });
+    const t = onnxThread(TINY, 2);
+    const [emb, logits] = await Promise.all([t.run('image', input(), dims, 'embedding'), t.run('image', input(), dims, 'logits')]);
+    assert.deepEqual(emb, want.embedding.data);
+    assert.deepEqual(logits, want.logits.data);
+    assert.equal(onnxThread(TINY, 2), t, 'one thread per model file and thread count');
+  });
+
+  it("a failure inside ONNX Runtime names the model and the runtime's reason, and the thread goes on serving", async () => {
+    const t = onnxThread(TINY, 1);
+    await assert.rejects(t.run('pixels', input(), dims, 'embedding'), (e: unknown) => e instanceof EmbaugError && e.code === 'E_MODEL' && e.message.includes(TINY) && /'image' is missing/.test(e.message));
+    await assert.rejects(t.run('image', input(), [1, 3, 32, 31], 'embedding'), (e: unknown) => e instanceof EmbaugError && e.code === 'E_MODEL');
+    assert.equal((await t.run('image', input(), dims, 'embedding')).length, g.images.length * 32);
+  });
+
+  it('does not keep a finished program alive', () => {
+    // A CLI command that extracted must end by itself when its work is done.
+    const code = `import { onnxThread } from './electron/engine/backbones/index.ts';
+      const v = await onnxThread(${JSON.stringify(TINY)}, 1).run('image', new Float32Array(3 * 32 * 32), [1, 3, 32, 32], 'embedding');
+      console.log('dim', v.length);`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.signal, null, 'the program was still running after 60 s');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^dim 32$/m);
   });
 });
 

@@ -1,4 +1,5 @@
 export * from './flops.js';
 export * from './manifest.js';
+export { onnxThread } from './onnx-thread.js';
 export * from './registry.js';
 export * from './truncate.js';

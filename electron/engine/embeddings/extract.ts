@@ -8,7 +8,7 @@ import { cpus } from 'node:os';
 import * as ort from 'onnxruntime-node';
 
 import { imageIndex, nativeOps, parseAug } from '../augment/index.js';
-import { type BackboneInfo, getBackbone, preprocessOf, session } from '../backbones/index.js';
+import { type BackboneInfo, getBackbone, onnxThread, preprocessOf, session } from '../backbones/index.js';
 import { decodeToSize, getDataset, readBlobs, selectImages, sniff, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
@@ -150,7 +150,8 @@ export async function phiPass(
   const pre = preprocessOf(bb.manifest);
   if (todo.length === 0) return 0;
   const meter = new ProgressMeter('extracting embeddings', todo.length, 'images', o.onProgress);
-  const sess = await session(bb.path, o.threads);
+  const phi = onnxThread(bb.path, o.threads);
+  const output = o.output ?? bb.manifest.embedding.output;
   const { height: H, width: W } = pre;
   const shape = (n: number) => (pre.nhwc ? [n, H, W, 3] : [n, 3, H, W]);
   const prepare = async (start: number) => {
@@ -176,12 +177,16 @@ export async function phiPass(
     throwIfAborted(o.signal, 'the extraction');
     const { rows, input } = await next;
     const t = performance.now();
-    const running = sess.run({ [bb.manifest.input.name]: new ort.Tensor('float32', input, shape(rows.length)) });
+    const running = phi.run(bb.manifest.input.name, input, shape(rows.length), output);
     if (start + o.batch < todo.length) next = prepare(start + o.batch);
+    // Both are awaited below; should the write throw first, their failures must not go
+    // unhandled (an unhandled rejection ends the process).
+    running.catch(() => {});
+    next.catch(() => {});
     flush();
-    const out = await running;
+    const vectors = await running;
     onnxSeconds += (performance.now() - t) / 1000;
-    unwritten = { rows, vectors: (out[o.output ?? bb.manifest.embedding.output] as ort.Tensor).data as Float32Array };
+    unwritten = { rows, vectors };
   }
   flush();
   return onnxSeconds;

@@ -1,0 +1,76 @@
+/** Φ on a worker thread: one per (model file, threads), kept while the process runs. */
+import { Worker } from 'node:worker_threads';
+
+import { EmbaugError } from '../errors.js';
+
+export interface OnnxWorkerData {
+  path: string;
+  threads: number;
+}
+export interface OnnxRequest {
+  id: number;
+  inputName: string;
+  input: Float32Array;
+  dims: number[];
+  output: string;
+}
+export type OnnxReply = { id: number; data: Float32Array } | { id: number; error: string };
+
+// Built code runs onnx-worker.js; the TypeScript sources need tsx inside the thread.
+const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './onnx-worker-boot.mjs' : './onnx-worker.js', import.meta.url);
+
+class OnnxThread {
+  #worker: Worker;
+  #next = 0;
+  #pending = new Map<number, { resolve: (v: Float32Array) => void; reject: (e: Error) => void }>();
+
+  constructor(readonly path: string, readonly threads: number, onExit: () => void) {
+    // None of the parent's Node flags: the thread needs none, and some (--input-type) stop it.
+    this.#worker = new Worker(ENTRY, { workerData: { path, threads } satisfies OnnxWorkerData, execArgv: [] });
+    // An idle thread must not keep the process alive; a pending run does.
+    this.#worker.unref();
+    this.#worker.on('message', (r: OnnxReply) => {
+      const p = this.#pending.get(r.id);
+      if (!p) return;
+      this.#pending.delete(r.id);
+      if (this.#pending.size === 0) this.#worker.unref();
+      if ('error' in r) p.reject(new EmbaugError('E_MODEL', `ONNX Runtime failed on ${this.path}: ${r.error}`));
+      else p.resolve(r.data);
+    });
+    const fail = (why: string) => {
+      onExit();
+      for (const p of this.#pending.values()) p.reject(new EmbaugError('E_WORKER', `the ONNX Runtime thread for ${this.path} ${why}`));
+      this.#pending.clear();
+    };
+    this.#worker.on('error', (err) => fail(`failed: ${err.message}`));
+    this.#worker.on('exit', (code) => fail(`stopped (exit code ${code})`));
+  }
+
+  /** The named output of a batch. The input's memory goes to the thread: do not reuse it. */
+  run(inputName: string, input: Float32Array, dims: number[], output: string): Promise<Float32Array> {
+    const id = this.#next++;
+    return new Promise<Float32Array>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.ref();
+      const req: OnnxRequest = { id, inputName, input, dims, output };
+      const whole = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength;
+      this.#worker.postMessage(req, whole ? [input.buffer as ArrayBuffer] : []);
+    });
+  }
+}
+
+const threadsByModel = new Map<string, OnnxThread>();
+
+/** The ONNX Runtime thread of a model file at `threads` intra-op threads, started on first use. */
+export function onnxThread(path: string, threads: number): OnnxThread {
+  const key = `${path}#${threads}`;
+  let t = threadsByModel.get(key);
+  if (!t) {
+    const made: OnnxThread = new OnnxThread(path, threads, () => {
+      if (threadsByModel.get(key) === made) threadsByModel.delete(key);
+    });
+    t = made;
+    threadsByModel.set(key, t);
+  }
+  return t;
+}
