@@ -16,8 +16,8 @@ export interface OnnxRequest {
 }
 export type OnnxReply = { id: number; data: Float32Array } | { id: number; error: string };
 
-// Built code runs onnx-worker.js; the TypeScript sources need tsx inside the thread.
-const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './onnx-worker-boot.mjs' : './onnx-worker.js', import.meta.url);
+// Plain JavaScript beside this file, in the sources and in the build alike.
+const ENTRY = new URL('./onnx-worker.js', import.meta.url);
 
 class OnnxThread {
   #worker: Worker;
