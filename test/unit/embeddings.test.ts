@@ -128,6 +128,19 @@ describe('embedding extraction and cache', () => {
     const out = join(tmp.dir, 'logits.parquet');
     exportCacheParquet(db, out, [sets.find((x) => x.output === 'logits')!.id]);
     assert.deepEqual(readEmbeddingsParquet(out).sets.map((x) => [x.output, x.dim, x.shas.length]), [['logits', 5, 300]]);
+    // A file that does not fit the backbone's description imports nothing, not even its good sets.
+    const [good] = readEmbeddingsParquet(out).sets;
+    const fresh = openDb(join(tmp.dir, 'fresh.sqlite'));
+    try {
+      await addBackbone(fresh, { onnxPath: join(MODELS, 'tiny-resnet18-w4.onnx') });
+      const bad = (name: string, sets: typeof good[]) => (writeEmbeddingsParquet(join(tmp.dir, name), sets), join(tmp.dir, name));
+      assert.throws(() => importCacheParquet(fresh, bad('features.parquet', [good, { ...good, augKey: 'hflip', output: 'features' }])), /features\.parquet does not fit .*has no output "features" in its description: its outputs are "embedding" and "logits"\. Export the file again/);
+      assert.throws(() => importCacheParquet(fresh, bad('short.parquet', [{ ...good, output: 'embedding' }])), /short\.parquet holds 5-d vectors as backbone tiny-resnet18-w4's output "embedding", which has 32 values/);
+      assert.equal(cacheStats(fresh).sets.length, 0);
+      assert.deepEqual(importCacheParquet(fresh, out).map((x) => [x.rows, x.added]), [[300, 300]]);
+    } finally {
+      fresh.close();
+    }
     await assert.rejects(extract(db, { dataset: 'mini', backbone: 'tiny-resnet18-w4', output: 'features' }), /has no output "features".*"embedding" and "logits"/);
   });
 

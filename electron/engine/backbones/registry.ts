@@ -27,6 +27,21 @@ export function sha256File(path: string): string {
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
+/**
+ * The output of a backbone a cache set holds and its vector length: the manifest's embedding
+ * output (the default) or its logits output, whose length is the number of classes.
+ */
+export function backboneOutput(bb: BackboneInfo, output?: string | null): { output: string; dim: number } {
+  const { embedding, logits } = bb.manifest;
+  const name = output ?? embedding.output;
+  if (name !== embedding.output && name !== logits?.output)
+    throw new EmbaugError('E_ARG', `Backbone ${bb.name} has no output "${name}" in its description: its outputs are ${[embedding.output, logits?.output].filter(Boolean).map((o) => `"${o}"`).join(' and ')}.`);
+  const dim = name === embedding.output ? bb.dim : logits?.classes ?? logits?.class_names?.length;
+  if (dim === undefined)
+    throw new EmbaugError('E_MODEL', `Backbone ${bb.name}'s description does not say how many classes its logits "${name}" have: add logits.classes to it and add the backbone again.`);
+  return { output: name, dim };
+}
+
 /** One session per (file, threads), reused: creating one costs tens of milliseconds. */
 export function session(path: string, threads: number): Promise<ort.InferenceSession> {
   const key = `${path}#${threads}`;
@@ -151,6 +166,12 @@ export function getBackbone(db: Db, ref: string): BackboneInfo {
   const b = toInfo(rows[0]);
   if (!existsSync(b.path)) throw new EmbaugError('E_NOT_FOUND', `The copy of backbone ${b.name} at ${b.path} is gone: add the ONNX file again.`);
   return b;
+}
+
+/** By exact sha256, whether or not its ONNX file is still there (vectors need only its description). */
+export function findBackbone(db: Db, sha256: string): BackboneInfo | null {
+  const r = stmt(db, 'SELECT * FROM backbones WHERE sha256 = ?').get(sha256) as Row | undefined;
+  return r ? toInfo(r) : null;
 }
 
 export function listBackbones(db: Db): BackboneInfo[] {

@@ -8,7 +8,7 @@ import { cpus } from 'node:os';
 import * as ort from 'onnxruntime-node';
 
 import { imageIndex, nativeOps, parseAug } from '../augment/index.js';
-import { type BackboneInfo, getBackbone, onnxThread, preprocessOf, session } from '../backbones/index.js';
+import { type BackboneInfo, backboneOutput, getBackbone, onnxThread, preprocessOf, session } from '../backbones/index.js';
 import { decodeToSize, getDataset, readBlobs, selectImages, sniff, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
@@ -66,13 +66,7 @@ export function planExtraction(db: Db, req: ExtractRequest) {
   const batch = v.int('batch', req.batch ?? 256, 1, 8192);
   const threads = v.int('threads', req.threads ?? cpus().length, 1, 1024);
   const images = req.images ?? selectImages(db, ds.id, req);
-  const { embedding, logits } = bb.manifest;
-  const output = req.output ?? embedding.output;
-  if (output !== embedding.output && output !== logits?.output)
-    throw new EmbaugError('E_ARG', `Backbone ${bb.name} has no output "${output}" in its description: its outputs are ${[embedding.output, logits?.output].filter(Boolean).map((o) => `"${o}"`).join(' and ')}.`);
-  const dim = output === embedding.output ? bb.dim : logits?.classes ?? logits?.class_names?.length;
-  if (dim === undefined)
-    throw new EmbaugError('E_MODEL', `Backbone ${bb.name}'s description does not say how many classes its logits "${output}" have: add logits.classes to it and add the backbone again.`);
+  const { output, dim } = backboneOutput(bb, req.output);
   return { ds, bb, spec, seed, dtype, batch, threads, images, output, dim, key: { backboneSha: bb.sha256, output, augKey: spec.key, preprocessKey: preprocessOf(bb.manifest).key, seed, dtype } };
 }
 

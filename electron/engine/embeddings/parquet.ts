@@ -20,6 +20,7 @@ import { readFileSync } from 'node:fs';
 import * as arrow from 'apache-arrow';
 import * as pq from 'parquet-wasm';
 
+import { backboneOutput, findBackbone } from '../backbones/index.js';
 import { type Db, stmt } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { packageVersion, writeFileAtomic } from '../paths.js';
@@ -185,18 +186,28 @@ export interface ImportedSet {
  * nothing twice. The backbone must be registered (the cache keys on it).
  */
 export function importSetRows(db: Db, sets: SetRows[], source: string): ImportedSet[] {
-  const known = stmt(db, "SELECT json_extract(manifest, '$.embedding.output') FROM backbones WHERE sha256 = ?").pluck();
-  for (const s of sets)
-    if (known.get(s.backboneSha) === undefined)
-      throw new EmbaugError('E_NOT_FOUND', `${source} holds embeddings of backbone ${s.backboneName} (sha256 ${s.backboneSha.slice(0, 16)}…), which this database does not have: register that ONNX file first (embaug backbone add), then import again.`);
+  // Every set is checked before any is written: a file that does not fit imports nothing.
+  const outputs = sets.map((s) => {
+    const bb = findBackbone(db, s.backboneSha);
+    if (!bb) throw new EmbaugError('E_NOT_FOUND', `${source} holds embeddings of backbone ${s.backboneName} (sha256 ${s.backboneSha.slice(0, 16)}…), which this database does not have: register that ONNX file first (embaug backbone add), then import again.`);
+    let want: { output: string; dim: number };
+    try {
+      want = backboneOutput(bb, s.output);
+    } catch (err) {
+      throw new EmbaugError('E_ARG', `${source} does not fit this database's description of its backbone: ${(err as Error).message} Export the file again from a database with the same backbone description.`);
+    }
+    if (want.dim !== s.dim)
+      throw new EmbaugError('E_ARG', `${source} holds ${s.dim}-d vectors as backbone ${bb.name}'s output "${want.output}", which has ${want.dim} values: the file was not made by this backbone. Export it again from the database that made these vectors.`);
+    return want.output;
+  });
   const ins = stmt(db, 'INSERT OR IGNORE INTO embeddings (set_id, image_sha, vec) VALUES (?, ?, ?)');
-  return sets.map((s) => {
+  return sets.map((s, k) => {
     const width = s.dtype === 'float32' ? 4 : 2;
     const raw = Buffer.from(s.vectors.buffer, s.vectors.byteOffset, s.shas.length * s.dim * width);
     let added = 0;
     let setId = 0;
     db.transaction(() => {
-      setId = getOrCreateSet(db, { backboneSha: s.backboneSha, output: s.output ?? (known.get(s.backboneSha) as string), augKey: s.augKey, preprocessKey: s.preprocessKey, seed: s.seed, dtype: s.dtype }, s.dim);
+      setId = getOrCreateSet(db, { backboneSha: s.backboneSha, output: outputs[k], augKey: s.augKey, preprocessKey: s.preprocessKey, seed: s.seed, dtype: s.dtype }, s.dim);
       s.shas.forEach((sha, i) => (added += ins.run(setId, sha, raw.subarray(i * s.dim * width, (i + 1) * s.dim * width)).changes));
     })();
     return { setId, backbone: s.backboneName, augKey: s.augKey, seed: s.seed, rows: s.shas.length, added };
