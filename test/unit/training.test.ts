@@ -260,6 +260,10 @@ describe('the paper pipeline on a small real subset', () => {
     assert.match(md, /\| none \| \d+\.\d\d ± \d+\.\d\d \| \d+\.\d\d ± \d+\.\d\d \|/);
     assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<svg[^>]+aria-label="resnet18, base hflip, crop:pad=4\+hflip:p=0\.5"/);
     assert.equal(JSON.parse(readFileSync(join(out, 'study.json'), 'utf8')).cells.length, r.cells.length);
+    // Ωs and heads train one per core; one at a time, every number is the same.
+    const one = await study(db, { out: join(tmp.dir, 'study-sequential'), modelsDir, dataDir, budgets: [4, 8], seeds: 3, bases: ['hflip'], augs: ['hflip', 'crop'], arms: ['none', 'pixel', 'embed', 'mixup'], lrs, epochs: 6, omegaImages: 100, omega: { epochs: 2, draws: 2 }, threads: 2, concurrency: 1 });
+    assert.deepEqual(one.cells.map((c) => [c.chosen, c.accuracy.runs]), r.cells.map((c) => [c.chosen, c.accuracy.runs]));
+    assert.deepEqual(one.omega.map((o) => [o.chosen, o.cosine, o.heldOutMse]), r.omega.map((o) => [o.chosen, o.cosine, o.heldOutMse]));
     await assert.rejects(study(db, { out, modelsDir, dataDir, budgets: [1] }), /budget 1 is not a whole number of images per class of at least 2/);
     await assert.rejects(study(db, { out, modelsDir, dataDir, arms: ['pixel'] }), /must include "none"/);
   });

@@ -19,7 +19,7 @@ import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js
 import { discoverFamilies, resolveProtocol } from '../paper/index.js';
 import { basesOf } from '../paper/scenarios.js';
 import { startRun } from '../runs/index.js';
-import { HEAD_DEFAULTS, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
+import { HEAD_DEFAULTS, extractPairs, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
 import { writeStudyReport } from './report.js';
 import type { Budget, StudyCell, StudyOmega, StudyResult } from './types.js';
 import type { Shard } from '../cluster/shard.js';
@@ -190,23 +190,38 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
       const spp = (performance.now() - tp) / 1000 / probe.length;
       if (owner) result.phiSecondsPerImage[where] = spp;
 
-      // Ω per augmentation, once for every budget: its pairs are the base task's.
+      // Ω per augmentation, once for every budget: its pairs are the base task's. The pairs
+      // are extracted first with every core, then the Ωs train one per core, as in reproduce;
+      // a training's numbers do not depend on the BLAS threads, so the schedule changes none.
       const omegas: Record<string, OmegaResult> = {};
-      if (omega)
+      if (omega) {
+        const omegaConfig = { ...o.omega, stochastic: arms.some((a) => a.sampling && a.sampling !== 'mean') };
+        const selection = { ...protocol.base.train, limit: omegaImages, balanced: true };
+        const pairs = { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...selection, images: selectImages(db, protocol.base.dataset.id, selection) };
+        const extractSeconds: number[] = [];
         for (const aug of augs) {
-          log(`${where}: Ω for ${aug} on ${omegaImages} base images`);
           const t = performance.now();
-          const om = await trainOmega(db, { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: { ...protocol.base.train, limit: omegaImages, balanced: true }, aug, config: { ...o.omega, stochastic: arms.some((a) => a.sampling && a.sampling !== 'mean') } });
+          await extractPairs(db, pairs, aug, omegaConfig);
+          extractSeconds.push((performance.now() - t) / 1000);
+        }
+        log(`${where}: ${augs.length} Ωs on ${omegaImages} base images, ${concurrency} at a time`);
+        const trained = await runIndependent(augs.map((aug) => async () => {
+          const t = performance.now();
+          const om = await trainOmega(db, { ...common, threads: 1, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection, aug, config: omegaConfig });
+          meter.tick();
+          return { om, seconds: (performance.now() - t) / 1000 };
+        }), concurrency);
+        trained.forEach(({ om, seconds }, k) => {
           omegas[om.aug] = om;
-          const pairsSeen = omegaImages * (1 + (parseAug(aug).deterministic ? 1 : om.draws));
+          const pairsSeen = omegaImages * (1 + (parseAug(augs[k]).deterministic ? 1 : om.draws));
           const s: StudyOmega = {
-            arch: fam.architecture, base: base.aug, aug, chosen: om.chosen, invariance: om.fidelity.identityCosine, cosine: om.fidelity.cosine,
-            heldOutMse: om.fidelity.heldOutMse, identityMse: om.fidelity.identityMse, seconds: (performance.now() - t) / 1000, phiPasses: pairsSeen,
+            arch: fam.architecture, base: base.aug, aug: augs[k], chosen: om.chosen, invariance: om.fidelity.identityCosine, cosine: om.fidelity.cosine,
+            heldOutMse: om.fidelity.heldOutMse, identityMse: om.fidelity.identityMse, seconds: extractSeconds[k] + seconds, phiPasses: pairsSeen,
           };
           if (owner) result.omega.push(s);
-          meter.tick();
-          log(`  Ω ${aug}: ${om.chosen}; cos(Φ(x), Φ(g(x))) = ${s.invariance.toFixed(4)}, cos(Ω(Φ(x)), Φ(g(x))) = ${s.cosine.toFixed(4)}`);
-        }
+          log(`  Ω ${augs[k]}: ${om.chosen}; cos(Φ(x), Φ(g(x))) = ${s.invariance.toFixed(4)}, cos(Ω(Φ(x)), Φ(g(x))) = ${s.cosine.toFixed(4)}`);
+        });
+      }
       if (cells.length === 0) continue;
 
       // The identity views every head shares (and a deterministic g's), extracted first with
