@@ -333,14 +333,23 @@ describe('the paper pipeline on a small real subset', () => {
     const sha = listRuns(db, { kind: 'omega' }).find((r) => r.id === leaky.runId)!.backboneSha!;
     assert.equal(latestOmega(db, sha, 'hflip'), leaky.runId);
     assert.equal(latestOmega(db, sha, 'hflip', test), clean.runId);
-    // What an Ω's selection holds is kept by data set version: images moved out of it no longer count, and back in, count again.
+    // What an Ω saw is kept with its run: images moved out of its selection afterwards still count.
     const dsId = listDatasets(db).find((d) => d.name === 'cifar10')!.id;
     const seen = selectImages(db, dsId, { split: 'test', classes: [5, 6, 7, 8, 9], limit: 40, balanced: true }).slice(0, 3);
     const shas = seen.map((i) => i.sha256);
+    const move = (split: string) => editDataset(db, dsId, [{ op: 'move', images: seen.map((i) => i.idx), split }]);
     assert.equal(omegaSeenCount(db, leaky.runId, shas), 3);
-    editDataset(db, dsId, [{ op: 'move', images: seen.map((i) => i.idx), split: 'train' }]);
+    move('train');
+    assert.equal(omegaSeenCount(db, leaky.runId, shas), 3);
+    assert.equal(omegaSeenCount(db, clean.runId, shas), 0);
+    move('test');
+    // An Ω from before that record is judged by what its selection holds now, by data set
+    // version: images moved out of it no longer count, and back in, count again.
+    db.prepare("DELETE FROM artifacts WHERE run_id = ? AND name = 'seen.sha256'").run(leaky.runId);
+    assert.equal(omegaSeenCount(db, leaky.runId, shas), 3);
+    move('train');
     assert.equal(omegaSeenCount(db, leaky.runId, shas), 0);
-    editDataset(db, dsId, [{ op: 'move', images: seen.map((i) => i.idx), split: 'test' }]);
+    move('test');
     assert.equal(omegaSeenCount(db, leaky.runId, shas), 3);
   });
 

@@ -14,7 +14,7 @@ import type { Db } from '../db.js';
 import { embeddingsFor, extract } from '../embeddings/index.js';
 import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, type EpochStats } from '../native/index.js';
-import { artifactBytes, getRun, listRuns, startRun } from '../runs/index.js';
+import { artifactBytes, getRun, listRuns, runArtifacts, startRun } from '../runs/index.js';
 import { EmbaugError } from '../errors.js';
 import { CONDITIONAL_FORMS, conditionalForward, conditionalInput, encodedDim, isConditional, newConditional, thetaCurve, type ThetaBin } from './conditional.js';
 import { meanCosine, meanRelativeError, mse, rows, stack } from './stats.js';
@@ -170,6 +170,9 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
   return run.wrap(async () => {
     const common = { dataset: ds.id, backbone: bb.sha256, ...req.selection, threads: req.threads, signal: req.signal, onProgress: req.onProgress, parentRunId: run.id };
     const { d, tDim, draws, shas, ho, xTr, yTr, xHo, yHo, thTr, thHo } = await basePairs(db, common, spec, cfg);
+    // The images this Ω sees, kept with it: the leak check reads them, whatever the data set
+    // becomes later.
+    run.artifact('images', SEEN_ARTIFACT, Buffer.from(shas.join(''), 'hex'), { images: shas.length });
     const identity = { identityMse: mse(xHo, yHo), identityRelativeError: meanRelativeError(xHo, yHo, d), identityCosine: meanCosine(xHo, yHo, d) };
     const forms: OmegaForm[] = cfg.form !== 'auto' ? [cfg.form] : spec.deterministic ? ['plain', 'residual'] : ['residual', ...CONDITIONAL_FORMS];
     const candidates: (OmegaCandidate & { params: Float32Array[]; sizes: number[]; pred: Float32Array })[] = [];
@@ -367,18 +370,24 @@ export function checkOmegaRun(db: Db, runId: number, backboneSha: string, augKey
   if (r.config.aug !== augKey) throw new EmbaugError('E_ARG', `the Ω of run ${runId} is for "${String(r.config.aug)}", not "${augKey}": ${pick} for "${augKey}"`);
 }
 
-// The images an Ω's selection holds, by run and data set version (a version names the data
-// set's whole state, so the same key is the same images): every embed head of a reproduction
-// checks the same Ωs against the same test split, and a selection costs about 0.2 s of the
-// main thread each time. The newest few are kept.
+const SEEN_ARTIFACT = 'seen.sha256';
+
+// The images an Ω saw: kept with its run (32 bytes each) since this record began; for an
+// older Ω, what its selection holds now, by data set version (a version names the data set's
+// whole state, so the same key is the same images). Every embed head of a reproduction checks
+// the same Ωs against the same test split, so the newest few sets are kept.
 const seenByDb = new WeakMap<Db, Map<string, Set<string>>>();
 const SEEN_KEPT = 16;
 function seenImages(db: Db, runId: number, datasetId: number, sel: Selection): Set<string> {
   const byKey = seenByDb.get(db) ?? seenByDb.set(db, new Map()).get(db)!;
-  const key = `${runId}:${getDataset(db, datasetId).version}`;
+  const kept = runArtifacts(db, runId).some((a) => a.name === SEEN_ARTIFACT);
+  const key = kept ? `${runId}` : `${runId}:${getDataset(db, datasetId).version}`;
   let seen = byKey.get(key);
   if (!seen) {
-    seen = new Set(selectImages(db, datasetId, sel).map((i) => i.sha256));
+    if (kept) {
+      const hex = artifactBytes(db, runId, SEEN_ARTIFACT).toString('hex');
+      seen = new Set(Array.from({ length: hex.length / 64 }, (_, i) => hex.slice(64 * i, 64 * (i + 1))));
+    } else seen = new Set(selectImages(db, datasetId, sel).map((i) => i.sha256));
     byKey.set(key, seen);
     if (byKey.size > SEEN_KEPT) byKey.delete(byKey.keys().next().value!);
   }
@@ -386,9 +395,9 @@ function seenImages(db: Db, runId: number, datasetId: number, sel: Selection): S
 }
 
 /**
- * How many of these images (by hash) an Ω saw in training: its base pairs' images, selected
- * again from its run's data set and selection. An Ω that saw a head's test images would carry
- * the test set into the head's training, through its augmentation.
+ * How many of these images (by hash) an Ω saw in training: its base pairs' images. An Ω that
+ * saw a head's test images would carry the test set into the head's training, through its
+ * augmentation.
  */
 export function omegaSeenCount(db: Db, runId: number, shas: Iterable<string>): number {
   const run = getRun(db, runId);
