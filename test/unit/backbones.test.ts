@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -132,6 +133,18 @@ describe('Φ on its own thread', () => {
     await assert.rejects(t.run('pixels', input(), dims, 'embedding'), (e: unknown) => e instanceof EmbaugError && e.code === 'E_MODEL' && e.message.includes(TINY) && /'image' is missing/.test(e.message));
     await assert.rejects(t.run('image', input(), [1, 3, 32, 31], 'embedding'), (e: unknown) => e instanceof EmbaugError && e.code === 'E_MODEL');
     assert.equal((await t.run('image', input(), dims, 'embedding')).length, g.images.length * 32);
+  });
+
+  it('runs Φ passes that come at once on threads of their own, up to the cores, with the same outputs', async (t) => {
+    if (cpus().length < 2) return t.skip('one core: the pool holds one thread');
+    const one = onnxThread(TINY, 1);
+    const alone = await one.run('image', input(), dims, 'embedding');
+    assert.equal(one.size, 1, 'one pass at a time needs one thread');
+    const both = await Promise.all([one.run('image', input(), dims, 'embedding'), one.run('image', input(), dims, 'embedding')]);
+    assert.equal(one.size, 2);
+    for (const b of both) assert.deepEqual(b, alone);
+    await Promise.all(Array.from({ length: cpus().length + 2 }, () => one.run('image', input(), dims, 'embedding')));
+    assert.equal(one.size, cpus().length, 'never more threads than cores');
   });
 
   it('does not keep a finished program alive', () => {

@@ -1,4 +1,5 @@
-/** Φ on a worker thread: one per (model file, threads), kept while the process runs. */
+/** Φ on worker threads: a pool per (model file, threads), kept while the process runs. */
+import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 import { EmbaugError } from '../errors.js';
@@ -46,6 +47,10 @@ class OnnxThread {
     this.#worker.on('exit', (code) => fail(`stopped (exit code ${code})`));
   }
 
+  get pending(): number {
+    return this.#pending.size;
+  }
+
   /** The named output of a batch. The input's memory goes to the thread: do not reuse it. */
   run(inputName: string, input: Float32Array, dims: number[], output: string): Promise<Float32Array> {
     const id = this.#next++;
@@ -59,18 +64,43 @@ class OnnxThread {
   }
 }
 
-const threadsByModel = new Map<string, OnnxThread>();
+/**
+ * A model's ONNX Runtime threads at one intra-op thread count: work goes to an idle one, and
+ * while all are busy a new one starts, up to as many as the cores hold (two trainings that run
+ * Φ at one thread each then use a core each instead of taking turns). Outputs do not depend on
+ * which one runs a batch.
+ */
+class OnnxPool {
+  #threads: OnnxThread[] = [];
 
-/** The ONNX Runtime thread of a model file at `threads` intra-op threads, started on first use. */
-export function onnxThread(path: string, threads: number): OnnxThread {
-  const key = `${path}#${threads}`;
-  let t = threadsByModel.get(key);
-  if (!t) {
-    const made: OnnxThread = new OnnxThread(path, threads, () => {
-      if (threadsByModel.get(key) === made) threadsByModel.delete(key);
-    });
-    t = made;
-    threadsByModel.set(key, t);
+  constructor(readonly path: string, readonly threads: number, readonly max: number) {}
+
+  /** Threads started and running. */
+  get size(): number {
+    return this.#threads.length;
   }
-  return t;
+
+  run(inputName: string, input: Float32Array, dims: number[], output: string): Promise<Float32Array> {
+    let t = this.#threads.find((x) => x.pending === 0);
+    if (!t && this.#threads.length < this.max) {
+      const made: OnnxThread = new OnnxThread(this.path, this.threads, () => (this.#threads = this.#threads.filter((x) => x !== made)));
+      this.#threads.push(made);
+      t = made;
+    }
+    t ??= this.#threads.reduce((a, b) => (b.pending < a.pending ? b : a));
+    return t.run(inputName, input, dims, output);
+  }
+}
+
+const pools = new Map<string, OnnxPool>();
+
+/** The ONNX Runtime threads of a model file at `threads` intra-op threads each, started on use. */
+export function onnxThread(path: string, threads: number): OnnxPool {
+  const key = `${path}#${threads}`;
+  let p = pools.get(key);
+  if (!p) {
+    p = new OnnxPool(path, threads, Math.max(1, Math.floor(cpus().length / threads)));
+    pools.set(key, p);
+  }
+  return p;
 }
