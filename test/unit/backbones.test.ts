@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 
-import { addBackbone, forwardFlops, getBackbone, listBackbones, onnxThread, preprocessOf } from '../../electron/engine/backbones/index.js';
+import { addBackbone, forwardFlops, getBackbone, listBackbones, onnxThreads, preprocessOf } from '../../electron/engine/backbones/index.js';
 import { decodeToSize } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
@@ -121,15 +121,15 @@ describe('Φ on its own thread', () => {
   it('gives the same vectors, bit for bit, as a session in the calling thread, for each output asked', async () => {
     const s = await ort.InferenceSession.create(TINY, { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
     const want = await s.run({ image: new ort.Tensor('float32', input(), dims) });
-    const t = onnxThread(TINY, 2);
+    const t = onnxThreads(TINY, 2);
     const [emb, logits] = await Promise.all([t.run('image', input(), dims, 'embedding'), t.run('image', input(), dims, 'logits')]);
     assert.deepEqual(emb, want.embedding.data);
     assert.deepEqual(logits, want.logits.data);
-    assert.equal(onnxThread(TINY, 2), t, 'one thread per model file and thread count');
+    assert.equal(onnxThreads(TINY, 2), t, 'one pool per model file and thread count');
   });
 
   it("a failure inside ONNX Runtime names the model and the runtime's reason, and the thread goes on serving", async () => {
-    const t = onnxThread(TINY, 1);
+    const t = onnxThreads(TINY, 1);
     await assert.rejects(t.run('pixels', input(), dims, 'embedding'), (e: unknown) => e instanceof EmbaugError && e.code === 'E_MODEL' && e.message.includes(TINY) && /'image' is missing/.test(e.message));
     await assert.rejects(t.run('image', input(), [1, 3, 32, 31], 'embedding'), (e: unknown) => e instanceof EmbaugError && e.code === 'E_MODEL');
     assert.equal((await t.run('image', input(), dims, 'embedding')).length, g.images.length * 32);
@@ -137,7 +137,7 @@ describe('Φ on its own thread', () => {
 
   it('runs Φ passes that come at once on threads of their own, up to the cores, with the same outputs', async (t) => {
     if (cpus().length < 2) return t.skip('one core: the pool holds one thread');
-    const one = onnxThread(TINY, 1);
+    const one = onnxThreads(TINY, 1);
     const alone = await one.run('image', input(), dims, 'embedding');
     assert.equal(one.size, 1, 'one pass at a time needs one thread');
     const both = await Promise.all([one.run('image', input(), dims, 'embedding'), one.run('image', input(), dims, 'embedding')]);
@@ -149,8 +149,8 @@ describe('Φ on its own thread', () => {
 
   it('does not keep a finished program alive', () => {
     // A CLI command that extracted must end by itself when its work is done.
-    const code = `import { onnxThread } from './electron/engine/backbones/index.ts';
-      const v = await onnxThread(${JSON.stringify(TINY)}, 1).run('image', new Float32Array(3 * 32 * 32), [1, 3, 32, 32], 'embedding');
+    const code = `import { onnxThreads } from './electron/engine/backbones/index.ts';
+      const v = await onnxThreads(${JSON.stringify(TINY)}, 1).run('image', new Float32Array(3 * 32 * 32), [1, 3, 32, 32], 'embedding');
       console.log('dim', v.length);`;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.signal, null, 'the program was still running after 60 s');

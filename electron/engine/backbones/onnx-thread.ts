@@ -95,7 +95,7 @@ class OnnxPool {
 const pools = new Map<string, OnnxPool>();
 
 /** The ONNX Runtime threads of a model file at `threads` intra-op threads each, started on use. */
-export function onnxThread(path: string, threads: number): OnnxPool {
+export function onnxThreads(path: string, threads: number): OnnxPool {
   const key = `${path}#${threads}`;
   let p = pools.get(key);
   if (!p) {

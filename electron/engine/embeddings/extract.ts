@@ -8,7 +8,7 @@ import { cpus } from 'node:os';
 import * as ort from 'onnxruntime-node';
 
 import { imageIndex, nativeOps, parseAug } from '../augment/index.js';
-import { type BackboneInfo, backboneOutput, getBackbone, onnxThread, preprocessOf, session } from '../backbones/index.js';
+import { type BackboneInfo, backboneOutput, getBackbone, onnxThreads, preprocessOf, session } from '../backbones/index.js';
 import { decodeToSize, getDataset, readBlobs, selectImages, sniff, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
@@ -144,7 +144,7 @@ export async function phiPass(
   const pre = preprocessOf(bb.manifest);
   if (todo.length === 0) return 0;
   const meter = new ProgressMeter('extracting embeddings', todo.length, 'images', o.onProgress);
-  const phi = onnxThread(bb.path, o.threads);
+  const phi = onnxThreads(bb.path, o.threads);
   const output = o.output ?? bb.manifest.embedding.output;
   const { height: H, width: W } = pre;
   const shape = (n: number) => (pre.nhwc ? [n, H, W, 3] : [n, 3, H, W]);
