@@ -301,6 +301,39 @@ std::vector<OpCase> op_cases() {
 }
 
 // Central finite differences on the parameters of an MLP living on the backend.
+// The reference backend's own GEMM against a double-precision loop, at the shapes of a training
+// step (batch 128 and a last batch of 40, D = 128, 1024 hidden) and beyond, every transpose:
+// the CPU backend sends some of them to libxsmm and the rest to OpenBLAS (cpu_backend.cpp), and
+// both must compute op(A)·op(B) of the same row-major operands.
+void gemm_reference(eb_backend be) {
+    struct Shape { int m, n, k; };
+    for (const Shape sh : {Shape{128, 1024, 128}, Shape{1024, 128, 128}, Shape{1024, 128, 40}, Shape{40, 1024, 128},
+                           Shape{128, 128, 5}, Shape{5, 128, 128}, Shape{128, 256, 384}, Shape{256, 128, 512},
+                           Shape{128, 2048, 128}, Shape{64, 64, 64}})
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const auto [m, n, k] = sh;
+                Rng r(21);
+                const std::vector<float> av = r.vec((size_t)m * k), bv = r.vec((size_t)k * n);
+                std::vector<float> want((size_t)m * n);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double acc = 0;
+                        for (int q = 0; q < k; q++)
+                            acc += (double)av[ta ? (size_t)q * m + i : (size_t)i * k + q] * bv[tb ? (size_t)j * k + q : (size_t)q * n + j];
+                        want[(size_t)i * n + j] = (float)acc;
+                    }
+                Buf a(be, av.size() * sizeof(float)), b(be, bv.size() * sizeof(float)), c(be, want.size() * sizeof(float));
+                a.set(av);
+                b.set(bv);
+                be.iface->gemm(be.ctx, ta, tb, m, n, k, 1.0f, a.f(), b.f(), 0.0f, c.f());
+                const bool intact = c.guard_intact();
+                report("gemm against a double loop (ta=" + std::to_string(ta) + ",tb=" + std::to_string(tb) + "," +
+                           std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + ")",
+                       "cpu", intact ? nmse(want, c.get<float>()) : INFINITY, 1e-12);
+            }
+}
+
 void grad_check(eb_backend be, bool labels, bool residual) {
     Rng r(11);
     const std::vector<int> sizes = residual ? std::vector<int>{6, 12, 6} : std::vector<int>{6, 9, 7, 4};
@@ -494,7 +527,8 @@ int main(int argc, char **argv) {
     eb_cpu_backend_init(0, &cpu);
     printf("eb_backend_ops: reference backend cpu (%s)\n", cpu.iface->device_name(cpu.ctx));
 
-    // The CPU backend checks its own gradients; every other backend is compared with it.
+    // The CPU backend checks its own GEMM and gradients; every other backend is compared with it.
+    gemm_reference(cpu);
     grad_check(cpu, true, false);
     grad_check(cpu, false, false);
     grad_check(cpu, false, true);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -29,6 +30,24 @@ describe('backends', () => {
     assert.match(r.stdout, /\b0 failed$/m);
     const cuda = listBackends()[1];
     if (!cuda.available) assert.match(r.stdout, /backend cuda: SKIPPED, not available: /);
+  });
+});
+
+describe('libxsmm beside OpenBLAS on the CPU', () => {
+  const cpu = listBackends()[0];
+  const skip = /libxsmm/.test(cpu.device) ? false : `the addon was built without libxsmm (${cpu.device}): Debian's libxsmm-dev adds it`;
+  // Committed reports were trained with OpenBLAS alone: libxsmm may take a GEMM only where it
+  // gives the same floats, so that none of them moves.
+  it('a head and an Ω trained on ResNet-18 embeddings of real images come out bit for bit as with OpenBLAS alone', { skip }, () => {
+    const run = (env: NodeJS.ProcessEnv) => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'test', 'helpers', 'train-digest.ts')], { encoding: 'utf8', env: { ...process.env, ...env } });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { device: string; digest: string };
+    };
+    const xsmm = run({}), blas = run({ EMBAUG_GEMM: 'openblas' });
+    assert.equal(xsmm.device, 'host CPU (OpenBLAS, libxsmm)');
+    assert.equal(blas.device, 'host CPU (OpenBLAS)', 'EMBAUG_GEMM=openblas turns libxsmm off');
+    assert.equal(xsmm.digest, blas.digest, `weights differ between libxsmm and OpenBLAS on ${cpus()[0].model}`);
   });
 });
 

@@ -1,11 +1,15 @@
 // The CPU backend: the reference every other backend is checked against. GEMM goes to
 // OpenBLAS through CBLAS (Eigen where OpenBLAS is absent, such as the GPU machines that run
-// only the parity program); the elementwise ops are plain loops the compiler vectorises.
+// only the parity program), the shapes of a training step's gradients to libxsmm's JIT kernels
+// where it is built in (see xsmm_gemm); the elementwise ops are plain loops the compiler vectorises.
 #ifdef EB_USE_EIGEN
 #include <Eigen/Dense>
 #else
 #include <cblas.h>
 extern "C" void openblas_set_num_threads(int);
+#endif
+#ifdef EB_USE_LIBXSMM
+#include <libxsmm.h>
 #endif
 
 #include <algorithm>
@@ -24,9 +28,40 @@ namespace {
 
 int g_threads = 0;
 
+#ifdef EB_USE_LIBXSMM
+// EMBAUG_GEMM=openblas turns libxsmm off (to compare, or where a policy forbids JIT code).
+const bool g_xsmm = [] {
+    const char *v = std::getenv("EMBAUG_GEMM");
+    return !(v && std::strcmp(v, "openblas") == 0);
+}();
+
+// A training step's weight gradients (dyᵀ·x) and input gradients (dy·W) at Ψ's and Ω's
+// shapes (batch 128, D = 128, 1024 hidden) run 5–25% faster in libxsmm's JIT kernels than in
+// OpenBLAS, which packs both operands first (measured one thread, Skylake-X; README). Taken
+// only where both accumulate each element alike, so that every number stays OpenBLAS's bit
+// for bit (measured over these shapes, random inputs): K within one of OpenBLAS's K blocks
+// (≤ 384), neither side small (OpenBLAS has other kernels there), and the output at most
+// 128×1024 (beyond, OpenBLAS is faster). Its column-major kernels cannot take a transposed B
+// in our row-major terms (the forward pass's x·Wᵀ), nor other α and β, which stay with OpenBLAS.
+bool xsmm_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, const float *b, float beta, float *c) {
+    if (!g_xsmm || tb || alpha != 1.0f || beta != 0.0f || m < 64 || n < 64 || k > 384 || (int64_t)m * n > 131072)
+        return false;
+    // Row-major C = op(A)·B is column-major Cᵀ = Bᵀ·op(A)ᵀ: the operands swap and A's transpose moves to the second.
+    const float one = 1.0f, zero = 0.0f;
+    const int flags = ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0, lda = n, ldb = ta ? m : k, ldc = n;
+    // The registry of generated kernels is libxsmm's own and safe to share between training threads.
+    const libxsmm_smmfunction f = libxsmm_smmdispatch(n, m, k, &lda, &ldb, &ldc, &one, &zero, &flags, nullptr);
+    if (!f) return false;  // no JIT here (an unsupported CPU, no executable memory): OpenBLAS
+    f(b, a, c);
+    return true;
+}
+#endif
+
 const char *cpu_name(void *) { return "cpu"; }
 #ifdef EB_USE_EIGEN
 const char *cpu_device_name(void *) { return "host CPU (Eigen)"; }
+#elif defined(EB_USE_LIBXSMM)
+const char *cpu_device_name(void *) { return g_xsmm ? "host CPU (OpenBLAS, libxsmm)" : "host CPU (OpenBLAS)"; }
 #else
 const char *cpu_device_name(void *) { return "host CPU (OpenBLAS)"; }
 #endif
@@ -62,6 +97,9 @@ int cpu_gemm(void *, int ta, int tb, int m, int n, int k, float alpha, const flo
     else if (tb) C.noalias() += alpha * A * B.transpose();
     else C.noalias() += alpha * A * B;
 #else
+#ifdef EB_USE_LIBXSMM
+    if (xsmm_gemm(ta, tb, m, n, k, alpha, a, b, beta, c)) return EB_OK;
+#endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
                 alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
 #endif

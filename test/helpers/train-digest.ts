@@ -1,0 +1,41 @@
+/**
+ * Trains a head (Ψ, 128→1024→128→5, SGD with momentum and weight decay, two views) and an Ω
+ * (128→256→128, residual, MSE) on ResNet-18 embeddings of real CIFAR-10 images, then prints the
+ * CPU backend's description and a SHA-256 of every weight: run in a child process, since the
+ * addon reads EMBAUG_GEMM once, when it loads.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { nativeOps, parseAug } from '../../electron/engine/augment/index.js';
+import { onnxThreads, preprocessOf } from '../../electron/engine/backbones/index.js';
+import { decodeToSize } from '../../electron/engine/datasets/index.js';
+import { MlpModel, augment, listBackends, setThreads } from '../../electron/engine/native/index.js';
+import { samples } from './fixtures.js';
+import { MODELS } from './shared.js';
+
+const n = 600; // not a multiple of the batch: the last batch is smaller
+const manifest = JSON.parse(readFileSync(join(MODELS, 'resnet18-w16-hflip.json'), 'utf8'));
+const pre = preprocessOf(manifest);
+const shard = await samples('test-000000.tar', n);
+const pixels = await decodeToSize(shard.map((s) => ({ bytes: s.jpeg, format: 'jpeg' as const, width: 32, height: 32 })), 32, 32);
+const embed = async (aug: string) => {
+  const input = augment({ pixels, n, inH: 32, inW: 32, ops: nativeOps(parseAug(aug)), scale: pre.scale, mean: pre.mean, std: pre.std });
+  return onnxThreads(join(MODELS, 'resnet18-w16-hflip.onnx'), 1).run('image', input, [n, 3, 32, 32], 'embedding');
+};
+const z = await embed('identity');
+const zf = await embed('hflip');
+setThreads(1);
+const labels = Int32Array.from(shard, (s) => s.label % 5);
+const x = new Float32Array(2 * z.length);
+x.set(z);
+x.set(zf, z.length);
+const h = createHash('sha256');
+const head = new MlpModel([128, 1024, 128, 5], { seed: 1 });
+await head.train({ x, views: 2, labels, batch: 128, epochs: 3, seed: 2, optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 5e-4 } });
+const omega = new MlpModel([128, 256, 128], { seed: 3, residual: true });
+await omega.train({ x: z, targets: zf, batch: 128, epochs: 3, seed: 4, optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9 } });
+for (const p of [...head.getParams(), ...omega.getParams()]) h.update(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+console.log(JSON.stringify({ device: listBackends()[0].device, digest: h.digest('hex') }));
+process.exit(0);
