@@ -5,9 +5,11 @@
  * same run's 2048² SGEMM (what this machine's BLAS does at its best) and the first layer's GEMM
  * against the measured FMA peak.
  */
+import { spawnSync } from 'node:child_process';
+
 import { runIndependent } from '../electron/engine/jobs/index.js';
-import { MlpModel, peakGflops, setThreads, timeGemm } from '../electron/engine/native/index.js';
-import { type Figure, PEER_ENVS, report, runPeerConcurrently, threadsArg } from './common.js';
+import { MlpModel, listBackends, peakGflops, setThreads, timeGemm } from '../electron/engine/native/index.js';
+import { type Figure, PEER_ENVS, ROOT, report, runPeerConcurrently, threadsArg } from './common.js';
 
 const SECONDS = 8;
 const CLASSES = 10;
@@ -48,7 +50,7 @@ interface Config {
   sps: number;
 }
 
-async function ours(d: number, threads: number): Promise<Config[]> {
+export async function ours(d: number, threads: number): Promise<Config[]> {
   setThreads(threads);
   const one = await trainFor(d, SECONDS);
   // The scheduler reproduce uses: independent trainings, one per core, single-threaded BLAS.
@@ -75,6 +77,39 @@ async function peer(d: number, threads: number): Promise<Config[]> {
 
 const best = (cs: Config[]) => cs.reduce((a, b) => (b.sps > a.sps ? b : a));
 
+/** The five GEMMs of a step of Ψ at batch 128 (row-major, as the trainer calls them). */
+const stepGemms = (d: number) => [
+  { name: 'l1-forward', m: 128, n: 1024, k: d, ta: false, tb: true },
+  { name: 'l2-forward', m: 128, n: 128, k: 1024, ta: false, tb: true },
+  { name: 'l2-weight-grad', m: 128, n: 1024, k: 128, ta: true, tb: false },
+  { name: 'l2-input-grad', m: 128, n: 1024, k: 128, ta: false, tb: false },
+  { name: 'l1-weight-grad', m: 1024, n: d, k: 128, ta: true, tb: false },
+];
+
+/**
+ * GFLOP/s of each GEMM of a step on one thread, as the scheduler runs a training: the best of
+ * three timings, since on a shared machine one timing alone scattered by a quarter.
+ */
+export function stepGemmRates(d: number, threads: number): Record<string, number> {
+  setThreads(1);
+  const reps = 400;
+  const best = (g: ReturnType<typeof stepGemms>[number]) => Math.min(...[0, 1, 2].map(() => timeGemm('cpu', g.m, g.n, g.k, reps, g)));
+  const out = Object.fromEntries(stepGemms(d).map((g) => [g.name, (2 * g.m * g.n * g.k * reps) / best(g) / 1e9]));
+  setThreads(threads);
+  return out;
+}
+
+/**
+ * Ours with every GEMM in OpenBLAS (EMBAUG_GEMM=openblas, which the addon reads when it loads,
+ * so in a child process): what libxsmm's kernels for the gradient GEMMs are worth.
+ */
+function oursOpenblasOnly(d: number, threads: number): { configs: Config[]; gemms: Record<string, number> } {
+  const code = `const m = await import(${JSON.stringify(new URL('./mlp.ts', import.meta.url).href)}); console.log(JSON.stringify({ configs: await m.ours(${d}, ${threads}), gemms: m.stepGemmRates(${d}, ${threads}) })); process.exit(0);`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, EMBAUG_GEMM: 'openblas' } });
+  if (r.status !== 0) throw new Error(`ours with OpenBLAS alone failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { configs: Config[]; gemms: Record<string, number> };
+}
+
 export async function main(argv: string[]) {
   const threads = threadsArg(argv);
   const figures: Figure[] = [];
@@ -91,6 +126,14 @@ export async function main(argv: string[]) {
     const bo = best(o), bp = best(p);
     figures.push({ case: `psi-d${d}-b128-all-cores`, ours: bo.sps, peer: bp.sps, unit: 'samples/s', note: `ours: ${bo.config}; peer: ${bp.config}` });
     const gf = (bo.sps * flopsPerSample(d)) / 1e9;
+    if (/libxsmm/.test(listBackends()[0].device)) {
+      const alone = oursOpenblasOnly(d, threads), ob = best(alone.configs), mine = stepGemmRates(d, threads);
+      extra[`configs-d${d}`] = { ours: o, peer: p, oursOpenblasOnly: alone.configs };
+      console.log(`ours d=${d} with OpenBLAS alone, ${ob.config}: ${ob.sps.toFixed(0)} samples/s`);
+      figures.push({ case: `psi-d${d}-b128-libxsmm-vs-openblas`, ours: bo.sps, peer: ob.sps, unit: 'samples/s', note: `peer = ours with EMBAUG_GEMM=openblas (${ob.config}): the gradient GEMMs in OpenBLAS too` });
+      for (const g of stepGemms(d))
+        figures.push({ case: `gemm-d${d}-${g.name}-libxsmm-vs-openblas`, ours: mine[g.name], peer: alone.gemms[g.name], unit: 'GFLOP/s', note: `${g.m}x${g.n}, K=${g.k}, ${g.ta ? 'T' : 'N'}${g.tb ? 'T' : 'N'}, one thread; peer = OpenBLAS alone` });
+    }
     figures.push({ case: `psi-d${d}-b128-gflops-vs-sgemm2048`, ours: gf, peer: sgemm, unit: 'GFLOP/s', note: `peer = this run's 2048^3 SGEMM on ${threads} threads; goal ratio >= 0.6` });
     // The forward GEMM of the first layer, the largest, single-threaded as the scheduler runs it.
     setThreads(1);

@@ -47,7 +47,8 @@ Napi::Value peak_gflops(const Napi::CallbackInfo &info) {
                                                             info[1].As<Napi::Number>().DoubleValue()));
 }
 
-// Seconds for `reps` GEMMs C[m,n] = A[m,k] op(B) on a backend, for benchmarks.
+// Seconds for `reps` GEMMs C[m,n] = op(A) op(B) on a backend (ta, tb: 0 and 1 unless given),
+// for benchmarks.
 Napi::Value time_gemm(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     return guarded(env, "timeGemm", [&]() -> Napi::Value {
@@ -57,6 +58,7 @@ Napi::Value time_gemm(const Napi::CallbackInfo &info) {
         if (st != EB_OK) throw status_error(env, st, err);
         const int m = info[1].As<Napi::Number>().Int32Value(), n = info[2].As<Napi::Number>().Int32Value(),
                   k = info[3].As<Napi::Number>().Int32Value(), reps = info[4].As<Napi::Number>().Int32Value();
+        const int ta = info.Length() > 5 ? info[5].ToBoolean().Value() : 0, tb = info.Length() > 6 ? info[6].ToBoolean().Value() : 1;
         std::vector<float> host((size_t)std::max({(size_t)m * k, (size_t)k * n, (size_t)m * n}), 0.5f);
         auto *a = static_cast<float *>(be.iface->alloc(be.ctx, sizeof(float) * m * k));
         auto *b = static_cast<float *>(be.iface->alloc(be.ctx, sizeof(float) * k * n));
@@ -71,10 +73,10 @@ Napi::Value time_gemm(const Napi::CallbackInfo &info) {
         }
         be.iface->upload(be.ctx, a, host.data(), sizeof(float) * m * k);
         be.iface->upload(be.ctx, b, host.data(), sizeof(float) * k * n);
-        be.iface->gemm(be.ctx, 0, 1, m, n, k, 1.0f, a, b, 0.0f, c);
+        be.iface->gemm(be.ctx, ta, tb, m, n, k, 1.0f, a, b, 0.0f, c);
         be.iface->synchronize(be.ctx);
         const auto t0 = std::chrono::steady_clock::now();
-        for (int r = 0; r < reps; r++) be.iface->gemm(be.ctx, 0, 1, m, n, k, 1.0f, a, b, 0.0f, c);
+        for (int r = 0; r < reps; r++) be.iface->gemm(be.ctx, ta, tb, m, n, k, 1.0f, a, b, 0.0f, c);
         be.iface->synchronize(be.ctx);
         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         release();

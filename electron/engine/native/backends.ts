@@ -23,10 +23,10 @@ export function peakGflops(threads: number, seconds = 1): number {
   return guard((b) => b.peakGflops(t, s));
 }
 
-/** Seconds for `reps` GEMMs of [m,k]×[k,n] on a backend, for benchmarks. */
-export function timeGemm(backend: BackendName, m: number, n: number, k: number, reps: number): number {
+/** Seconds for `reps` GEMMs C[m,n] = op(A)·op(B), K = k, on a backend, for benchmarks: row-major, B transposed (x·Wᵀ, a forward layer) unless `op` says otherwise. */
+export function timeGemm(backend: BackendName, m: number, n: number, k: number, reps: number, op: { ta?: boolean; tb?: boolean } = {}): number {
   const be = requireBackend(backend), r = v.int('reps', reps, 1);
-  return guard((b) => b.timeGemm(be, m, n, k, r));
+  return guard((b) => b.timeGemm(be, m, n, k, r, op.ta ?? false, op.tb ?? true));
 }
 
 export type BackendName = 'cpu' | 'cuda';

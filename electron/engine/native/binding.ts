@@ -83,7 +83,7 @@ export interface Binding {
   setThreads(n: number): void;
   getThreads(): number;
   peakGflops(threads: number, seconds: number): number;
-  timeGemm(backend: string, m: number, n: number, k: number, reps: number): number;
+  timeGemm(backend: string, m: number, n: number, k: number, reps: number, ta?: boolean, tb?: boolean): number;
   Mlp: new (sizes: number[], backend: string, seed: number, residual: boolean) => NativeMlp;
   augment(job: AugJob): Float32Array;
   augmentAsync(job: AugJob): Promise<Float32Array>;
