@@ -36,12 +36,12 @@ const bool g_xsmm = [] {
 }();
 
 // A training step's weight gradients (dyᵀ·x) and input gradients (dy·W) at Ψ's and Ω's
-// shapes (batch 128, D = 128, 1024 hidden) run 5–25% faster in libxsmm's JIT kernels than in
-// OpenBLAS, which packs both operands first (measured one thread, Skylake-X; README). Taken
-// only where both accumulate each element alike, so that every number stays OpenBLAS's bit
-// for bit (measured over these shapes, random inputs): K within one of OpenBLAS's K blocks
-// (≤ 384), neither side small (OpenBLAS has other kernels there), and the output at most
-// 128×1024 (beyond, OpenBLAS is faster). Its column-major kernels cannot take a transposed B
+// shapes (batch 128, D = 128, 1024 hidden) run 20–27% faster in libxsmm's JIT kernels than in
+// OpenBLAS, which packs both operands first (`npm run bench -- mlp`, one thread, Skylake-X).
+// Taken only where both accumulate each element alike, so that every number stays OpenBLAS's
+// bit for bit (measured over these shapes, random inputs): K ≤ 384 (at 512 they round
+// differently), neither side under 64 (OpenBLAS has other kernels there), and the output at
+// most 128×1024 (beyond, OpenBLAS is faster). Its column-major kernels cannot take a transposed B
 // in our row-major terms (the forward pass's x·Wᵀ), nor other α and β, which stay with OpenBLAS.
 bool xsmm_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, const float *b, float beta, float *c) {
     if (!g_xsmm || tb || alpha != 1.0f || beta != 0.0f || m < 64 || n < 64 || k > 384 || (int64_t)m * n > 131072)
