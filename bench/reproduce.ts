@@ -82,9 +82,12 @@ export async function main(argv: string[]) {
     // (2) first, on a quiet machine: the measurements the limit is computed from.
     setThreads(threads);
     const ips: Record<string, number> = {};
+    const configs: Record<string, string> = {};
     for (const a of ARCHS) {
-      ips[a] = await ortAlone(a, threads);
-      console.log(`ONNX Runtime alone, ${a}: ${ips[a].toFixed(0)} images/s (batch 256, ${threads} threads)`);
+      const alone = await ortAlone(a, threads);
+      ips[a] = alone.imagesPerSecond;
+      configs[a] = alone.config;
+      console.log(`ONNX Runtime alone, ${a}: ${ips[a].toFixed(0)} images/s (${alone.config})`);
     }
     setThreads(1);
     const reps = 2000;
@@ -94,7 +97,7 @@ export async function main(argv: string[]) {
     const limitMin = (limit.phiSeconds + limit.psiSeconds) / 60;
     console.log(`128x1024x128 SGEMM on one thread: ${oneThread.toFixed(1)} GFLOP/s, summed over ${threads} cores: ${(oneThread * threads).toFixed(1)}`);
     console.log(`default grid: ${limit.phiPasses} Φ passes = ${(limit.phiSeconds / 60).toFixed(1)} min; ${limit.heads} heads, ${limit.psiTflop.toFixed(1)} TFLOP of Ψ = ${(limit.psiSeconds / 60).toFixed(1)} min; limit ${limitMin.toFixed(1)} min`);
-    Object.assign(extra, { ortImagesPerSecond: ips, gemm128OneThreadGflops: oneThread, limit });
+    Object.assign(extra, { ortImagesPerSecond: ips, ortConfigs: configs, gemm128OneThreadGflops: oneThread, limit });
 
     // (1) the reduced grid, its cache warmed by a first run.
     const db = openDb(join(dir, 'bench.db'));

@@ -6,10 +6,10 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import * as ort from 'onnxruntime-node';
 
-import { addBackbone, preprocessOf } from '../../electron/engine/backbones/index.js';
+import { addBackbone, getBackbone, preprocessOf } from '../../electron/engine/backbones/index.js';
 import { decodeToSize, importDataset, readBlobs, selectImages, type DatasetInfo } from '../../electron/engine/datasets/index.js';
 import { MIGRATIONS, openDb, type Db } from '../../electron/engine/db.js';
-import { cacheSetRows, cacheStats, embeddingsFor, exportCacheParquet, extract, findSet, getOrCreateSet, importCacheParquet, loadVectors, logitsAccuracy, readEmbeddingsParquet, writeEmbeddingsParquet } from '../../electron/engine/embeddings/index.js';
+import { cacheSetRows, cacheStats, embeddingsFor, exportCacheParquet, extract, findSet, getOrCreateSet, importCacheParquet, loadVectors, logitsAccuracy, phiPass, readEmbeddingsParquet, writeEmbeddingsParquet } from '../../electron/engine/embeddings/index.js';
 import { augment } from '../../electron/engine/native/index.js';
 import { getRun, listRuns } from '../../electron/engine/runs/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
@@ -184,6 +184,42 @@ describe('embedding extraction and cache', () => {
     assert.deepEqual(counts, { n: 3000, d: 3000 });
     assert.equal(loadVectors(reopened, resumed.setId, resumed.images.map((i) => i.sha256)).length, 3000 * 128);
     reopened.close();
+  });
+});
+
+describe('Φ passes over parts in flight', () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+
+  it('give the same vectors, bit for bit and in the order asked, whatever the threads and the batch', async () => {
+    const dir = join(tmp.dir, 'wds');
+    mkdirSync(dir);
+    await writeShard(join(dir, 'test-000000.tar'), await samples('test-000000.tar', 300));
+    copyFileSync(join(WDS, 'classes.txt'), join(dir, 'classes.txt'));
+    const db = openDb(join(tmp.dir, 'db.sqlite'));
+    try {
+      const ds = await importDataset(db, { kind: 'wds', path: dir, name: 'mini' });
+      await addBackbone(db, { onnxPath: join(MODELS, 'resnet18-w16-hflip.onnx') });
+      const bb = getBackbone(db, 'resnet18-w16-hflip');
+      const rows = selectImages(db, ds.id, {});
+      const pass = async (threads: number, batch: number) => {
+        const seen: string[] = [];
+        const parts: Float32Array[] = [];
+        await phiPass(db, bb, rows, { aug: 'hflip', seed: 0, batch, threads }, (r, v) => {
+          seen.push(...r.map((x) => x.sha256));
+          parts.push(v);
+        });
+        assert.deepEqual(seen, rows.map((r) => r.sha256), `threads ${threads}, batch ${batch}: rows out of order`);
+        return Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+      };
+      // One session on whole batches; two on parts of 32; three on parts of 17, the last of 11.
+      const one = await pass(1, 256);
+      assert.equal(one.length, 300 * 128 * 4);
+      assert.ok(one.equals(await pass(2, 64)));
+      assert.ok(one.equals(await pass(3, 50)));
+    } finally {
+      db.close();
+    }
   });
 });
 

@@ -23,9 +23,11 @@ export const BACKBONE_HELP = `embaug backbone <command>
   list                       Registered backbones (name, sha256, D, architecture, base accuracy).`;
 
 export const EXTRACT_HELP = `embaug extract --dataset D --backbone B [--aug SPEC ...] [--split S] [--classes 0-4]
-               [--limit N] [--seed S] [--dtype float32|float16] [--batch 256]
+               [--limit N] [--seed S] [--dtype float32|float16] [--batch N]
   Compute and cache embeddings Φ(g(x)), for each --aug given (identity if none). Resumable:
-  images already cached are skipped.
+  images already cached are skipped. One ONNX Runtime session per --threads core, each on
+  --batch images at a time (default: the backbone's, from its largest layer: 16 to 64 for
+  the bundled ones); the vectors do not depend on either.
   SPEC: identity, hflip, vflip, rot90:k=1..3, rotate:min=-15,max=15, crop:pad=4,
         translate:dx=2,dy=0, brightness:s=0.2, contrast:s=0.2, saturation:s=0.2, cutout:size=8;
         join with + (e.g. crop:pad=4+hflip:p=0.5); p=<probability> on any op.
@@ -136,7 +138,7 @@ export function extractArgs(ctx: Ctx, argv: string[]) {
   const req: Omit<ExtractRequest, 'aug'> = {
     dataset: /^\d+$/.test(ds) ? Number(ds) : ds, backbone: values.backbone as string, split: values.split as string | undefined,
     classes: classesOpt(values.classes), limit: intOpt(values.limit, 'limit'), seed: intOpt(values.seed, 'seed'),
-    dtype: (values.dtype as 'float32' | 'float16' | undefined) ?? 'float32', batch: intOpt(values.batch, 'batch', 256), threads: ctx.threads,
+    dtype: (values.dtype as 'float32' | 'float16' | undefined) ?? 'float32', batch: intOpt(values.batch, 'batch'), threads: ctx.threads,
     signal: ctx.signal, onProgress: ctx.progress,
   };
   return { values, augs, req };

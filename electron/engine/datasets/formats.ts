@@ -95,6 +95,7 @@ export async function decodeToSize(images: StoredImage[], width: number, height:
   });
   if (jpegIdx.length) {
     const r = await decodeJpegs(jpegIdx.map((i) => images[i].bytes), width, height, threads, limit);
+    if (jpegIdx.length === images.length && r.errors.every((e) => e === null)) return r.pixels;
     jpegIdx.forEach((i, k) => (r.errors[k] ? slow.push(i) : out.set(r.pixels.subarray(k * px, (k + 1) * px), i * px)));
   }
   await Promise.all(

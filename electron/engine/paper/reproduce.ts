@@ -7,10 +7,10 @@ import { cpus } from 'node:os';
 import { parseAug } from '../augment/index.js';
 import { selectImages, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { ViewMemo, extract, logitsAccuracy } from '../embeddings/index.js';
+import { ViewMemo, extract, logitsAccuracy, type ExtractRequest } from '../embeddings/index.js';
 import { ProgressMeter, runGraph, type GraphTask, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
-import { compositeFidelity, compositeParts, extractPairs, meanStd, trainHead, trainOmega, type CompositeFidelity, type HeadConfig, type HeadResult, type OmegaConfig, type OmegaResult } from '../training/index.js';
+import { compositeFidelity, compositeParts, pairExtractions, meanStd, trainHead, trainOmega, type CompositeFidelity, type HeadConfig, type HeadResult, type OmegaConfig, type OmegaResult } from '../training/index.js';
 import { measureEq8 } from './eq8.js';
 import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
@@ -147,8 +147,6 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
       const eq8 = eq8Mine && p.fam === eq8Family && p.b.aug === 'hflip' && omegaAugs.includes('hflip');
       return { ...p, heads, owner, omega: owner || eq8 || heads.some((j) => j.sc.mode === 'embed') };
     });
-    const steps = work.reduce((n, w) => n + Number(w.owner) + (w.omega ? omegaAugs.length : 0) + w.heads.length, 0);
-    const meter = new ProgressMeter('reproduce (steps)', steps, 'steps', o.onProgress, 0);
     const result: ReproduceResult = {
       protocol: protocolName, protocolDescription: protocol.description, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets,
       architectures: {}, omega: {}, composites: {}, eq8: null, compute: null, curves: { heads: [], omega: [] }, runId: top.id, seconds: 0,
@@ -170,21 +168,36 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
       return selections.get(key) ?? selections.set(key, selectImages(db, dataset, sel)).get(key)!;
     };
     const targetTrain = (seed: number): Selection => (fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train);
+    // Planned first, so that the phase's progress counts images: counted in extractions, its
+    // ETA read an hour for a phase of five minutes (the first views are the largest).
+    const views: { images: number; run: (onProgress: OnProgress) => Promise<unknown> }[] = [];
     for (const { fam, b, heads: mineJobs, owner, omega } of active) {
       const bb = fam[b.aug];
       if (owner) {
-        log(`${fam.architecture}: base model ${bb.name} on the base task's test split`);
-        const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, images: chosen(protocol.base.dataset.id, protocol.base.test), threads, signal: o.signal, onProgress: o.onProgress });
-        part.bases.push({ arch: fam.architecture, base: b.aug, accuracy: base.accuracy });
-        meter.tick();
+        const images = chosen(protocol.base.dataset.id, protocol.base.test);
+        views.push({
+          images: images.length,
+          run: async (onProgress) => {
+            log(`${fam.architecture}: base model ${bb.name} on the base task's test split`);
+            const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, images, threads, signal: o.signal, onProgress });
+            part.bases.push({ arch: fam.architecture, base: b.aug, accuracy: base.accuracy });
+          },
+        });
       }
+      const view = (req: ExtractRequest & { images: ImageRow[] }) => views.push({ images: req.images.length, run: (onProgress) => extract(db, { ...req, onProgress }) });
       const pairs = { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...omegaSelection, images: chosen(protocol.base.dataset.id, omegaSelection) };
-      for (const aug of [...(omega ? omegaAugs : []), ...(owner ? composites.flatMap(compositeParts) : [])]) await extractPairs(db, pairs, aug, omegaConfig);
+      for (const aug of [...(omega ? omegaAugs : []), ...(owner ? composites.flatMap(compositeParts) : [])]) pairExtractions(pairs, aug, omegaConfig).forEach(view);
       const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
-      if (mineJobs.length > 0) await extract(db, { ...target, ...protocol.target.test, images: chosen(protocol.target.dataset.id, protocol.target.test), aug: 'identity' });
+      if (mineJobs.length > 0) view({ ...target, ...protocol.target.test, images: chosen(protocol.target.dataset.id, protocol.target.test), aug: 'identity' });
       for (const seed of new Set(mineJobs.map((j) => (fewShot ? j.seed : 0))))
         for (const aug of ['identity', ...omegaAugs.filter((a) => parseAug(a).deterministic)])
-          await extract(db, { ...target, ...targetTrain(seed), images: chosen(protocol.target.dataset.id, targetTrain(seed)), aug });
+          view({ ...target, ...targetTrain(seed), images: chosen(protocol.target.dataset.id, targetTrain(seed)), aug });
+    }
+    const extracting = new ProgressMeter('reproduce: extracting views', views.reduce((n, v) => n + v.images, 0), 'images', o.onProgress);
+    for (const v of views) {
+      const p = extracting.part(v.images);
+      await v.run(p.onProgress);
+      p.end();
     }
     // Then every training, Ωs and heads alike, one per core: a head in embed mode starts once
     // its pair's Ωs are trained, everything else as soon as a core is free. What they produce
@@ -195,7 +208,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     for (const { fam, b, heads: mineJobs, owner, omega } of active) {
       const baseAug = b.aug;
       const bb = fam[baseAug];
-      const ctx = { ...common, threads: 1, backbone: bb.sha256 };
+      const ctx = { ...common, onProgress: undefined, threads: 1, backbone: bb.sha256 };
       const omegas: Record<string, OmegaResult> = {};
       const omegaTasks: number[] = [];
       if (omega)
@@ -207,7 +220,6 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
               log(`${fam.architecture}/${baseAug}: Ω for ${aug} on the base task`);
               om = await trainOmega(db, { ...ctx, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: omegaConfig });
               omegas[om.aug] = om;
-              meter.tick();
               log(`  Ω ${aug}: ${om.chosen} (held-out MSE ${om.fidelity.heldOutMse.toPrecision(4)} vs identity ${om.fidelity.identityMse.toPrecision(4)}, cosine ${om.fidelity.cosine.toFixed(4)} vs ${om.fidelity.identityCosine.toFixed(4)})${om.flagged ? ' — flagged: no better than the identity' : ''}`);
             },
           });
@@ -254,7 +266,6 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
             } finally {
               if (--left === 0) memo.clear();
             }
-            meter.tick();
           },
         });
         collect.push(() => part.heads.push({
@@ -263,7 +274,10 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         }));
       }
     }
-    await runGraph(tasks, concurrency);
+    // Counted from here, so that its rate is the trainings' own; their per-epoch progress,
+    // two or more at once, would only flicker over it.
+    const meter = new ProgressMeter('reproduce: training', tasks.length, 'trainings', o.onProgress, 0);
+    await runGraph(tasks.map((t) => ({ ...t, run: async () => { await t.run(); meter.tick(); } })), concurrency);
     for (const f of collect) f();
     if (eq8Omega) {
       log(`Eq. 8: measuring costs on ${eq8Family.hflip.name}`);

@@ -13,13 +13,13 @@ import { cpus } from 'node:os';
 import { parseAug } from '../augment/index.js';
 import { selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { ViewMemo, phiPass } from '../embeddings/index.js';
+import { ViewMemo, extract, phiPass } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { discoverFamilies, resolveProtocol } from '../paper/index.js';
 import { basesOf } from '../paper/scenarios.js';
 import { startRun } from '../runs/index.js';
-import { HEAD_DEFAULTS, extractPairs, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
+import { HEAD_DEFAULTS, pairExtractions, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
 import { writeStudyReport } from './report.js';
 import type { Budget, StudyCell, StudyOmega, StudyResult } from './types.js';
 import type { Shard } from '../cluster/shard.js';
@@ -186,7 +186,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
       // What one Φ pass costs on one core, as the heads run them (one per core).
       const probe = selectImages(db, protocol.target.dataset.id, { ...protocol.target.test, limit: 512, balanced: true });
       const tp = performance.now();
-      await phiPass(db, bb, probe, { aug: 'identity', seed: 0, batch: 256, threads: 1, signal: o.signal }, () => {});
+      await phiPass(db, bb, probe, { aug: 'identity', seed: 0, threads: 1, signal: o.signal }, () => {});
       const spp = (performance.now() - tp) / 1000 / probe.length;
       if (owner) result.phiSecondsPerImage[where] = spp;
 
@@ -201,7 +201,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
         const extractSeconds: number[] = [];
         for (const aug of augs) {
           const t = performance.now();
-          await extractPairs(db, pairs, aug, omegaConfig);
+          for (const req of pairExtractions(pairs, aug, omegaConfig)) await extract(db, req);
           extractSeconds.push((performance.now() - t) / 1000);
         }
         log(`${where}: ${augs.length} Ωs on ${omegaImages} base images, ${concurrency} at a time`);

@@ -121,11 +121,12 @@ function pairViews(spec: AugSpec, cfg: OmegaConfig): { aug: string; seed?: numbe
 }
 
 /**
- * Extracts whatever of Ω's base pairs is not cached yet, without loading them: a reproduction
- * does this with every core first, then trains its Ωs beside the heads on one core each.
+ * The extractions Ω's base pairs need, one per view, to run before training without loading
+ * the vectors: a reproduction runs them with every core first, then trains its Ωs beside the
+ * heads on one core each.
  */
-export async function extractPairs(db: Db, source: PairSource, aug: string, config?: Partial<OmegaConfig>): Promise<void> {
-  for (const view of pairViews(parseAug(aug), { ...OMEGA_DEFAULTS, ...config })) await extract(db, { ...source, ...view });
+export function pairExtractions<S extends PairSource>(source: S, aug: string, config?: Partial<OmegaConfig>): (S & { aug: string; seed?: number })[] {
+  return pairViews(parseAug(aug), { ...OMEGA_DEFAULTS, ...config }).map((view) => ({ ...source, ...view }));
 }
 
 /**
