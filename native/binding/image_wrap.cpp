@@ -30,7 +30,7 @@ std::vector<eb_aug_op> parse_ops(const Napi::Array &ops) {
 }
 
 // job: {src, n, inH, inW, outH, outW, ops: [{kind, p, a, b, k}], scale, mean[3], std[3], bgr, nhwc,
-//       seed, indexOffset, threads, backend}; dst is allocated here.
+//       seed, indexOffset, threads, backend, dst?}; dst is allocated here unless given.
 bool parse_job(Napi::Env env, const Napi::Object &o, AugArgs &a, Napi::Float32Array &dst) {
     auto num = [&](const Napi::Object &obj, const char *k) { return obj.Get(k).As<Napi::Number>().DoubleValue(); };
     eb_aug_job &j = a.job;
@@ -61,7 +61,13 @@ bool parse_job(Napi::Env env, const Napi::Object &o, AugArgs &a, Napi::Float32Ar
         status_error(env, st, err).ThrowAsJavaScriptException();
         return false;
     }
-    dst = Napi::Float32Array::New(env, (size_t)j.n * 3 * j.out_h * j.out_w);
+    const size_t len = (size_t)j.n * 3 * j.out_h * j.out_w;
+    // A caller's array to fill again spares a zeroed allocation on the main thread per batch.
+    dst = o.Has("dst") && o.Get("dst").IsTypedArray() ? o.Get("dst").As<Napi::Float32Array>() : Napi::Float32Array::New(env, len);
+    if (dst.ElementLength() != len) {
+        Napi::RangeError::New(env, "dst must hold n*3*outH*outW floats").ThrowAsJavaScriptException();
+        return false;
+    }
     j.dst = dst.Data();
     return true;
 }

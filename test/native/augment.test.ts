@@ -92,7 +92,16 @@ describe('pixel augmentation kernels against the TypeScript reference', () => {
     assert.deepEqual(await augmentAsync(job), augment(job));
   });
 
+  it('fills an array it is given, every element of it, with the values of a new one', async () => {
+    const job = { pixels, n: 8, inH: 32, inW: 32, ops: nativeOps(parseAug('rotate+crop')), seed: 9 };
+    const out = new Float32Array(8 * 3 * 32 * 32).fill(Number.NaN);
+    assert.equal(await augmentAsync({ ...job, out }), out, 'the same array back');
+    assert.deepEqual(out, augment(job));
+    assert.equal(augment({ ...job, out }), out);
+  });
+
   it('refuses bad jobs with errors that name the argument', () => {
+    assert.throws(() => augment({ pixels, n: 8, inH: 32, inW: 32, ops: [], out: new Float32Array(8 * 3 * 32 * 31) }), /out must have 24576 elements, got 23808/);
     assert.throws(() => augment({ pixels: pixels.subarray(1), n: 8, inH: 32, inW: 32, ops: [] }), /pixels must have 24576 elements, got 24575/);
     assert.throws(() => augment({ pixels, n: 8, inH: 32, inW: 32, ops: [{ kind: 42, p: 1, a: 0, b: 0, k: 0 } as NativeAugOp] }), /ops\[0\]\.kind must be in \[1, 9\]/);
     assert.throws(() => augment({ pixels, n: 8, inH: 32, inW: 32, ops: [], std: [1, 0, 1] }), /std\[1\] must be in/);

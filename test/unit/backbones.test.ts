@@ -128,6 +128,18 @@ describe('Φ on its own thread', () => {
     assert.equal(onnxThreads(TINY, 2), t, 'one pool per model file and thread count');
   });
 
+  it('hands a batch\'s input back to be filled again, once its run is done', async () => {
+    const t = onnxThreads(TINY, 1);
+    const x = input();
+    const back: Float32Array[] = [];
+    const want = await t.run('image', input(), dims, 'embedding');
+    const got = await t.run('image', x, dims, 'embedding', (y) => back.push(y));
+    assert.equal(x.length, 0, 'the input went to the thread');
+    assert.equal(back.length, 1);
+    assert.deepEqual(back[0], input());
+    assert.deepEqual(got, want);
+  });
+
   it("a failure inside ONNX Runtime names the model and the runtime's reason, and the thread goes on serving", async () => {
     const t = onnxThreads(TINY, 1);
     await assert.rejects(t.run('pixels', input(), dims, 'embedding'), (e: unknown) => e instanceof EmbaugError && e.code === 'E_MODEL' && e.message.includes(TINY) && /'image' is missing/.test(e.message));

@@ -15,7 +15,7 @@ export interface OnnxRequest {
   dims: number[];
   output: string;
 }
-export type OnnxReply = { id: number; data: Float32Array } | { id: number; error: string };
+export type OnnxReply = { id: number; data: Float32Array; input?: Float32Array } | { id: number; error: string };
 
 // Plain JavaScript beside this file, in the sources and in the build alike.
 const ENTRY = new URL('./onnx-worker.js', import.meta.url);
@@ -23,7 +23,7 @@ const ENTRY = new URL('./onnx-worker.js', import.meta.url);
 class OnnxThread {
   #worker: Worker;
   #next = 0;
-  #pending = new Map<number, { resolve: (v: Float32Array) => void; reject: (e: Error) => void }>();
+  #pending = new Map<number, { resolve: (v: Float32Array) => void; reject: (e: Error) => void; recycle?: (input: Float32Array) => void }>();
 
   constructor(readonly path: string, readonly threads: number, onExit: () => void) {
     // None of the parent's Node flags: the thread needs none, and some (--input-type) stop it.
@@ -36,7 +36,10 @@ class OnnxThread {
       this.#pending.delete(r.id);
       if (this.#pending.size === 0) this.#worker.unref();
       if ('error' in r) p.reject(new EmbaugError('E_MODEL', `ONNX Runtime failed on ${this.path}: ${r.error}`));
-      else p.resolve(r.data);
+      else {
+        if (r.input) p.recycle?.(r.input);
+        p.resolve(r.data);
+      }
     });
     const fail = (why: string) => {
       onExit();
@@ -51,11 +54,14 @@ class OnnxThread {
     return this.#pending.size;
   }
 
-  /** The named output of a batch. The input's memory goes to the thread: do not reuse it. */
-  run(inputName: string, input: Float32Array, dims: number[], output: string): Promise<Float32Array> {
+  /**
+   * The named output of a batch. The input's memory goes to the thread: do not reuse it, but
+   * `recycle` is handed it back, whole, once the run is done.
+   */
+  run(inputName: string, input: Float32Array, dims: number[], output: string, recycle?: (input: Float32Array) => void): Promise<Float32Array> {
     const id = this.#next++;
     return new Promise<Float32Array>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve, reject, recycle });
       this.#worker.ref();
       const req: OnnxRequest = { id, inputName, input, dims, output };
       const whole = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength;
@@ -80,7 +86,7 @@ class OnnxPool {
     return this.#threads.length;
   }
 
-  run(inputName: string, input: Float32Array, dims: number[], output: string): Promise<Float32Array> {
+  run(inputName: string, input: Float32Array, dims: number[], output: string, recycle?: (input: Float32Array) => void): Promise<Float32Array> {
     let t = this.#threads.find((x) => x.pending === 0);
     if (!t && this.#threads.length < this.max) {
       const made: OnnxThread = new OnnxThread(this.path, this.threads, () => (this.#threads = this.#threads.filter((x) => x !== made)));
@@ -88,7 +94,7 @@ class OnnxPool {
       t = made;
     }
     t ??= this.#threads.reduce((a, b) => (b.pending < a.pending ? b : a));
-    return t.run(inputName, input, dims, output);
+    return t.run(inputName, input, dims, output, recycle);
   }
 }
 

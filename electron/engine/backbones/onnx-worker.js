@@ -25,7 +25,9 @@ port.on('message', async (/** @type {import('./onnx-thread.js').OnnxRequest} */ 
     const out = await sess.run({ [m.inputName]: new ort.Tensor('float32', m.input, m.dims) }, [m.output]);
     // The runtime's own buffer cannot be handed over; a copy of one batch's outputs can.
     const data = Float32Array.from(/** @type {Float32Array} */ (out[m.output].data));
-    port.postMessage({ id: m.id, data }, [data.buffer]);
+    // The input goes back too, for the caller to fill again (see OnnxThread.run's recycle).
+    const whole = m.input.byteOffset === 0 && m.input.byteLength === m.input.buffer.byteLength;
+    port.postMessage({ id: m.id, data, input: whole ? m.input : undefined }, whole ? [data.buffer, /** @type {ArrayBuffer} */ (m.input.buffer)] : [data.buffer]);
   } catch (err) {
     port.postMessage({ id: m.id, error: /** @type {Error} */ (err).message });
   }

@@ -183,17 +183,21 @@ export async function phiPass(
   const phi = onnxThreads(bb.path, 1);
   const output = o.output ?? bb.manifest.embedding.output;
   const { height: H, width: W } = pre;
-  const px = 3 * H * W;
   const shape = (n: number) => (pre.nhwc ? [n, H, W, 3] : [n, 3, H, W]);
   const batch = o.batch ?? (await phiBatch(bb));
   const chunk = Math.ceil(CHUNK / batch) * batch;
-  const prepare = async (rows: ImageRow[]) => {
-    const pixels = await decodeToSize(readBlobs(db, rows), W, H, 1);
-    return augmentAsync({
-      pixels, n: rows.length, inH: H, inW: W, ops, scale: pre.scale, mean: pre.mean, std: pre.std,
-      bgr: pre.bgr, nhwc: pre.nhwc, seed: o.seed, indices: BigInt64Array.from(rows.map((r) => imageIndex(r.sha256))), threads: 1,
-    });
-  };
+  // Inputs ONNX Runtime's threads handed back, filled again: a new one per batch cost the main
+  // thread a zeroed allocation and the garbage collector its release.
+  const spare: Float32Array[] = [];
+  const recycle = (x: Float32Array) => void (x.length === batch * 3 * H * W && spare.push(x));
+  const augmented = (pixels: Promise<Uint8Array>, rows: ImageRow[], k: number) =>
+    pixels.then((all) =>
+      augmentAsync({
+        pixels: all.subarray(k * 3 * H * W, (k + rows.length) * 3 * H * W), n: rows.length, inH: H, inW: W, ops, scale: pre.scale, mean: pre.mean, std: pre.std,
+        bgr: pre.bgr, nhwc: pre.nhwc, seed: o.seed, indices: BigInt64Array.from(rows.map((r) => imageIndex(r.sha256))), threads: 1,
+        out: rows.length === batch ? spare.pop() : undefined,
+      }),
+    );
   // Batches prepared ahead, and batches running, oldest first. A chunk more is prepared
   // until a chunk's worth and a batch per session wait, so a session never waits on decoding.
   const ready: { rows: ImageRow[]; input: Promise<Float32Array> }[] = [];
@@ -203,20 +207,22 @@ export async function phiPass(
     while ((ready.length < o.threads || ready.length * batch < chunk) && next < todo.length) {
       const rows = todo.slice(next, next + chunk);
       next += rows.length;
-      const input = prepare(rows);
+      const pixels = decodeToSize(readBlobs(db, rows), W, H, 1);
       // Everything is awaited below; should a write throw first, these failures must not go
       // unhandled (an unhandled rejection ends the process).
-      input.catch(() => {});
+      pixels.catch(() => {});
+      // Each batch augmented into an array of its own, which goes to ONNX Runtime's thread.
       for (let k = 0; k < rows.length; k += batch) {
-        const n = Math.min(batch, rows.length - k);
-        // A copy of its own per batch: a batch's memory goes to ONNX Runtime's thread.
-        ready.push({ rows: rows.slice(k, k + n), input: n === rows.length ? input : input.then((x) => x.slice(k * px, (k + n) * px)) });
+        const part = rows.slice(k, k + batch);
+        const input = augmented(pixels, part, k);
+        input.catch(() => {});
+        ready.push({ rows: part, input });
       }
     }
   };
   const launch = async () => {
     const { rows, input } = ready.shift()!;
-    const vectors = phi.run(bb.manifest.input.name, await input, shape(rows.length), output);
+    const vectors = phi.run(bb.manifest.input.name, await input, shape(rows.length), output, recycle);
     vectors.catch(() => {});
     running.push({ rows, vectors });
     refill();

@@ -74,6 +74,7 @@ export interface AugJob {
   indices?: BigInt64Array;
   threads: number;
   backend: string;
+  dst?: Float32Array;
 }
 
 export interface Binding {

@@ -28,6 +28,8 @@ export interface AugmentRequest {
   indices?: BigInt64Array;
   threads?: number;
   backend?: BackendName;
+  /** An array to fill (n × 3 × outH × outW floats) instead of a new one. */
+  out?: Float32Array;
 }
 
 function validOps(ops: NativeAugOp[]): void {
@@ -72,6 +74,7 @@ function augJob(r: AugmentRequest): AugJob {
     ...(r.indices !== undefined ? { indices: v.typed('indices', r.indices, BigInt64Array as unknown as { new (n: number): BigInt64Array; name: string }, n) } : {}),
     threads: v.int('threads', r.threads ?? 0, 0, 1024),
     backend: requireBackend(r.backend ?? 'cpu'),
+    ...(r.out !== undefined ? { dst: v.typed('out', r.out, Float32Array, n * 3 * (r.outH ?? inH) * (r.outW ?? inW)) } : {}),
   };
 }
 
