@@ -348,8 +348,8 @@ export function classHistogram(db: Db, datasetId: number): { split: string; labe
 
 /**
  * The stored bytes of images, in the order asked, by hash or by rows that carry their size.
- * One query per call: extraction read 256 images in 2.3 ms one statement at a time, a sixth of
- * its CPU work outside ONNX Runtime; rows with their size also spare the look-up of it.
+ * One query per call: one statement per image took extraction's main thread 9 µs an image,
+ * this 5 (measured on CIFAR-10); rows that carry their size also spare the look-up of it.
  */
 export function readBlobs(db: Db, images: readonly (string | Pick<ImageRow, 'sha256' | 'width' | 'height'>)[]): StoredImage[] {
   const shas = images.map((im) => (typeof im === 'string' ? im : im.sha256));

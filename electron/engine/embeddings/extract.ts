@@ -142,7 +142,7 @@ const batches = new Map<string, Promise<number>>();
  * bundled ones: the largest power of two, 8 to 256, whose largest intermediate tensor stays
  * within 4 MiB. Larger ones spill out of the caches: two one-thread sessions ran inception-w8
  * (145 KB per image) at 3,900 images/s with batches of 16 against 3,000 with 128; resnet18-w16
- * and vgg16-w16 (64 KB) ran best at 64 (2-core Intel Xeon).
+ * and vgg16-w16 (64 KB) ran best at 32-64 (2-core Intel Xeon).
  */
 export function phiBatch(bb: BackboneInfo): Promise<number> {
   let b = batches.get(bb.sha256);
@@ -165,9 +165,9 @@ export function phiBatch(bb: BackboneInfo): Promise<number> {
  * `threads` one-thread ONNX Runtime sessions run at once, each on `batch` images at a time,
  * rather than one session on `threads` threads: a two-thread session's threads meet at every
  * operator, so the core the main thread borrows for reading, decoding and writing held both
- * up. Images are read, decoded and written in chunks of 256 whatever the batch, since a call
- * costs the same for 16 images as for 256. Outputs depend on neither the threads nor the
- * batch (tested).
+ * up. Images are read, decoded and written in chunks of 256 whatever the batch, since each
+ * such call costs the main thread about 0.15 ms however few images it takes. Outputs depend on
+ * neither the threads nor the batch (tested).
  */
 export async function phiPass(
   db: Db,
