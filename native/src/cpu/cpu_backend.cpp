@@ -7,6 +7,7 @@
 #else
 #include <cblas.h>
 extern "C" void openblas_set_num_threads(int);
+extern "C" char *openblas_get_corename(void);
 #endif
 #ifdef EB_USE_LIBXSMM
 #include <libxsmm.h>
@@ -29,10 +30,15 @@ namespace {
 int g_threads = 0;
 
 #ifdef EB_USE_LIBXSMM
-// EMBAUG_GEMM=openblas turns libxsmm off (to compare, or where a policy forbids JIT code).
+// libxsmm gives OpenBLAS's floats only against the kernels it was checked against: OpenBLAS's
+// Skylake-X SGEMM. Its Haswell kernels (those of AVX2 processors, the EPYC of the committed
+// reports among them) round differently, so with them a head trained through libxsmm came out
+// other than with OpenBLAS alone (forced here with OPENBLAS_CORETYPE=Haswell), and libxsmm stays
+// off. EMBAUG_GEMM=openblas turns it off anywhere (to compare, or where a policy forbids JIT code).
 const bool g_xsmm = [] {
     const char *v = std::getenv("EMBAUG_GEMM");
-    return !(v && std::strcmp(v, "openblas") == 0);
+    const char *core = openblas_get_corename();
+    return !(v && std::strcmp(v, "openblas") == 0) && core && std::strcmp(core, "SkylakeX") == 0;
 }();
 
 // A training step's weight gradients (dyᵀ·x) and input gradients (dy·W) at Ψ's and Ω's
