@@ -2,8 +2,9 @@
  * Extraction throughput of resnet18-w16-hflip over the 10,000 CIFAR-10 test images, decoding
  * and cache writes included, beside PyTorch running the same network on the same images and
  * threads. Five rounds, each: ours, then ONNX Runtime alone on the same network (at its best
- * configuration on the same threads, nothing else in the loop), then the peer at its best; every round compared
- * within itself, since this machine's speed drifts by a quarter between minutes. The figures:
+ * configuration on the same threads, nothing else in the loop), then the peer at its best
+ * (batch and BLAS threads); every round compared within itself, since this machine's speed
+ * drifts by a quarter between minutes. The figures:
  * the median round and the round least in our favour against the peer, and the median of the
  * rounds' shares of ONNX Runtime alone.
  */
