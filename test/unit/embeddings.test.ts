@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { addBackbone, getBackbone, preprocessOf } from '../../electron/engine/backbones/index.js';
 import { decodeToSize, importDataset, readBlobs, selectImages, type DatasetInfo } from '../../electron/engine/datasets/index.js';
 import { MIGRATIONS, openDb, type Db } from '../../electron/engine/db.js';
-import { cacheSetRows, cacheStats, embeddingsFor, exportCacheParquet, extract, findSet, getOrCreateSet, importCacheParquet, loadVectors, logitsAccuracy, phiPass, readEmbeddingsParquet, writeEmbeddingsParquet } from '../../electron/engine/embeddings/index.js';
+import { cacheSetRows, cacheStats, embeddingsFor, exportCacheParquet, extract, findSet, getOrCreateSet, importCacheParquet, loadVectors, logitsAccuracy, phiBatch, phiPass, readEmbeddingsParquet, writeEmbeddingsParquet } from '../../electron/engine/embeddings/index.js';
 import { augment } from '../../electron/engine/native/index.js';
 import { getRun, listRuns } from '../../electron/engine/runs/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
@@ -191,7 +191,7 @@ describe('Φ passes over parts in flight', () => {
   const tmp = tempDir();
   after(() => tmp.cleanup());
 
-  it('give the same vectors, bit for bit and in the order asked, whatever the threads and the batch', async () => {
+  it('give the same vectors, bit for bit and in the order asked, whatever the threads and the batch; the default batch follows the largest tensor', async () => {
     const dir = join(tmp.dir, 'wds');
     mkdirSync(dir);
     await writeShard(join(dir, 'test-000000.tar'), await samples('test-000000.tar', 300));
@@ -217,6 +217,11 @@ describe('Φ passes over parts in flight', () => {
       assert.equal(one.length, 300 * 128 * 4);
       assert.ok(one.equals(await pass(2, 64)));
       assert.ok(one.equals(await pass(3, 50)));
+      // The default batch keeps a batch's largest tensor within 4 MiB: 64 KB an image here,
+      // 145 KB for inception-w8's widest concatenation.
+      assert.equal(await phiBatch(bb), 64);
+      await addBackbone(db, { onnxPath: join(MODELS, 'inception-w8-hflip.onnx') });
+      assert.equal(await phiBatch(getBackbone(db, 'inception-w8-hflip')), 16);
     } finally {
       db.close();
     }

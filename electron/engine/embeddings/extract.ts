@@ -148,11 +148,13 @@ export function phiBatch(bb: BackboneInfo): Promise<number> {
   let b = batches.get(bb.sha256);
   if (!b) {
     const pre = preprocessOf(bb.manifest);
+    // A graph whose every tensor cannot be exposed (the probe's way of reading their sizes)
+    // still extracts, at the bundled backbones' usual batch: the batch changes speed, not vectors.
     b = largestActivation(bb.path, bb.manifest.input.name, pre.nhwc ? [1, pre.height, pre.width, 3] : [1, 3, pre.height, pre.width]).then(
       (bytes) => 2 ** Math.max(3, Math.min(8, Math.floor(Math.log2((4 << 20) / Math.max(bytes, 1))))),
+      () => 64,
     );
     batches.set(bb.sha256, b);
-    b.catch(() => batches.delete(bb.sha256));
   }
   return b;
 }
