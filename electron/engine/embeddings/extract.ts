@@ -185,17 +185,18 @@ export async function phiPass(
   const phi = onnxThreads(bb.path, 1);
   const output = o.output ?? bb.manifest.embedding.output;
   const { height: H, width: W } = pre;
+  const px = 3 * H * W;
   const shape = (n: number) => (pre.nhwc ? [n, H, W, 3] : [n, 3, H, W]);
   const batch = o.batch ?? (await phiBatch(bb));
   const chunk = Math.ceil(CHUNK / batch) * batch;
   // Inputs ONNX Runtime's threads handed back, filled again: a new one per batch cost the main
   // thread a zeroed allocation and the garbage collector its release.
   const spare: Float32Array[] = [];
-  const recycle = (x: Float32Array) => void (x.length === batch * 3 * H * W && spare.push(x));
+  const recycle = (x: Float32Array) => void (x.length === batch * px && spare.push(x));
   const augmented = (pixels: Promise<Uint8Array>, rows: ImageRow[], k: number) =>
     pixels.then((all) =>
       augmentAsync({
-        pixels: all.subarray(k * 3 * H * W, (k + rows.length) * 3 * H * W), n: rows.length, inH: H, inW: W, ops, scale: pre.scale, mean: pre.mean, std: pre.std,
+        pixels: all.subarray(k * px, (k + rows.length) * px), n: rows.length, inH: H, inW: W, ops, scale: pre.scale, mean: pre.mean, std: pre.std,
         bgr: pre.bgr, nhwc: pre.nhwc, seed: o.seed, indices: BigInt64Array.from(rows.map((r) => imageIndex(r.sha256))), threads: 1,
         out: rows.length === batch ? spare.pop() : undefined,
       }),
@@ -233,7 +234,11 @@ export async function phiPass(
   const flush = () => {
     const rows = done.flatMap((d) => d.rows);
     const vectors = new Float32Array(done.reduce((n, d) => n + d.vectors.length, 0));
-    done.reduce((at, d) => (vectors.set(d.vectors, at), at + d.vectors.length), 0);
+    let at = 0;
+    for (const d of done) {
+      vectors.set(d.vectors, at);
+      at += d.vectors.length;
+    }
     done = [];
     sink(rows, vectors);
     meter.tick(rows.length);
