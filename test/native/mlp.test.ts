@@ -213,6 +213,66 @@ describe('MLP engine (CPU backend)', () => {
     await assert.rejects(m.train({ x, labels, batch: 64, epochs: 1, seed: 0, mixupAlpha: 1, isdaLambda: 1, optimizer: { kind: 'sgd', lr: 0.1 } }), /alternatives/);
   });
 
+  it('getParams, setParams and forward agree on every weight as [out × in], whatever layout the backend keeps', () => {
+    // The first layer's weight is kept transposed on the backend: a slip in either direction
+    // of the conversion would show here as a forward pass other than the one the weights say.
+    const r = rng(11);
+    const sizes = [130, 70, 9, 4], n = 5;
+    const m = new MlpModel(sizes, { seed: 2 });
+    const p = m.getParams();
+    p[0][3 * 130 + 17] = 0.75; // row 3 (an output), column 17 (an input): asymmetric on purpose
+    m.setParams(p);
+    assert.deepEqual(m.getParams(), p);
+    const x = randn(r, n * 130);
+    const want = new Float64Array(n * 4);
+    for (let i = 0; i < n; i++) {
+      let a = Array.from(x.subarray(i * 130, (i + 1) * 130), Number);
+      for (let l = 0; l < 3; l++) {
+        const w = p[2 * l], b = p[2 * l + 1], fi = sizes[l], fo = sizes[l + 1];
+        a = Array.from({ length: fo }, (_, o) => {
+          let z = b[o];
+          for (let k = 0; k < fi; k++) z += w[o * fi + k] * a[k];
+          return l < 2 ? Math.max(z, 0) : z;
+        });
+      }
+      want.set(a, i * 4);
+    }
+    const got = m.forward(x);
+    got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) < 1e-4 * (1 + Math.abs(want[i])), `output ${i}: ${g} vs ${want[i]}`));
+    m.dispose();
+  });
+
+  it('a training step is the gradients and then SGD with momentum and weight decay in float32, bit for bit', async () => {
+    // Each layer is updated as soon as its gradients are complete, in vectorised code: the
+    // same operations in the same order as w -= lr·(v = μv + g + λw), none fused into an FMA.
+    // One batch of one repeated sample, so that the epoch's shuffle cannot reorder its sums.
+    const r = rng(12);
+    const d = 128, n = 128, sizes = [d, 1024, 128, 5];
+    const row = randn(r, d);
+    const x = new Float32Array(n * d).map((_, i) => row[i % d]);
+    const labels = new Int32Array(n).fill(3);
+    const opt = { kind: 'sgd' as const, lr: 0.05, momentum: 0.9, weightDecay: 5e-4 };
+    const m = new MlpModel(sizes, { seed: 7 });
+    const f = Math.fround;
+    // The backend holds the hyperparameters as float32, like everything else.
+    const lr = f(opt.lr), mu = f(opt.momentum), decay = f(opt.weightDecay);
+    const w = m.getParams(), v = w.map((t) => new Float32Array(t.length));
+    for (let epoch = 0; epoch < 3; epoch++) {
+      const { grads } = m.gradients({ x, labels });
+      w.forEach((t, k) => {
+        const wd = k % 2 === 0 ? decay : 0;
+        for (let q = 0; q < t.length; q++) {
+          const g = f(grads[k][q] + f(wd * t[q]));
+          v[k][q] = f(f(mu * v[k][q]) + g);
+          t[q] = f(t[q] - f(lr * v[k][q]));
+        }
+      });
+      await m.train({ x, labels, batch: n, epochs: 1, firstEpoch: epoch, seed: 1, optimizer: opt });
+      m.getParams().forEach((t, k) => assert.ok(Buffer.from(t.buffer).equals(Buffer.from(w[k].buffer)), `epoch ${epoch + 1}, tensor ${k} differs from the reference update`));
+    }
+    m.dispose();
+  });
+
   it('an Adam step of a loss computed in JavaScript equals the forward, gradients and JavaScript update it replaces, bit for bit', () => {
     const r = rng(8);
     const sizes = [6, 12, 9];

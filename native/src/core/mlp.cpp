@@ -85,6 +85,12 @@ float gamma_draw(float k, KeyedUniforms &u) {
     }
 }
 
+// dst [cols × rows] = srcᵀ, src [rows × cols] row-major.
+void transpose(const float *src, size_t rows, size_t cols, float *dst) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
+}
+
 }  // namespace
 
 static const char *status_text(int st) {
@@ -129,7 +135,7 @@ struct Mlp::Workspace {
 };
 
 Mlp::Mlp(eb_backend backend, std::vector<int> sizes, uint64_t seed, bool residual)
-    : be_(backend), sizes_(std::move(sizes)), residual_(residual) {
+    : be_(backend), sizes_(std::move(sizes)), residual_(residual), in_major_(sizes_.size() > 2) {
     const size_t layers = sizes_.size() - 1;
     for (size_t l = 0; l < layers; l++) {
         const int in = sizes_[l], out = sizes_[l + 1];
@@ -164,6 +170,7 @@ void Mlp::init_params(uint64_t seed) {
             const float bound = std::sqrt(6.0f / (float)sizes_[layer]);
             for (size_t i = 0; i < n; i++) host[i] = (2.0f * uniform01(seed, t, i) - 1.0f) * bound;
         }
+        if (t == 0) host = to_device_layout(0, host.data());
         if (be_.iface->upload(be_.ctx, params_[t], host.data(), bytes) != EB_OK ||
             be_.iface->fill(be_.ctx, opt_m_[t], 0.0f, n) != EB_OK || be_.iface->fill(be_.ctx, opt_v_[t], 0.0f, n) != EB_OK)
             throw Failure(EB_ERR_DEVICE, "initialising parameters failed on backend '" + std::string(backend_name()) + "'");
@@ -257,7 +264,7 @@ int Mlp::forward_batch(const float *xb, int bs) {
     for (size_t l = 0; l < layers; l++) {
         const int fi = sizes_[l], fo = sizes_[l + 1];
         float *y = ws_->acts[l];
-        EB_OP(gemm, 0, 1, bs, fo, fi, 1.0f, in, params_[2 * l], 0.0f, y);
+        EB_OP(gemm, 0, l == 0 && in_major_ ? 0 : 1, bs, fo, fi, 1.0f, in, params_[2 * l], 0.0f, y);
         EB_OP(bias_act, y, params_[2 * l + 1], bs, fo, l + 1 < layers);
         in = y;
     }
@@ -273,31 +280,31 @@ int Mlp::loss_batch(const Supervision &y, const void *yb, int bs, float *acc) {
     return EB_OK;
 }
 
-int Mlp::backward_batch(const float *xb, int bs) {
+int Mlp::backward_batch(const float *xb, int bs, const std::function<int(int)> &layer_done) {
     const int layers = (int)sizes_.size() - 1;
     for (int l = layers - 1; l >= 0; l--) {
         const int fi = sizes_[l], fo = sizes_[l + 1];
         float *dy = ws_->dacts[l];
         EB_OP(act_bias_grad, dy, ws_->acts[l], bs, fo, l + 1 < layers, grads_[2 * l + 1]);
         const float *in = l == 0 ? xb : ws_->acts[l - 1];
-        EB_OP(gemm, 1, 0, fo, fi, bs, 1.0f, dy, in, 0.0f, grads_[2 * l]);
+        if (l == 0 && in_major_) EB_OP(gemm, 1, 0, fi, fo, bs, 1.0f, in, dy, 0.0f, grads_[0]);
+        else EB_OP(gemm, 1, 0, fo, fi, bs, 1.0f, dy, in, 0.0f, grads_[2 * l]);
         if (l > 0) EB_OP(gemm, 0, 0, bs, fi, fo, 1.0f, dy, params_[2 * l], 0.0f, ws_->dacts[l - 1]);
+        if (layer_done) EB_TRY(layer_done(l));
     }
     return EB_OK;
 }
 
-int Mlp::step(float lr) {
-    adam_t_++;
-    for (size_t t = 0; t < params_.size(); t++) {
+int Mlp::update(int layer, float lr) {
+    const OptimConfig &o = opt_;
+    for (int t = 2 * layer; t < 2 * layer + 2; t++) {
         // Weight decay applies to weights only, as is usual; biases are not shrunk.
-        const OptimConfig &o = opt_;
         const float wd = t % 2 == 0 ? o.weight_decay : 0.0f;
         if (o.kind == OptimConfig::ADAM)
-            EB_OP(adam, params_[t], grads_[t], opt_m_[t], opt_v_[t], param_len_[t], lr, o.beta1,
-                                   o.beta2, o.eps, wd, (int)adam_t_);
+            EB_OP(adam, params_[t], grads_[t], opt_m_[t], opt_v_[t], param_len_[t], lr, o.beta1, o.beta2, o.eps, wd,
+                  (int)adam_t_);
         else
-            EB_OP(sgd, params_[t], grads_[t], opt_m_[t], param_len_[t], lr, o.momentum, wd,
-                                  o.nesterov);
+            EB_OP(sgd, params_[t], grads_[t], opt_m_[t], param_len_[t], lr, o.momentum, wd, o.nesterov);
     }
     return EB_OK;
 }
@@ -415,9 +422,14 @@ int Mlp::train(const TrainData &d, const TrainConfig &cfg, const std::atomic<boo
             } else {
                 EB_TRY(loss_batch(batch_sup, labels ? (const void *)ws_->lb : (const void *)ws_->tb, bs, ws_->acc));
             }
-            EB_TRY(backward_batch(ws_->xb, bs));
-            if (isda) EB_OP(add, grads_[2 * (layers - 1)], isda_dw_, (size_t)out * feat_dim);
-            EB_TRY(step(lr));
+            // Each layer is updated as soon as its gradients are complete and its weight has
+            // done its part in the backward pass, while both are still in cache; the same
+            // arithmetic as a step after the whole backward pass.
+            adam_t_++;
+            EB_TRY(backward_batch(ws_->xb, bs, [&](int l) {
+                if (isda && l == layers - 1) EB_OP(add, grads_[2 * l], isda_dw_, (size_t)out * feat_dim);
+                return update(l, lr);
+            }));
         }
         EB_OP(download, acc, ws_->acc, sizeof acc);
         EpochStats st;
@@ -492,15 +504,30 @@ int Mlp::backprop_to_host(const Supervision &y, const void *yb, int bs, double &
     float acc[2] = {0, 0};
     EB_OP(upload, ws_->acc, acc, sizeof acc);
     EB_TRY(loss_batch(y, yb, bs, ws_->acc));
-    EB_TRY(backward_batch(ws_->xb, bs));
+    EB_TRY(backward_batch(ws_->xb, bs, nullptr));
     EB_OP(download, acc, ws_->acc, sizeof acc);
     loss = y.labels ? acc[0] / (double)bs : acc[0] / ((double)bs * sizes_.back());
     grads.resize(grads_.size());
     for (size_t t = 0; t < grads_.size(); t++) {
         grads[t].resize(param_len_[t]);
         EB_OP(download, grads[t].data(), grads_[t], param_len_[t] * sizeof(float));
+        if (t == 0) grads[0] = to_host_layout(0, grads[0].data());
     }
     return EB_OK;
+}
+
+std::vector<float> Mlp::to_device_layout(size_t t, const float *host) const {
+    std::vector<float> out(param_len_[t]);
+    if (t == 0 && in_major_) transpose(host, sizes_[1], sizes_[0], out.data());
+    else std::copy(host, host + param_len_[t], out.data());
+    return out;
+}
+
+std::vector<float> Mlp::to_host_layout(size_t t, const float *dev) const {
+    std::vector<float> out(param_len_[t]);
+    if (t == 0 && in_major_) transpose(dev, sizes_[0], sizes_[1], out.data());
+    else std::copy(dev, dev + param_len_[t], out.data());
+    return out;
 }
 
 int Mlp::load_weights(const std::vector<const float *> &params, std::string &err) {
@@ -509,7 +536,9 @@ int Mlp::load_weights(const std::vector<const float *> &params, std::string &err
         err = "expected " + std::to_string(params_.size()) + " parameter tensors, got " + std::to_string(params.size());
         return EB_ERR_ARG;
     }
-    for (size_t t = 0; t < params.size(); t++) EB_OP(upload, params_[t], params[t], param_len_[t] * sizeof(float));
+    const std::vector<float> first = to_device_layout(0, params[0]);
+    for (size_t t = 0; t < params.size(); t++)
+        EB_OP(upload, params_[t], t == 0 ? first.data() : params[t], param_len_[t] * sizeof(float));
     return EB_OK;
 }
 
@@ -518,6 +547,7 @@ std::vector<std::vector<float>> Mlp::get_params() const {
     for (size_t t = 0; t < params_.size(); t++) {
         out[t].resize(param_len_[t]);
         be_.iface->download(be_.ctx, out[t].data(), params_[t], param_len_[t] * sizeof(float));
+        if (t == 0) out[0] = to_host_layout(0, out[0].data());
     }
     return out;
 }
@@ -534,8 +564,9 @@ int Mlp::set_params(const std::vector<std::vector<float>> &params, std::string &
                   std::to_string(params[t].size());
             return EB_ERR_ARG;
         }
+    const std::vector<float> first = to_device_layout(0, params[0].data());
     for (size_t t = 0; t < params.size(); t++) {
-        EB_OP(upload, params_[t], params[t].data(), param_len_[t] * sizeof(float));
+        EB_OP(upload, params_[t], t == 0 ? first.data() : params[t].data(), param_len_[t] * sizeof(float));
         EB_OP(fill, opt_m_[t], 0.0f, param_len_[t]);
         EB_OP(fill, opt_v_[t], 0.0f, param_len_[t]);
     }

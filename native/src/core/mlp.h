@@ -97,12 +97,19 @@ private:
     void free_workspace();
     int forward_batch(const float *xb, int bs);
     int loss_batch(const Supervision &y, const void *yb, int bs, float *acc);
-    int backward_batch(const float *xb, int bs);
+    // Gradients of every parameter, last layer first; layer_done(l), where given, runs once
+    // layer l's gradients are complete and its weight is no longer needed by the pass.
+    int backward_batch(const float *xb, int bs, const std::function<int(int)> &layer_done);
     // The loss and backward pass of the batch forward_batch left in the workspace, then the
     // loss and every gradient on the host (gradients, gradients_via).
     int backprop_to_host(const Supervision &y, const void *yb, int bs, double &loss,
                          std::vector<std::vector<float>> &grads);
-    int step(float lr);
+    // The optimiser's update of one layer's weight and bias (adam_t_ counts the steps).
+    int update(int layer, float lr);
+    // A parameter tensor between the caller's layout (every weight [out × in]) and the one
+    // kept on the backend (the first layer's [in × out] where in_major_).
+    std::vector<float> to_device_layout(size_t t, const float *host) const;
+    std::vector<float> to_host_layout(size_t t, const float *dev) const;
     int ensure_isda(int c, int d, std::string &err);
     void free_isda();
     int evaluate(const float *x_dev, const void *y_dev, bool labels, int64_t n, double &loss, double &acc,
@@ -111,6 +118,12 @@ private:
     eb_backend be_;
     std::vector<int> sizes_;
     bool residual_;
+    // The first layer's weight is kept transposed, [in × out], when it is not also the last
+    // (whose [out × in] rows ISDA reads). Nothing needs that layer's input gradient, so its
+    // weight only meets the forward pass and its own gradient: transposed, the forward pass is
+    // x·W (no transpose), which libxsmm runs with OpenBLAS's bits (it has no kernel for x·Wᵀ),
+    // and the gradient xᵀ·dy is the same sums as dyᵀ·x. The caller never sees this layout.
+    bool in_major_;
     std::vector<size_t> param_len_;
     std::vector<float *> params_, grads_, opt_m_, opt_v_;
     int64_t adam_t_ = 0;
