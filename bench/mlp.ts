@@ -77,13 +77,16 @@ async function peer(d: number, threads: number): Promise<Config[]> {
 
 const best = (cs: Config[]) => cs.reduce((a, b) => (b.sps > a.sps ? b : a));
 
-/** The five GEMMs of a step of Ψ at batch 128 (row-major, as the trainer calls them). */
-const stepGemms = (d: number) => [
-  { name: 'l1-forward', m: 128, n: 1024, k: d, ta: false, tb: true },
+/**
+ * The five GEMMs of a step of Ψ at batch 128 (row-major, as the trainer calls them: the first
+ * layer's weight is kept [in × out], so its forward pass is x·W and its gradient xᵀ·dy).
+ */
+export const stepGemms = (d: number) => [
+  { name: 'l1-forward', m: 128, n: 1024, k: d, ta: false, tb: false },
   { name: 'l2-forward', m: 128, n: 128, k: 1024, ta: false, tb: true },
   { name: 'l2-weight-grad', m: 128, n: 1024, k: 128, ta: true, tb: false },
   { name: 'l2-input-grad', m: 128, n: 1024, k: 128, ta: false, tb: false },
-  { name: 'l1-weight-grad', m: 1024, n: d, k: 128, ta: true, tb: false },
+  { name: 'l1-weight-grad', m: d, n: 1024, k: 128, ta: true, tb: false },
 ];
 
 /**

@@ -48,7 +48,8 @@ const bool g_xsmm = [] {
 // bit for bit (measured over these shapes, random inputs): K ≤ 384 (at 512 they round
 // differently), neither side under 64 (OpenBLAS has other kernels there), and the output at
 // most 128×1024 (beyond, OpenBLAS is faster). Its column-major kernels cannot take a transposed B
-// in our row-major terms (the forward pass's x·Wᵀ), nor other α and β, which stay with OpenBLAS.
+// in our row-major terms (the forward pass's x·Wᵀ of every layer but the first, whose weight Mlp
+// keeps transposed), nor other α and β, which stay with OpenBLAS.
 bool xsmm_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, const float *b, float beta, float *c) {
     if (!g_xsmm || tb || alpha != 1.0f || beta != 0.0f || m < 64 || n < 64 || k > 384 || (int64_t)m * n > 131072)
         return false;
