@@ -37,12 +37,13 @@ describe('Ω and Ψ training', () => {
 });
 
 /**
- * A reproduction's progress: first the images of every view it extracts, never going back (an
- * extraction's progress moves it; a view found cached counts at once), then its trainings.
+ * A reproduction's or a study's progress: first the images of every view it extracts, never
+ * going back (an extraction's progress moves it; a view found cached counts at once), then its
+ * trainings.
  */
-function phases(seen: Progress[], trainings: number) {
-  const views = seen.filter((p) => p.stage === 'reproduce: extracting views');
-  const train = seen.filter((p) => p.stage === 'reproduce: training');
+function phases(seen: Progress[], trainings: number, job: 'reproduce' | 'study' = 'reproduce') {
+  const views = seen.filter((p) => p.stage === `${job}: extracting views`);
+  const train = seen.filter((p) => p.stage === `${job}: training`);
   assert.ok(views.length >= 2 && train.length > 0, [...new Set(seen.map((p) => p.stage))].join());
   assert.ok(seen.lastIndexOf(views.at(-1)!) < seen.indexOf(train[0]), 'the views are extracted before any training');
   assert.equal(views[0].unit, 'images');
@@ -231,9 +232,15 @@ describe('the paper pipeline on a small real subset', () => {
   it('study: budgets drawn per seed, lr and epochs chosen on validation splits of the training images only, gains against their noise, compute, the files', async () => {
     const out = join(tmp.dir, 'study');
     const lrs = [0.01, 0.05];
-    const r = await study(db, { out, modelsDir, dataDir, budgets: [4, 8], seeds: 3, bases: ['hflip'], augs: ['hflip', 'crop'], arms: ['none', 'pixel', 'embed', 'mixup'], lrs, epochs: 6, omegaImages: 100, omega: { epochs: 2, draws: 2 }, threads: 2 });
+    const seen: Progress[] = [];
+    const r = await study(db, { out, modelsDir, dataDir, budgets: [4, 8], seeds: 3, bases: ['hflip'], augs: ['hflip', 'crop'], arms: ['none', 'pixel', 'embed', 'mixup'], lrs, epochs: 6, omegaImages: 100, omega: { epochs: 2, draws: 2 }, threads: 2, onProgress: (p) => seen.push(p) });
     // Per budget: none and mixup once, pixel and embed per augmentation.
     assert.equal(r.cells.length, 2 * (2 + 2 * 2));
+    // Two Ωs, then per cell 3 draws × 2 lrs to choose on and 3 seeds.
+    phases(seen, 2 + r.cells.length * (3 * lrs.length + 3), 'study');
+    // Pixel heads with the random crop draw through Φ every epoch: that shows in the count of
+    // trainings only, not as extractions flickering beside it.
+    assert.deepEqual([...new Set(seen.slice(seen.findIndex((p) => p.stage === 'study: training')).map((p) => p.stage))], ['study: training']);
     const heads = listRuns(db, { group: `study-${r.runId}`, kind: 'head' });
     // Selection: 3 draws × 2 lrs per cell (budgets up to 50); then 3 seeds per cell.
     assert.equal(heads.length, r.cells.length * (3 * lrs.length + 3));

@@ -166,48 +166,91 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
       return { ...p, owner, cells, omega: needsOmega && (owner || cells.some((c) => c.arm.mode === 'embed')) };
     });
     const headsOf = (cs: { budget: Budget }[]) => cs.reduce((n, c) => n + lrs.length * selectionDraws(c.budget, o.seeds) + seedsFor(c.budget, o.seeds), 0);
-    const meter = new ProgressMeter('study (heads and Ω)', work.reduce((n, w) => n + headsOf(w.cells) + (w.omega ? augs.length : 0), 0), 'steps', o.onProgress, 0);
     const result: StudyResult = {
       protocol: 'cifar10-split', protocolDescription: protocol.description, budgets, classes: protocol.target.train.classes!.length, augs, arms: arms.map(({ key, label }) => ({ key, label })), lrs, omegaImages,
       seeds: Object.fromEntries(budgets.map((b) => [String(b), seedsFor(b, o.seeds)])), cells: [], omega: [], phiSecondsPerImage: {}, runId: top.id, seconds: 0,
     };
     const cellSteps: number[] = [];
     const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: 'cifar10-split' };
-    for (const { fam, base, owner, cells, omega } of work) {
-      if (!owner && cells.length === 0) continue;
+    // A head's training draw, or one of its two parts when choosing hyperparameters.
+    const trainSel = (budget: Budget, seed: number, part?: 'fit' | 'val'): Selection => ({
+      ...protocol.target.train, ...(budget === 'full' ? {} : { perClass: budget }), draw: seed,
+      ...(part ? { holdOut: { perClass: valPerClass(budget), part } } : {}),
+    });
+    const omegaConfig = { ...o.omega, stochastic: arms.some((a) => a.sampling && a.sampling !== 'mean') };
+    const omegaSelection = { ...protocol.base.train, limit: omegaImages, balanced: true };
+    const active = work.filter((w) => w.owner || w.cells.length > 0);
+
+    // First, with every core: per backbone pair the cost of one Φ pass on one core (as the heads
+    // run them), Ω's base pairs, and the target views the heads share (a deterministic g's
+    // too), all planned first so that the phase's progress counts images; the trainings, one
+    // per core, then never wait on Φ, and their progress counts trainings from their start.
+    const views: { images: number; run: (onProgress: OnProgress) => Promise<unknown> }[] = [];
+    const perPair = active.map(({ fam, base, cells, omega }) => {
+      const bb = fam[base.aug];
+      const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
+      const pair = { spp: 0, extractSeconds: augs.map(() => 0) };
+      const probe = selectImages(db, protocol.target.dataset.id, { ...protocol.target.test, limit: 512, balanced: true });
+      views.push({
+        images: probe.length,
+        run: async (onProgress) => {
+          const tp = performance.now();
+          await phiPass(db, bb, probe, { aug: 'identity', seed: 0, threads: 1, signal: o.signal, onProgress }, () => {});
+          pair.spp = (performance.now() - tp) / 1000 / probe.length;
+        },
+      });
+      if (omega) {
+        const images = selectImages(db, protocol.base.dataset.id, omegaSelection);
+        augs.forEach((aug, k) => {
+          for (const req of pairExtractions({ ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...omegaSelection, images }, aug, omegaConfig))
+            views.push({
+              images: images.length,
+              run: async (onProgress) => {
+                const t = performance.now();
+                await extract(db, { ...req, onProgress });
+                pair.extractSeconds[k] += (performance.now() - t) / 1000;
+              },
+            });
+        });
+      }
+      const view = (sel: Selection, aug: string) => {
+        const images = selectImages(db, protocol.target.dataset.id, sel);
+        views.push({ images: images.length, run: (onProgress) => extract(db, { ...target, ...sel, images, aug, onProgress }) });
+      };
+      if (cells.length > 0) {
+        view(protocol.target.test, 'identity');
+        for (const budget of new Set(cells.map((c) => c.budget)))
+          for (let seed = 0; seed < seedsFor(budget, o.seeds); seed++)
+            for (const aug of ['identity', ...augs.filter((a) => parseAug(a).deterministic && arms.some((x) => x.mode === 'pixel'))]) view(trainSel(budget, seed), aug);
+      }
+      return pair;
+    });
+    const extracting = new ProgressMeter('study: extracting views', views.reduce((n, v) => n + v.images, 0), 'images', o.onProgress);
+    for (const v of views) {
+      const p = extracting.part(v.images);
+      await v.run(p.onProgress);
+      p.end();
+    }
+
+    // Then the trainings, counted from their start; their own per-epoch progress, two or more
+    // at once, would only flicker over it.
+    const meter = new ProgressMeter('study: training', active.reduce((n, w) => n + headsOf(w.cells) + (w.omega ? augs.length : 0), 0), 'trainings', o.onProgress, 0);
+    const quiet = { ...common, onProgress: undefined, threads: 1 };
+    for (const [i, { fam, base, owner, cells, omega }] of active.entries()) {
+      const { spp, extractSeconds } = perPair[i];
       const bb = fam[base.aug];
       const where = `${fam.architecture}/${base.aug}`;
       const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
-      // A head's training draw, or one of its two parts when choosing hyperparameters.
-      const trainSel = (budget: Budget, seed: number, part?: 'fit' | 'val'): Selection => ({
-        ...protocol.target.train, ...(budget === 'full' ? {} : { perClass: budget }), draw: seed,
-        ...(part ? { holdOut: { perClass: valPerClass(budget), part } } : {}),
-      });
-      // What one Φ pass costs on one core, as the heads run them (one per core).
-      const probe = selectImages(db, protocol.target.dataset.id, { ...protocol.target.test, limit: 512, balanced: true });
-      const tp = performance.now();
-      await phiPass(db, bb, probe, { aug: 'identity', seed: 0, threads: 1, signal: o.signal }, () => {});
-      const spp = (performance.now() - tp) / 1000 / probe.length;
       if (owner) result.phiSecondsPerImage[where] = spp;
 
-      // Ω per augmentation, once for every budget: its pairs are the base task's. The pairs
-      // are extracted first with every core, then the Ωs train one per core, as in reproduce;
-      // a training's numbers do not depend on the BLAS threads, so the schedule changes none.
+      // Ω per augmentation, once for every budget (its pairs are the base task's), one per
+      // core; a training's numbers do not depend on the BLAS threads, so the schedule changes none.
       const omegas: Record<string, OmegaResult> = {};
       if (omega) {
-        const omegaConfig = { ...o.omega, stochastic: arms.some((a) => a.sampling && a.sampling !== 'mean') };
-        const selection = { ...protocol.base.train, limit: omegaImages, balanced: true };
-        const pairs = { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...selection, images: selectImages(db, protocol.base.dataset.id, selection) };
-        const extractSeconds: number[] = [];
-        for (const aug of augs) {
-          const t = performance.now();
-          for (const req of pairExtractions(pairs, aug, omegaConfig)) await extract(db, req);
-          extractSeconds.push((performance.now() - t) / 1000);
-        }
         log(`${where}: ${augs.length} Ωs on ${omegaImages} base images, ${concurrency} at a time`);
         const trained = await runIndependent(augs.map((aug) => async () => {
           const t = performance.now();
-          const om = await trainOmega(db, { ...common, threads: 1, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection, aug, config: omegaConfig });
+          const om = await trainOmega(db, { ...quiet, backbone: bb.sha256, dataset: protocol.base.dataset.id, selection: omegaSelection, aug, config: omegaConfig });
           meter.tick();
           return { om, seconds: (performance.now() - t) / 1000 };
         }), concurrency);
@@ -224,8 +267,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
       }
       if (cells.length === 0) continue;
 
-      // The identity views every head shares (and a deterministic g's), extracted first with
-      // every core, so concurrent heads do not extract the same images twice, and loaded once.
+      // The views every head shares, cached above, loaded once for this pair's heads.
       const memo = new ViewMemo();
       await memo.get(db, { ...target, ...protocol.target.test, aug: 'identity' });
       for (const budget of new Set(cells.map((c) => c.budget)))
@@ -236,7 +278,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
       const head = async (j: HeadJob) => {
         const t = performance.now();
         const h = await trainHead(db, {
-          ...common, threads: 1, memo, backbone: bb.sha256, dataset: protocol.target.dataset.id,
+          ...quiet, memo, backbone: bb.sha256, dataset: protocol.target.dataset.id,
           train: trainSel(j.budget, j.seed, j.phase === 'select' ? 'fit' : undefined),
           test: j.phase === 'select' ? trainSel(j.budget, j.seed, 'val') : protocol.target.test,
           mode: j.arm.mode, augs: j.aug ? [j.aug] : [], omegas, sampling: j.arm.sampling,
