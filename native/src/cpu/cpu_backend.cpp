@@ -69,7 +69,7 @@ bool xsmm_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a,
 // updated while its gradients are in cache (Mlp::train), they took 9% of a profile of two
 // Ψ trainings at D = 128 instead of 12% (about +3% of the trainings' rate on their own).
 // Each element gets the same IEEE operations in the same order whatever the vector width, and
-// nothing is contracted into an FMA (-ffp-contract=off in CMakeLists.txt), so every clone
+// nothing is contracted into an FMA (this file is built with -ffp-contract=off), so every clone
 // gives the same bits.
 #if defined(__x86_64__) && !defined(EB_USE_EIGEN)
 #define EB_SIMD_CLONES __attribute__((target_clones("avx512f", "default")))
