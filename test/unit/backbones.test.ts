@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 
-import { addBackbone, forwardFlops, getBackbone, listBackbones, onnxThreads, preprocessOf } from '../../electron/engine/backbones/index.js';
+import { addBackbone, forwardFlops, getBackbone, listBackbones, onnxThreads, preprocessOf, setOnnxIdle } from '../../electron/engine/backbones/index.js';
 import { decodeToSize } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
@@ -157,6 +157,32 @@ describe('Φ on its own thread', () => {
     for (const b of both) assert.deepEqual(b, alone);
     await Promise.all(Array.from({ length: cpus().length + 2 }, () => one.run('image', input(), dims, 'embedding')));
     assert.equal(one.size, cpus().length, 'never more threads than cores');
+  });
+
+  it('stops a thread left without work, and starts one again when work comes', async () => {
+    // A pool of its own (another path to the same model), so no other test's threads count.
+    const tmp = tempDir();
+    const was = setOnnxIdle(100);
+    try {
+      const path = join(tmp.dir, 'tiny.onnx');
+      copyFileSync(TINY, path);
+      const t = onnxThreads(path, 1);
+      const want = await t.run('image', input(), dims, 'embedding');
+      assert.equal(t.size, 1);
+      // Work that keeps coming keeps its thread.
+      for (let i = 0; i < 4; i++) {
+        await new Promise((r) => setTimeout(r, 40));
+        assert.equal(t.size, 1, `the thread stopped between batches ${i} and ${i + 1}`);
+        await t.run('image', input(), dims, 'embedding');
+      }
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(t.size, 0, 'the idle thread stopped');
+      assert.deepEqual(await t.run('image', input(), dims, 'embedding'), want);
+      assert.equal(t.size, 1);
+    } finally {
+      setOnnxIdle(was);
+      tmp.cleanup();
+    }
   });
 
   it('does not keep a finished program alive', () => {

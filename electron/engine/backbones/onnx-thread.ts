@@ -1,4 +1,4 @@
-/** Φ on worker threads: a pool per (model file, threads), kept while the process runs. */
+/** Φ on worker threads: a pool per (model file, threads); a thread stops after a while idle. */
 import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
@@ -20,10 +20,25 @@ export type OnnxReply = { id: number; data: Float32Array; input?: Float32Array }
 // Plain JavaScript beside this file, in the sources and in the build alike.
 const ENTRY = new URL('./onnx-worker.js', import.meta.url);
 
+// Each thread holds its model's session and ONNX Runtime's memory arena (20–40 MB at the
+// bundled backbones' batches: six such threads took the process from 102 to 270 MB, and it fell
+// to 189 when they stopped): a reproduction touches six backbones and the desktop app lives on
+// after it, so a thread with no work for this long stops and frees them. Long enough that the batches of one
+// extraction, and the epochs of a head drawing pixel views, never wait for a thread to start.
+let idleMs = 10_000;
+
+/** How long a Φ thread waits for work before it stops (milliseconds); returns the previous value. */
+export function setOnnxIdle(ms: number): number {
+  const was = idleMs;
+  idleMs = ms;
+  return was;
+}
+
 class OnnxThread {
   #worker: Worker;
   #next = 0;
   #pending = new Map<number, { resolve: (v: Float32Array) => void; reject: (e: Error) => void; recycle?: (input: Float32Array) => void }>();
+  #idle: NodeJS.Timeout | undefined;
 
   constructor(readonly path: string, readonly threads: number, onExit: () => void) {
     // None of the parent's Node flags: the thread needs none, and some (--input-type) stop it.
@@ -34,7 +49,14 @@ class OnnxThread {
       const p = this.#pending.get(r.id);
       if (!p) return;
       this.#pending.delete(r.id);
-      if (this.#pending.size === 0) this.#worker.unref();
+      if (this.#pending.size === 0) {
+        this.#worker.unref();
+        // Out of the pool first, so that no run is handed to a thread on its way out.
+        this.#idle = setTimeout(() => {
+          onExit();
+          void this.#worker.terminate();
+        }, idleMs).unref();
+      }
       if ('error' in r) p.reject(new EmbaugError('E_MODEL', `ONNX Runtime failed on ${this.path}: ${r.error}`));
       else {
         if (r.input) p.recycle?.(r.input);
@@ -60,6 +82,7 @@ class OnnxThread {
    */
   run(inputName: string, input: Float32Array, dims: number[], output: string, recycle?: (input: Float32Array) => void): Promise<Float32Array> {
     const id = this.#next++;
+    clearTimeout(this.#idle);
     return new Promise<Float32Array>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, recycle });
       this.#worker.ref();
