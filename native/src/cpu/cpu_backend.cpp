@@ -8,6 +8,7 @@
 #include <cblas.h>
 extern "C" void openblas_set_num_threads(int);
 extern "C" char *openblas_get_corename(void);
+extern "C" char *openblas_get_config(void);
 #endif
 #ifdef EB_USE_LIBXSMM
 #include <libxsmm.h>
@@ -41,25 +42,56 @@ const bool g_xsmm = [] {
     return !(v && std::strcmp(v, "openblas") == 0) && core && std::strcmp(core, "SkylakeX") == 0;
 }();
 
-// A training step's weight gradients (dyᵀ·x) and input gradients (dy·W) at Ψ's and Ω's
-// shapes (batch 128, D = 128, 1024 hidden) run 20–27% faster in libxsmm's JIT kernels than in
-// OpenBLAS, which packs both operands first (`npm run bench -- mlp`, one thread, Skylake-X).
-// Taken only where both accumulate each element alike, so that every number stays OpenBLAS's
-// bit for bit (measured over these shapes, random inputs): K ≤ 384 (at 512 they round
-// differently), neither side under 64 (OpenBLAS has other kernels there), and the output at
-// most 128×1024 (beyond, OpenBLAS is faster). Its column-major kernels cannot take a transposed B
-// in our row-major terms (the forward pass's x·Wᵀ of every layer but the first, whose weight Mlp
-// keeps transposed), nor other α and β, which stay with OpenBLAS.
+// OpenBLAS 0.3.21's Skylake-X SGEMM sums K in chunks, adding each chunk's sum to C in order:
+// 448 while at least 896 remain, then what is left in two parts, the first half rounded up to
+// 16 (512 → 256 + 256, 600 → 304 + 296, 1024 → 448 + 288 + 288). Measured on random inputs at
+// K = 448 to 2048: libxsmm over exactly these chunks, the partial sums added in the same order,
+// gives OpenBLAS's floats bit for bit, and other splits do not. Other versions of OpenBLAS may
+// block otherwise, so there libxsmm takes only what needs no chunk.
+const bool g_xsmm_chunks = [] {
+    const char *config = openblas_get_config();
+    return g_xsmm && config && std::strncmp(config, "OpenBLAS 0.3.21 ", 16) == 0;
+}();
+constexpr int kOpenblasQ = 448;
+int openblas_k_chunk(int rest) {
+    return rest >= 2 * kOpenblasQ ? kOpenblasQ : rest > kOpenblasQ ? (rest / 2 + 15) / 16 * 16 : rest;
+}
+
+// A training step's weight gradients (dyᵀ·x), input gradients (dy·W) and first-layer forward
+// pass (x·W) at Ψ's and Ω's shapes (batch 128, 1024 hidden) run 20–36% faster in libxsmm's JIT
+// kernels than in OpenBLAS, which packs both operands first (`npm run bench -- mlp`, one
+// thread, Skylake-X). Taken only where both accumulate each element alike, so that every
+// number stays OpenBLAS's bit for bit (measured over these shapes, random inputs), and where
+// libxsmm is faster: K up to 384, or in two of OpenBLAS's chunks of at most 384 (K = 449–768;
+// at K = 512, 174 GFLOP/s against OpenBLAS's 131; chunks of 448 ran slower than OpenBLAS),
+// neither side under 64 (OpenBLAS has other kernels there), and the output at most 128×1024
+// (beyond, OpenBLAS is faster). Its column-major kernels cannot take a transposed B in our
+// row-major terms (the forward pass's x·Wᵀ of every layer but the first, whose weight Mlp keeps
+// transposed), nor other α and β, which stay with OpenBLAS.
 bool xsmm_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, const float *b, float beta, float *c) {
-    if (!g_xsmm || tb || alpha != 1.0f || beta != 0.0f || m < 64 || n < 64 || k > 384 || (int64_t)m * n > 131072)
+    const bool k_ok = k <= 384 || (g_xsmm_chunks && k > kOpenblasQ && k <= 768);
+    if (!g_xsmm || tb || alpha != 1.0f || beta != 0.0f || m < 64 || n < 64 || (int64_t)m * n > 131072 || !k_ok)
         return false;
     // Row-major C = op(A)·B is column-major Cᵀ = Bᵀ·op(A)ᵀ: the operands swap and A's transpose moves to the second.
     const float one = 1.0f, zero = 0.0f;
     const int flags = ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0, lda = n, ldb = ta ? m : k, ldc = n;
-    // The registry of generated kernels is libxsmm's own and safe to share between training threads.
-    const libxsmm_smmfunction f = libxsmm_smmdispatch(n, m, k, &lda, &ldb, &ldc, &one, &zero, &flags, nullptr);
-    if (!f) return false;  // no JIT here (an unsupported CPU, no executable memory): OpenBLAS
-    f(b, a, c);
+    // A chunk's partial sums, before they are added to C; one buffer per training thread.
+    thread_local std::vector<float> partial;
+    for (int k0 = 0; k0 < k;) {
+        const int kc = openblas_k_chunk(k - k0);
+        // The registry of generated kernels is libxsmm's own and safe to share between training threads.
+        const libxsmm_smmfunction f = libxsmm_smmdispatch(n, m, kc, &lda, &ldb, &ldc, &one, &zero, &flags, nullptr);
+        if (!f) return false;  // no JIT here (an unsupported CPU, no executable memory): OpenBLAS
+        const float *ak = ta ? a + (size_t)k0 * m : a + k0, *bk = b + (size_t)k0 * n;
+        if (k0 == 0) {
+            f(bk, ak, c);
+        } else {
+            partial.resize((size_t)m * n);
+            f(bk, ak, partial.data());
+            for (size_t i = 0; i < partial.size(); i++) c[i] += partial[i];
+        }
+        k0 += kc;
+    }
     return true;
 }
 #endif
