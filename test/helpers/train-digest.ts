@@ -1,9 +1,8 @@
 /**
  * Trains a head (Ψ, 128→1024→128→5, SGD with momentum and weight decay, two views), an Ω
  * (128→256→128, residual, MSE) and a head on a 512-wide input on ResNet-18 embeddings of real
- * CIFAR-10 images, then prints the
- * CPU backend's description and a SHA-256 of every weight: run in a child process, since the
- * addon reads EMBAUG_GEMM once, when it loads.
+ * CIFAR-10 images, then prints the CPU backend's description and a SHA-256 of every weight: run
+ * in a child process, since the addon reads EMBAUG_GEMM once, when it loads.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -23,8 +23,9 @@ const ENTRY = new URL('./onnx-worker.js', import.meta.url);
 // Each thread holds its model's session and ONNX Runtime's memory arena (20–40 MB at the
 // bundled backbones' batches: six such threads took the process from 102 to 270 MB, and it fell
 // to 189 when they stopped): a reproduction touches six backbones and the desktop app lives on
-// after it, so a thread with no work for this long stops and frees them. Long enough that the batches of one
-// extraction, and the epochs of a head drawing pixel views, never wait for a thread to start.
+// after it, so a thread with no work for this long stops and frees them. Long enough that the
+// batches of one extraction, and the epochs of a head drawing pixel views, never wait for a
+// thread to start.
 let idleMs = 10_000;
 
 /** How long a Φ thread waits for work before it stops (milliseconds); returns the previous value. */

@@ -180,6 +180,9 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
     const omegaConfig = { ...o.omega, stochastic: arms.some((a) => a.sampling && a.sampling !== 'mean') };
     const omegaSelection = { ...protocol.base.train, limit: omegaImages, balanced: true };
     const active = work.filter((w) => w.owner || w.cells.length > 0);
+    const targetOf = (bb: { sha256: string }) => ({ ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id });
+    // The target views every head of a pair shares: identity, and a deterministic g's for pixel arms.
+    const sharedAugs = ['identity', ...augs.filter((a) => parseAug(a).deterministic && arms.some((x) => x.mode === 'pixel'))];
 
     // First, with every core: per backbone pair the cost of one Φ pass on one core (as the heads
     // run them), Ω's base pairs, and the target views the heads share (a deterministic g's
@@ -188,7 +191,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
     const views: { images: number; run: (onProgress: OnProgress) => Promise<unknown> }[] = [];
     const perPair = active.map(({ fam, base, cells, omega }) => {
       const bb = fam[base.aug];
-      const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
+      const target = targetOf(bb);
       const pair = { spp: 0, extractSeconds: augs.map(() => 0) };
       const probe = selectImages(db, protocol.target.dataset.id, { ...protocol.target.test, limit: 512, balanced: true });
       views.push({
@@ -221,7 +224,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
         view(protocol.target.test, 'identity');
         for (const budget of new Set(cells.map((c) => c.budget)))
           for (let seed = 0; seed < seedsFor(budget, o.seeds); seed++)
-            for (const aug of ['identity', ...augs.filter((a) => parseAug(a).deterministic && arms.some((x) => x.mode === 'pixel'))]) view(trainSel(budget, seed), aug);
+            for (const aug of sharedAugs) view(trainSel(budget, seed), aug);
       }
       return pair;
     });
@@ -240,7 +243,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
       const { spp, extractSeconds } = perPair[i];
       const bb = fam[base.aug];
       const where = `${fam.architecture}/${base.aug}`;
-      const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
+      const target = targetOf(bb);
       if (owner) result.phiSecondsPerImage[where] = spp;
 
       // Ω per augmentation, once for every budget (its pairs are the base task's), one per
@@ -272,8 +275,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
       await memo.get(db, { ...target, ...protocol.target.test, aug: 'identity' });
       for (const budget of new Set(cells.map((c) => c.budget)))
         for (let seed = 0; seed < seedsFor(budget, o.seeds); seed++)
-          for (const aug of ['identity', ...augs.filter((a) => parseAug(a).deterministic && arms.some((x) => x.mode === 'pixel'))])
-            await memo.get(db, { ...target, ...trainSel(budget, seed), aug });
+          for (const aug of sharedAugs) await memo.get(db, { ...target, ...trainSel(budget, seed), aug });
 
       const head = async (j: HeadJob) => {
         const t = performance.now();
