@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 
-import { addBackbone, forwardFlops, getBackbone, listBackbones, onnxThreads, preprocessOf, setOnnxIdle } from '../../electron/engine/backbones/index.js';
+import { addBackbone, forwardFlops, getBackbone, listBackbones, onnxThreads, preprocessOf, setOnnxIdle, type OnnxLanes } from '../../electron/engine/backbones/index.js';
 import { decodeToSize } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
@@ -180,6 +180,50 @@ describe('Φ on its own thread', () => {
       assert.deepEqual(await t.run('image', input(), dims, 'embedding'), want);
       assert.equal(t.size, 1);
     } finally {
+      setOnnxIdle(was);
+      tmp.cleanup();
+    }
+  });
+
+  it('holds threads for one caller: batches queued on them stay there, and held threads do not stop', async (t) => {
+    if (cpus().length < 2) return t.skip('one core: the pool holds one thread');
+    const tmp = tempDir();
+    const was = setOnnxIdle(100);
+    let held: OnnxLanes[] = [];
+    try {
+      const path = join(tmp.dir, 'tiny.onnx');
+      copyFileSync(TINY, path);
+      const pool = onnxThreads(path, 1);
+      const want = await pool.run('image', input(), dims, 'embedding');
+      held = [];
+      // A caller of one core queues several batches: they wait on its one thread, where a
+      // plain run would start a second.
+      const one = pool.lease(1);
+      held.push(one);
+      assert.equal(one.size, 1);
+      const got = await Promise.all(Array.from({ length: 4 }, () => one.run('image', input(), dims, 'embedding')));
+      for (const g of got) assert.deepEqual(g, want);
+      assert.equal(pool.size, 1, 'a caller holding one thread ran on a second');
+      // Held, it outlives the idle time.
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(pool.size, 1, 'a held thread stopped');
+      // A second caller gets a thread no one holds, started for it.
+      const other = pool.lease(1);
+      held.push(other);
+      await Promise.all([one.run('image', input(), dims, 'embedding'), other.run('image', input(), dims, 'embedding')]);
+      assert.equal(pool.size, 2);
+      one.release();
+      other.release();
+      one.release();
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(pool.size, 0, 'released threads did not stop when idle');
+      // More than the cores asked: as many as the pool may start.
+      const all = pool.lease(cpus().length + 3);
+      held.push(all);
+      assert.equal(all.size, cpus().length);
+      assert.deepEqual(await all.run('image', input(), dims, 'embedding'), want);
+    } finally {
+      for (const h of held) h.release();
       setOnnxIdle(was);
       tmp.cleanup();
     }

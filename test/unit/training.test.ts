@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { MlpModel } from '../../electron/engine/native/index.js';
-import { discoverFamilies, reproduce } from '../../electron/engine/paper/index.js';
+import { discoverFamilies, reproduce, type ReproducePhases } from '../../electron/engine/paper/index.js';
 import { settings, study } from '../../electron/engine/study/index.js';
 import { editDataset, listDatasets, selectImages } from '../../electron/engine/datasets/index.js';
 import type { ReproductionSummary } from '../../electron/ipc/contract.js';
@@ -91,6 +91,12 @@ describe('the paper pipeline on a small real subset', () => {
     assert.ok(eq8.cachedPixel.measured.seconds > 0);
     for (const p of eq8.cachedPixel.predicted as { N: number; ratio: number }[]) assert.ok(p.ratio > 0 && p.ratio <= p.N + 1, JSON.stringify(p));
     const md = readFileSync(join(out, 'table2.md'), 'utf8');
+    // Where the wall time went: every phase ran, and together they fit in it.
+    const ph = t.phases as ReproducePhases;
+    for (const k of ['extracting', 'training', 'eq8'] as const) assert.ok(ph[k] > 0, `phase ${k} took ${ph[k]} s`);
+    assert.equal(ph.compute, 0, 'no few-shot compute timing in a full-data run');
+    assert.ok(ph.extracting + ph.training + ph.eq8 <= r.seconds, JSON.stringify({ ph, seconds: r.seconds }));
+    assert.match(md, /Wall time: [\d.]+ min \(extracting views [\d.]+ min, training [\d.]+ min, Eq\. 8's timings [\d.]+ min\)/);
     // The paper's figures beside ours, in a column of their own, then compared by shape.
     const paper = JSON.parse(readFileSync(join(MODELS, '..', 'paper', 'table2.json'), 'utf8')).architectures.resnet18;
     assert.match(md, /\| scenario \| resnet18 \| resnet18 \(paper\) \|/);

@@ -40,8 +40,13 @@ class OnnxThread {
   #next = 0;
   #pending = new Map<number, { resolve: (v: Float32Array) => void; reject: (e: Error) => void; recycle?: (input: Float32Array) => void }>();
   #idle: NodeJS.Timeout | undefined;
+  #leases = 0;
+  #onExit: () => void;
+  /** Why the thread is gone, once it is: a caller holding it gets that, not a run that never ends. */
+  #dead: string | null = null;
 
   constructor(readonly path: string, readonly threads: number, onExit: () => void) {
+    this.#onExit = onExit;
     // None of the parent's Node flags: the thread needs none, and some (--input-type) stop it.
     this.#worker = new Worker(ENTRY, { workerData: { path, threads } satisfies OnnxWorkerData, execArgv: [] });
     // An idle thread must not keep the process alive; a pending run does.
@@ -50,14 +55,7 @@ class OnnxThread {
       const p = this.#pending.get(r.id);
       if (!p) return;
       this.#pending.delete(r.id);
-      if (this.#pending.size === 0) {
-        this.#worker.unref();
-        // Out of the pool first, so that no run is handed to a thread on its way out.
-        this.#idle = setTimeout(() => {
-          onExit();
-          void this.#worker.terminate();
-        }, idleMs).unref();
-      }
+      this.#idleWhenFree();
       if ('error' in r) p.reject(new EmbaugError('E_MODEL', `ONNX Runtime failed on ${this.path}: ${r.error}`));
       else {
         if (r.input) p.recycle?.(r.input);
@@ -65,8 +63,9 @@ class OnnxThread {
       }
     });
     const fail = (why: string) => {
+      this.#dead = `the ONNX Runtime thread for ${this.path} ${why}`;
       onExit();
-      for (const p of this.#pending.values()) p.reject(new EmbaugError('E_WORKER', `the ONNX Runtime thread for ${this.path} ${why}`));
+      for (const p of this.#pending.values()) p.reject(new EmbaugError('E_WORKER', this.#dead));
       this.#pending.clear();
     };
     this.#worker.on('error', (err) => fail(`failed: ${err.message}`));
@@ -77,11 +76,38 @@ class OnnxThread {
     return this.#pending.size;
   }
 
+  get leases(): number {
+    return this.#leases;
+  }
+
+  lease(): void {
+    this.#leases++;
+    clearTimeout(this.#idle);
+  }
+
+  release(): void {
+    this.#leases--;
+    this.#idleWhenFree();
+  }
+
+  /** With no run pending it keeps no program alive; held by no caller too, it stops after a while. */
+  #idleWhenFree(): void {
+    if (this.#pending.size > 0) return;
+    this.#worker.unref();
+    if (this.#leases > 0) return;
+    // Out of the pool first, so that no run is handed to a thread on its way out.
+    this.#idle = setTimeout(() => {
+      this.#onExit();
+      void this.#worker.terminate();
+    }, idleMs).unref();
+  }
+
   /**
    * The named output of a batch. The input's memory goes to the thread: do not reuse it, but
    * `recycle` is handed it back, whole, once the run is done.
    */
   run(inputName: string, input: Float32Array, dims: number[], output: string, recycle?: (input: Float32Array) => void): Promise<Float32Array> {
+    if (this.#dead) return Promise.reject(new EmbaugError('E_WORKER', this.#dead));
     const id = this.#next++;
     clearTimeout(this.#idle);
     return new Promise<Float32Array>((resolve, reject) => {
@@ -92,6 +118,16 @@ class OnnxThread {
       this.#worker.postMessage(req, whole ? [input.buffer as ArrayBuffer] : []);
     });
   }
+}
+
+/** Threads of a pool held by one caller for a stream of batches (see OnnxPool.lease). */
+export interface OnnxLanes {
+  /** Threads held: the caller keeps two batches queued on each. */
+  readonly size: number;
+  /** Runs a batch on the held thread with the fewest pending (see OnnxThread.run). */
+  run(inputName: string, input: Float32Array, dims: number[], output: string, recycle?: (input: Float32Array) => void): Promise<Float32Array>;
+  /** Gives the threads back; they stop after a while idle, as any. */
+  release(): void;
 }
 
 /**
@@ -110,15 +146,43 @@ class OnnxPool {
     return this.#threads.length;
   }
 
+  #start(): OnnxThread {
+    const made: OnnxThread = new OnnxThread(this.path, this.threads, () => (this.#threads = this.#threads.filter((x) => x !== made)));
+    this.#threads.push(made);
+    return made;
+  }
+
   run(inputName: string, input: Float32Array, dims: number[], output: string, recycle?: (input: Float32Array) => void): Promise<Float32Array> {
     let t = this.#threads.find((x) => x.pending === 0);
-    if (!t && this.#threads.length < this.max) {
-      const made: OnnxThread = new OnnxThread(this.path, this.threads, () => (this.#threads = this.#threads.filter((x) => x !== made)));
-      this.#threads.push(made);
-      t = made;
-    }
+    if (!t && this.#threads.length < this.max) t = this.#start();
     t ??= this.#threads.reduce((a, b) => (b.pending < a.pending ? b : a));
     return t.run(inputName, input, dims, output, recycle);
+  }
+
+  /**
+   * Up to `n` threads (no more than the pool may start) for one caller's stream of batches:
+   * threads no one holds first, new ones while the pool has room, then the least held. A caller
+   * that queues a second batch on a thread before the first is done keeps it busy while the
+   * main thread is elsewhere (reading, writing), and holding keeps a caller of one core on one
+   * thread however many batches it queues. Held threads do not stop while held.
+   */
+  lease(n: number): OnnxLanes {
+    const held: OnnxThread[] = [];
+    while (held.length < Math.min(n, this.max)) {
+      const free = this.#threads.filter((x) => !held.includes(x)).sort((a, b) => a.leases - b.leases || a.pending - b.pending);
+      const t = free.length > 0 && (free[0].leases === 0 || this.#threads.length >= this.max) ? free[0] : this.#start();
+      t.lease();
+      held.push(t);
+    }
+    let released = false;
+    return {
+      size: held.length,
+      run: (...args) => held.reduce((a, b) => (b.pending < a.pending ? b : a)).run(...args),
+      release: () => {
+        if (!released) for (const t of held) t.release();
+        released = true;
+      },
+    };
   }
 }
 

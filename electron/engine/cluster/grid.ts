@@ -133,7 +133,11 @@ export async function mergeGrid<K extends GridKind>(db: Db, dir: string, kind: K
 /** Part 0 holds the plan's shared fields, Eq. 8 and the compute table; the rest in plan order. */
 function assembleReproduce(results: ReproduceResult[], runIds: number[]): ReproduceResult {
   const zero = results[0];
-  const result: ReproduceResult = { ...zero, architectures: {}, omega: {}, composites: {}, curves: { heads: [], omega: [] }, runId: runIds[0], seconds: Math.max(...results.map((r) => r.seconds)) };
+  const slowest = (f: (r: ReproduceResult) => number) => Math.max(...results.map(f));
+  const result: ReproduceResult = {
+    ...zero, architectures: {}, omega: {}, composites: {}, curves: { heads: [], omega: [] }, runId: runIds[0], seconds: slowest((r) => r.seconds),
+    phases: { extracting: slowest((r) => r.phases.extracting), training: slowest((r) => r.phases.training), eq8: slowest((r) => r.phases.eq8), compute: slowest((r) => r.phases.compute) },
+  };
   delete result.part;
   const archs = zero.part!.archs;
   for (const a of archs)

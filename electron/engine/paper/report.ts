@@ -10,6 +10,14 @@ import { esc, htmlPage, lineChart, markdownHtml } from '../report/html.js';
 
 const pct = (a: Acc | undefined) => (a ? `${(100 * a.mean).toFixed(2)} ± ${(100 * a.std).toFixed(2)}` : '–');
 
+/** The run's wall time and where it went; the setup and the report take the rest. */
+function wallTime(r: ReproduceResult): string {
+  const p = r.phases;
+  const min = (s: number) => `${(s / 60).toFixed(1)} min`;
+  const parts = [`extracting views ${min(p.extracting)}`, `training ${min(p.training)}`, ...(p.eq8 ? [`Eq. 8's timings ${min(p.eq8)}`] : []), ...(p.compute ? [`compute timing ${min(p.compute)}`] : [])];
+  return `Wall time: ${min(r.seconds)} (${parts.join(', ')}). Runs are in the database under group \`reproduce-${r.runId}\`.`;
+}
+
 function fewShotMarkdown(r: ReproduceResult): string {
   const archs = Object.keys(r.architectures);
   const lines = [
@@ -83,7 +91,7 @@ function fewShotMarkdown(r: ReproduceResult): string {
       lines.push(`| ${label} | ${c.phiPasses[k]} | ${c.ours ? fmt(c.phiPasses[k] * c.ours.secondsPerImage) : '–'} | ${fmt(c.phiPasses[k] * c.heavy.secondsPerImage)} |`);
     lines.push('', `Ω itself is trained once per backbone and augmentation on the base task's pairs (${c.omegaPhiPasses} Φ passes: ${c.ours ? fmt(c.omegaPhiPasses * c.ours.secondsPerImage) : '–'} with ours, ${fmt(c.omegaPhiPasses * c.heavy.secondsPerImage)} with a ResNet-50-sized Φ), then serves every target task; for one few-shot task with a deterministic g, pixel space is the cheaper way.`);
   }
-  lines.push('', `Wall time: ${(r.seconds / 60).toFixed(1)} min. Runs are in the database under group \`reproduce-${r.runId}\`.`);
+  lines.push('', wallTime(r));
   return `${lines.join('\n')}\n`;
 }
 
@@ -143,7 +151,7 @@ function table2Markdown(r: ReproduceResult): string {
     for (const [b, augs] of Object.entries(bases))
       for (const [g, o] of Object.entries(augs))
         lines.push(`| ${a} | ${b} | ${g} | ${o.chosen}${o.flagged ? ' (flagged)' : ''} | ${o.fidelity.heldOutMse.toPrecision(4)} | ${o.fidelity.identityMse.toPrecision(4)} | ${o.fidelity.cosine.toFixed(4)} | ${o.fidelity.identityCosine.toFixed(4)} |`);
-  lines.push('', `Wall time: ${(r.seconds / 60).toFixed(1)} min. Runs are in the database under group \`reproduce-${r.runId}\`.`);
+  lines.push('', wallTime(r));
   return `${lines.join('\n')}\n`;
 }
 

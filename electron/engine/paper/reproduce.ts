@@ -16,7 +16,7 @@ import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
 import { writeReport } from './report.js';
 import { BASES, basesOf, rowKey, runName, scenarios, type Scenario } from './scenarios.js';
-import type { Acc, ArchResult, ReproducePart, ReproduceResult } from './types.js';
+import type { Acc, ArchResult, ReproducePart, ReproducePhases, ReproduceResult } from './types.js';
 import type { Shard } from '../cluster/shard.js';
 
 export * from './types.js';
@@ -150,6 +150,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     const result: ReproduceResult = {
       protocol: protocolName, protocolDescription: protocol.description, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets,
       architectures: {}, omega: {}, composites: {}, eq8: null, compute: null, curves: { heads: [], omega: [] }, runId: top.id, seconds: 0,
+      phases: { extracting: 0, training: 0, eq8: 0, compute: 0 },
     };
     const part: ReproducePart = { archs: families.map((f) => f.architecture), bases: [], heads: [] };
     const common = { threads, signal: o.signal, onProgress: o.onProgress, group, parentRunId: top.id, protocol: protocolName };
@@ -193,12 +194,20 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         for (const aug of ['identity', ...omegaAugs.filter((a) => parseAug(a).deterministic)])
           view({ ...target, ...targetTrain(seed), images: chosen(protocol.target.dataset.id, targetTrain(seed)), aug });
     }
+    // Each phase's wall time, for the report: the scheduler shortens only the trainings.
+    let mark = performance.now();
+    const lap = (phase: keyof ReproducePhases) => {
+      const now = performance.now();
+      result.phases[phase] += (now - mark) / 1000;
+      mark = now;
+    };
     const extracting = new ProgressMeter('reproduce: extracting views', views.reduce((n, v) => n + v.images, 0), 'images', o.onProgress);
     for (const v of views) {
       const p = extracting.part(v.images);
       await v.run(p.onProgress);
       p.end();
     }
+    lap('extracting');
     // Then every training, Ωs and heads alike, one per core: a head in embed mode starts once
     // its pair's Ωs are trained, everything else as soon as a core is free. What they produce
     // goes into the result afterwards, in plan order, so no file depends on the schedule.
@@ -279,6 +288,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     const meter = new ProgressMeter('reproduce: training', tasks.length, 'trainings', o.onProgress, 0);
     await runGraph(tasks.map((t) => ({ ...t, run: async () => { await t.run(); meter.tick(); } })), concurrency);
     for (const f of collect) f();
+    lap('training');
     if (eq8Omega) {
       log(`Eq. 8: measuring costs on ${eq8Family.hflip.name}`);
       result.eq8 = await measureEq8(db, {
@@ -286,6 +296,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         train: { ...protocol.target.train, limit: Math.min(o.subset ?? 5000, 5000), balanced: true },
         omega: eq8Omega, measuredEpochs: 2, epochsForPrediction: epochs, threads, signal: o.signal, onProgress: o.onProgress,
       });
+      lap('eq8');
     }
     if (fewShot && eq8Mine) {
       log('compute: timing a ResNet-50-sized Φ (random weights, timing only)');
@@ -298,6 +309,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
         ours: result.eq8 ? { backbone: result.eq8.backbone, secondsPerImage: result.eq8.perSampleSeconds.phi } : null,
         heavy: await timeHeavyBackbone(threads),
       };
+      lap('compute');
     }
     result.seconds = (performance.now() - t0) / 1000;
     if (o.shard) return { ...result, part };

@@ -67,6 +67,13 @@ export interface HeadOutcome {
 }
 
 /** What a shard of a reproduction computed: its base accuracies and heads. */
+export interface ReproducePhases {
+  extracting: number;
+  training: number;
+  eq8: number;
+  compute: number;
+}
+
 export interface ReproducePart {
   /** The plan's architectures, in order. */
   archs: string[];
@@ -91,6 +98,11 @@ export interface ReproduceResult {
   curves: { heads: HeadCurve[]; omega: OmegaCurve[] };
   runId: number;
   seconds: number;
+  /**
+   * Wall seconds of each phase: the views extracted with every core, the trainings one per core,
+   * Eq. 8's timing runs and the few-shot compute timing (both alone on the machine, as timings must be).
+   */
+  phases: ReproducePhases;
   /** Only from a cluster shard (ReproduceOptions.shard): its part, before tabulation. */
   part?: ReproducePart;
 }
