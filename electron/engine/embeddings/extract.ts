@@ -200,9 +200,10 @@ export async function phiPass(
         out: rows.length === batch ? spare.pop() : undefined,
       }),
     );
+  // `threads` sessions held for this pass (given back below, however it ends).
+  const phi = onnxThreads(bb.path, 1).lease(o.threads);
   // Batches prepared ahead, and batches running, oldest first. A chunk more is prepared
   // until a chunk's worth and a batch per session wait, so a session never waits on decoding.
-  const phi = onnxThreads(bb.path, 1).lease(o.threads);
   const ready: { rows: ImageRow[]; input: Promise<Float32Array> }[] = [];
   const running: { rows: ImageRow[]; vectors: Promise<Float32Array> }[] = [];
   let next = 0;
