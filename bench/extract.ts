@@ -44,7 +44,7 @@ export async function main(argv: string[]) {
       .reduce((a, b) => (b.ips > a.ips ? b : a));
     runs.push({ ips: r.imagesPerSecond, outside: 1 - r.onnxSeconds / r.seconds, alone, aloneConfig, peer: peer.ips, peerEnv: peer.env, peerBatch: peer.batch });
     const x = runs[rep];
-    console.log(`round ${rep + 1}: ours ${x.ips.toFixed(0)} images/s (${(100 * x.outside).toFixed(1)}% outside ONNX Runtime), ONNX Runtime alone ${alone.toFixed(0)} (${aloneConfig}; ours ${((100 * x.ips) / alone).toFixed(1)}% of it), peer ${x.peer.toFixed(0)} (batch ${x.peerBatch}; ours ${(x.ips / x.peer).toFixed(2)}×)`);
+    console.log(`round ${rep + 1}: ours ${x.ips.toFixed(0)} images/s (the main thread busy ${(100 * x.outside).toFixed(1)}% of the time), ONNX Runtime alone ${alone.toFixed(0)} (${aloneConfig}; ours ${((100 * x.ips) / alone).toFixed(1)}% of it), peer ${x.peer.toFixed(0)} (batch ${x.peerBatch}; ours ${(x.ips / x.peer).toFixed(2)}×)`);
   }
   const byRatio = [...runs].sort((a, b) => a.ips / a.peer - b.ips / b.peer);
   const mid = byRatio[2], worst = byRatio[0];

@@ -158,7 +158,7 @@ export async function extractCmd(ctx: Ctx, argv: string[]): Promise<void> {
     out.push({ aug, ...summary, images: images.length });
   }
   ctx.out(out.length === 1 ? out[0] : out, () => out.map((r) => `${out.length > 1 ? `${r.aug}: ` : ''}embedding set ${r.setId}: ${r.extracted} extracted, ${r.cached} already cached` +
-    (r.extracted ? `, ${r.imagesPerSecond.toFixed(0)} images/s (${(100 * (1 - r.onnxSeconds / r.seconds)).toFixed(1)}% of the time outside ONNX Runtime)` : '')).join('\n'));
+    (r.extracted ? `, ${r.imagesPerSecond.toFixed(0)} images/s (the main thread busy ${(100 * (1 - r.onnxSeconds / r.seconds)).toFixed(1)}% of the time, waiting on ONNX Runtime the rest)` : '')).join('\n'));
 }
 export async function cache(ctx: Ctx, argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;

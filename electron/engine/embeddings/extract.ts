@@ -53,7 +53,10 @@ export interface ExtractResult {
   extracted: number;
   cached: number;
   seconds: number;
-  /** Seconds spent waiting on ONNX Runtime; the rest of the wall time is ours. */
+  /**
+   * Seconds the main thread spent waiting on ONNX Runtime; the rest of the wall time it read,
+   * decoded and wrote. Not the cores ONNX Runtime lost to that work: its threads run beside it.
+   */
   onnxSeconds: number;
   imagesPerSecond: number;
 }
