@@ -66,7 +66,7 @@ export interface HeadOutcome {
   history: HeadCurve['history'];
 }
 
-/** What a shard of a reproduction computed: its base accuracies and heads. */
+/** Wall seconds of a reproduction's phases (ReproduceResult.phases). */
 export interface ReproducePhases {
   extracting: number;
   training: number;
@@ -74,6 +74,7 @@ export interface ReproducePhases {
   compute: number;
 }
 
+/** What a shard of a reproduction computed: its base accuracies and heads. */
 export interface ReproducePart {
   /** The plan's architectures, in order. */
   archs: string[];
