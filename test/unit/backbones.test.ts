@@ -189,13 +189,12 @@ describe('Φ on its own thread', () => {
     if (cpus().length < 2) return t.skip('one core: the pool holds one thread');
     const tmp = tempDir();
     const was = setOnnxIdle(100);
-    let held: OnnxLanes[] = [];
+    const held: OnnxLanes[] = [];
     try {
       const path = join(tmp.dir, 'tiny.onnx');
       copyFileSync(TINY, path);
       const pool = onnxThreads(path, 1);
       const want = await pool.run('image', input(), dims, 'embedding');
-      held = [];
       // A caller of one core queues several batches: they wait on its one thread, where a
       // plain run would start a second.
       const one = pool.lease(1);
@@ -214,7 +213,6 @@ describe('Φ on its own thread', () => {
       assert.equal(pool.size, 2);
       one.release();
       other.release();
-      one.release();
       await new Promise((r) => setTimeout(r, 600));
       assert.equal(pool.size, 0, 'released threads did not stop when idle');
       // More than the cores asked: as many as the pool may start.
