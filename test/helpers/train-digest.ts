@@ -1,6 +1,6 @@
 /**
  * Trains a head (Ψ, 128→1024→128→5, SGD with momentum and weight decay, two views), an Ω
- * (128→256→128, residual, MSE) and a head on a 512-wide input on ResNet-18 embeddings of real
+ * (128→256→128, residual, MSE) and a head on a 600-wide input on ResNet-18 embeddings of real
  * CIFAR-10 images, then prints the CPU backend's description and a SHA-256 of every weight: run
  * in a child process, since the addon reads EMBAUG_GEMM once, when it loads.
  */
@@ -36,12 +36,14 @@ const head = new MlpModel([128, 1024, 128, 5], { seed: 1 });
 await head.train({ x, views: 2, labels, batch: 128, epochs: 3, seed: 2, optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 5e-4 } });
 const omega = new MlpModel([128, 256, 128], { seed: 3, residual: true });
 await omega.train({ x: z, targets: zf, batch: 128, epochs: 3, seed: 4, optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9 } });
-// A 512-wide input (each image's two views side by side, twice): the first layer's K = 512,
-// which libxsmm takes in OpenBLAS's two chunks of 256.
-const wide = new Float32Array(n * 512);
+// A 600-wide input (each image's two views side by side, twice, and 88 values more): the first
+// layer's K = 600, which libxsmm takes in OpenBLAS's two chunks (304 + 296), and its weight
+// gradient's 600 rows, which libxsmm takes in blocks of 128 and a last one of 88.
+const D = 600;
+const wide = new Float32Array(n * D);
 for (let i = 0; i < n; i++)
-  for (let q = 0; q < 4; q++) wide.set((q % 2 ? zf : z).subarray(i * 128, (i + 1) * 128), i * 512 + q * 128);
-const wideHead = new MlpModel([512, 1024, 128, 5], { seed: 5 });
+  for (let q = 0; q * 128 < D; q++) wide.set((q % 2 ? zf : z).subarray(i * 128, i * 128 + Math.min(128, D - q * 128)), i * D + q * 128);
+const wideHead = new MlpModel([D, 1024, 128, 5], { seed: 5 });
 await wideHead.train({ x: wide, labels, batch: 128, epochs: 2, seed: 6, optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 5e-4 } });
 for (const p of [...head.getParams(), ...omega.getParams(), ...wideHead.getParams()]) h.update(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
 console.log(JSON.stringify({ device: listBackends()[0].device, digest: h.digest('hex') }));

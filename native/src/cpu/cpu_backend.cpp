@@ -64,33 +64,45 @@ int openblas_k_chunk(int rest) {
 // number stays OpenBLAS's bit for bit (measured over these shapes, random inputs), and where
 // libxsmm is faster: K up to 384, or in two of OpenBLAS's chunks of at most 384 (K = 449–768;
 // at K = 512, 174 GFLOP/s against OpenBLAS's 131; chunks of 448 ran slower than OpenBLAS),
-// neither side under 64 (OpenBLAS has other kernels there), and the output at most 128×1024
-// (beyond, OpenBLAS is faster). Its column-major kernels cannot take a transposed B in our
-// row-major terms (the forward pass's x·Wᵀ of every layer but the first, whose weight Mlp keeps
-// transposed), nor other α and β, which stay with OpenBLAS.
+// neither side under 64 (OpenBLAS has other kernels there). An output larger than 128×1024 (the
+// first layer's weight gradient of a wide embedding: D×1024) goes in blocks of 128 rows, each of
+// which is that shape: at D = 512, 158–164 GFLOP/s against OpenBLAS's 140–146 on the whole.
+// Its column-major kernels cannot take a transposed B in our row-major terms (the forward pass's
+// x·Wᵀ of every layer but the first, whose weight Mlp keeps transposed), nor other α and β,
+// which stay with OpenBLAS.
+constexpr int64_t kXsmmBlock = 128 * 1024;
 bool xsmm_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, const float *b, float beta, float *c) {
     const bool k_ok = k <= 384 || (g_xsmm_chunks && k > kOpenblasQ && k <= 768);
-    if (!g_xsmm || tb || alpha != 1.0f || beta != 0.0f || m < 64 || n < 64 || (int64_t)m * n > 131072 || !k_ok)
-        return false;
+    if (!g_xsmm || tb || alpha != 1.0f || beta != 0.0f || m < 64 || n < 64 || n > 1024 || !k_ok) return false;
     // Row-major C = op(A)·B is column-major Cᵀ = Bᵀ·op(A)ᵀ: the operands swap and A's transpose moves to the second.
     const float one = 1.0f, zero = 0.0f;
     const int flags = ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0, lda = n, ldb = ta ? m : k, ldc = n;
+    const int rows = (int)std::min<int64_t>(m, kXsmmBlock / n);
+    // The registry of generated kernels is libxsmm's own and safe to share between training threads.
+    const auto kernel = [&](int mb, int kc) { return libxsmm_smmdispatch(n, mb, kc, &lda, &ldb, &ldc, &one, &zero, &flags, nullptr); };
+    // Every kernel is generated before a row is written: where libxsmm cannot (an unsupported
+    // CPU, no executable memory), OpenBLAS does the whole product.
+    for (int k0 = 0, kc; k0 < k; k0 += kc) {
+        kc = openblas_k_chunk(k - k0);
+        if (!kernel(rows, kc) || (m % rows && !kernel(m % rows, kc))) return false;
+    }
     // A chunk's partial sums, before they are added to C; one buffer per training thread.
     thread_local std::vector<float> partial;
-    for (int k0 = 0; k0 < k;) {
-        const int kc = openblas_k_chunk(k - k0);
-        // The registry of generated kernels is libxsmm's own and safe to share between training threads.
-        const libxsmm_smmfunction f = libxsmm_smmdispatch(n, m, kc, &lda, &ldb, &ldc, &one, &zero, &flags, nullptr);
-        if (!f) return false;  // no JIT here (an unsupported CPU, no executable memory): OpenBLAS
-        const float *ak = ta ? a + (size_t)k0 * m : a + k0, *bk = b + (size_t)k0 * n;
-        if (k0 == 0) {
-            f(bk, ak, c);
-        } else {
-            partial.resize((size_t)m * n);
-            f(bk, ak, partial.data());
-            for (size_t i = 0; i < partial.size(); i++) c[i] += partial[i];
+    for (int i0 = 0; i0 < m; i0 += rows) {
+        const int mb = std::min(rows, m - i0);
+        const float *ai = ta ? a + i0 : a + (size_t)i0 * k;
+        float *ci = c + (size_t)i0 * n;
+        for (int k0 = 0, kc; k0 < k; k0 += kc) {
+            kc = openblas_k_chunk(k - k0);
+            const float *ak = ta ? ai + (size_t)k0 * m : ai + k0, *bk = b + (size_t)k0 * n;
+            if (k0 == 0) {
+                kernel(mb, kc)(bk, ak, ci);
+            } else {
+                partial.resize((size_t)mb * n);
+                kernel(mb, kc)(bk, ak, partial.data());
+                for (size_t i = 0; i < partial.size(); i++) ci[i] += partial[i];
+            }
         }
-        k0 += kc;
     }
     return true;
 }
