@@ -65,8 +65,9 @@ int openblas_k_chunk(int rest) {
 // libxsmm is faster: K up to 384, or in two of OpenBLAS's chunks of at most 384 (K = 449–768;
 // at K = 512, 174 GFLOP/s against OpenBLAS's 131; chunks of 448 ran slower than OpenBLAS),
 // neither side under 64 (OpenBLAS has other kernels there). An output larger than 128×1024 (the
-// first layer's weight gradient of a wide embedding: D×1024) goes in blocks of 128 rows, each of
-// which is that shape: at D = 512, 158–164 GFLOP/s against OpenBLAS's 140–146 on the whole.
+// first layer's weight gradient of a wide embedding, D×1024, and its forward pass over the
+// evaluation's chunks of 1,024 rows) goes in blocks of 128 rows, each of which is that shape:
+// at D = 512, 158–164 GFLOP/s against OpenBLAS's 140–146 on the whole.
 // Its column-major kernels cannot take a transposed B in our row-major terms (the forward pass's
 // x·Wᵀ of every layer but the first, whose weight Mlp keeps transposed), nor other α and β,
 // which stay with OpenBLAS.
