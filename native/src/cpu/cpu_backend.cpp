@@ -57,32 +57,35 @@ int openblas_k_chunk(int rest) {
     return rest >= 2 * kOpenblasQ ? kOpenblasQ : rest > kOpenblasQ ? (rest / 2 + 15) / 16 * 16 : rest;
 }
 
-// A training step's weight gradients (dyᵀ·x), input gradients (dy·W) and first-layer forward
-// pass (x·W) at Ψ's and Ω's shapes (batch 128, 1024 hidden) run 20–36% faster in libxsmm's JIT
-// kernels than in OpenBLAS, which packs both operands first (`npm run bench -- mlp`, one
-// thread, Skylake-X). Taken only where both accumulate each element alike, so that every
-// number stays OpenBLAS's bit for bit (measured over these shapes, random inputs), and where
-// libxsmm is faster: K up to 384, or in two of OpenBLAS's chunks of at most 384 (K = 449–768;
-// at K = 512, 174 GFLOP/s against OpenBLAS's 131; chunks of 448 ran slower than OpenBLAS),
-// neither side under 64 (OpenBLAS has other kernels there). An output larger than 128×1024 (the
-// first layer's weight gradient of a wide embedding, D×1024, and its forward pass over the
-// evaluation's chunks of 1,024 rows) goes in blocks of 128 rows, each of which is that shape:
-// at D = 512, 158–164 GFLOP/s against OpenBLAS's 140–146 on the whole.
-// Its column-major kernels cannot take a transposed B in our row-major terms (the forward pass's
-// x·Wᵀ of every layer but the first, whose weight Mlp keeps transposed), nor other α and β,
-// which stay with OpenBLAS.
+// A training step's GEMMs at Ψ's and Ω's shapes (batch 128, 1024 hidden) run 20–45% faster in
+// libxsmm's JIT kernels than in OpenBLAS, which packs both operands first (`npm run bench --
+// mlp`, one thread, Skylake-X). Taken only where both accumulate each element alike, so that
+// every number stays OpenBLAS's bit for bit (measured over these shapes, random inputs), and
+// where libxsmm is faster (measured): K up to 384; K in OpenBLAS's chunks when each chunk is
+// at most 384 (K = 449–768; at K = 512, 174 GFLOP/s against OpenBLAS's 131) or the output at
+// most 512 wide (chunks of 448 × 1,024 ran slower than OpenBLAS, × 512 and narrower 20–50%
+// faster); neither side under 64 (OpenBLAS has other kernels there) and the output at most
+// 1,024 wide. Outputs of more than 128×1,024 (the first layer's weight gradient of a wide
+// embedding, D×1,024, and forward passes over the evaluation's chunks of 1,024 rows) go in
+// blocks of 128×1,024 or as many rows as make that size: at D = 512, 158–164 GFLOP/s against
+// OpenBLAS's 140–146 on the whole. libxsmm's column-major kernels cannot take a transposed B in
+// our row-major terms (x·Wᵀ, the forward pass of every layer but the first, whose weight Mlp
+// keeps transposed): cpu_gemm transposes B first (see there). Other α and β stay with OpenBLAS.
+bool xsmm_takes(int m, int n, int k, float alpha, float beta) {
+    const bool k_ok = k <= 384 || (g_xsmm_chunks && ((k > kOpenblasQ && k <= 768) || n <= 512));
+    return g_xsmm && alpha == 1.0f && beta == 0.0f && m >= 64 && n >= 64 && n <= 1024 && k_ok;
+}
+
+// C = op(A)·B on the shapes xsmm_takes; false (nothing written) where libxsmm cannot generate a
+// kernel (an unsupported CPU, no executable memory), which leaves the product to OpenBLAS.
 constexpr int64_t kXsmmBlock = 128 * 1024;
-bool xsmm_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, const float *b, float beta, float *c) {
-    const bool k_ok = k <= 384 || (g_xsmm_chunks && k > kOpenblasQ && k <= 768);
-    if (!g_xsmm || tb || alpha != 1.0f || beta != 0.0f || m < 64 || n < 64 || n > 1024 || !k_ok) return false;
+bool xsmm_gemm(int ta, int m, int n, int k, const float *a, const float *b, float *c) {
     // Row-major C = op(A)·B is column-major Cᵀ = Bᵀ·op(A)ᵀ: the operands swap and A's transpose moves to the second.
     const float one = 1.0f, zero = 0.0f;
     const int flags = ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0, lda = n, ldb = ta ? m : k, ldc = n;
     const int rows = (int)std::min<int64_t>(m, kXsmmBlock / n);
     // The registry of generated kernels is libxsmm's own and safe to share between training threads.
     const auto kernel = [&](int mb, int kc) { return libxsmm_smmdispatch(n, mb, kc, &lda, &ldb, &ldc, &one, &zero, &flags, nullptr); };
-    // Every kernel is generated before a row is written: where libxsmm cannot (an unsupported
-    // CPU, no executable memory), OpenBLAS does the whole product.
     for (int k0 = 0, kc; k0 < k; k0 += kc) {
         kc = openblas_k_chunk(k - k0);
         if (!kernel(rows, kc) || (m % rows && !kernel(m % rows, kc))) return false;
@@ -163,7 +166,21 @@ int cpu_gemm(void *, int ta, int tb, int m, int n, int k, float alpha, const flo
     else C.noalias() += alpha * A * B;
 #else
 #ifdef EB_USE_LIBXSMM
-    if (xsmm_gemm(ta, tb, m, n, k, alpha, a, b, beta, c)) return EB_OK;
+    if (xsmm_takes(m, n, k, alpha, beta)) {
+        if (!tb && xsmm_gemm(ta, m, n, k, a, b, c)) return EB_OK;
+        // x·Wᵀ with at most 128 outputs (Ψ's second layer, Ω's): W transposed by OpenBLAS (20 µs
+        // for Ψ's 128×1,024 alone; libxsmm's own and an AVX 8×8 kernel took 39) and then x·(Wᵀ)
+        // in libxsmm: 15–30% faster than OpenBLAS's x·Wᵀ on one thread, at batch 128 and in the
+        // evaluation's chunks; within a training, where W comes from its update out of cache,
+        // the copy costs more (3% of a profile) and two trainings at D = 128 gained 1.5–2%.
+        // With wider outputs the copy cost more than it saved (measured).
+        if (tb && !ta && n <= 128) {
+            thread_local std::vector<float> bt;
+            bt.resize((size_t)k * n);
+            cblas_somatcopy(CblasRowMajor, CblasTrans, n, k, 1.0f, b, k, bt.data(), n);
+            if (xsmm_gemm(0, m, n, k, a, bt.data(), c)) return EB_OK;
+        }
+    }
 #endif
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
                 alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
