@@ -157,7 +157,10 @@ export class MlpModel {
     return guard(() => this.#m.adamStepVia(x, n, checked, state.params, state.m, state.v, lr, beta1, beta2, eps));
   }
 
-  /** Whole-epoch training off the event loop; resolves with the per-epoch history. */
+  /**
+   * Whole-epoch training off the event loop; resolves with the per-epoch history. On the CPU the
+   * arrays are read in place while it trains: they must not be written to before it settles.
+   */
   async train(o: TrainOptions): Promise<EpochStats[]> {
     const views = v.int('views', o.views ?? 1, 1, 1024);
     const rows = this.#rows('x', o.x);
