@@ -30,7 +30,7 @@ void decode_range(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, 
             continue;
         }
         if (want_w <= 0) {
-            // Verify-only mode: decode fully (truncation shows only then) into scratch. This runs
+            // Verify-only mode: decode fully (truncation shows only then) into scratch. This may run
             // on a std::thread, where an uncaught bad_alloc would terminate the process.
             std::vector<uint8_t> scratch;
             try {
@@ -65,6 +65,8 @@ void decode_jpegs(const std::vector<std::pair<const uint8_t *, size_t>> &blobs, 
     info.assign(blobs.size(), DecodedImage());
     const size_t n = blobs.size();
     const size_t t = std::max<size_t>(1, std::min<size_t>(threads > 0 ? threads : 1, n / 64 + 1));
+    // One thread is the caller's own (a libuv worker): no thread started and joined per call.
+    if (t == 1) return decode_range(blobs, want_w, want_h, max_pixels, out, info, 0, n);
     std::vector<std::thread> pool;
     const size_t per = (n + t - 1) / t;
     for (size_t k = 0; k < t; k++) {
