@@ -57,13 +57,13 @@ int openblas_k_chunk(int rest) {
     return rest >= 2 * kOpenblasQ ? kOpenblasQ : rest > kOpenblasQ ? (rest / 2 + 15) / 16 * 16 : rest;
 }
 
-// A training step's GEMMs at Ψ's and Ω's shapes (batch 128, 1024 hidden) run 20–45% faster in
+// A training step's GEMMs at Ψ's and Ω's shapes (batch 128, 1024 hidden) run 17–36% faster in
 // libxsmm's JIT kernels than in OpenBLAS, which packs both operands first (`npm run bench --
 // mlp`, one thread, Skylake-X). Taken only where both accumulate each element alike, so that
 // every number stays OpenBLAS's bit for bit (measured over these shapes, random inputs), and
 // where libxsmm is faster (measured): K up to 384; K in OpenBLAS's chunks when each chunk is
 // at most 384 (K = 449–768; at K = 512, 174 GFLOP/s against OpenBLAS's 131) or the output at
-// most 512 wide (chunks of 448 × 1,024 ran slower than OpenBLAS, × 512 and narrower 20–50%
+// most 512 wide (chunks of 448 × 1,024 ran slower than OpenBLAS, × 512 and narrower 20–55%
 // faster); neither side under 64 (OpenBLAS has other kernels there) and the output at most
 // 1,024 wide. Outputs of more than 128×1,024 (the first layer's weight gradient of a wide
 // embedding, D×1,024, and forward passes over the evaluation's chunks of 1,024 rows) go in
