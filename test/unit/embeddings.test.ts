@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { addBackbone, getBackbone, preprocessOf } from '../../electron/engine/backbones/index.js';
 import { decodeToSize, importDataset, readBlobs, selectImages, type DatasetInfo } from '../../electron/engine/datasets/index.js';
 import { MIGRATIONS, openDb, type Db } from '../../electron/engine/db.js';
-import { cacheSetRows, cacheStats, embeddingsFor, exportCacheParquet, extract, findSet, getOrCreateSet, importCacheParquet, loadVectors, logitsAccuracy, phiBatch, phiPass, readEmbeddingsParquet, writeEmbeddingsParquet } from '../../electron/engine/embeddings/index.js';
+import { PixelMemo, cacheSetRows, cacheStats, embeddingsFor, exportCacheParquet, extract, findSet, getOrCreateSet, importCacheParquet, loadVectors, logitsAccuracy, phiBatch, phiPass, readEmbeddingsParquet, writeEmbeddingsParquet } from '../../electron/engine/embeddings/index.js';
 import { augment } from '../../electron/engine/native/index.js';
 import { getRun, listRuns } from '../../electron/engine/runs/index.js';
 import { samples, writeShard } from '../helpers/fixtures.js';
@@ -191,7 +191,7 @@ describe('Φ passes over parts in flight', () => {
   const tmp = tempDir();
   after(() => tmp.cleanup());
 
-  it('give the same vectors, bit for bit and in the order asked, whatever the threads and the batch; the default batch follows the largest tensor', async () => {
+  it('give the same vectors, bit for bit and in the order asked, whatever the threads and the batch and with decoded images kept between passes; the default batch follows the largest tensor', async () => {
     const dir = join(tmp.dir, 'wds');
     mkdirSync(dir);
     await writeShard(join(dir, 'test-000000.tar'), await samples('test-000000.tar', 300));
@@ -202,10 +202,10 @@ describe('Φ passes over parts in flight', () => {
       await addBackbone(db, { onnxPath: join(MODELS, 'resnet18-w16-hflip.onnx') });
       const bb = getBackbone(db, 'resnet18-w16-hflip');
       const rows = selectImages(db, ds.id, {});
-      const pass = async (threads: number, batch: number) => {
+      const pass = async (threads: number, batch: number, pixels?: PixelMemo) => {
         const seen: string[] = [];
         const parts: Float32Array[] = [];
-        await phiPass(db, bb, rows, { aug: 'hflip', seed: 0, batch, threads }, (r, v) => {
+        await phiPass(db, bb, rows, { aug: 'hflip', seed: 0, batch, threads, pixels }, (r, v) => {
           seen.push(...r.map((x) => x.sha256));
           parts.push(v);
         });
@@ -217,6 +217,13 @@ describe('Φ passes over parts in flight', () => {
       assert.equal(one.length, 300 * 128 * 4);
       assert.ok(one.equals(await pass(2, 64)));
       assert.ok(one.equals(await pass(3, 50)));
+      // Images decoded once for several passes (a memo with room for 100 of the 300, which keeps
+      // the first it meets): the same vectors whether an image comes from it or from the database.
+      const pixels = new PixelMemo(100 * 32 * 32 * 3);
+      assert.ok(one.equals(await pass(2, 64, pixels)));
+      assert.deepEqual([pixels.hits, pixels.misses], [0, 300]);
+      assert.ok(one.equals(await pass(3, 50, pixels)));
+      assert.deepEqual([pixels.hits, pixels.misses], [100, 500]);
       // The default batch keeps a batch's largest tensor within 4 MiB: 64 KB an image here,
       // 145 KB for inception-w8's widest concatenation.
       assert.equal(await phiBatch(bb), 64);

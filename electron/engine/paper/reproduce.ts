@@ -7,7 +7,7 @@ import { cpus } from 'node:os';
 import { parseAug } from '../augment/index.js';
 import { selectImages, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { ViewMemo, extract, logitsAccuracy, type ExtractRequest } from '../embeddings/index.js';
+import { PixelMemo, ViewMemo, extract, logitsAccuracy, type ExtractRequest } from '../embeddings/index.js';
 import { ProgressMeter, runGraph, type GraphTask, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
 import { compositeFidelity, compositeParts, pairExtractions, meanStd, trainHead, trainOmega, type CompositeFidelity, type HeadConfig, type HeadResult, type OmegaConfig, type OmegaResult } from '../training/index.js';
@@ -172,6 +172,8 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     // Planned first, so that the phase's progress counts images: counted in extractions, its
     // ETA read an hour for a phase of five minutes (the first views are the largest).
     const views: { images: number; run: (onProgress: OnProgress) => Promise<unknown> }[] = [];
+    // Every backbone reads the same images in several views: each decoded once for the phase.
+    let pixels: PixelMemo | undefined = new PixelMemo();
     for (const { fam, b, heads: mineJobs, owner, omega } of active) {
       const bb = fam[b.aug];
       if (owner) {
@@ -180,12 +182,12 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
           images: images.length,
           run: async (onProgress) => {
             log(`${fam.architecture}: base model ${bb.name} on the base task's test split`);
-            const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, images, threads, signal: o.signal, onProgress });
+            const base = await logitsAccuracy(db, { dataset: protocol.base.dataset.id, backbone: bb.sha256, ...protocol.base.test, images, threads, signal: o.signal, onProgress, pixels });
             part.bases.push({ arch: fam.architecture, base: b.aug, accuracy: base.accuracy });
           },
         });
       }
-      const view = (req: ExtractRequest & { images: ImageRow[] }) => views.push({ images: req.images.length, run: (onProgress) => extract(db, { ...req, onProgress }) });
+      const view = (req: ExtractRequest & { images: ImageRow[] }) => views.push({ images: req.images.length, run: (onProgress) => extract(db, { ...req, onProgress, pixels }) });
       const pairs = { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...omegaSelection, images: chosen(protocol.base.dataset.id, omegaSelection) };
       for (const aug of [...(omega ? omegaAugs : []), ...(owner ? composites.flatMap(compositeParts) : [])]) pairExtractions(pairs, aug, omegaConfig).forEach(view);
       const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
@@ -207,6 +209,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
       await v.run(p.onProgress);
       p.end();
     }
+    pixels = undefined;
     lap('extracting');
     // Then every training, Ωs and heads alike, one per core: a head in embed mode starts once
     // its pair's Ωs are trained, everything else as soon as a core is free. What they produce
