@@ -144,10 +144,10 @@ export interface PhiPassOptions {
  * at 32×32): each is read from the database and decoded once instead of at every view. Reading
  * and decoding were about a third of the CPU time spent around ONNX Runtime in an extraction,
  * and on two cores that time comes out of ONNX Runtime's: two views of the 10,000 test images
- * after an identity pass ran 4–5% faster with it (vgg16-w16, resnet18-w16; three rounds each). Holds at most `budget` bytes, the
- * images it met first: nothing is evicted, so views that scan more images than fit (large inputs)
- * still find the first ones instead of each evicting what the next would read. Scoped to one run
- * by its owner, who drops it after its extractions.
+ * after an identity pass ran 4–5% faster with it (vgg16-w16, resnet18-w16; three rounds each).
+ * Holds at most `budget` bytes, the images it met first: nothing is evicted, so views that scan
+ * more images than fit (large inputs) still find the first ones instead of each evicting what
+ * the next would read. Scoped to one run by its owner, who drops it after its extractions.
  */
 export class PixelMemo {
   #images = new Map<string, Uint8Array>();
@@ -240,7 +240,6 @@ export async function phiPass(
   const shape = (n: number) => (pre.nhwc ? [n, H, W, 3] : [n, 3, H, W]);
   const batch = o.batch ?? (await phiBatch(bb));
   const chunk = Math.ceil(CHUNK / batch) * batch;
-  const memo = o.pixels;
   // Inputs ONNX Runtime's threads handed back, filled again: a new one per batch cost the main
   // thread a zeroed allocation and the garbage collector its release.
   const spare: Float32Array[] = [];
@@ -264,7 +263,7 @@ export async function phiPass(
     while ((ready.length < phi.size || ready.length * batch < chunk) && next < todo.length) {
       const rows = todo.slice(next, next + chunk);
       next += rows.length;
-      const pixels = memo ? memo.decode(db, rows, W, H) : decodeToSize(readBlobs(db, rows), W, H, 1);
+      const pixels = o.pixels ? o.pixels.decode(db, rows, W, H) : decodeToSize(readBlobs(db, rows), W, H, 1);
       // Everything is awaited below; should a write throw first, these failures must not go
       // unhandled (an unhandled rejection ends the process).
       pixels.catch(() => {});
