@@ -169,6 +169,18 @@ export async function main(argv: string[]) {
       // The same against the limit at OpenBLAS's rate for that GEMM, the measure of earlier runs.
       figures.push({ case: 'main-cold-vs-limit-openblas-gemm', ours: coldMin, peer: coldBlasLimit, unit: 'min', lowerIsBetter: true, note: `peer = the limit with Ψ at OpenBLAS's x·Wᵀ rate, ${around}` });
       figures.push({ case: 'main-warm-vs-psi-limit-openblas-gemm', ours: warmMin, peer: warmBlasLimit, unit: 'min', lowerIsBetter: true, note: `peer = the Ψ-only limit at OpenBLAS's x·Wᵀ rate, ${around}` });
+      // Each phase of the cold run against its own part of the limit, taken at the phase's middle
+      // on a straight line between the measurements before and after the run (the extraction
+      // comes first, so a machine that sped up during the run otherwise charges it the
+      // trainings' faster minutes).
+      const at = (a: number, b: number, mid: number) => a + ((b - a) * mid) / (coldMin * 60);
+      const ex = cold.phases.extracting, tr = cold.phases.training;
+      const phiLimit = at(before.limit.phiSeconds, between.limit.phiSeconds, ex / 2);
+      const psiLimit = at(before.blasLimit.psiSeconds, between.blasLimit.psiSeconds, ex + tr / 2);
+      console.log(`cold run by phase: extracting ${ex.toFixed(0)} s against ${phiLimit.toFixed(0)} s of ONNX Runtime alone (${(ex / phiLimit).toFixed(3)}×), trainings ${tr.toFixed(0)} s against ${psiLimit.toFixed(0)} s of Ψ at OpenBLAS's rate (${(tr / psiLimit).toFixed(3)}×), Eq. 8 ${cold.phases.eq8.toFixed(1)} s`);
+      const phase = 'at the phase\'s middle, on a straight line between the measurements before and after the run';
+      figures.push({ case: 'main-cold-extracting-vs-phi-limit', ours: ex, peer: phiLimit, unit: 's', lowerIsBetter: true, note: `peer = the grid's Φ passes at ONNX Runtime's speed alone, ${phase}` });
+      figures.push({ case: 'main-cold-training-vs-psi-limit-openblas-gemm', ours: tr, peer: psiLimit, unit: 's', lowerIsBetter: true, note: `peer = Ψ's FLOPs at OpenBLAS's x·Wᵀ rate, ${phase}` });
       Object.assign(extra, { mainColdMinutes: coldMin, mainWarmMinutes: warmMin, mainIdenticalResults: sameMain, mainColdPhases: cold.phases, mainWarmPhases: warm.phases });
     }
     report('reproduce', threads, figures, extra);
