@@ -145,7 +145,11 @@ public:
             auto b = blobs.Get(i).As<Napi::Uint8Array>();
             blobs_.push_back({b.Data(), b.ByteLength()});
         }
-        if (w > 0) pixels_.resize(blobs_.size() * (size_t)w * h * 3);
+        // Decoded straight into the array handed back: a vector, zeroed and then copied over, cost
+        // the main thread two passes over each chunk's pixels.
+        auto px = Napi::Uint8Array::New(env, w > 0 ? blobs_.size() * (size_t)w * h * 3 : 0);
+        pixels_ref_ = Napi::Persistent(px.As<Napi::Object>());
+        pixels_ = px.Data();
     }
     Napi::Promise promise() { return deferred_.Promise(); }
 
@@ -153,7 +157,7 @@ protected:
     void Execute() override {
         std::string err;
         status_ = guarded_status(err, [&] {
-            eb::decode_jpegs(blobs_, w_, h_, max_pixels_, pixels_.data(), info_, threads_);
+            eb::decode_jpegs(blobs_, w_, h_, max_pixels_, pixels_, info_, threads_);
             return EB_OK;
         });
         if (status_ != EB_OK) SetError("decoding JPEGs: " + err);
@@ -161,8 +165,6 @@ protected:
     void OnOK() override {
         Napi::Env env = Env();
         Napi::Object res = Napi::Object::New(env);
-        auto px = Napi::Uint8Array::New(env, pixels_.size());
-        std::copy(pixels_.begin(), pixels_.end(), px.Data());
         Napi::Array errors = Napi::Array::New(env, info_.size());
         auto widths = Napi::Int32Array::New(env, info_.size()), heights = Napi::Int32Array::New(env, info_.size());
         for (size_t i = 0; i < info_.size(); i++) {
@@ -170,7 +172,7 @@ protected:
             widths[i] = info_[i].width;
             heights[i] = info_[i].height;
         }
-        res.Set("pixels", px);
+        res.Set("pixels", pixels_ref_.Value());
         res.Set("errors", errors);
         res.Set("widths", widths);
         res.Set("heights", heights);
@@ -182,7 +184,8 @@ private:
     Napi::Promise::Deferred deferred_;
     Napi::ObjectReference blobs_ref_;
     std::vector<std::pair<const uint8_t *, size_t>> blobs_;
-    std::vector<uint8_t> pixels_;
+    Napi::ObjectReference pixels_ref_;
+    uint8_t *pixels_;
     std::vector<eb::DecodedImage> info_;
     int w_, h_, threads_;
     int64_t max_pixels_;

@@ -95,8 +95,14 @@ describe('data set import', () => {
     assert.ok(rows.some((r) => r.source.includes('ünïcødé')));
     assert.deepEqual(new Set(rows.map((r) => r.split)), new Set(['train', 'test']));
     // Every stored image decodes to the backbone size, whatever its format or size.
-    const px2 = await decodeToSize(readBlobs(db, rows.map((r) => r.sha256)), 32, 32);
+    // The others before the JPEGs, so that a JPEG's place in libjpeg-turbo's batch is not its slot.
+    const blobs = readBlobs(db, rows.map((r) => r.sha256)).sort((a, b) => Number(a.format === 'jpeg') - Number(b.format === 'jpeg'));
+    const px2 = await decodeToSize(blobs, 32, 32);
     assert.equal(px2.length, 14 * 3072);
+    // One call mixes libjpeg-turbo's batch and sharp's images: each lands in its own slot.
+    assert.ok(blobs[0].format !== 'jpeg' && blobs.at(-1)!.format === 'jpeg');
+    for (const [i, b] of blobs.entries())
+      assert.deepEqual(px2.subarray(i * 3072, (i + 1) * 3072), await decodeToSize([b], 32, 32), `image ${i}: ${b.format} ${b.width}x${b.height}`);
   });
 
   it('takes root/<split>/<class>/* as given splits', async () => {
