@@ -1,8 +1,9 @@
 /**
  * Extraction throughput of resnet18-w16-hflip over the 10,000 CIFAR-10 test images, decoding
  * and cache writes included, beside PyTorch running the same network on the same images and
- * threads. Five rounds, each: ours, then ONNX Runtime alone on the same network (at its best
- * configuration on the same threads, nothing else in the loop), then the peer at its best
+ * threads. Five rounds, each: ours, then ONNX Runtime alone on the same network (its fastest
+ * configuration on the same threads, nothing else in the loop, run again once picked: see
+ * ortAlone), then the peer at its best
  * (batch and BLAS threads); every round compared within itself, since this machine's speed
  * drifts by a quarter between minutes. The figures:
  * the median round and the round least in our favour against the peer, and the median of the
@@ -23,7 +24,7 @@ export async function main(argv: string[]) {
   const threads = threadsArg(argv);
   setThreads(threads);
   const model = join(SHARED, 'models', 'resnet18-w16-hflip');
-  const runs: { ips: number; outside: number; alone: number; aloneConfig: string; peer: number; peerEnv: unknown; peerBatch: number }[] = [];
+  const runs: { ips: number; outside: number; alone: number; aloneConfig: string; aloneSelection: number; peer: number; peerEnv: unknown; peerBatch: number }[] = [];
   for (let rep = 0; rep < 5; rep++) {
     const path = join(tmpdir(), `embaug-bench-extract-${process.pid}.db`);
     rmSync(path, { force: true });
@@ -36,21 +37,22 @@ export async function main(argv: string[]) {
     db.close();
     rmSync(path, { force: true });
     rmSync(`${path}.files`, { recursive: true, force: true });
-    const { imagesPerSecond: alone, config: aloneConfig } = await ortAlone('resnet18-w16', threads);
+    const { imagesPerSecond: alone, config: aloneConfig, selection: aloneSelection } = await ortAlone('resnet18-w16', threads);
     // The peer at its best too: the batch of the two (64, 128) and the BLAS threads that run fastest.
     const peer = [64, 128]
       .map((batch) => ({ batch, r: bestPeer(['extract', '--model', model, '--split', 'test', '--threads', String(threads), '--batch', String(batch)], (p) => p.images_per_s as number) }))
       .map(({ batch, r }) => ({ batch, ips: r.images_per_s as number, env: r.env }))
       .reduce((a, b) => (b.ips > a.ips ? b : a));
-    runs.push({ ips: r.imagesPerSecond, outside: 1 - r.onnxSeconds / r.seconds, alone, aloneConfig, peer: peer.ips, peerEnv: peer.env, peerBatch: peer.batch });
+    runs.push({ ips: r.imagesPerSecond, outside: 1 - r.onnxSeconds / r.seconds, alone, aloneConfig, aloneSelection, peer: peer.ips, peerEnv: peer.env, peerBatch: peer.batch });
     const x = runs[rep];
-    console.log(`round ${rep + 1}: ours ${x.ips.toFixed(0)} images/s (the main thread busy ${(100 * x.outside).toFixed(1)}% of the time), ONNX Runtime alone ${alone.toFixed(0)} (${aloneConfig}; ours ${((100 * x.ips) / alone).toFixed(1)}% of it), peer ${x.peer.toFixed(0)} (batch ${x.peerBatch}; ours ${(x.ips / x.peer).toFixed(2)}×)`);
+    console.log(`round ${rep + 1}: ours ${x.ips.toFixed(0)} images/s (the main thread busy ${(100 * x.outside).toFixed(1)}% of the time), ONNX Runtime alone ${alone.toFixed(0)} (${aloneConfig}, picked at ${aloneSelection.toFixed(0)}; ours ${((100 * x.ips) / alone).toFixed(1)}% of it, ${((100 * x.ips) / aloneSelection).toFixed(1)}% of the pick's run), peer ${x.peer.toFixed(0)} (batch ${x.peerBatch}; ours ${(x.ips / x.peer).toFixed(2)}×)`);
   }
   const byRatio = [...runs].sort((a, b) => a.ips / a.peer - b.ips / b.peer);
   const mid = byRatio[2], worst = byRatio[0];
   report('extract', threads, [
     { case: 'resnet18-w16-hflip-test-10k', ours: mid.ips, peer: mid.peer, unit: 'images/s', note: 'the median of 5 rounds' },
     { case: 'resnet18-w16-hflip-test-10k-least', ours: worst.ips, peer: worst.peer, unit: 'images/s', note: 'the round least in our favour; goal ratio >= 2 in every round' },
-    { case: 'share-of-onnxruntime-alone', ours: median(runs.map((r) => (100 * r.ips) / r.alone)), peer: 90, unit: '%', note: 'peer = the 90% target; median of 5 rounds' },
+    { case: 'share-of-onnxruntime-alone', ours: median(runs.map((r) => (100 * r.ips) / r.alone)), peer: 90, unit: '%', note: 'peer = the 90% target; median of 5 rounds; ONNX Runtime alone = a second run of its fastest configuration' },
+    { case: 'share-of-onnxruntime-alone-selection-run', ours: median(runs.map((r) => (100 * r.ips) / r.aloneSelection)), peer: 90, unit: '%', note: 'the same against the run each configuration was picked at (the fastest of five, which reads high by about the noise)' },
   ], { runs });
 }

@@ -64,11 +64,13 @@ async function measureLimit(threads: number) {
   setThreads(threads);
   const ips: Record<string, number> = {};
   const configs: Record<string, string> = {};
+  const selection: Record<string, number> = {};
   for (const a of ARCHS) {
     const alone = await ortAlone(a, threads);
     ips[a] = alone.imagesPerSecond;
     configs[a] = alone.config;
-    console.log(`ONNX Runtime alone, ${a}: ${ips[a].toFixed(0)} images/s (${alone.config})`);
+    selection[a] = alone.selection;
+    console.log(`ONNX Runtime alone, ${a}: ${ips[a].toFixed(0)} images/s (${alone.config}, picked at ${alone.selection.toFixed(0)})`);
   }
   setThreads(1);
   const reps = 2000;
@@ -79,7 +81,7 @@ async function measureLimit(threads: number) {
   const limit = limitOf(ips, oneThread * threads), blasLimit = limitOf(ips, blasRate * threads);
   const limitMin = (limit.phiSeconds + limit.psiSeconds) / 60, blasLimitMin = (blasLimit.phiSeconds + blasLimit.psiSeconds) / 60;
   console.log(`128x1024x128 GEMM on one thread: ${trainerRate.toFixed(1)} GFLOP/s as the trainer runs it (x·W), ${blasRate.toFixed(1)} as OpenBLAS's x·Wᵀ; the limit takes ${oneThread.toFixed(1)}, summed over ${threads} cores: ${(oneThread * threads).toFixed(1)}; limit ${limitMin.toFixed(2)} min (${blasLimitMin.toFixed(2)} at OpenBLAS's rate)`);
-  return { ortImagesPerSecond: ips, ortConfigs: configs, gemm128Rates: { trainer: trainerRate, openblasNT: blasRate }, oneThread, limit, blasLimit, limitMin, blasLimitMin };
+  return { ortImagesPerSecond: ips, ortConfigs: configs, ortSelectionRuns: selection, gemm128Rates: { trainer: trainerRate, openblasNT: blasRate }, oneThread, limit, blasLimit, limitMin, blasLimitMin };
 }
 
 const perSeed = (r: ReproduceResult) => JSON.stringify(r.architectures);
