@@ -8,7 +8,8 @@
  *     summed single-thread GEMM rate of all cores (independent trainings, one per core);
  * (3) with `--main`, the README's main command itself (`reproduce` on the defaults) timed on a
  *     fresh database and again with the cache warm, each beside the mean of its limit (the
- *     Ψ-only limit for the warm run) measured right before and right after it.
+ *     Ψ-only limit for the warm run) measured right before and right after it, and the cold
+ *     run's extraction and trainings each beside its own part of the limit at the phase's time.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
