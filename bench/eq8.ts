@@ -139,7 +139,7 @@ export async function main(argv: string[]) {
     }
     cases.push({ aug: 'hflip', omega: { chosen: flip.chosen, heldOutMse: flip.fidelity.heldOutMse, identityMse: flip.fidelity.identityMse }, seconds: flipRuns });
 
-    const peer = bestPeer(['finetune', '--model', model, '--epochs', '2', '--limit', String(BUNDLED.images), '--threads', String(threads)], (r) => -(r.seconds as number));
+    const peer = await bestPeer(['finetune', '--model', model, '--epochs', '2', '--limit', String(BUNDLED.images), '--threads', String(threads)], (r) => -(r.seconds as number));
     const peerPerEpoch = (peer.epoch_seconds as number[]).reduce((a, b) => a + b, 0) / 2;
     let last = { runs: {} as Record<string, number>, pixelPerEpoch: 0 };
     for (const aug of RANDOM) {
