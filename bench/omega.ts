@@ -18,16 +18,25 @@ import { type Figure, PEER_ENVS, ROOT, SHARED, report, runPeer, threadsArg } fro
 
 const EPOCHS = 2;
 
-function peer(dir: string, n: number, d: number, threads: number): { mdn: number; generator: number; config: string } {
+/**
+ * The peer at its best per fit, over one and all threads, with and without
+ * OPENBLAS_NUM_THREADS=1: each configuration runs once, and the fastest for each fit runs a second
+ * time, whose figure counts (see pickThenRerun; the best of four noisy runs reads high).
+ */
+function peer(dir: string, n: number, d: number, threads: number): { mdn: number; generator: number; config: string; selection: { mdn: number; generator: number } } {
   const args = ['--z', join(dir, 'z.f32'), '--y', join(dir, 'y.f32'), '--n', String(n), '--d', String(d), '--epochs', String(EPOCHS)];
-  const runs = [1, threads].flatMap((t) => PEER_ENVS.map((env) => {
-    const out = runPeer([...args, '--threads', String(t)], env, join(ROOT, 'bench', 'pytorch_omega.py')) as { mdn: number; generator: number };
-    const config = `torch ${t} thread${t > 1 ? 's' : ''}${env.OPENBLAS_NUM_THREADS ? ', OPENBLAS_NUM_THREADS=1' : ''}`;
-    console.log(`peer (${config}): mixture density network ${out.mdn.toFixed(0)}, generative Ω ${out.generator.toFixed(0)} pairs/s`);
-    return { mdn: out.mdn, generator: out.generator, config };
-  }));
-  const best = (k: 'mdn' | 'generator') => runs.reduce((a, b) => (b[k] > a[k] ? b : a));
-  return { mdn: best('mdn').mdn, generator: best('generator').generator, config: `${best('mdn').config} / ${best('generator').config}` };
+  const configs = [1, threads].flatMap((t) => PEER_ENVS.map((env) => ({ t, env, name: `torch ${t} thread${t > 1 ? 's' : ''}${env.OPENBLAS_NUM_THREADS ? ', OPENBLAS_NUM_THREADS=1' : ''}` })));
+  const run = (c: (typeof configs)[number], again = false) => {
+    const out = runPeer([...args, '--threads', String(c.t)], c.env, join(ROOT, 'bench', 'pytorch_omega.py')) as { mdn: number; generator: number };
+    console.log(`peer (${c.name}${again ? ', picked, again' : ''}): mixture density network ${out.mdn.toFixed(0)}, generative Ω ${out.generator.toFixed(0)} pairs/s`);
+    return out;
+  };
+  const tried = configs.map((c) => ({ c, out: run(c) }));
+  const pick = (k: 'mdn' | 'generator') => tried.reduce((a, b) => (b.out[k] > a.out[k] ? b : a));
+  const [pm, pg] = [pick('mdn'), pick('generator')];
+  const again = run(pm.c, true);
+  const againG = pg.c === pm.c ? again : run(pg.c, true);
+  return { mdn: again.mdn, generator: againG.generator, config: `${pm.c.name} / ${pg.c.name}`, selection: { mdn: pm.out.mdn, generator: pg.out.generator } };
 }
 
 export async function main(argv: string[]) {
@@ -51,6 +60,7 @@ export async function main(argv: string[]) {
     };
     // Ours, then the peer, twice: this machine's speed drifts within minutes.
     const ours = { mdn: [] as number[], generator: [] as number[] }, theirs = { mdn: [] as number[], generator: [] as number[] };
+    const picking = { mdn: [] as number[], generator: [] as number[] };
     let config = '';
     for (let round = 0; round < 2; round++) {
       ours.mdn.push(await time(() => trainMdn(p.xTr, p.yTr, p.d, { epochs: EPOCHS })));
@@ -59,15 +69,17 @@ export async function main(argv: string[]) {
       const r = peer(dir, n, p.d, threads);
       theirs.mdn.push(r.mdn);
       theirs.generator.push(r.generator);
+      picking.mdn.push(r.selection.mdn);
+      picking.generator.push(r.selection.generator);
       config = r.config;
     }
     const best = (xs: number[]) => Math.max(...xs);
-    const note = `${n} pairs of D=${p.d}, ${EPOCHS} epochs, batch 128, Adam; best of 2 rounds each; peer: ${config}`;
+    const note = `${n} pairs of D=${p.d}, ${EPOCHS} epochs, batch 128, Adam; best of 2 rounds each, the peer's each a second run of its pick; peer: ${config}`;
     const figures: Figure[] = [
       { case: 'mdn-k5-h256', ours: best(ours.mdn), peer: best(theirs.mdn), unit: 'pairs/s', note },
       { case: 'generator-h256', ours: best(ours.generator), peer: best(theirs.generator), unit: 'pairs/s', note },
     ];
-    report('omega', threads, figures, { pairs: n, dim: p.d, epochs: EPOCHS, rounds: { ours, peer: theirs } });
+    report('omega', threads, figures, { pairs: n, dim: p.d, epochs: EPOCHS, rounds: { ours, peer: theirs, peerPickingRuns: picking } });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
