@@ -84,6 +84,35 @@ Napi::Value time_gemm(const Napi::CallbackInfo &info) {
     });
 }
 
+// meanCovariance(x: Float32Array, n, d, ddof) -> { mean: Float64Array [d], cov: Float64Array [d, d] }
+Napi::Value mean_covariance(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    return guarded(env, "meanCovariance", [&]() -> Napi::Value {
+        const int64_t n = info[1].As<Napi::Number>().Int64Value();
+        const int d = info[2].As<Napi::Number>().Int32Value(), ddof = info[3].As<Napi::Number>().Int32Value();
+        auto mean = Napi::Float64Array::New(env, d), cov = Napi::Float64Array::New(env, (size_t)d * d);
+        const int st = eb_cpu_mean_covariance(typed_data<float>(info[0]), n, d, ddof, mean.Data(), cov.Data());
+        if (st != EB_OK) throw status_error(env, st, "a covariance needs at least ddof + 1 rows");
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("mean", mean);
+        out.Set("cov", cov);
+        return out;
+    });
+}
+
+// whitenRows(t: Float32Array, n, d, mean: Float32Array [d], chol: Float32Array [d, d]) -> Float32Array [n, d]
+Napi::Value whiten_rows(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    return guarded(env, "whitenRows", [&]() -> Napi::Value {
+        const int64_t n = info[1].As<Napi::Number>().Int64Value();
+        const int d = info[2].As<Napi::Number>().Int32Value();
+        auto u = Napi::Float32Array::New(env, (size_t)n * d);
+        const int st = eb_cpu_whiten_rows(typed_data<float>(info[0]), n, d, typed_data<float>(info[3]), typed_data<float>(info[4]), u.Data());
+        if (st != EB_OK) throw status_error(env, st, "whitenRows needs d >= 1");
+        return u;
+    });
+}
+
 Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("abiVersion", EB_BACKEND_ABI_VERSION);
     exports.Set("listBackends", Napi::Function::New(env, list_backends));
@@ -92,6 +121,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
     exports.Set("getThreads", Napi::Function::New(env, get_threads));
     exports.Set("peakGflops", Napi::Function::New(env, peak_gflops));
     exports.Set("timeGemm", Napi::Function::New(env, time_gemm));
+    exports.Set("meanCovariance", Napi::Function::New(env, mean_covariance));
+    exports.Set("whitenRows", Napi::Function::New(env, whiten_rows));
     init_mlp(env, exports);
     init_image(env, exports);
     return exports;

@@ -100,9 +100,8 @@ private:
 
     // adamStepVia(x, n, targetsOf, params[], m[], v[], lr, beta1, beta2, eps) -> loss, or null
     // when a weight stopped being finite. One Adam step of a loss computed in JavaScript
-    // (gradients_via), on the caller's float32 weights and moments, in double precision in
-    // the order `w -= lr·m / (√v + eps)` written in JavaScript would take: the same numbers as
-    // that loop, without a second forward pass, the loop, or copying the weights through JS.
+    // (Mlp::adam_step_via): the same numbers as the forward pass, the gradients and the
+    // JavaScript update it replaces, without a second forward pass or the weights through JS.
     Napi::Value adam_step_via(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         if (!usable(env)) return env.Undefined();
@@ -117,12 +116,10 @@ private:
                 return v;
             };
             std::vector<float *> w = tensors(3), m = tensors(4), v = tensors(5);
-            const double lr = info[6].As<Napi::Number>().DoubleValue(), b1 = info[7].As<Napi::Number>().DoubleValue(),
-                         b2 = info[8].As<Napi::Number>().DoubleValue(), eps = info[9].As<Napi::Number>().DoubleValue();
             double loss = 0;
-            std::vector<std::vector<float>> grads;
+            bool finite = true;
             std::string err;
-            int st = mlp_->gradients_via(
+            int st = mlp_->adam_step_via(
                 typed_data<float>(info[0]), n,
                 [&](const float *out, float *targets) {
                     auto o = Napi::Float32Array::New(env, out_len);
@@ -134,20 +131,10 @@ private:
                     const float *t = r.As<Napi::Float32Array>().Data();
                     std::copy(t, t + out_len, targets);
                 },
-                loss, grads, err);
+                w.data(), m.data(), v.data(), info[6].As<Napi::Number>().DoubleValue(), info[7].As<Napi::Number>().DoubleValue(),
+                info[8].As<Napi::Number>().DoubleValue(), info[9].As<Napi::Number>().DoubleValue(), loss, finite, err);
             if (st != EB_OK) throw status_error(env, st, err);
-            bool finite = true;
-            for (size_t t = 0; t < grads.size(); t++)
-                for (size_t q = 0; q < grads[t].size(); q++) {
-                    const double g = grads[t][q];
-                    m[t][q] = (float)(b1 * (double)m[t][q] + (1 - b1) * g);
-                    v[t][q] = (float)(b2 * (double)v[t][q] + (1 - b2) * g * g);
-                    w[t][q] = (float)((double)w[t][q] - (lr * (double)m[t][q]) / (std::sqrt((double)v[t][q]) + eps));
-                    finite = finite && std::isfinite(w[t][q]);
-                }
             if (!finite) return env.Null();
-            st = mlp_->load_weights(std::vector<const float *>(w.begin(), w.end()), err);
-            if (st != EB_OK) throw status_error(env, st, err);
             return Napi::Number::New(env, loss);
         });
     }

@@ -112,6 +112,12 @@ int eb_cpu_get_threads(void);
 int eb_cpu_nearest_rows(const float *x, int64_t n, int d, int k, int32_t *out_idx, float *out_sim, const volatile int *cancel);
 /* Measured single-precision FMA throughput of this CPU with the given threads (GFLOP/s). */
 double eb_cpu_peak_gflops(int threads, double seconds);
+/* The mean and covariance (ddof 0 or 1; the full symmetric d×d, doubles) of the n rows of
+ * x [n, d]. EB_OK, or EB_ERR_ARG for fewer than ddof + 1 rows. */
+int eb_cpu_mean_covariance(const float *x, int64_t n, int d, int ddof, double *mean, double *cov);
+/* Rows of t [n, d] less mean, solved against the lower-triangular L (row-major d×d):
+ * u = L⁻¹(t − mean), into u [n, d]. */
+int eb_cpu_whiten_rows(const float *t, int64_t n, int d, const float *mean, const float *chol, float *u);
 
 #ifdef __cplusplus
 }

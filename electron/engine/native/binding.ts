@@ -90,6 +90,8 @@ export interface Binding {
   augmentAsync(job: AugJob): Promise<Float32Array>;
   augTheta(ops: NativeAugOp[], seed: number, indices: BigInt64Array): Float32Array;
   nearestRows(x: Float32Array, n: number, d: number, k: number): Promise<{ idx: Int32Array; sim: Float32Array }>;
+  meanCovariance(x: Float32Array, n: number, d: number, ddof: number): { mean: Float64Array; cov: Float64Array };
+  whitenRows(t: Float32Array, n: number, d: number, mean: Float32Array, chol: Float32Array): Float32Array;
   decodeJpegs(
     blobs: Uint8Array[],
     width: number,

@@ -4,3 +4,4 @@ export * from './backends.js';
 export * from './images.js';
 export * from './mlp.js';
 export * from './similarity.js';
+export * from './stats.js';

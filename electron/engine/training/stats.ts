@@ -76,27 +76,5 @@ export function stack(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-/**
- * Mean and covariance of the rows of x [n, d], in float64; the covariance is full and
- * symmetric, divided by n − ddof (1: the unbiased estimate; 0: the population one).
- */
-export function meanCovariance(x: Float32Array, d: number, ddof: 0 | 1 = 1): { mean: Float64Array; cov: Float64Array } {
-  const n = x.length / d;
-  if (n - ddof < 1) throw new RangeError(`a covariance needs at least ${ddof + 1} samples, got ${n}`);
-  const mean = new Float64Array(d);
-  for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) mean[k] += x[i * d + k];
-  for (let k = 0; k < d; k++) mean[k] /= n;
-  const cov = new Float64Array(d * d);
-  const c = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < d; k++) c[k] = x[i * d + k] - mean[k];
-    for (let a = 0; a < d; a++) {
-      const ca = c[a];
-      if (ca === 0) continue;
-      const row = a * d;
-      for (let b = 0; b <= a; b++) cov[row + b] += ca * c[b];
-    }
-  }
-  for (let a = 0; a < d; a++) for (let b = 0; b <= a; b++) cov[b * d + a] = cov[a * d + b] /= n - ddof;
-  return { mean, cov };
-}
+// In the addon since it is a stochastic Ω fit's main cost besides the fit itself.
+export { meanCovariance } from '../native/index.js';

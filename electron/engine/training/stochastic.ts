@@ -21,7 +21,7 @@
 import { createHash } from 'node:crypto';
 
 import { EmbaugError } from '../errors.js';
-import { MlpModel } from '../native/index.js';
+import { MlpModel, whitenRows } from '../native/index.js';
 import { mulberry32 } from '../random.js';
 import { meanCovariance } from './stats.js';
 
@@ -283,12 +283,15 @@ async function fitByOutputGradient(
   n: number,
   c: { epochs: number; batch: number; lr: number; seed: number },
   what: string,
-  batchOf: (idx: number[], epoch: number, start: number) => { x: Float32Array; lossGradient: (out: Float32Array) => Float32Array },
+  batchOf: (idx: number[], epoch: number, start: number) => { x: Float32Array; lossGradient: (out: Float32Array, grad: Float32Array) => void },
   signal?: AbortSignal,
 ): Promise<void> {
   const params = m.getParams();
   const state = { params, m: params.map((p) => new Float32Array(p.length)), v: params.map((p) => new Float32Array(p.length)) };
   let step = 0;
+  // The loss's gradient and the targets, written afresh every step into arrays kept while the
+  // batch size stays (new ones each step cost the fit page faults on their zeroed memory).
+  let grad = new Float32Array(0), t = new Float32Array(0);
   for (let e = 0; e < c.epochs; e++) {
     const rand = keyedRng(c.seed, `${what}-epoch`, e);
     const order = Array.from({ length: n }, (_, i) => i);
@@ -304,9 +307,11 @@ async function fitByOutputGradient(
       const lr = (c.lr * Math.sqrt(1 - b2 ** step)) / (1 - b1 ** step);
       // MSE's gradient is 2(out − target)/(rows·cols): this target makes it exactly `grad`.
       const targetsOf = (out: Float32Array) => {
-        const grad = lossGradient(out), half = out.length / 2, t = new Float32Array(out.length);
-        for (let i = 0; i < t.length; i++) t[i] = out[i] - grad[i] * half;
-        return t;
+        if (grad.length !== out.length) [grad, t] = [new Float32Array(out.length), new Float32Array(out.length)];
+        const g = grad, target = t, half = out.length / 2;
+        lossGradient(out, g);
+        for (let i = 0; i < target.length; i++) target[i] = out[i] - g[i] * half;
+        return target;
       };
       if (m.adamStepVia(x, targetsOf, state, lr, b1, b2, eps) === null)
         throw new EmbaugError('E_NONFINITE', `${what} training diverged at step ${step} of epoch ${e + 1} (a weight is no longer finite): lower its learning rate (now ${c.lr}).`);
@@ -338,8 +343,7 @@ export async function trainGenerator(z: Float32Array, y: Float32Array, d: number
       });
       return {
         x: withNoise(zb, d, k, (i) => keyedRng(c.seed, 'generator', e, start, i)),
-        lossGradient: (s) => {
-          const grad = new Float32Array(s.length);
+        lossGradient: (s, grad) => {
           for (let i = 0; i < b; i++) {
             const r = idx[i];
             const s1 = i * d, s2 = (b + i) * d;
@@ -357,7 +361,6 @@ export async function trainGenerator(z: Float32Array, y: Float32Array, d: number
               grad[s2 + t] = ((s[s2 + t] - target) / a2 - (s[s2 + t] - s[s1 + t]) / a12) / (2 * b);
             }
           }
-          return grad;
         },
       };
     }, signal);
@@ -412,22 +415,6 @@ export const MDN_DEFAULTS: MdnConfig = { components: 5, hidden: 256, epochs: 20,
 const LOG_SCALE = [-6, 3] as const;
 const logScale = (raw: number) => Math.min(LOG_SCALE[1], Math.max(LOG_SCALE[0], raw));
 
-/** Rows of t − μ solved against L (forward substitution): the whitened shifts. */
-function whiten(t: Float32Array, g: Gaussian): Float32Array {
-  const d = g.d, n = t.length / d;
-  const u = new Float32Array(t.length);
-  const row = new Float64Array(d);
-  for (let i = 0; i < n; i++) {
-    for (let a = 0; a < d; a++) {
-      let s = t[i * d + a] - g.mean[a];
-      for (let b = 0; b < a; b++) s -= g.chol[a * d + b] * row[b];
-      row[a] = s / g.chol[a * d + a];
-    }
-    for (let a = 0; a < d; a++) u[i * d + a] = row[a];
-  }
-  return u;
-}
-
 /** The mixture's weights π of row offset o (a softmax of its K logits), into `pi`. */
 function mixtureWeights(out: Float32Array, o: number, K: number, pi: Float64Array): void {
   let amax = -Infinity;
@@ -437,10 +424,12 @@ function mixtureWeights(out: Float32Array, o: number, K: number, pi: Float64Arra
   for (let k = 0; k < K; k++) pi[k] /= sum;
 }
 
-/** The negative log-likelihood of whitened shifts u under the MDN's outputs (constants dropped), and its gradient. */
-export function mdnLoss(out: Float32Array, u: Float32Array, d: number, K: number): { loss: number; grad: Float32Array } {
+/**
+ * The negative log-likelihood of whitened shifts u under the MDN's outputs (constants dropped),
+ * and its gradient (into `grad`, every element written, when the caller keeps one).
+ */
+export function mdnLoss(out: Float32Array, u: Float32Array, d: number, K: number, grad: Float32Array = new Float32Array(out.length)): { loss: number; grad: Float32Array } {
   const w = K * (1 + 2 * d), n = u.length / d;
-  const grad = new Float32Array(out.length);
   const ll = new Float64Array(K), pi = new Float64Array(K);
   let loss = 0;
   for (let i = 0; i < n; i++) {
@@ -480,10 +469,13 @@ export function mdnLoss(out: Float32Array, u: Float32Array, d: number, K: number
  * Trains the MDN on base pairs (z → y), its coordinates fixed by the Gaussian of their shifts
  * (`shift`, when the caller has measured it already).
  */
-export async function trainMdn(z: Float32Array, y: Float32Array, d: number, cfg: Partial<MdnConfig> = {}, signal?: AbortSignal, shift = gaussianOf(y.map((v, i) => v - z[i]), d)): Promise<Mdn> {
+export async function trainMdn(z: Float32Array, y: Float32Array, d: number, cfg: Partial<MdnConfig> = {}, signal?: AbortSignal, shift?: Gaussian): Promise<Mdn> {
   const c = { ...MDN_DEFAULTS, ...cfg };
   const K = c.components, n = z.length / d;
-  const u = whiten(y.map((v, i) => v - z[i]), shift);
+  const t = new Float32Array(y.length);
+  for (let i = 0; i < t.length; i++) t[i] = y[i] - z[i];
+  shift ??= gaussianOf(t, d);
+  const u = whitenRows(t, d, shift.mean, shift.chol);
   const sizes = [d, c.hidden, c.hidden, K * (1 + 2 * d)];
   const m = new MlpModel(sizes, { seed: c.seed });
   try {
@@ -502,7 +494,7 @@ export async function trainMdn(z: Float32Array, y: Float32Array, d: number, cfg:
         x.set(z.subarray(r * d, (r + 1) * d), i * d);
         ub.set(u.subarray(r * d, (r + 1) * d), i * d);
       });
-      return { x, lossGradient: (out) => mdnLoss(out, ub, d, K).grad };
+      return { x, lossGradient: (out, grad) => void mdnLoss(out, ub, d, K, grad) };
     }, signal);
     return { sizes, params: m.getParams(), components: K, shift };
   } finally {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "aug_kernel.h"  // mix64
+#include "simd.h"
 
 namespace eb {
 
@@ -507,6 +508,40 @@ int Mlp::gradients_via(const float *x, int64_t n, const std::function<void(const
     y.targets = targets.data();
     y.n = n;
     return backprop_to_host(y, ws_->tb, bs, loss, grads);
+}
+
+namespace {
+
+// Adam on one tensor in double precision, each element as the JavaScript loop would take it.
+// No short-circuit on finiteness and no aliasing, so it vectorises (AVX-512 clone): the loop
+// was a seventh of an MDN fit's profile as scalar code.
+EB_SIMD_CLONES bool adam_double(float *__restrict w, float *__restrict m, float *__restrict v, const float *__restrict g,
+                                size_t n, double lr, double b1, double b2, double eps) {
+    int bad = 0;
+    for (size_t q = 0; q < n; q++) {
+        const double gq = g[q];
+        const float mq = (float)(b1 * (double)m[q] + (1 - b1) * gq);
+        const float vq = (float)(b2 * (double)v[q] + (1 - b2) * gq * gq);
+        const float wq = (float)((double)w[q] - (lr * (double)mq) / (std::sqrt((double)vq) + eps));
+        m[q] = mq;
+        v[q] = vq;
+        w[q] = wq;
+        bad |= !(std::fabs(wq) <= 3.402823466e38f);
+    }
+    return bad == 0;
+}
+
+}  // namespace
+
+int Mlp::adam_step_via(const float *x, int64_t n, const std::function<void(const float *, float *)> &targets_of,
+                       float *const *w, float *const *m, float *const *v, double lr, double b1, double b2, double eps,
+                       double &loss, bool &finite, std::string &err) {
+    EB_TRY(gradients_via(x, n, targets_of, loss, host_grads_, err));
+    finite = true;
+    for (size_t t = 0; t < host_grads_.size(); t++)
+        finite = adam_double(w[t], m[t], v[t], host_grads_[t].data(), host_grads_[t].size(), lr, b1, b2, eps) && finite;
+    if (!finite) return EB_OK;
+    return load_weights(std::vector<const float *>(w, w + host_grads_.size()), err);
 }
 
 int Mlp::backprop_to_host(const Supervision &y, const void *yb, int bs, double &loss,

@@ -76,6 +76,14 @@ public:
     // targets whose MSE gradient is the one it wants; the backward pass follows.
     int gradients_via(const float *x, int64_t n, const std::function<void(const float *, float *)> &targets_of,
                       double &loss, std::vector<std::vector<float>> &grads, std::string &err);
+    // One Adam step of such a loss on the caller's float32 weights and moments (host memory,
+    // one tensor per weight and bias, lengths as param_len), in double precision in the order
+    // `w -= lr·m / (√v + eps)` written in JavaScript takes, then the weights loaded. `finite`
+    // is false when a weight stopped being finite: the caller's arrays then hold the failed
+    // step, and the model keeps its weights.
+    int adam_step_via(const float *x, int64_t n, const std::function<void(const float *, float *)> &targets_of,
+                      float *const *w, float *const *m, float *const *v, double lr, double b1, double b2, double eps,
+                      double &loss, bool &finite, std::string &err);
 
     std::vector<std::vector<float>> get_params() const;
     int set_params(const std::vector<std::vector<float>> &params, std::string &err);
@@ -126,6 +134,9 @@ private:
     bool in_major_;
     std::vector<size_t> param_len_;
     std::vector<float *> params_, grads_, opt_m_, opt_v_;
+    // adam_step_via's gradients on the host, kept between steps: a fresh set each step cost
+    // an Ω fit page faults on megabytes of new memory.
+    std::vector<std::vector<float>> host_grads_;
     int64_t adam_t_ = 0;
     OptimConfig opt_;
     Workspace *ws_ = nullptr;

@@ -24,6 +24,7 @@ extern "C" char *openblas_get_config(void);
 
 #include "../core/aug_kernel.h"
 #include "../core/ops_kernel.h"
+#include "../core/simd.h"
 #include "eb_backend.h"
 
 namespace {
@@ -113,17 +114,9 @@ bool xsmm_gemm(int ta, int m, int n, int k, const float *a, const float *b, floa
 #endif
 
 // The optimiser and the bias/activation passes run over every parameter or activation of a
-// step. Built for AVX-512 beside the baseline (picked at load time), and with each layer
-// updated while its gradients are in cache (Mlp::train), they took 9% of a profile of two
-// Ψ trainings at D = 128 instead of 12% (about +3% of the trainings' rate on their own).
-// Each element gets the same IEEE operations in the same order whatever the vector width, and
-// nothing is contracted into an FMA (this file is built with -ffp-contract=off), so every clone
-// gives the same bits.
-#if defined(__x86_64__) && !defined(EB_USE_EIGEN)
-#define EB_SIMD_CLONES __attribute__((target_clones("avx512f", "default")))
-#else
-#define EB_SIMD_CLONES
-#endif
+// step. Built for AVX-512 beside the baseline (EB_SIMD_CLONES), and with each layer updated
+// while its gradients are in cache (Mlp::train), they took 9% of a profile of two Ψ trainings
+// at D = 128 instead of 12% (about +3% of the trainings' rate on their own).
 
 const char *cpu_name(void *) { return "cpu"; }
 #ifdef EB_USE_EIGEN
