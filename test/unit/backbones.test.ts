@@ -185,6 +185,29 @@ describe('Φ on its own thread', () => {
     }
   });
 
+  it('a run on a thread that has stopped fails at once with the reason, instead of waiting forever', async () => {
+    // Threads kept past their release (a caller's mistake, or a thread that died) must not
+    // swallow work: a message to a stopped worker is never answered.
+    const tmp = tempDir();
+    const was = setOnnxIdle(50);
+    try {
+      const path = join(tmp.dir, 'tiny.onnx');
+      copyFileSync(TINY, path);
+      const pool = onnxThreads(path, 1);
+      const lanes = pool.lease(1);
+      assert.equal((await lanes.run('image', input(), dims, 'embedding')).length, g.images.length * 32);
+      lanes.release();
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(pool.size, 0, 'the released thread stopped');
+      await assert.rejects(lanes.run('image', input(), dims, 'embedding'), (e: unknown) => e instanceof EmbaugError && e.code === 'E_WORKER' && e.message.includes(path) && /stopped \(exit code \d+\)/.test(e.message));
+      // The pool itself starts a fresh thread for the next caller.
+      assert.equal((await pool.run('image', input(), dims, 'embedding')).length, g.images.length * 32);
+    } finally {
+      setOnnxIdle(was);
+      tmp.cleanup();
+    }
+  });
+
   it('holds threads for one caller: batches queued on them stay there, and held threads do not stop', async (t) => {
     if (cpus().length < 2) return t.skip('one core: the pool holds one thread');
     const tmp = tempDir();
