@@ -159,14 +159,22 @@ describe('Φ on its own thread', () => {
     assert.equal(one.size, cpus().length, 'never more threads than cores');
   });
 
-  it('stops a thread left without work, and starts one again when work comes', async () => {
-    // A pool of its own (another path to the same model), so no other test's threads count.
+  /** A pool of its own (another path to the same model, so no other test's threads count), its threads idle for `idleMs`. */
+  async function withOwnPool(idleMs: number, body: (pool: ReturnType<typeof onnxThreads>, path: string) => Promise<void>) {
     const tmp = tempDir();
-    const was = setOnnxIdle(100);
+    const was = setOnnxIdle(idleMs);
     try {
       const path = join(tmp.dir, 'tiny.onnx');
       copyFileSync(TINY, path);
-      const t = onnxThreads(path, 1);
+      await body(onnxThreads(path, 1), path);
+    } finally {
+      setOnnxIdle(was);
+      tmp.cleanup();
+    }
+  }
+
+  it('stops a thread left without work, and starts one again when work comes', () =>
+    withOwnPool(100, async (t) => {
       const want = await t.run('image', input(), dims, 'embedding');
       assert.equal(t.size, 1);
       // Work that keeps coming keeps its thread.
@@ -179,21 +187,12 @@ describe('Φ on its own thread', () => {
       assert.equal(t.size, 0, 'the idle thread stopped');
       assert.deepEqual(await t.run('image', input(), dims, 'embedding'), want);
       assert.equal(t.size, 1);
-    } finally {
-      setOnnxIdle(was);
-      tmp.cleanup();
-    }
-  });
+    }));
 
-  it('a run on a thread that has stopped fails at once with the reason, instead of waiting forever', async () => {
+  it('a run on a thread that has stopped fails at once with the reason, instead of waiting forever', () =>
     // Threads kept past their release (a caller's mistake, or a thread that died) must not
     // swallow work: a message to a stopped worker is never answered.
-    const tmp = tempDir();
-    const was = setOnnxIdle(50);
-    try {
-      const path = join(tmp.dir, 'tiny.onnx');
-      copyFileSync(TINY, path);
-      const pool = onnxThreads(path, 1);
+    withOwnPool(50, async (pool, path) => {
       const lanes = pool.lease(1);
       assert.equal((await lanes.run('image', input(), dims, 'embedding')).length, g.images.length * 32);
       lanes.release();
@@ -202,52 +201,43 @@ describe('Φ on its own thread', () => {
       await assert.rejects(lanes.run('image', input(), dims, 'embedding'), (e: unknown) => e instanceof EmbaugError && e.code === 'E_WORKER' && e.message.includes(path) && /stopped \(exit code \d+\)/.test(e.message));
       // The pool itself starts a fresh thread for the next caller.
       assert.equal((await pool.run('image', input(), dims, 'embedding')).length, g.images.length * 32);
-    } finally {
-      setOnnxIdle(was);
-      tmp.cleanup();
-    }
-  });
+    }));
 
   it('holds threads for one caller: batches queued on them stay there, and held threads do not stop', async (t) => {
     if (cpus().length < 2) return t.skip('one core: the pool holds one thread');
-    const tmp = tempDir();
-    const was = setOnnxIdle(100);
     const held: OnnxLanes[] = [];
-    try {
-      const path = join(tmp.dir, 'tiny.onnx');
-      copyFileSync(TINY, path);
-      const pool = onnxThreads(path, 1);
-      const want = await pool.run('image', input(), dims, 'embedding');
-      // A caller of one core queues several batches: they wait on its one thread, where a
-      // plain run would start a second.
-      const one = pool.lease(1);
-      held.push(one);
-      assert.equal(one.size, 1);
-      const got = await Promise.all(Array.from({ length: 4 }, () => one.run('image', input(), dims, 'embedding')));
-      for (const g of got) assert.deepEqual(g, want);
-      assert.equal(pool.size, 1, 'a caller holding one thread ran on a second');
-      // Held, it outlives the idle time.
-      await new Promise((r) => setTimeout(r, 400));
-      assert.equal(pool.size, 1, 'a held thread stopped');
-      // A second caller gets a thread no one holds, started for it.
-      const other = pool.lease(1);
-      held.push(other);
-      await Promise.all([one.run('image', input(), dims, 'embedding'), other.run('image', input(), dims, 'embedding')]);
-      assert.equal(pool.size, 2);
-      one.release();
-      other.release();
-      await new Promise((r) => setTimeout(r, 600));
-      assert.equal(pool.size, 0, 'released threads did not stop when idle');
-      // More than the cores asked: as many as the pool may start.
-      const all = pool.lease(cpus().length + 3);
-      held.push(all);
-      assert.equal(all.size, cpus().length);
-      assert.deepEqual(await all.run('image', input(), dims, 'embedding'), want);
-    } finally {
-      for (const h of held) h.release();
-      setOnnxIdle(was);
-      tmp.cleanup();
-    }
+    await withOwnPool(100, async (pool) => {
+      try {
+        const want = await pool.run('image', input(), dims, 'embedding');
+        // A caller of one core queues several batches: they wait on its one thread, where a
+        // plain run would start a second.
+        const one = pool.lease(1);
+        held.push(one);
+        assert.equal(one.size, 1);
+        const got = await Promise.all(Array.from({ length: 4 }, () => one.run('image', input(), dims, 'embedding')));
+        for (const g of got) assert.deepEqual(g, want);
+        assert.equal(pool.size, 1, 'a caller holding one thread ran on a second');
+        // Held, it outlives the idle time.
+        await new Promise((r) => setTimeout(r, 400));
+        assert.equal(pool.size, 1, 'a held thread stopped');
+        // A second caller gets a thread no one holds, started for it.
+        const other = pool.lease(1);
+        held.push(other);
+        await Promise.all([one.run('image', input(), dims, 'embedding'), other.run('image', input(), dims, 'embedding')]);
+        assert.equal(pool.size, 2);
+        one.release();
+        other.release();
+        await new Promise((r) => setTimeout(r, 600));
+        assert.equal(pool.size, 0, 'released threads did not stop when idle');
+        // More than the cores asked: as many as the pool may start.
+        const all = pool.lease(cpus().length + 3);
+        held.push(all);
+        assert.equal(all.size, cpus().length);
+        assert.deepEqual(await all.run('image', input(), dims, 'embedding'), want);
+      } finally {
+        for (const h of held) h.release();
+      }
+    });
   });
 
   it('does not keep a finished program alive', () => {
