@@ -536,12 +536,13 @@ EB_SIMD_CLONES bool adam_double(float *__restrict w, float *__restrict m, float 
 int Mlp::adam_step_via(const float *x, int64_t n, const std::function<void(const float *, float *)> &targets_of,
                        float *const *w, float *const *m, float *const *v, double lr, double b1, double b2, double eps,
                        double &loss, bool &finite, std::string &err) {
-    EB_TRY(gradients_via(x, n, targets_of, loss, host_grads_, err));
+    std::vector<std::vector<float>> grads;
+    EB_TRY(gradients_via(x, n, targets_of, loss, grads, err));
     finite = true;
-    for (size_t t = 0; t < host_grads_.size(); t++)
-        finite = adam_double(w[t], m[t], v[t], host_grads_[t].data(), host_grads_[t].size(), lr, b1, b2, eps) && finite;
+    for (size_t t = 0; t < grads.size(); t++)
+        finite = adam_double(w[t], m[t], v[t], grads[t].data(), grads[t].size(), lr, b1, b2, eps) && finite;
     if (!finite) return EB_OK;
-    return load_weights(std::vector<const float *>(w, w + host_grads_.size()), err);
+    return load_weights(std::vector<const float *>(w, w + grads.size()), err);
 }
 
 int Mlp::backprop_to_host(const Supervision &y, const void *yb, int bs, double &loss,

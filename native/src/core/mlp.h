@@ -134,9 +134,6 @@ private:
     bool in_major_;
     std::vector<size_t> param_len_;
     std::vector<float *> params_, grads_, opt_m_, opt_v_;
-    // adam_step_via's gradients on the host, kept between steps: a fresh set each step cost
-    // an Ω fit page faults on megabytes of new memory.
-    std::vector<std::vector<float>> host_grads_;
     int64_t adam_t_ = 0;
     OptimConfig opt_;
     Workspace *ws_ = nullptr;
