@@ -293,7 +293,7 @@ async function fitByOutputGradient(
   const state = { params, m: params.map((p) => new Float32Array(p.length)), v: params.map((p) => new Float32Array(p.length)) };
   let step = 0;
   // The loss's gradient and the targets, written afresh every step into arrays kept while the
-  // batch size stays: an MDN fit ran 6–16% faster so than with new ones each step (four
+  // batch size stays: an MDN fit ran 6–16% faster than with new ones each step (four
   // interleaved pairs; the generator's within the noise).
   let grad = new Float32Array(0), t = new Float32Array(0);
   for (let e = 0; e < c.epochs; e++) {
