@@ -1,7 +1,8 @@
 /**
  * The stochastic forms of Ω that no MSE can train (the mixture density network by likelihood,
  * the generative Ω by energy score), fitted on the same pairs by embaug and by PyTorch with
- * autograd: pairs·epochs per second of the whole fit, each side at its best threads. The pairs
+ * autograd: pairs·epochs per second of the whole fit, the peer at its best threads (ours fit
+ * with BLAS on one thread whatever the threads, as the product does: see atOneBlasThread). The pairs
  * are ResNet-18's (base without flips) on 25,000 base images when the shared data set and
  * model are there, as a few-shot `reproduce` fits them, held out as it does.
  */
@@ -65,7 +66,7 @@ export async function main(argv: string[]) {
     for (let round = 0; round < 2; round++) {
       ours.mdn.push(await time(() => trainMdn(p.xTr, p.yTr, p.d, { epochs: EPOCHS })));
       ours.generator.push(await time(() => trainGenerator(p.xTr, p.yTr, p.d, { epochs: EPOCHS })));
-      console.log(`ours (one process, ${threads} BLAS threads): mixture density network ${ours.mdn.at(-1)!.toFixed(0)}, generative Ω ${ours.generator.at(-1)!.toFixed(0)} pairs/s`);
+      console.log(`ours (one process; the fits take BLAS on one thread, see atOneBlasThread): mixture density network ${ours.mdn.at(-1)!.toFixed(0)}, generative Ω ${ours.generator.at(-1)!.toFixed(0)} pairs/s`);
       const r = peer(dir, n, p.d, threads);
       theirs.mdn.push(r.mdn);
       theirs.generator.push(r.generator);

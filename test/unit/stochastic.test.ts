@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { KNN_K, NOISE_SCALE, addGaussian, addNeighbourShift, addNoise, energyScore, gaussianOf, mdnLoss, mdnMean, mdnSampler, nearest, sampleGenerator, trainGenerator, trainMdn, type DrawKey } from '../../electron/engine/training/stochastic.js';
-import { rng } from '../helpers/shared.js';
+import { getThreads, setThreads } from '../../electron/engine/native/index.js';
+import { golden, rng } from '../helpers/shared.js';
 
 const d = 4;
 // A known covariance Σ = A Aᵀ and mean μ.
@@ -200,6 +201,33 @@ describe('stochastic Ω forms', () => {
     assert.ok(nearMode > 0.95 * 4000, `${nearMode} of 4000 draws within 0.5 of ±2`);
     assert.ok(Math.abs(up / 4000 - 0.5) < 0.05, `both modes drawn: ${up} of 4000 up`);
     assert.ok(Math.sqrt(err) < 0.15, `the shift of dimension 2 follows z₀: rms error ${Math.sqrt(err).toFixed(3)}`);
+  });
+
+  it('both fitted forms and the MDN\'s draws are the same bits whatever the BLAS threads', async () => {
+    // Real pairs: rows of 128 values of the golden CIFAR-10 images and of their mirror images,
+    // 150 of them, so that each epoch ends on a batch of 22 rows (OpenBLAS's threads once
+    // rounded the MDN's 1,285-wide output otherwise than its one thread there).
+    const d = 128, n = 150, side = 32;
+    const rows = (flip: boolean) =>
+      Float32Array.from(golden().images.flatMap((im) => Array.from({ length: side * side * 3 }, (_, q) => {
+        const y = Math.floor(q / (side * 3)), x = Math.floor(q / 3) % side, c = q % 3;
+        return im.pixels[(y * side + (flip ? side - 1 - x : x)) * 3 + c] / 255;
+      }))).subarray(0, n * d);
+    const [z, y] = [rows(false), rows(true)];
+    const key: DrawKey = { seed: 1, images: Array.from({ length: n }, (_, i) => `img${i}`), epoch: 0, aug: 'hflip' };
+    const fit = async (threads: number) => {
+      const was = getThreads();
+      setThreads(threads);
+      try {
+        const mdn = await trainMdn(z, y, d, { epochs: 2 });
+        const gen = await trainGenerator(z, y, d, { epochs: 2 });
+        return [...mdn.params, ...gen.params, mdnSampler(mdn, z)(key), sampleGenerator(gen, z, key)].map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+      } finally {
+        setThreads(was);
+      }
+    };
+    const one = await fit(1), two = await fit(2);
+    one.forEach((b, i) => assert.ok(b.equals(two[i]), `array ${i} differs between one and two BLAS threads`));
   });
 
   it('the energy score prefers the true distribution to a point at its mean, and a point is its distance', () => {

@@ -21,7 +21,7 @@
 import { hash } from 'node:crypto';
 
 import { EmbaugError } from '../errors.js';
-import { MlpModel, whitenRows } from '../native/index.js';
+import { MlpModel, getThreads, setThreads, whitenRows } from '../native/index.js';
 import { mulberry32 } from '../random.js';
 import { meanCovariance } from './stats.js';
 
@@ -276,6 +276,23 @@ function withNoise(z: Float32Array, d: number, k: number, noiseOf: (i: number) =
 }
 
 /**
+ * Runs `fn`, which must not wait on anything, with BLAS on one thread. OpenBLAS's threaded
+ * SGEMM rounds otherwise than its one thread at some of the MDN's shapes (its 1,285-wide output,
+ * batches under 64 rows), so an MDN fitted by a job on all cores came out other than a
+ * reproduction's, which fits in one-thread lanes: the stochastic forms are now the same
+ * whatever `--threads` (tested), and their fits ran no slower on one thread (measured).
+ */
+function atOneBlasThread<T>(fn: () => T): T {
+  const was = getThreads();
+  setThreads(1);
+  try {
+    return fn();
+  } finally {
+    setThreads(was);
+  }
+}
+
+/**
  * Adam on an MLP whose loss is computed here from its outputs: `lossGradient` returns the
  * gradient of the batch's loss with respect to the outputs, which the native MSE backward
  * propagates once the target is chosen that yields exactly it. The batches are the rows in
@@ -296,31 +313,33 @@ async function fitByOutputGradient(
   // batch size stays: an MDN fit ran 6–16% faster than with new ones each step (four
   // interleaved pairs; the generator's within the noise).
   let grad = new Float32Array(0), t = new Float32Array(0);
-  for (let e = 0; e < c.epochs; e++) {
-    const rand = keyedRng(c.seed, `${what}-epoch`, e);
-    const order = Array.from({ length: n }, (_, i) => i);
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [order[i], order[j]] = [order[j], order[i]];
+  atOneBlasThread(() => {
+    for (let e = 0; e < c.epochs; e++) {
+      const rand = keyedRng(c.seed, `${what}-epoch`, e);
+      const order = Array.from({ length: n }, (_, i) => i);
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [order[i], order[j]] = [order[j], order[i]];
+      }
+      for (let start = 0; start < n; start += c.batch) {
+        if (signal?.aborted) throw new RangeError(`${what} training was cancelled`);
+        const { x, lossGradient } = batchOf(order.slice(start, start + c.batch), e, start);
+        step++;
+        const [b1, b2, eps] = [0.9, 0.999, 1e-8];
+        const lr = (c.lr * Math.sqrt(1 - b2 ** step)) / (1 - b1 ** step);
+        // MSE's gradient is 2(out − target)/(rows·cols): this target makes it exactly `grad`.
+        const targetsOf = (out: Float32Array) => {
+          if (grad.length !== out.length) [grad, t] = [new Float32Array(out.length), new Float32Array(out.length)];
+          const g = grad, target = t, half = out.length / 2;
+          lossGradient(out, g);
+          for (let i = 0; i < target.length; i++) target[i] = out[i] - g[i] * half;
+          return target;
+        };
+        if (m.adamStepVia(x, targetsOf, state, lr, b1, b2, eps) === null)
+          throw new EmbaugError('E_NONFINITE', `${what} training diverged at step ${step} of epoch ${e + 1} (a weight is no longer finite): lower its learning rate (now ${c.lr}).`);
+      }
     }
-    for (let start = 0; start < n; start += c.batch) {
-      if (signal?.aborted) throw new RangeError(`${what} training was cancelled`);
-      const { x, lossGradient } = batchOf(order.slice(start, start + c.batch), e, start);
-      step++;
-      const [b1, b2, eps] = [0.9, 0.999, 1e-8];
-      const lr = (c.lr * Math.sqrt(1 - b2 ** step)) / (1 - b1 ** step);
-      // MSE's gradient is 2(out − target)/(rows·cols): this target makes it exactly `grad`.
-      const targetsOf = (out: Float32Array) => {
-        if (grad.length !== out.length) [grad, t] = [new Float32Array(out.length), new Float32Array(out.length)];
-        const g = grad, target = t, half = out.length / 2;
-        lossGradient(out, g);
-        for (let i = 0; i < target.length; i++) target[i] = out[i] - g[i] * half;
-        return target;
-      };
-      if (m.adamStepVia(x, targetsOf, state, lr, b1, b2, eps) === null)
-        throw new EmbaugError('E_NONFINITE', `${what} training diverged at step ${step} of epoch ${e + 1} (a weight is no longer finite): lower its learning rate (now ${c.lr}).`);
-    }
-  }
+  });
 }
 
 /**
@@ -511,7 +530,7 @@ function mdnOutputs(g: Mdn, z: Float32Array): Float32Array {
   const m = new MlpModel(g.sizes);
   try {
     m.setParams(g.params);
-    return m.forward(z);
+    return atOneBlasThread(() => m.forward(z));
   } finally {
     m.dispose();
   }
