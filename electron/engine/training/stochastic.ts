@@ -279,9 +279,9 @@ function withNoise(z: Float32Array, d: number, k: number, noiseOf: (i: number) =
  * Runs `fn`, which must not wait on anything, with BLAS on one thread. OpenBLAS's threaded
  * SGEMM rounds otherwise than its one thread at some of the MDN's shapes (its 1,285-wide output
  * on the shorter batches that end an epoch or a forward pass), so an MDN fitted by a job on all
- * cores came out other than a
- * reproduction's, which fits in one-thread lanes: the stochastic forms are now the same
- * whatever `--threads` (tested), and their fits ran no slower on one thread (measured).
+ * cores came out other than a reproduction's, which fits in one-thread lanes: the stochastic
+ * forms are now the same whatever `--threads` (tested), and their fits ran no slower on one
+ * thread (measured).
  */
 function atOneBlasThread<T>(fn: () => T): T {
   const was = getThreads();
