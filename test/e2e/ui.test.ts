@@ -256,6 +256,20 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     const shown = accs.filter(Boolean).map((t) => Number(t.replace('%', '')));
     assert.ok(shown.length >= 3);
     assert.deepEqual(shown, [...shown].sort((a, b) => b - a));
+    // Scrolled sideways to its last column, each row still shows its run's id and name.
+    const pinned = await table.evaluate(async (t) => {
+      const box = t.parentElement!;
+      const wide = box.scrollWidth > box.clientWidth;
+      box.scrollLeft = box.scrollWidth;
+      await new Promise((r) => requestAnimationFrame(r));
+      // (No named function in here: tsx would wrap it in a helper the page does not have.)
+      const b = box.getBoundingClientRect();
+      const cells = [...t.querySelector('tbody tr')!.querySelectorAll('td')];
+      const [id, name, last] = [cells[1], cells[2], cells[cells.length - 1]].map((c) => c.getBoundingClientRect()).map((a) => a.left >= b.left - 1 && a.right <= b.right + 1);
+      return { wide, id, name, last };
+    });
+    assert.deepEqual(pinned, { wide: true, id: true, name: true, last: true });
+    await table.evaluate((t) => void (t.parentElement!.scrollLeft = 0));
     const boxes = table.locator('tbody tr[data-status="completed"] input[type="checkbox"]');
     await boxes.nth(0).check();
     await boxes.nth(1).check();
