@@ -11,8 +11,13 @@ function describe(v: unknown): string {
 
 export function int(name: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v)) throw new TypeError(`${name} must be an integer, got ${describe(v)}`);
-  if (v < min || v > max) throw new RangeError(`${name} must be in [${min}, ${max}], got ${v}`);
+  if (v < min || v > max) throw new RangeError(`${name} must be ${max === Number.MAX_SAFE_INTEGER ? `at least ${min}` : `in [${min}, ${max}]`}, got ${v}`);
   return v;
+}
+
+/** Whole-number options of a long job (epochs, seeds, …), each at least its minimum where given: checked before any work. */
+export function counts(o: Record<string, unknown>, mins: Record<string, number>): void {
+  for (const [name, min] of Object.entries(mins)) if (o[name] !== undefined) int(name, o[name], min);
 }
 
 export function num(name: string, v: unknown, min = -Infinity, max = Infinity): number {

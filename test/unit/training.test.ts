@@ -202,6 +202,26 @@ describe('the paper pipeline on a small real subset', () => {
       (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /unknown base "vflip": expected none or hflip/.test(e.message));
   });
 
+  it('refuses what cannot run before any work: counts below one, too few base images for Ω, a range given backwards, a status that does not exist', async () => {
+    const runsBefore = listRuns(db, { limit: 1_000_000 }).length;
+    const vectors = () => (db.prepare('SELECT count(*) AS n FROM embeddings').get() as { n: number }).n;
+    const vectorsBefore = vectors();
+    const base = { out: join(tmp.dir, 'refused'), modelsDir, dataDir, subset: 100, threads: 2 };
+    for (const [opts, message] of [[{ epochs: 0 }, /^epochs must be at least 1, got 0$/], [{ seeds: 0 }, /^seeds must be at least 1, got 0$/], [{ subset: 2.5 }, /^subset must be an integer, got number 2.5$/], [{ perClass: -1 }, /^perClass must be at least 1, got -1$/]] as const)
+      await assert.rejects(reproduce(db, { ...base, ...opts }), (e: unknown) => (e instanceof RangeError || e instanceof TypeError) && message.test(e.message));
+    // With an Ω on one base image, either side of its held-out split is empty: it failed after
+    // the extractions, deep in the trainer ("val.x must hold whole rows"), before.
+    await assert.rejects(reproduce(db, { ...base, omegaImages: 1 }),
+      (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /^Ω needs base images to train on and others held out to measure it, and the 1 base images of its selection give [01] and [01] .*a larger --subset or --omega-images/.test(e.message));
+    await assert.rejects(study(db, { ...base, seeds: 0 }), /^RangeError: seeds must be at least 1, got 0$/);
+    await assert.rejects(study(db, { ...base, lrs: [0.01, -1] }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /learning rate -1 is not a positive number/.test(e.message));
+    assert.equal(listRuns(db, { limit: 1_000_000 }).length, runsBefore, 'no run was recorded');
+    assert.equal(vectors(), vectorsBefore, 'nothing was extracted');
+    assert.throws(() => parseAug('rotate:min=20,max=10'), /^RangeError: rotate:min is 20, above max 10: give the range lowest first, e\.g\. rotate:min=10,max=20$/);
+    assert.equal(parseAug('rotate:min=10,max=10').deterministic, true);
+    assert.throws(() => listRuns(db, { status: 'finished' as 'completed' }), /^RangeError: status must be one of "running", "completed", "failed", "cancelled", "interrupted", got "finished"$/);
+  });
+
   it('the trainings as one graph: heads without Ω train beside the Ωs, a head in embed mode only once its Ωs are trained', async () => {
     // One Ω, made slow (many epochs) against 1-epoch heads: while it trains on one core the other
     // takes the heads in plan order, so a head in embed mode scheduled without waiting for its

@@ -44,9 +44,15 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
       kind: values.kind as string | undefined, status: values.status as RunStatus | undefined, group: values.group as string | undefined,
       search: values.search as string | undefined, limit: intOpt(values.limit, 'limit', 50),
     });
-    ctx.out(list, () =>
-      table([['id', 'kind', 'status', 'started', 'name'], ...list.map((r) => [r.id, r.kind, r.status, r.startedAt.slice(0, 19), r.name])]),
-    );
+    ctx.out(list, () => {
+      // Kinds are open (any job may record runs), so an unknown one is no error; but an empty
+      // list for a misspelt kind should say which kinds there are.
+      if (!list.length && values.kind) {
+        const kinds = [...new Set(listRuns(db, { limit: 1_000_000 }).map((r) => r.kind))].sort();
+        if (!kinds.includes(values.kind as string)) return `No runs of kind "${values.kind}"; the kinds of runs here: ${kinds.join(', ') || 'none yet'}.`;
+      }
+      return table([['id', 'kind', 'status', 'started', 'name'], ...list.map((r) => [r.id, r.kind, r.status, r.startedAt.slice(0, 19), r.name])]);
+    });
     return;
   }
   if (sub === 'show') {

@@ -111,6 +111,9 @@ export function parseAug(text: string): AugSpec {
         throw new RangeError(`${name}:${k} must be ${d.int ? 'an integer' : 'a number'} in [${d.min}, ${d.max}], got "${raw}"`);
       params[k] = val;
     }
+    // Drawn from [min, max]: reversed, it would draw the same angles under another cache key.
+    if ('min' in params && 'max' in params && params.min > params.max)
+      throw new RangeError(`${name}:min is ${fmt(params.min)}, above max ${fmt(params.max)}: give the range lowest first, e.g. ${name}:min=${fmt(params.max)},max=${fmt(params.min)}`);
     return { name, params };
   });
   const key = ops

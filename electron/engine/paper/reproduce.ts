@@ -10,7 +10,7 @@ import type { Db } from '../db.js';
 import { PixelMemo, ViewMemo, extract, logitsAccuracy, type ExtractRequest } from '../embeddings/index.js';
 import { ProgressMeter, runGraph, type GraphTask, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
-import { compositeFidelity, compositeParts, pairExtractions, meanStd, trainHead, trainOmega, type CompositeFidelity, type HeadConfig, type HeadResult, type OmegaConfig, type OmegaResult } from '../training/index.js';
+import { compositeFidelity, compositeParts, omegaSplit, pairExtractions, meanStd, trainHead, trainOmega, type CompositeFidelity, type HeadConfig, type HeadResult, type OmegaConfig, type OmegaResult } from '../training/index.js';
 import { measureEq8 } from './eq8.js';
 import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
@@ -18,6 +18,7 @@ import { writeReport } from './report.js';
 import { BASES, basesOf, rowKey, runName, scenarios, type Scenario } from './scenarios.js';
 import type { Acc, ArchResult, ReproducePart, ReproducePhases, ReproduceResult } from './types.js';
 import type { Shard } from '../cluster/shard.js';
+import * as v from '../validate.js';
 
 export * from './types.js';
 export { scenarios } from './scenarios.js';
@@ -105,6 +106,7 @@ export async function prepareGrid(db: Db, o: Pick<ReproduceOptions, 'protocol' |
 
 export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceResult> {
   const t0 = performance.now();
+  v.counts(o as unknown as Record<string, unknown>, { epochs: 1, seeds: 1, subset: 1, perClass: 1, omegaImages: 1, threads: 1, concurrency: 1 });
   const protocolName = o.protocol ?? 'cifar10-split';
   const fewShot = o.perClass !== undefined;
   const epochs = o.epochs ?? (fewShot ? 100 : 20);
@@ -127,12 +129,21 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
       }
   const protocol = await resolveProtocol(db, protocolName, o.dataDir, o.subset, o.onProgress);
   const families = await discoverFamilies(db, o.modelsDir, protocolName, o.archs, log);
+  // Every pair reads the same few selections: each is made once (a selection over CIFAR-10
+  // costs about 0.2 s of the main thread, and the extraction phase made nine per pair).
+  const selections = new Map<string, ImageRow[]>();
+  const chosen = (dataset: number, sel: Selection) => {
+    const key = JSON.stringify([dataset, sel]);
+    return selections.get(key) ?? selections.set(key, selectImages(db, dataset, sel)).get(key)!;
+  };
+  const omegaSelection = o.omegaImages ? { ...protocol.base.train, limit: o.omegaImages, balanced: true } : protocol.base.train;
+  // A selection too small for Ω's held-out pairs is refused now, not after the extractions.
+  if (augSets.length) omegaSplit(chosen(protocol.base.dataset.id, omegaSelection).map((i) => i.sha256), o.omega);
   const config = { protocol: protocolName, epochs, seeds, subset: o.subset ?? null, perClass: o.perClass ?? null, augSets, omegaImages: o.omegaImages ?? null, archs: families.map((f) => f.architecture), bases: bases.map((b) => b.aug), omega: o.omega ?? {}, head: o.head ?? {} };
   const top = startRun(db, { kind: 'reproduce', name: `reproduce ${protocolName}${o.shard ? ` (shard ${o.shard.k} of ${o.shard.n})` : ''}`, config, protocol: protocolName, threads, datasetId: protocol.target.dataset.id, datasetVersion: protocol.target.dataset.version });
   const group = `reproduce-${top.id}`;
   return top.wrap(async () => {
     const omegaAugs = [...new Set(augSets.flatMap(setAugs))];
-    const omegaSelection = o.omegaImages ? { ...protocol.base.train, limit: o.omegaImages, balanced: true } : protocol.base.train;
     // The plan: per backbone pair (family × base) its heads, numbered in order; a cluster shard
     // takes every n-th head, and the pair's own work (base accuracy, Ω summaries, composites)
     // goes to the shard of the pair's number. Ω is trained wherever a shard's heads need it:
@@ -161,13 +172,6 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
     // everything the trainings will read extracted into the cache (Ω's base pairs, the
     // composites' parts, the target views the heads share), so that the trainings, one per
     // core, never wait on Φ.
-    // Every pair reads the same few selections: each is made once (a selection over CIFAR-10
-    // costs about 0.2 s of the main thread, and this phase made nine per pair).
-    const selections = new Map<string, ImageRow[]>();
-    const chosen = (dataset: number, sel: Selection) => {
-      const key = JSON.stringify([dataset, sel]);
-      return selections.get(key) ?? selections.set(key, selectImages(db, dataset, sel)).get(key)!;
-    };
     const targetTrain = (seed: number): Selection => (fewShot ? { ...protocol.target.train, perClass: o.perClass, draw: seed } : protocol.target.train);
     // Planned first, so that the phase's progress counts images: counted in extractions, its
     // ETA read an hour for a phase of five minutes (the first views are the largest).

@@ -10,6 +10,7 @@ import type Database from 'better-sqlite3';
 
 import { stmt, type Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
+import * as v from '../validate.js';
 
 export const RUN_STATUSES = ['running', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -213,6 +214,8 @@ export interface RunFilter {
 }
 
 export function listRuns(db: Db, f: RunFilter = {}): RunRecord[] {
+  // A misspelt status would match nothing and read as "no such runs".
+  if (f.status !== undefined) v.oneOf('status', f.status, RUN_STATUSES);
   const where: string[] = [];
   const args: unknown[] = [];
   if (f.kind) (where.push('kind = ?'), args.push(f.kind));

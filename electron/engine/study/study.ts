@@ -19,10 +19,11 @@ import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js
 import { discoverFamilies, resolveProtocol } from '../paper/index.js';
 import { basesOf } from '../paper/scenarios.js';
 import { startRun } from '../runs/index.js';
-import { HEAD_DEFAULTS, pairExtractions, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
+import { HEAD_DEFAULTS, omegaSplit, pairExtractions, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
 import { writeStudyReport } from './report.js';
 import type { Budget, StudyCell, StudyOmega, StudyResult } from './types.js';
 import type { Shard } from '../cluster/shard.js';
+import * as v from '../validate.js';
 
 export * from './types.js';
 
@@ -125,6 +126,9 @@ export function phiPassesOf(mode: FineTuneMode, aug: string | null, n: number, e
 
 export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
   const t0 = performance.now();
+  v.counts(o as unknown as Record<string, unknown>, { epochs: 1, seeds: 1, omegaImages: 1, threads: 1, concurrency: 1 });
+  for (const lr of o.lrs ?? [])
+    if (!(Number.isFinite(lr) && lr > 0)) throw new EmbaugError('E_ARG', `learning rate ${lr} is not a positive number: pass e.g. --lrs 0.01,0.05`);
   const threads = o.threads ?? cpus().length;
   const concurrency = Math.max(1, Math.min(o.concurrency ?? threads, threads));
   const log = o.log ?? (() => {});
@@ -147,6 +151,9 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
   const omegaImages = o.omegaImages ?? 2000;
   const protocol = await resolveProtocol(db, 'cifar10-split', o.dataDir, undefined, o.onProgress);
   const families = await discoverFamilies(db, o.modelsDir, 'cifar10-split', o.archs ?? STUDY_ARCHS, log);
+  // A selection too small for Ω's held-out pairs is refused now, not after the extractions.
+  if (arms.some((a) => a.mode === 'embed'))
+    omegaSplit(selectImages(db, protocol.base.dataset.id, { ...protocol.base.train, limit: omegaImages, balanced: true }).map((i) => i.sha256), o.omega);
   const perAug = (a: Arm) => a.mode === 'pixel' || a.mode === 'embed';
   const cellsOf = () => budgets.flatMap((budget) => arms.flatMap((arm) => (perAug(arm) ? augs : [null]).map((aug) => ({ budget, aug, arm }))));
   const config = { budgets, augs, arms: arms.map((a) => a.key), archs: families.map((f) => f.architecture), bases: bases.map((b) => b.aug), seeds: o.seeds ?? null, lrs, omegaImages, epochs: o.epochs ?? null, omega: o.omega ?? {} };

@@ -112,6 +112,20 @@ function heldOutMask(shas: string[], fraction: number, seed: number): boolean[] 
   return shas.map((s) => createHash('sha256').update(`${seed}:${s}`).digest().readUInt32BE(0) / 2 ** 32 < fraction);
 }
 
+/**
+ * Which of these base images Ω trains on and which it holds out for its fidelity (by image
+ * hash, see heldOutMask); refused when either side would be empty, naming what to change.
+ */
+export function omegaSplit(shas: string[], config?: Partial<OmegaConfig>): { tr: number[]; ho: number[] } {
+  const cfg = { ...OMEGA_DEFAULTS, ...config };
+  const mask = heldOutMask(shas, cfg.heldOut, cfg.seed);
+  const tr = mask.flatMap((h, i) => (h ? [] : [i]));
+  const ho = mask.flatMap((h, i) => (h ? [i] : []));
+  if (!tr.length || !ho.length)
+    throw new EmbaugError('E_ARG', `Ω needs base images to train on and others held out to measure it, and the ${shas.length} base images of its selection give ${tr.length} and ${ho.length} (${Math.round(100 * cfg.heldOut)}% held out, by image hash): select more base images (a larger --subset or --omega-images; a few hundred at least).`);
+  return { tr, ho };
+}
+
 type PairSource = Omit<Parameters<typeof embeddingsFor>[1], 'aug' | 'seed'>;
 
 /** The base views Ω's pairs are made of: the identity, then each draw of the augmentation. */
@@ -145,9 +159,7 @@ export async function basePairs(db: Db, source: PairSource, spec: AugSpec, cfg: 
   const views: { y: Float32Array; theta: Float32Array | null }[] = [];
   for (const view of drawn)
     views.push({ y: (await embeddingsFor(db, { ...source, ...view })).x, theta: spec.deterministic ? null : drawTheta(spec, view.seed!, shas) });
-  const mask = heldOutMask(shas, cfg.heldOut, cfg.seed);
-  const tr = mask.flatMap((h, i) => (h ? [] : [i]));
-  const ho = mask.flatMap((h, i) => (h ? [i] : []));
+  const { tr, ho } = omegaSplit(shas, cfg);
   const pooled = (idx: number[], pick: (v: (typeof views)[number]) => Float32Array | null, w: number) => stack(views.map((v) => rows(pick(v) ?? z.x, w, idx)));
   return {
     d, tDim, draws, shas, ho,
