@@ -215,6 +215,10 @@ describe('the paper pipeline on a small real subset', () => {
       (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /^Ω needs base images to train on and others held out to measure it, and the 1 base images of its selection give [01] and [01] .*a larger --subset or --omega-images/.test(e.message));
     await assert.rejects(study(db, { ...base, seeds: 0 }), /^RangeError: seeds must be at least 1, got 0$/);
     await assert.rejects(study(db, { ...base, lrs: [0.01, -1] }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /learning rate -1 is not a positive number/.test(e.message));
+    // A head's or an Ω's settings, before their embeddings are extracted (then, after).
+    const selection = { split: 'train', classes: [5, 6, 7, 8, 9], limit: 50, balanced: true };
+    await assert.rejects(trainHead(db, { backbone: 'tiny-none', dataset: 'cifar10', train: selection, test: { ...selection, split: 'test' }, mode: 'none', config: { epochs: 0 } }), /^RangeError: epochs must be in \[1, 100000\], got 0$/);
+    await assert.rejects(trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'hflip', config: { lr: -1 } }), /^RangeError: optimizer.lr must be in \[0, 100\], got -1$/);
     assert.equal(listRuns(db, { limit: 1_000_000 }).length, runsBefore, 'no run was recorded');
     assert.equal(vectors(), vectorsBefore, 'nothing was extracted');
     assert.throws(() => parseAug('rotate:min=20,max=10'), /^RangeError: rotate:min is 20, above max 10: give the range lowest first, e\.g\. rotate:min=10,max=20$/);

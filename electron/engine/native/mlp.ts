@@ -17,6 +17,35 @@ export interface OptimizerConfig {
   schedule?: 'constant' | 'cosine';
 }
 
+/**
+ * A training's settings, checked: what `train` checks besides its data, so that a caller with
+ * data still to extract (a head, an Ω) can refuse bad settings before that work.
+ */
+export function trainSettings(o: Pick<TrainOptions, 'batch' | 'epochs' | 'seed' | 'firstEpoch' | 'totalEpochs' | 'mixupAlpha' | 'isdaLambda' | 'optimizer'>) {
+  const opt = o.optimizer;
+  if (typeof opt !== 'object' || opt === null) throw new TypeError(`optimizer must be an object such as {kind: 'sgd', lr: 0.01}, got ${String(opt)}`);
+  return {
+    batch: v.int('batch', o.batch, 1, 1 << 16),
+    epochs: v.int('epochs', o.epochs, 1, 100000),
+    seed: v.int('seed', o.seed, 0, 2 ** 52),
+    firstEpoch: v.int('firstEpoch', o.firstEpoch ?? 0, 0),
+    totalEpochs: v.int('totalEpochs', o.totalEpochs ?? 0, 0),
+    mixupAlpha: v.num('mixupAlpha', o.mixupAlpha ?? 0, 0, 100),
+    isdaLambda: v.num('isdaLambda', o.isdaLambda ?? 0, 0, 100),
+    optimizer: {
+      kind: v.oneOf('optimizer.kind', opt.kind, ['sgd', 'adam'] as const),
+      lr: v.num('optimizer.lr', opt.lr, 0, 100),
+      momentum: v.num('optimizer.momentum', opt.momentum ?? 0.9, 0, 1),
+      weightDecay: v.num('optimizer.weightDecay', opt.weightDecay ?? 0, 0, 1),
+      nesterov: opt.nesterov ?? false,
+      beta1: v.num('optimizer.beta1', opt.beta1 ?? 0.9, 0, 1),
+      beta2: v.num('optimizer.beta2', opt.beta2 ?? 0.999, 0, 1),
+      eps: v.num('optimizer.eps', opt.eps ?? 1e-8, 0, 1),
+      schedule: v.oneOf('optimizer.schedule', opt.schedule ?? 'constant', ['constant', 'cosine'] as const),
+    },
+  };
+}
+
 export interface Supervised {
   x: Float32Array;
   labels?: Int32Array;
@@ -177,18 +206,7 @@ export class MlpModel {
         throw new TypeError('val must be supervised like the training set (both labels or both targets)');
       val = { valX: o.val.x, valN: vn, ...(vy instanceof Int32Array ? { valLabels: vy } : { valTargets: vy }) };
     }
-    const opt = o.optimizer;
-    const optimizer = {
-      kind: v.oneOf('optimizer.kind', opt?.kind, ['sgd', 'adam'] as const),
-      lr: v.num('optimizer.lr', opt.lr, 0, 100),
-      momentum: v.num('optimizer.momentum', opt.momentum ?? 0.9, 0, 1),
-      weightDecay: v.num('optimizer.weightDecay', opt.weightDecay ?? 0, 0, 1),
-      nesterov: opt.nesterov ?? false,
-      beta1: v.num('optimizer.beta1', opt.beta1 ?? 0.9, 0, 1),
-      beta2: v.num('optimizer.beta2', opt.beta2 ?? 0.999, 0, 1),
-      eps: v.num('optimizer.eps', opt.eps ?? 1e-8, 0, 1),
-      schedule: v.oneOf('optimizer.schedule', opt.schedule ?? 'constant', ['constant', 'cosine'] as const),
-    };
+    const settings = trainSettings(o);
     if (this.#m.disposed) throw new EmbaugError('E_DISPOSED', 'this model was disposed: create a new one');
     if (this.#m.busy) throw new EmbaugError('E_BUSY', 'this model is already training: await train() or call cancel()');
     if (o.signal?.aborted) throw new EmbaugError('E_CANCELLED', 'training was cancelled before it started');
@@ -198,14 +216,7 @@ export class MlpModel {
       n,
       ...(y instanceof Int32Array ? { labels: y } : { targets: y }),
       ...val,
-      batch: v.int('batch', o.batch, 1, 1 << 16),
-      epochs: v.int('epochs', o.epochs, 1, 100000),
-      seed: v.int('seed', o.seed, 0, 2 ** 52),
-      firstEpoch: v.int('firstEpoch', o.firstEpoch ?? 0, 0),
-      totalEpochs: v.int('totalEpochs', o.totalEpochs ?? 0, 0),
-      mixupAlpha: v.num('mixupAlpha', o.mixupAlpha ?? 0, 0, 100),
-      isdaLambda: v.num('isdaLambda', o.isdaLambda ?? 0, 0, 100),
-      optimizer,
+      ...settings,
     };
     const onAbort = () => this.#m.cancel();
     o.signal?.addEventListener('abort', onAbort, { once: true });

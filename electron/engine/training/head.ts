@@ -22,13 +22,14 @@ import type { Db } from '../db.js';
 import { ViewMemo } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
 import type { OnProgress } from '../jobs/index.js';
-import { MlpModel, type EpochStats, type OptimizerConfig } from '../native/index.js';
+import { MlpModel, trainSettings, type EpochStats, type OptimizerConfig } from '../native/index.js';
 import { startRun } from '../runs/index.js';
 import { isConditional } from './conditional.js';
 import { applyOmega, assertOmegaUnseen, packParams, type OmegaResult } from './omega.js';
 import { headReport, type HeadReport } from './evaluate.js';
 import { stack } from './stats.js';
 import { KNN_K, addGaussian, addNeighbourShift, addNoise, mdnSampler, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
+import * as v from '../validate.js';
 
 export const FINE_TUNE_MODES = ['none', 'pixel', 'embed', 'noise', 'mixup', 'isda'] as const;
 export type FineTuneMode = (typeof FINE_TUNE_MODES)[number];
@@ -111,6 +112,9 @@ export interface HeadResult {
 
 export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
   const cfg: HeadConfig = { ...HEAD_DEFAULTS, ...req.config, optimizer: { ...HEAD_DEFAULTS.optimizer, ...req.config?.optimizer } };
+  // Bad settings are refused before the embeddings are extracted, not after.
+  trainSettings(cfg);
+  v.int('evalEvery', cfg.evalEvery, 1);
   const bb = getBackbone(db, req.backbone);
   const ds = getDataset(db, req.dataset);
   const augs = (usesAugs(req.mode) ? (req.augs ?? []) : []).map((a) => parseAug(a));

@@ -13,7 +13,7 @@ import { getDataset, selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { embeddingsFor, extract } from '../embeddings/index.js';
 import type { OnProgress } from '../jobs/index.js';
-import { MlpModel, type EpochStats } from '../native/index.js';
+import { MlpModel, trainSettings, type EpochStats } from '../native/index.js';
 import { artifactBytes, getRun, listRuns, runArtifacts, startRun } from '../runs/index.js';
 import { EmbaugError } from '../errors.js';
 import { CONDITIONAL_FORMS, conditionalForward, conditionalInput, encodedDim, isConditional, newConditional, thetaCurve, type ThetaBin } from './conditional.js';
@@ -170,6 +170,8 @@ export async function basePairs(db: Db, source: PairSource, spec: AugSpec, cfg: 
 
 export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult> {
   const cfg = { ...OMEGA_DEFAULTS, ...req.config };
+  // Bad settings are refused before the base pairs are extracted, not after.
+  trainSettings({ batch: cfg.batch, epochs: cfg.epochs, seed: cfg.seed, optimizer: { kind: 'sgd', lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay } });
   const spec = parseAug(req.aug);
   const bb = getBackbone(db, req.backbone);
   const ds = getDataset(db, req.dataset);
