@@ -63,6 +63,7 @@ export function namesOpt(v: unknown): string[] | undefined {
 export function classesOpt(v: unknown): number[] | undefined {
   if (v === undefined) return undefined;
   const m = /^(\d+)-(\d+)$/.exec(String(v));
+  if (m && Number(m[1]) > Number(m[2])) throw new UsageError(`--classes ${m[0]} runs backwards: give the lower class first (--classes ${m[2]}-${m[1]})`);
   if (m) return Array.from({ length: Number(m[2]) - Number(m[1]) + 1 }, (_, i) => Number(m[1]) + i);
   return listOpt(v, 'classes');
 }

@@ -198,6 +198,23 @@ describe('the embaug command', () => {
     }
   });
 
+  it('says what was wrong with a flag and exits 2, before any work; a kind that matches no run is named', () => {
+    for (const [args, message] of [
+      [['head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--classes', '4-0'], /^embaug: --classes 4-0 runs backwards: give the lower class first \(--classes 0-4\)$/m],
+      [['head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--epochs', '0'], /^embaug: epochs must be in \[1, 100000\], got 0$/m],
+      [['omega', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--aug', 'rotate:min=20,max=10'], /^embaug: rotate:min is 20, above max 10/m],
+      [['runs', 'list', '--status', 'done'], /^embaug: status must be one of "running", .*got "done"$/m],
+    ] as const) {
+      const r = embaug(...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, message);
+      assert.doesNotMatch(r.err, /extracting/);
+    }
+    const none = embaug('runs', 'list', '--kind', 'heads');
+    assert.equal(none.code, 0, none.err);
+    assert.match(none.out, /^No runs of kind "heads"; the kinds of runs here: .*\bhead\b/);
+  });
+
   it('prints help for every command', () => {
     const h = embaug('--help');
     assert.equal(h.code, 0);
