@@ -16,8 +16,11 @@ export function int(name: string, v: unknown, min: number, max = Number.MAX_SAFE
 }
 
 /** Whole-number options of a long job (epochs, seeds, …), each at least its minimum where given: checked before any work. */
-export function counts(o: Record<string, unknown>, mins: Record<string, number>): void {
-  for (const [name, min] of Object.entries(mins)) if (o[name] !== undefined) int(name, o[name], min);
+export function counts<T extends object>(o: T, mins: { [K in keyof T]?: number }): void {
+  for (const [name, min] of Object.entries(mins) as [string, number][]) {
+    const value = (o as Record<string, unknown>)[name];
+    if (value !== undefined) int(name, value, min);
+  }
 }
 
 export function num(name: string, v: unknown, min = -Infinity, max = Infinity): number {

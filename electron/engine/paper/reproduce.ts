@@ -106,7 +106,7 @@ export async function prepareGrid(db: Db, o: Pick<ReproduceOptions, 'protocol' |
 
 export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceResult> {
   const t0 = performance.now();
-  v.counts(o as unknown as Record<string, unknown>, { epochs: 1, seeds: 1, subset: 1, perClass: 1, omegaImages: 1, threads: 1, concurrency: 1 });
+  v.counts(o, { epochs: 1, seeds: 1, subset: 1, perClass: 1, omegaImages: 1, threads: 1, concurrency: 1 });
   const protocolName = o.protocol ?? 'cifar10-split';
   const fewShot = o.perClass !== undefined;
   const epochs = o.epochs ?? (fewShot ? 100 : 20);

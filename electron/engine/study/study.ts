@@ -126,7 +126,7 @@ export function phiPassesOf(mode: FineTuneMode, aug: string | null, n: number, e
 
 export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
   const t0 = performance.now();
-  v.counts(o as unknown as Record<string, unknown>, { epochs: 1, seeds: 1, omegaImages: 1, threads: 1, concurrency: 1 });
+  v.counts(o, { epochs: 1, seeds: 1, omegaImages: 1, threads: 1, concurrency: 1 });
   for (const lr of o.lrs ?? [])
     if (!(Number.isFinite(lr) && lr > 0)) throw new EmbaugError('E_ARG', `learning rate ${lr} is not a positive number: pass e.g. --lrs 0.01,0.05`);
   const threads = o.threads ?? cpus().length;
