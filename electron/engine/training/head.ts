@@ -28,7 +28,7 @@ import { isConditional } from './conditional.js';
 import { applyOmega, assertOmegaUnseen, packParams, type OmegaResult } from './omega.js';
 import { headReport, type HeadReport } from './evaluate.js';
 import { stack } from './stats.js';
-import { KNN_K, addGaussian, addNeighbourShift, addNoise, mdnSampler, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
+import { KNN_K, OMEGA_SAMPLINGS, addGaussian, addNeighbourShift, addNoise, mdnSampler, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
 import * as v from '../validate.js';
 
 export const FINE_TUNE_MODES = ['none', 'pixel', 'embed', 'noise', 'mixup', 'isda'] as const;
@@ -115,6 +115,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
   // Bad settings are refused before the embeddings are extracted, not after.
   trainSettings(cfg);
   v.int('evalEvery', cfg.evalEvery, 1);
+  if (req.sampling !== undefined) v.oneOf('sampling', req.sampling, OMEGA_SAMPLINGS);
   const bb = getBackbone(db, req.backbone);
   const ds = getDataset(db, req.dataset);
   const augs = (usesAugs(req.mode) ? (req.augs ?? []) : []).map((a) => parseAug(a));
