@@ -4,7 +4,7 @@
  * renderer all import it, so a change breaks the build rather than the user.
  */
 import type { BackboneInfo, Candidates } from '../engine/backbones/index.js';
-import type { DatasetInfo, DatasetVersion, Edit, FolderListing, FolderPreview, ImageDetail, ImageRow } from '../engine/datasets/index.js';
+import type { DatasetInfo, DatasetVersion, Edit, FolderListing, FolderPreview, ImageDetail } from '../engine/datasets/index.js';
 import type { CacheStats } from '../engine/embeddings/index.js';
 import type { ClassNeighbours } from '../engine/curation/index.js';
 import type { Progress } from '../engine/jobs/index.js';

@@ -15,7 +15,7 @@ import { measureEq8 } from './eq8.js';
 import { timeHeavyBackbone } from './heavy.js';
 import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocols.js';
 import { writeReport } from './report.js';
-import { BASES, basesOf, rowKey, runName, scenarios, type Scenario } from './scenarios.js';
+import { BASES, basesOf, rowKey, runName, scenarios } from './scenarios.js';
 import type { Acc, ArchResult, ReproducePart, ReproducePhases, ReproduceResult } from './types.js';
 import type { Shard } from '../cluster/shard.js';
 import * as v from '../validate.js';

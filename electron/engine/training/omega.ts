@@ -11,7 +11,7 @@ import { drawTheta, parseAug, thetaDim, thetaMagnitude, type AugSpec } from '../
 import { getBackbone } from '../backbones/index.js';
 import { getDataset, selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { embeddingsFor, extract } from '../embeddings/index.js';
+import { embeddingsFor } from '../embeddings/index.js';
 import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, trainSettings, type EpochStats } from '../native/index.js';
 import { artifactBytes, getRun, listRuns, runArtifacts, startRun } from '../runs/index.js';
