@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -249,6 +249,28 @@ describe('Φ on its own thread', () => {
     assert.equal(r.signal, null, 'the program was still running after 60 s');
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^dim 32$/m);
+  });
+
+  it('lets a program end while another thread still loads its session, without aborting it', async () => {
+    // Two threads leased, one batch on one of them, and the program ends: the other thread is
+    // often still inside onnxruntime-node's model load then, and a thread stopped there aborted
+    // the process ("terminate called after throwing an instance of 'Napi::Error'"), 6 of 40
+    // such programs before the fix. Twenty of them, two at a time.
+    const code = `import { onnxThreads } from './electron/engine/backbones/index.ts';
+      const lanes = onnxThreads(${JSON.stringify(TINY)}, 1).lease(2);
+      await lanes.run('image', new Float32Array(3 * 32 * 32), [1, 3, 32, 32], 'embedding');
+      lanes.release();`;
+    const once = () =>
+      new Promise<{ status: number | null; signal: string | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: REPO, timeout: 60_000 });
+        let stderr = '';
+        child.stderr.on('data', (b) => (stderr += b));
+        child.on('close', (status, signal) => resolve({ status, signal, stderr }));
+      });
+    const ends: { status: number | null; signal: string | null; stderr: string }[] = [];
+    for (let i = 0; i < 10; i++) ends.push(...(await Promise.all([once(), once()])));
+    const bad = ends.filter((e) => e.status !== 0);
+    assert.deepEqual(bad.map((e) => `${e.signal ?? e.status}: ${e.stderr.trim().split('\n').at(-1)}`), []);
   });
 });
 

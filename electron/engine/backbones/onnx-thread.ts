@@ -15,7 +15,7 @@ export interface OnnxRequest {
   dims: number[];
   output: string;
 }
-export type OnnxReply = { id: number; data: Float32Array; input?: Float32Array } | { id: number; error: string };
+export type OnnxReply = { id: number; data: Float32Array; input?: Float32Array } | { id: number; error: string } | { loaded: true };
 
 // Plain JavaScript beside this file, in the sources and in the build alike.
 const ENTRY = new URL('./onnx-worker.js', import.meta.url);
@@ -44,14 +44,24 @@ class OnnxThread {
   #onExit: () => void;
   /** Why the thread is gone, once it is: a caller holding it gets that, not a run that never ends. */
   #dead: string | null = null;
+  /** Whether its session has finished loading (or failed to). */
+  #loaded = false;
 
   constructor(readonly path: string, readonly threads: number, onExit: () => void) {
     this.#onExit = onExit;
     // None of the parent's Node flags: the thread needs none, and some (--input-type) stop it.
     this.#worker = new Worker(ENTRY, { workerData: { path, threads } satisfies OnnxWorkerData, execArgv: [] });
-    // An idle thread must not keep the process alive; a pending run does.
-    this.#worker.unref();
+    // An idle thread must not keep the process alive; a pending run does, and so does a session
+    // still loading: a thread stopped inside onnxruntime-node's model load (the process ending
+    // after a short extraction that needed only the other thread) aborted the whole process,
+    // about one short extraction in twenty ("terminate called after throwing an instance of
+    // 'Napi::Error'": its binding cannot throw into a thread that is stopping).
     this.#worker.on('message', (r: OnnxReply) => {
+      if ('loaded' in r) {
+        this.#loaded = true;
+        if (this.#pending.size === 0) this.#worker.unref();
+        return;
+      }
       const p = this.#pending.get(r.id);
       if (!p) return;
       this.#pending.delete(r.id);
@@ -93,7 +103,7 @@ class OnnxThread {
   /** With no run pending it keeps no program alive; held by no caller too, it stops after a while. */
   #idleWhenFree(): void {
     if (this.#pending.size > 0) return;
-    this.#worker.unref();
+    if (this.#loaded) this.#worker.unref();
     if (this.#leases > 0) return;
     // Out of the pool first, so that no run is handed to a thread on its way out.
     this.#idle = setTimeout(() => {

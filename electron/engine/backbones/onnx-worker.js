@@ -19,6 +19,12 @@ const ready = ort.InferenceSession.create(path, {
   graphOptimizationLevel: 'all',
 });
 
+// Loaded or not, the thread may stop now without interrupting the load (see OnnxThread).
+ready.then(
+  () => port.postMessage({ loaded: true }),
+  () => port.postMessage({ loaded: true }),
+);
+
 port.on('message', async (/** @type {import('./onnx-thread.js').OnnxRequest} */ m) => {
   try {
     const sess = await ready;
