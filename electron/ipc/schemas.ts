@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 import { IMPORT_KINDS } from '../engine/datasets/index.js';
 import { RUN_STATUSES } from '../engine/runs/index.js';
-import { FINE_TUNE_MODES, OMEGA_FORMS } from '../engine/training/index.js';
+import { FINE_TUNE_MODES, OMEGA_FORMS, OMEGA_SAMPLINGS } from '../engine/training/index.js';
 import type { Api, Channel } from './contract.js';
 
 const id = z.number().int().nonnegative();
@@ -15,13 +15,13 @@ const job = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('extract'), args: z.object({ dataset: id, backbone: z.string().min(1), augs: z.array(aug).min(1).max(16), split: z.string().optional(), limit: z.number().int().positive().optional() }) }),
   z.object({
     kind: z.literal('omega'),
-    args: z.object({ backbone: z.string().min(1), dataset: id, classes, augs: z.array(aug).min(1).max(16), epochs: z.number().int().min(1).max(1000), form: z.enum(OMEGA_FORMS), lr: z.number().positive().max(10), limit: z.number().int().positive().optional() }),
+    args: z.object({ backbone: z.string().min(1), dataset: id, classes, augs: z.array(aug).min(1).max(16), epochs: z.number().int().min(1).max(1000), form: z.enum(OMEGA_FORMS), lr: z.number().positive().max(10), limit: z.number().int().positive().optional(), stochastic: z.boolean().optional() }),
   }),
   z.object({
     kind: z.literal('head'),
     args: z.object({
       backbone: z.string().min(1), dataset: id, classes, mode: z.enum(FINE_TUNE_MODES), augs: z.array(aug).max(16),
-      omegaRuns: z.record(z.string(), id).optional(), epochs: z.number().int().min(1).max(100000), lr: z.number().positive().max(10),
+      omegaRuns: z.record(z.string(), id).optional(), sampling: z.enum(OMEGA_SAMPLINGS).optional(), epochs: z.number().int().min(1).max(100000), lr: z.number().positive().max(10),
       optimizer: z.enum(['sgd', 'adam']), batch: z.number().int().min(1).max(65536), seed: z.number().int().min(0).max(2 ** 31), limit: z.number().int().positive().optional(),
     }),
   }),

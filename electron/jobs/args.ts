@@ -1,6 +1,6 @@
 /** What each kind of job takes: the arguments the UI sends and the task table receives. */
 import type { ImportKind } from '../engine/datasets/index.js';
-import type { FineTuneMode, OmegaForm } from '../engine/training/index.js';
+import type { FineTuneMode, OmegaForm, OmegaSampling } from '../engine/training/index.js';
 
 export interface ImportJobArgs {
   kind: ImportKind;
@@ -24,6 +24,8 @@ export interface OmegaJobArgs {
   form: OmegaForm | 'auto';
   lr: number;
   limit?: number;
+  /** Also fit what the stochastic forms sample from (Ω + Gaussian residual, …), kept with the run. */
+  stochastic?: boolean;
 }
 export interface HeadJobArgs {
   backbone: string;
@@ -33,6 +35,8 @@ export interface HeadJobArgs {
   augs: string[];
   /** Ω runs to use in embed mode, by augmentation key. */
   omegaRuns?: Record<string, number>;
+  /** How embed mode applies Ω: its mean (default) or a stochastic form its run keeps. */
+  sampling?: OmegaSampling;
   epochs: number;
   lr: number;
   optimizer: 'sgd' | 'adam';

@@ -45,7 +45,7 @@ export const CHECKS = {
       for (const s of specs) {
         const id = a.omegaRuns?.[s.key];
         if (id === undefined) throw new EmbaugError('E_ARG', `embed mode needs an Ω for "${s.key}": choose one, or train it in Augmentations (Ω) first`);
-        checkOmegaRun(db, id, sha, s.key);
+        checkOmegaRun(db, id, sha, s.key, a.sampling);
       }
   },
   curate: (db, a) => void source(db, a.backbone, a.dataset, { split: a.split, limit: a.limit }),

@@ -48,11 +48,11 @@ export const TASKS = {
     for (const aug of a.augs) {
       const r = await trainOmega(c.db, {
         backbone: a.backbone, dataset: a.dataset, selection: { split: 'train', classes: a.classes, limit: a.limit, balanced: a.limit !== undefined },
-        aug, config: { epochs: a.epochs, form: a.form, lr: a.lr }, threads: c.threads, signal: c.signal, onProgress: c.onProgress,
+        aug, config: { epochs: a.epochs, form: a.form, lr: a.lr, stochastic: a.stochastic ?? false }, threads: c.threads, signal: c.signal, onProgress: c.onProgress,
         onEpoch: (form, s) => c.onEpoch(`${aug} ${form}`, s),
       });
-      const { params: _p, ...rest } = r;
-      out.push(rest);
+      const { params: _p, stochastic: _s, ...rest } = r;
+      out.push({ ...rest, stochastic: _s !== null });
     }
     return out;
   },
@@ -60,7 +60,7 @@ export const TASKS = {
     const omegas = Object.fromEntries(Object.entries(a.omegaRuns ?? {}).map(([aug, id]) => [aug, loadOmega(c.db, id)]));
     const sel = { classes: a.classes, limit: a.limit, balanced: a.limit !== undefined };
     const r = await trainHead(c.db, {
-      backbone: a.backbone, dataset: a.dataset, train: { split: 'train', ...sel }, test: { split: 'test', ...sel }, mode: a.mode, augs: a.augs, omegas,
+      backbone: a.backbone, dataset: a.dataset, train: { split: 'train', ...sel }, test: { split: 'test', ...sel }, mode: a.mode, augs: a.augs, omegas, sampling: a.sampling,
       config: { epochs: a.epochs, batch: a.batch, seed: a.seed, optimizer: { kind: a.optimizer, lr: a.lr } },
       threads: c.threads, signal: c.signal, onProgress: c.onProgress, onEpoch: (s) => c.onEpoch('head', s),
     });

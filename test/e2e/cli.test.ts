@@ -118,6 +118,20 @@ describe('the embaug command', () => {
     assert.equal(cmp.code, 0, cmp.err);
     assert.ok(!cmp.out.includes('undefined'), cmp.out);
     assert.match(cmp.out, /—/);
+    // A stochastic form of Ω, in a later process than the Ω's: --sampling draws from the shift
+    // models the Ω keeps with its run; an Ω without them is passed over, or refused when named.
+    const noModels = embaug('head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--classes', '5-9', '--mode', 'embed', '--aug', 'hflip', '--sampling', 'residual-gauss');
+    assert.equal(noModels.code, 2);
+    assert.match(noModels.err, /no Ω for "hflip" on tiny-resnet18-w4 with its shift models .*embaug omega --stochastic/);
+    const st = embaug('omega', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--aug', 'hflip', '--classes', '0-4', '--epochs', '2', '--stochastic');
+    assert.equal(st.code, 0, st.err);
+    assert.match(st.out, /held-out MSE of the mean \/ energy score of the draws: identity [\d.e-]+ \/ [\d.e-]+, mean .*, residual-gauss .*, mdn [\d.e-]+ \/ [\d.e-]+$/m);
+    const drawn = embaug('head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--classes', '5-9', '--mode', 'embed', '--aug', 'hflip', '--sampling', 'residual-gauss', '--epochs', '3', '--seed', '4');
+    assert.equal(drawn.code, 0, drawn.err);
+    assert.match(drawn.out, /^Ψ embed hflip \(residual-gauss\) \(run \d+\): test accuracy/);
+    const named = embaug('head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--classes', '5-9', '--mode', 'embed', '--aug', 'hflip', '--omega', `hflip=${omegas[0].runId}`, '--sampling', 'knn-shift');
+    assert.equal(named.code, 2);
+    assert.match(named.err, new RegExp(`the Ω of run ${omegas[0].runId} was trained without them`));
   });
 
   it('exports the runs in MLflow\'s file-store layout; every run\'s params and final metrics read back from the files', () => {

@@ -166,6 +166,15 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     const bins = page.getByTestId('omega-runs').getByRole('cell', { name: /held-out MSE against \|θ\|/ }).first();
     assert.match(await bins.innerText(), /0\.75–1: [\d.]+ \/ – \/ [\d.]+/);
     await page.getByLabel('Form').selectOption('auto');
+    // With its sampling forms: their held-out figures in its row, the models kept for Heads (Ψ).
+    await page.getByLabel('Augmentations').fill('hflip');
+    await page.getByLabel('fit stochastic Ω too').check();
+    await page.getByRole('button', { name: 'Train Ω' }).click();
+    await finished(/Train Ω hflip/);
+    const forms = page.getByTestId('sampling-forms').first();
+    await forms.waitFor();
+    assert.match(await forms.innerText(), /identity [\d.e-]+ \/ [\d.e-]+ · mean [\d.e-]+ \/ [\d.e-]+ · residual-gauss [\d.e-]+ \/ [\d.e-]+ · shift-gauss .* · mdn [\d.e-]+ \/ [\d.e-]+/);
+    await page.getByLabel('fit stochastic Ω too').uncheck();
     await noOverflow('omega');
     await shot('04-omega');
   });
@@ -194,10 +203,20 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     const choice = page.getByTestId('omega-choice');
     const omegaSelect = choice.locator('select[name="omega-hflip"]');
     await omegaSelect.waitFor();
-    assert.match(await omegaSelect.locator('option:checked').innerText(), /^run \d+, (plain|residual|identity): target train, classes all; held-out MSE [\d.e-]+ \(identity [\d.e-]+\) — trained on this head's classes$/);
+    assert.match(await omegaSelect.locator('option:checked').innerText(), /^run \d+, (plain|residual|identity)( with sampling forms)?: target train, classes all; held-out MSE [\d.e-]+ \(identity [\d.e-]+\) — trained on this head's classes$/);
     await choice.getByRole('alert').getByText(/training is refused \(the test set would leak through the augmentation\)/).waitFor();
     await page.getByRole('button', { name: 'Train Ψ' }).click();
     await finished(/Train Ψ \(embed\)/);
+    // Drawn as Ω + Gaussian residual: only an Ω that keeps its shift models is offered.
+    await page.locator('select[name="sampling"]').selectOption('residual-gauss');
+    assert.match(await omegaSelect.locator('option:checked').innerText(), /^run \d+, \w+ with sampling forms: /);
+    assert.equal(await omegaSelect.locator('option').filter({ hasNotText: 'with sampling forms' }).count(), 0);
+    await page.getByRole('button', { name: 'Train Ψ' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="job"]').length > 0);
+    await finished(/Train Ψ \(embed\)/);
+    const drawnHead = listRuns(db, { kind: 'head' })[0];
+    assert.deepEqual([drawnHead.status, drawnHead.config.mode, drawnHead.config.sampling], ['completed', 'embed', 'residual-gauss']);
+    await page.locator('select[name="sampling"]').selectOption('mean');
     await page.locator('select[name="mode"]').selectOption('isda');
     assert.equal(await page.getByLabel('Augmentations').count(), 0, 'an Ω-free baseline takes no augmentation');
     await page.getByRole('button', { name: 'Train Ψ' }).click();

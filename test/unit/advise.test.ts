@@ -67,6 +67,20 @@ describe('the advisor on a data set of the user', () => {
     assert.equal(heads.length, r.arms.length * 5);
     assert.ok(heads.every((h) => (h.config.test as { split: string }).split === 'val' && (h.config.train as { split: string }).split === 'train'));
     assert.equal(getRun(db, r.runId).status, 'completed');
+    assert.match(r.skipped.find((s) => s.arm === 'embed-gauss')!.why, /no Ω for vflip on resnet18-w16-none keeps the shift models Ω \+ Gaussian residual draws from: train one with them \(embaug omega --stochastic/);
+  });
+
+  it('with an Ω that keeps its shift models it also tries Ω + Gaussian residual, drawn afresh per sample and epoch', async () => {
+    const om = await trainOmega(db, { dataset: 'flipped', backbone: 'resnet18-w16-none', selection: { split: 'train' }, aug: 'vflip', config: { epochs: 20, stochastic: true }, threads: 2 });
+    const r = await advise(db, { dataset: 'flipped', backbone: 'resnet18-w16-none', valSplit: 'val', folds: 3, augs: ['vflip'], epochs: 20, threads: 2 });
+    const gauss = r.arms.find((a) => a.arm === 'embed-gauss')!;
+    assert.deepEqual([gauss.mode, gauss.aug, gauss.sampling, gauss.omegaRunId], ['embed', 'vflip', 'residual-gauss', om.runId]);
+    assert.ok(!r.skipped.some((s) => s.arm === 'embed-gauss'));
+    const heads = listRuns(db, { group: `advise-${r.runId}`, kind: 'head' });
+    assert.equal(heads.filter((h) => h.config.sampling === 'residual-gauss').length, 3);
+    assert.equal(heads.filter((h) => h.config.sampling === 'mean').length, 3);
+    // Its heads differ from the mean's: the draws, not the Ω, are what the arm adds.
+    assert.notDeepEqual(gauss.accuracy.runs, r.arms.find((a) => a.arm === 'embed')!.accuracy.runs);
   });
 
   it('cross-validates on the training split when there is no validation split: stratified folds, each image scored once', async () => {

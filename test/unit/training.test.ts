@@ -16,7 +16,7 @@ import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } f
 import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
 import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
 import type { Progress } from '../../electron/engine/jobs/index.js';
-import { applyOmega, compositeFidelity, embedView, latestOmega, omegaSeenCount, trainHead, trainOmega, unpackParams, viewSeed } from '../../electron/engine/training/index.js';
+import { applyOmega, checkOmegaRun, compositeFidelity, embedView, latestOmega, loadOmega, omegaSeenCount, trainHead, trainOmega, unpackParams, unpackShiftModels, viewSeed } from '../../electron/engine/training/index.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
 import { miniCifar10, tinyFamily } from '../helpers/fixtures.js';
 import { MODELS, REPO, rng, tempDir } from '../helpers/shared.js';
@@ -360,8 +360,30 @@ describe('the paper pipeline on a small real subset', () => {
     const plain = await trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection: { split: 'train', classes: [0, 1, 2, 3, 4], limit: 200, balanced: true }, aug: 'hflip', config: { epochs: 2 } });
     assert.equal(plain.stochastic, null);
     assert.deepEqual(plain.params, om.params);
-    // An Ω rebuilt from its run (without the base pairs) says what is missing.
-    await assert.rejects(trainHead(db, { ...req, omegas: { hflip: { chosen: om.chosen, sizes: om.sizes, params: om.params, runId: om.runId } }, sampling: 'knn-shift' }), /only an Ω trained in the same session/);
+    // An Ω without its shift models says what is missing.
+    await assert.rejects(trainHead(db, { ...req, omegas: { hflip: { chosen: om.chosen, sizes: om.sizes, params: om.params, runId: om.runId } }, sampling: 'knn-shift' }), /sampling "knn-shift" draws from the shift models of the Ω for "hflip".*embaug omega --stochastic/);
+    assert.throws(() => checkOmegaRun(db, plain.runId, getRun(db, plain.runId).backboneSha!, 'hflip', 'residual-gauss'), /the Ω of run \d+ was trained without them/);
+    checkOmegaRun(db, om.runId, getRun(db, om.runId).backboneSha!, 'hflip', 'residual-gauss');
+    // Its shift models are kept with its run: loaded by another connection (as a later process
+    // would), every array is the same, bit for bit, and so is every head drawn from them.
+    const other = openDb(join(tmp.dir, 'db.sqlite'));
+    try {
+      const loaded = loadOmega(other, om.runId);
+      const floats = (m: unknown): Buffer[] => (m instanceof Float32Array ? [Buffer.from(m.buffer, m.byteOffset, m.byteLength)] : Array.isArray(m) ? m.flatMap(floats) : m && typeof m === 'object' ? Object.values(m).flatMap(floats) : []);
+      assert.ok(loaded.stochastic);
+      assert.deepEqual(floats(loaded.stochastic), floats(om.stochastic));
+      assert.ok(floats(om.stochastic).length >= 10);
+      for (const sampling of ['residual-gauss', 'knn-shift', 'mdn'] as const)
+        assert.deepEqual((await trainHead(other, { ...req, omegas: { hflip: loaded }, sampling })).params, (await trainHead(db, { ...req, sampling })).params, sampling);
+      assert.equal(loadOmega(other, plain.runId).stochastic, null);
+      // Looking for an Ω to draw from passes over the newer one without shift models.
+      const sha = getRun(db, om.runId).backboneSha!;
+      assert.equal(latestOmega(other, sha, 'hflip'), plain.runId);
+      assert.equal(latestOmega(other, sha, 'hflip', [], true), om.runId);
+    } finally {
+      other.close();
+    }
+    assert.throws(() => unpackShiftModels(new Uint8Array(8), { mean: { f32: [0, 3] } }), /an array at 0 of 3 values ends past the blob's 2/);
   });
 
   it('discovering families says which manifests it left out, and why', async () => {

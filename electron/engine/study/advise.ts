@@ -1,8 +1,9 @@
 /**
  * The advisor: should a user augment their own data set while fine-tuning, and how? From the
  * cached embeddings it runs the cheap arms (none, noise, mixup, ISDA; embed with the newest Ω
- * this backbone has for an augmentation; pixel for a deterministic augmentation whose views are
- * cached) with stratified k-fold cross-validation on the training split (or over seeds on the
+ * this backbone has for an augmentation, and embed-gauss, Ω plus a Gaussian of its residual,
+ * with the newest that keeps its shift models; pixel for a deterministic augmentation whose
+ * views are cached) with stratified k-fold cross-validation on the training split (or over seeds on the
  * data set's own validation split), and recommends in one sentence what gains beyond the noise.
  * Nothing is chosen on a test split.
  */
@@ -17,7 +18,7 @@ import { EmbaugError } from '../errors.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { gainOver, type Acc, type PairedGain } from '../paper/index.js';
 import { startRun } from '../runs/index.js';
-import { latestOmega, loadOmega, meanStd, trainHead, type FineTuneMode } from '../training/index.js';
+import { NEEDS_SHIFT_MODELS, latestOmega, loadOmega, meanStd, trainHead, type FineTuneMode, type OmegaSampling } from '../training/index.js';
 
 export interface AdviseRequest {
   dataset: number | string;
@@ -40,6 +41,8 @@ export interface AdviceArm {
   arm: string;
   mode: FineTuneMode;
   aug: string | null;
+  /** How embed mode applies Ω (its mean, or a stochastic form); absent in other modes. */
+  sampling?: OmegaSampling;
   /** Accuracy per fold (or seed). */
   accuracy: Acc;
   /** Gain over none, paired per fold; real beyond 2 std. */
@@ -58,7 +61,7 @@ export interface Advice {
   arms: AdviceArm[];
   /** Arms that could not run, and what to do to include them. */
   skipped: { arm: string; aug: string; why: string }[];
-  recommendation: { arm: string; mode: FineTuneMode; aug: string | null; omegaRunId: number | null; sentence: string };
+  recommendation: { arm: string; mode: FineTuneMode; aug: string | null; sampling?: OmegaSampling; omegaRunId: number | null; sentence: string };
   runId: number;
   seconds: number;
 }
@@ -83,15 +86,19 @@ export async function advise(db: Db, req: AdviseRequest): Promise<Advice> {
   const epochs = req.epochs ?? 30;
   
   // The arms: those without an augmentation always; embed where an Ω exists; pixel where views are cached.
-  type Arm = { arm: string; mode: FineTuneMode; aug: string | null; omegaRunId?: number };
+  type Arm = { arm: string; mode: FineTuneMode; aug: string | null; omegaRunId?: number; sampling?: OmegaSampling };
   const arms: Arm[] = [{ arm: 'none', mode: 'none', aug: null }, { arm: 'noise', mode: 'noise', aug: null }, { arm: 'mixup', mode: 'mixup', aug: null }, { arm: 'isda', mode: 'isda', aug: null }];
   const skipped: Advice['skipped'] = [];
   for (const a of req.augs ?? ['hflip']) {
     const spec = parseAug(a);
     // Only an Ω that saw none of the images the arms are scored on: else the advice would leak.
     const om = latestOmega(db, bb.sha256, spec.key, scored);
-    if (om !== null) arms.push({ arm: 'embed', mode: 'embed', aug: spec.key, omegaRunId: om });
-    else
+    // With few images the variation Ω's mean leaves out is what helps (README: few target images).
+    const gauss = latestOmega(db, bb.sha256, spec.key, scored, true);
+    if (om !== null) arms.push({ arm: 'embed', mode: 'embed', aug: spec.key, omegaRunId: om, sampling: 'mean' });
+    if (gauss !== null) arms.push({ arm: 'embed-gauss', mode: 'embed', aug: spec.key, omegaRunId: gauss, sampling: 'residual-gauss' });
+    else if (om !== null) skipped.push({ arm: 'embed-gauss', aug: spec.key, why: `no Ω for ${spec.key} on ${bb.name} keeps the shift models Ω + Gaussian residual draws from: ${NEEDS_SHIFT_MODELS}` });
+    if (om === null)
       skipped.push({
         arm: 'embed', aug: spec.key,
         why: latestOmega(db, bb.sha256, spec.key) === null
@@ -112,14 +119,16 @@ export async function advise(db: Db, req: AdviseRequest): Promise<Advice> {
   const top = startRun(db, { kind: 'advise', name: `advise ${ds.name} on ${bb.name}`, config: { split, valSplit: req.valSplit ?? null, folds: k, epochs, arms: arms.map((a) => `${a.arm}${a.aug ? ` ${a.aug}` : ''}`) }, backboneSha: bb.sha256, datasetId: ds.id, datasetVersion: ds.version, threads });
   return top.wrap(async () => {
     const meter = new ProgressMeter('advice (heads)', arms.length * k, 'heads', req.onProgress, 0);
-    const omegas = Object.fromEntries(arms.filter((a) => a.omegaRunId !== undefined).map((a) => [a.aug!, loadOmega(db, a.omegaRunId!)]));
+    // Per arm: embed and embed-gauss may use different Ωs of one augmentation.
+    const loaded = new Map(arms.filter((a) => a.omegaRunId !== undefined).map((a) => [a.omegaRunId!, loadOmega(db, a.omegaRunId!)]));
     const part = (r: number, p: 'fit' | 'val'): Selection => (req.valSplit ? { split: p === 'fit' ? split : req.valSplit } : { split, fold: { of: k, index: r, part: p } });
     const jobs = arms.flatMap((a) => Array.from({ length: k }, (_, r) => ({ a, r })));
     const memo = new ViewMemo();
     const heads = await runIndependent(jobs.map(({ a, r }) => async () => {
       const t = performance.now();
       const h = await trainHead(db, {
-        backbone: bb.sha256, dataset: ds.id, train: part(r, 'fit'), test: part(r, 'val'), mode: a.mode, augs: a.aug ? [a.aug] : [], omegas,
+        backbone: bb.sha256, dataset: ds.id, train: part(r, 'fit'), test: part(r, 'val'), mode: a.mode, augs: a.aug ? [a.aug] : [],
+        omegas: a.omegaRunId !== undefined ? { [a.aug!]: loaded.get(a.omegaRunId)! } : {}, ...(a.sampling ? { sampling: a.sampling } : {}),
         config: { epochs, seed: req.valSplit ? r : 0, evalEvery: epochs }, threads: 1, memo, signal: req.signal, group: `advise-${top.id}`, parentRunId: top.id,
         name: `advice ${a.arm}${a.aug ? ` ${a.aug}` : ''} ${req.valSplit ? 'seed' : 'fold'} ${r}`,
       });
@@ -131,7 +140,7 @@ export async function advise(db: Db, req: AdviseRequest): Promise<Advice> {
       const runs = mine.map((h) => h.accuracy);
       const fitImages = images.length * (req.valSplit ? 1 : (k - 1) / k);
       return {
-        arm: a.arm, mode: a.mode, aug: a.aug, accuracy: { ...meanStd(runs), runs }, gain: null,
+        arm: a.arm, mode: a.mode, aug: a.aug, ...(a.sampling ? { sampling: a.sampling } : {}), accuracy: { ...meanStd(runs), runs }, gain: null,
         seconds: mine.reduce((s, h) => s + h.seconds, 0) / k, extraPhiPasses: a.mode === 'pixel' ? Math.round(fitImages) : 0, omegaRunId: a.omegaRunId,
       };
     });
@@ -143,7 +152,7 @@ export async function advise(db: Db, req: AdviseRequest): Promise<Advice> {
 
 /** The arm with the largest real gain (the cheaper on a tie), or none when no gain is real. */
 export function recommend(arms: AdviceArm[], scheme: string): Advice['recommendation'] {
-  const label = (a: AdviceArm) => (a.aug ? `${a.arm} ${a.aug}` : a.arm);
+  const label = (a: AdviceArm) => (a.arm === 'embed-gauss' ? `embed ${a.aug} drawn as Ω + Gaussian residual` : a.aug ? `${a.arm} ${a.aug}` : a.arm);
   const real = arms.filter((a) => a.gain?.real).sort((a, b) => b.gain!.mean - a.gain!.mean || a.seconds - b.seconds);
   if (!real.length) {
     const best = arms.slice(1).reduce((p, q) => (q.gain!.mean > p.gain!.mean ? q : p), arms[1]);
@@ -154,9 +163,9 @@ export function recommend(arms: AdviceArm[], scheme: string): Advice['recommenda
   }
   const r = real[0];
   const pixel = arms.find((a) => a.arm === 'pixel' && a.aug === r.aug);
-  const vsPixel = r.arm === 'embed' && pixel?.gain ? `, ${Math.round((100 * r.gain!.mean) / Math.max(pixel.gain.mean, 1e-9))}% of what pixel augmentation gains, without a Φ pass per view` : '';
+  const vsPixel = r.mode === 'embed' && pixel?.gain ? `, ${Math.round((100 * r.gain!.mean) / Math.max(pixel.gain.mean, 1e-9))}% of what pixel augmentation gains, without a Φ pass per view` : '';
   return {
-    arm: r.arm, mode: r.mode, aug: r.aug, omegaRunId: r.omegaRunId ?? null,
+    arm: r.arm, mode: r.mode, aug: r.aug, ...(r.sampling ? { sampling: r.sampling } : {}), omegaRunId: r.omegaRunId ?? null,
     sentence: `Augment with ${label(r)}: ${pts(r.gain!)} over no augmentation, beyond the noise over ${scheme}${vsPixel}.`,
   };
 }

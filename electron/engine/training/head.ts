@@ -25,7 +25,7 @@ import type { OnProgress } from '../jobs/index.js';
 import { MlpModel, trainSettings, type EpochStats, type OptimizerConfig } from '../native/index.js';
 import { startRun } from '../runs/index.js';
 import { isConditional } from './conditional.js';
-import { applyOmega, assertOmegaUnseen, packParams, type OmegaResult } from './omega.js';
+import { NEEDS_SHIFT_MODELS, applyOmega, assertOmegaUnseen, packParams, type OmegaResult } from './omega.js';
 import { headReport, type HeadReport } from './evaluate.js';
 import { stack } from './stats.js';
 import { KNN_K, OMEGA_SAMPLINGS, addGaussian, addNeighbourShift, addNoise, mdnSampler, nearest, sampleGenerator, type DrawKey, type OmegaSampling } from './stochastic.js';
@@ -125,7 +125,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
     for (const a of augs) {
       if (!req.omegas?.[a.key]) throw new EmbaugError('E_ARG', `embed mode needs a trained Ω for "${a.key}": train it first (the Augmentations Ω view, or embaug reproduce, which trains Ω and heads together)`);
       if (sampling !== 'mean' && !req.omegas[a.key].stochastic)
-        throw new EmbaugError('E_ARG', `sampling "${sampling}" needs the base pairs' statistics of the Ω for "${a.key}", which only an Ω trained in the same session with \`stochastic: true\` carries: train Ω and the head together (embaug reproduce --per-class N).`);
+        throw new EmbaugError('E_ARG', `sampling "${sampling}" draws from the shift models of the Ω for "${a.key}", measured on its base pairs, and this Ω has none: ${NEEDS_SHIFT_MODELS}.`);
     }
   const run = startRun(db, {
     kind: 'head', name: req.name ?? `Ψ ${req.mode}${augs.length ? ` ${augs.map((a) => a.key).join(',')}` : ''} on ${bb.name}`,

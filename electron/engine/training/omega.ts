@@ -18,7 +18,7 @@ import { artifactBytes, getRun, listRuns, runArtifacts, startRun } from '../runs
 import { EmbaugError } from '../errors.js';
 import { CONDITIONAL_FORMS, conditionalForward, conditionalInput, encodedDim, isConditional, newConditional, thetaCurve, type ThetaBin } from './conditional.js';
 import { meanCosine, meanRelativeError, mse, rows, stack } from './stats.js';
-import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, mdnMean, mdnSampler, nearest, sampleGenerator, trainGenerator, trainMdn, type OmegaSampling, type ShiftModels } from './stochastic.js';
+import { KNN_K, addGaussian, addNeighbourShift, energyScore, gaussianOf, mdnMean, mdnSampler, nearest, packShiftModels, sampleGenerator, trainGenerator, trainMdn, unpackShiftModels, type OmegaSampling, type ShiftModels } from './stochastic.js';
 
 export const OMEGA_FORMS = ['auto', 'plain', 'residual', ...CONDITIONAL_FORMS] as const;
 /** A trained Ω's form; `auto` (a request) trains both and keeps the better. */
@@ -240,6 +240,10 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
       draws, thetaCurve: curve, stochastic, sampling,
     };
     if (result.params) run.artifact('weights', 'omega.f32', packParams(result.params), { sizes, form: chosen, residual: chosen === 'residual', aug: spec.key });
+    if (stochastic) {
+      const { bytes, layout } = packShiftModels(stochastic);
+      run.artifact('stochastic', STOCHASTIC_ARTIFACT, bytes, { layout });
+    }
     return result;
   }, (r) => ({ chosen: r.chosen, flagged: r.flagged, sizes: r.sizes, draws: r.draws, ...r.fidelity, candidates: r.candidates.map(({ history: _h, ...c }) => c), thetaCurve: r.thetaCurve, sampling: r.sampling }));
 }
@@ -367,22 +371,39 @@ export function unpackParams(bytes: Uint8Array, sizes: number[]): Float32Array[]
 }
 
 /** A finished Ω training from the database: its form, sizes and weights. */
-export function loadOmega(db: Db, runId: number): Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId'> {
+const STOCHASTIC_ARTIFACT = 'stochastic.f32';
+/** Whether an Ω's run keeps the shift models its stochastic forms draw from (see trainOmega). */
+export const keepsShiftModels = (db: Db, runId: number) => runArtifacts(db, runId).some((a) => a.name === STOCHASTIC_ARTIFACT);
+/** What to do for an Ω with its shift models, in every front end's words. */
+export const NEEDS_SHIFT_MODELS = 'train one with them (embaug omega --stochastic; in the Augmentations (Ω) view, "fit stochastic Ω too")';
+
+/**
+ * A finished Ω from its run: its weights, and what its stochastic forms sample from where it
+ * was trained with `stochastic` (null otherwise).
+ */
+export function loadOmega(db: Db, runId: number): Pick<OmegaResult, 'chosen' | 'sizes' | 'params' | 'runId' | 'stochastic'> {
   const run = getRun(db, runId);
   const s = run.summary as { chosen?: OmegaResult['chosen']; sizes?: number[] } | null;
   if (run.kind !== 'omega' || run.status !== 'completed' || !s?.chosen || !s.sizes)
     throw new EmbaugError('E_ARG', `run ${runId} is not a finished Ω training: pick one from \`embaug runs list --kind omega\``);
-  if (s.chosen === 'identity') return { chosen: 'identity', sizes: s.sizes, params: null, runId };
-  return { chosen: s.chosen, sizes: s.sizes, params: unpackParams(artifactBytes(db, runId, 'omega.f32'), s.sizes), runId };
+  const kept = runArtifacts(db, runId).find((a) => a.name === STOCHASTIC_ARTIFACT);
+  const stochastic = kept ? unpackShiftModels(artifactBytes(db, runId, STOCHASTIC_ARTIFACT), (JSON.parse(kept.meta) as { layout: unknown }).layout) : null;
+  if (s.chosen === 'identity') return { chosen: 'identity', sizes: s.sizes, params: null, runId, stochastic };
+  return { chosen: s.chosen, sizes: s.sizes, params: unpackParams(artifactBytes(db, runId, 'omega.f32'), s.sizes), runId, stochastic };
 }
 
-/** Refuses an Ω run that is not a finished Ω of this backbone for this augmentation. */
-export function checkOmegaRun(db: Db, runId: number, backboneSha: string, augKey: string): void {
+/**
+ * Refuses an Ω run that is not a finished Ω of this backbone for this augmentation, or, where a
+ * stochastic form is to be drawn, one that keeps no shift models.
+ */
+export function checkOmegaRun(db: Db, runId: number, backboneSha: string, augKey: string, sampling: OmegaSampling = 'mean'): void {
   const r = getRun(db, runId);
   const pick = `pick one from \`embaug runs list --kind omega\``;
   if (r.kind !== 'omega' || r.status !== 'completed') throw new EmbaugError('E_ARG', `run ${runId} is ${r.kind === 'omega' ? `an Ω training that ${r.status === 'running' ? 'is still running' : `ended ${r.status}`}` : `a ${r.kind} run`}, not a finished Ω: ${pick}`);
   if (r.backboneSha !== backboneSha) throw new EmbaugError('E_ARG', `the Ω of run ${runId} was trained on another backbone's embeddings: ${pick} of this backbone`);
   if (r.config.aug !== augKey) throw new EmbaugError('E_ARG', `the Ω of run ${runId} is for "${String(r.config.aug)}", not "${augKey}": ${pick} for "${augKey}"`);
+  if (sampling !== 'mean' && !keepsShiftModels(db, runId))
+    throw new EmbaugError('E_ARG', `sampling "${sampling}" draws from the shift models an Ω keeps when trained with its sampling forms, and the Ω of run ${runId} was trained without them: ${NEEDS_SHIFT_MODELS}`);
 }
 
 const SEEN_ARTIFACT = 'seen.sha256';
@@ -442,8 +463,8 @@ export function assertOmegaUnseen(db: Db, augKey: string, runId: number, test: {
  * The newest finished Ω of a backbone for an augmentation (by its canonical key) that saw
  * none of `unseen` (a head's test images), or null.
  */
-export function latestOmega(db: Db, backboneSha: string, augKey: string, unseen: { sha256: string }[] = []): number | null {
+export function latestOmega(db: Db, backboneSha: string, augKey: string, unseen: { sha256: string }[] = [], withShiftModels = false): number | null {
   for (const r of listRuns(db, { kind: 'omega', status: 'completed' }))
-    if (r.backboneSha === backboneSha && r.config.aug === augKey && (unseen.length === 0 || omegaSeenCount(db, r.id, unseen.map((i) => i.sha256)) === 0)) return r.id;
+    if (r.backboneSha === backboneSha && r.config.aug === augKey && (!withShiftModels || keepsShiftModels(db, r.id)) && (unseen.length === 0 || omegaSeenCount(db, r.id, unseen.map((i) => i.sha256)) === 0)) return r.id;
   return null;
 }

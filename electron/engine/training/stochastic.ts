@@ -51,6 +51,53 @@ export interface ShiftModels {
   mdn: Mdn;
 }
 
+/**
+ * The shift models as one float32 blob and a JSON layout that names every array by its offset
+ * and length in it, to keep with an Ω's run: a head trained later, in another process, draws
+ * from the same models, bit for bit, as one trained beside the Ω.
+ */
+export function packShiftModels(models: ShiftModels): { bytes: Uint8Array; layout: unknown } {
+  const parts: Float32Array[] = [];
+  let at = 0;
+  const walk = (v: unknown): unknown => {
+    if (v instanceof Float32Array) {
+      parts.push(v);
+      at += v.length;
+      return { f32: [at - v.length, v.length] };
+    }
+    if (ArrayBuffer.isView(v)) throw new TypeError(`shift models hold float32 arrays only, found a ${v.constructor.name}`);
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    return v;
+  };
+  const layout = walk(models);
+  const all = new Float32Array(at);
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  return { bytes: new Uint8Array(all.buffer), layout };
+}
+
+export function unpackShiftModels(bytes: Uint8Array, layout: unknown): ShiftModels {
+  if (bytes.byteLength % 4) throw new RangeError(`shift models of ${bytes.byteLength} bytes: not whole float32 values`);
+  const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === 'object') {
+      const ref = (v as { f32?: [number, number] }).f32;
+      if (ref) {
+        if (ref[0] + ref[1] > all.length) throw new RangeError(`shift models: an array at ${ref[0]} of ${ref[1]} values ends past the blob's ${all.length}`);
+        return all.slice(ref[0], ref[0] + ref[1]);
+      }
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    }
+    return v;
+  };
+  return walk(layout) as ShiftModels;
+}
+
 /** Neighbours a knn-shift draw chooses among; fixed in advance. */
 export const KNN_K = 10;
 /** The noise baseline's scale, in units of each dimension's spread; fixed in advance. */
