@@ -3,9 +3,9 @@
  * cached embeddings it runs the cheap arms (none, noise, mixup, ISDA; embed with the newest Ω
  * this backbone has for an augmentation, and embed-gauss, Ω plus a Gaussian of its residual,
  * with the newest that keeps its shift models; pixel for a deterministic augmentation whose
- * views are cached) with stratified k-fold cross-validation on the training split (or over seeds on the
- * data set's own validation split), and recommends in one sentence what gains beyond the noise.
- * Nothing is chosen on a test split.
+ * views are cached) with stratified k-fold cross-validation on the training split (or over
+ * seeds on the data set's own validation split), and recommends in one sentence what gains
+ * beyond the noise. Nothing is chosen on a test split.
  */
 import { cpus } from 'node:os';
 
