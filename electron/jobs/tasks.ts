@@ -51,8 +51,9 @@ export const TASKS = {
         aug, config: { epochs: a.epochs, form: a.form, lr: a.lr, stochastic: a.stochastic ?? false }, threads: c.threads, signal: c.signal, onProgress: c.onProgress,
         onEpoch: (form, s) => c.onEpoch(`${aug} ${form}`, s),
       });
-      const { params: _p, stochastic: _s, ...rest } = r;
-      out.push({ ...rest, stochastic: _s !== null });
+      // The shift models stay in the database (loadOmega): the job's result says only that they are kept.
+      const { params: _p, stochastic, ...rest } = r;
+      out.push({ ...rest, stochastic: stochastic !== null });
     }
     return out;
   },
