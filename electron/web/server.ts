@@ -48,7 +48,13 @@ export async function startWebServer(o: WebOptions): Promise<{ url: string; toke
     res.end(body);
   };
   const route = async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+    // A target such as "/\\" reads as a scheme-relative URL with no host: the client's mistake, a 400.
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`);
+    } catch {
+      return send(res, 400, '{"error":"malformed request target"}');
+    }
     // Only this origin, reached by its own host name: a page elsewhere (or DNS rebinding) is refused.
     const host = req.headers.host ?? '';
     if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) return send(res, 421, '{"error":"wrong host"}');

@@ -61,8 +61,14 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
 
   const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
   const view = (name: string) => page.getByRole('navigation').getByRole('button', { name, exact: true }).click();
-  const finished = (title: RegExp, status = 'completed') =>
-    page.getByTestId('job').filter({ hasText: title }).first().locator(`.badge.${status}`).waitFor({ timeout: 120_000 });
+  const finished = (title: RegExp) => page.getByTestId('job').filter({ hasText: title }).first().locator('.badge.completed').waitFor({ timeout: 120_000 });
+  // Clicks and waits for the job that this click started: an earlier job of the same title may already show as done.
+  async function startAndFinish(button: string, title: RegExp) {
+    const known = await page.getByTestId('job').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-job-id')));
+    await page.getByRole('button', { name: button }).click();
+    const fresh = page.locator(`[data-testid="job"]${known.map((id) => `:not([data-job-id="${id}"])`).join('')}`).filter({ hasText: title });
+    await fresh.first().locator('.badge.completed').waitFor({ timeout: 120_000 });
+  }
 
   async function noOverflow(where: string) {
     const over = await page.evaluate(() => {
@@ -83,8 +89,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     // How it will be split, before anything is imported: here the folder's own train/ and test/.
     await page.getByTestId('import-preview').getByText(/701 image files in 10 classes\. Its own split is used: test 200, train 501\./).waitFor();
     await page.getByLabel('Name').fill('target');
-    await page.getByRole('button', { name: 'Import' }).click();
-    await finished(/Import target/);
+    await startAndFinish('Import', /Import target/);
     await page.getByTestId('skipped').getByText('broken.jpg').waitFor();
     await page.getByRole('cell', { name: 'target' }).click();
     const grid = page.getByTestId('thumb-grid');
@@ -138,8 +143,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
   it('extracts embeddings with progress and shows the cache', async () => {
     await view('Embeddings');
     await page.getByLabel('Augmentations').fill('identity hflip');
-    await page.getByRole('button', { name: 'Extract' }).click();
-    await finished(/Extract identity, hflip/);
+    await startAndFinish('Extract', /Extract identity, hflip/);
     await page.getByTestId('cache-stats').getByRole('cell', { name: 'hflip', exact: true }).waitFor();
     await noOverflow('embeddings');
     await shot('03-embeddings');
@@ -159,8 +163,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByLabel('Augmentations').fill('rotate');
     await page.getByLabel('Epochs').fill('2');
     await page.getByLabel('Form').selectOption('conditional-fourier');
-    await page.getByRole('button', { name: 'Train Ω' }).click();
-    await finished(/Train Ω rotate/);
+    await startAndFinish('Train Ω', /Train Ω rotate/);
     const row = page.getByTestId('omega-runs').getByRole('row').filter({ hasText: 'rotate:max=15,min=-15' }).first();
     await row.getByRole('cell', { name: 'conditional-fourier' }).waitFor();
     const bins = page.getByTestId('omega-runs').getByRole('cell', { name: /held-out MSE against \|θ\|/ }).first();
@@ -169,8 +172,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     // With its sampling forms: their held-out figures in its row, the models kept for Heads (Ψ).
     await page.getByLabel('Augmentations').fill('hflip');
     await page.getByLabel('fit stochastic Ω too').check();
-    await page.getByRole('button', { name: 'Train Ω' }).click();
-    await finished(/Train Ω hflip/);
+    await startAndFinish('Train Ω', /Train Ω hflip/);
     const forms = page.getByTestId('sampling-forms').first();
     await forms.waitFor();
     assert.match(await forms.innerText(), /identity [\d.e-]+ \/ [\d.e-]+ · mean [\d.e-]+ \/ [\d.e-]+ · residual-gauss [\d.e-]+ \/ [\d.e-]+ · shift-gauss .* · mdn [\d.e-]+ \/ [\d.e-]+/);
@@ -205,25 +207,20 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await omegaSelect.waitFor();
     assert.match(await omegaSelect.locator('option:checked').innerText(), /^run \d+, (plain|residual|identity)( with sampling forms)?: target train, classes all; held-out MSE [\d.e-]+ \(identity [\d.e-]+\) — trained on this head's classes$/);
     await choice.getByRole('alert').getByText(/training is refused \(the test set would leak through the augmentation\)/).waitFor();
-    await page.getByRole('button', { name: 'Train Ψ' }).click();
-    await finished(/Train Ψ \(embed\)/);
+    await startAndFinish('Train Ψ', /Train Ψ \(embed\)/);
     // Drawn as Ω + Gaussian residual: only an Ω that keeps its shift models is offered.
     await page.locator('select[name="sampling"]').selectOption('residual-gauss');
     assert.match(await omegaSelect.locator('option:checked').innerText(), /^run \d+, \w+ with sampling forms: /);
     assert.equal(await omegaSelect.locator('option').filter({ hasNotText: 'with sampling forms' }).count(), 0);
-    await page.getByRole('button', { name: 'Train Ψ' }).click();
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid="job"]').length > 0);
-    await finished(/Train Ψ \(embed\)/);
+    await startAndFinish('Train Ψ', /Train Ψ \(embed\)/);
     const drawnHead = listRuns(db, { kind: 'head' })[0];
     assert.deepEqual([drawnHead.status, drawnHead.config.mode, drawnHead.config.sampling], ['completed', 'embed', 'residual-gauss']);
     await page.locator('select[name="sampling"]').selectOption('mean');
     await page.locator('select[name="mode"]').selectOption('isda');
     assert.equal(await page.getByLabel('Augmentations').count(), 0, 'an Ω-free baseline takes no augmentation');
-    await page.getByRole('button', { name: 'Train Ψ' }).click();
-    await finished(/Train Ψ \(isda\)/);
+    await startAndFinish('Train Ψ', /Train Ψ \(isda\)/);
     // The advisor on the same data set: every arm cross-validated, a recommendation, and a button that trains it.
-    await page.getByRole('button', { name: 'Advise' }).click();
-    await finished(/Advise: augment or not\?/);
+    await startAndFinish('Advise', /Advise: augment or not\?/);
     const advice = page.getByTestId('advice');
     for (const arm of ['none', 'noise', 'mixup', 'isda', 'pixel hflip']) await advice.getByRole('cell', { name: arm, exact: true }).waitFor();
     // The only Ω was trained on the images the advice scores on: it is left out, and why.
@@ -386,8 +383,7 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     assert.ok((await lassoThrough(WHOLE)) > 0);
     // Drawn again with fewer images after a lasso: the page goes on, and the job ends completed.
     await page.getByLabel('Images per split').fill('50');
-    await page.getByRole('button', { name: 'Draw the map' }).click();
-    await finished(/Find a map/);
+    await startAndFinish('Draw the map', /Find a map/);
     await page.waitForFunction(() => !document.querySelector('[data-testid="map-selection"]'));
     const n = await lassoThrough(WHOLE);
     assert.ok(n > 0 && n <= 50, `${n} selected of 50`);
