@@ -6,7 +6,7 @@ import { type Db, defaultDbPath, openDb } from '../engine/db.js';
 import { EmbaugError } from '../engine/errors.js';
 import { setThreads } from '../engine/native/index.js';
 import type { OnProgress } from '../engine/jobs/index.js';
-import { intOpt } from './args.js';
+import { UsageError, intOpt } from './args.js';
 import { progressPrinter } from './progress.js';
 
 export interface Ctx {
@@ -34,6 +34,7 @@ export interface Ctx {
 export function makeCtx(values: Record<string, unknown>, signal: AbortSignal): Ctx {
   const dbPath = (values.db as string | undefined) ?? defaultDbPath();
   const threads = intOpt(values.threads, 'threads', cpus().length)!;
+  if (threads < 1) throw new UsageError(`--threads is the number of cores to use, at least 1 (this machine has ${cpus().length}); got ${threads}`);
   let db: Db | undefined;
   const printer = progressPrinter((values.quiet as boolean) || false);
   const refuseMissing = () => {

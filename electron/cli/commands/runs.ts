@@ -13,6 +13,14 @@ export const EXPORT_HELP = `embaug export --run ID --out DIR [--name NAME] [--me
   temporary names and moved into place only after the checks; an existing file of the same
   name is never replaced without --force.`;
 
+/** A run id typed as a word of the command (`runs show 12`), not as an option. */
+function runIdArg(p: string | undefined): number | undefined {
+  if (p === undefined) return undefined;
+  const n = Number(p);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`"${p}" is not a run id: a run id is a whole number from 1 (see embaug runs list)`);
+  return n;
+}
+
 export async function exportCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const { values } = parse(argv, { run: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' }, merged: { type: 'boolean' }, 'no-safetensors': { type: 'boolean' }, force: { type: 'boolean' } });
   const runId = intOpt(values.run, 'run');
@@ -56,7 +64,7 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'show') {
-    const id = intOpt(positionals[0], 'id');
+    const id = runIdArg(positionals[0]);
     if (id === undefined) throw new UsageError('runs show takes a run id');
     const run = getRun(db, id);
     const metrics = runMetrics(db, id);
@@ -73,7 +81,7 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'compare') {
-    const ids = positionals.map((p) => intOpt(p, 'id')!);
+    const ids = positionals.map((p) => runIdArg(p)!);
     if (ids.length < 2) throw new UsageError('runs compare takes two or more run ids');
     const c = compareRuns(db, ids);
     ctx.out(c, () => {
@@ -86,14 +94,14 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'tag' || sub === 'note') {
-    const id = intOpt(positionals[0], 'id');
+    const id = runIdArg(positionals[0]);
     if (id === undefined) throw new UsageError(`runs ${sub} takes a run id first\n${RUNS_HELP}`);
     const r = updateRun(db, id, sub === 'tag' ? { tags: positionals.slice(1) } : { note: positionals.slice(1).join(' ') || null });
     ctx.out(r, `run ${r.id}: tags ${r.tags.join(', ') || '(none)'}; note ${r.note ?? '(none)'}`);
     return;
   }
   if (sub === 'delete') {
-    const ids = positionals.map((p) => intOpt(p, 'id')!);
+    const ids = positionals.map((p) => runIdArg(p)!);
     if (!ids.length && !values.group) throw new UsageError(`runs delete takes run ids or --group G\n${RUNS_HELP}`);
     const r = deleteRuns(db, ids.length ? ids : listRuns(db, { group: values.group as string, limit: 1_000_000 }).map((x) => x.id));
     ctx.out(r, `deleted ${r.deleted.length} runs (${r.deleted.join(', ')}) with their metrics and artifacts`);
