@@ -2,9 +2,11 @@
  * The package root, found by walking up to embaug's package.json: the same answer from the
  * TypeScript sources (electron/engine) and from the build (dist/electron/engine).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { EmbaugError, type ErrorCode } from './errors.js';
 
 let root: string | undefined;
 
@@ -67,4 +69,41 @@ export function makeDirs(dir: string): void {
       // Another process may have made it meanwhile.
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(d).isDirectory()) throw err;
     }
+}
+
+/** A new file a command writes: never one that exists (the user's), its folder made now (outputFolder). */
+export function outputFile(path: string): string {
+  const abs = resolve(path);
+  if (existsSync(abs)) throw new EmbaugError('E_EXISTS', `${abs} exists: embaug does not overwrite files; choose another name or remove it.`);
+  return join(outputFolder(dirname(abs)), basename(abs));
+}
+
+/**
+ * The folder a command writes into, made now and checked, as a real path (links resolved
+ * once, here). Called before any work: a path that is a file, or one that cannot be made (no
+ * permission, a virtual file system such as /proc), is refused in words up front, not as a
+ * raw system error after minutes of work.
+ */
+export function outputFolder(dir: string, code: ErrorCode = 'E_ARG'): string {
+  const abs = resolve(dir);
+  const step = <T>(what: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'ENOTDIR' ? `${fileOnTheWay(abs)} is a file, not a folder` : e.message;
+      throw new EmbaugError(code, `Could not ${what} ${abs}: ${why}. Nothing was written; choose another folder.`);
+    }
+  };
+  step('create the folder', () => makeDirs(abs));
+  const real = step('open the folder', () => realpathSync(abs));
+  if (!statSync(real).isDirectory()) throw new EmbaugError(code, `${abs} is a file, not a folder: choose a folder to write into.`);
+  return real;
+}
+
+/** The nearest part of a path that exists; on ENOTDIR, the file that stands where a folder should. */
+function fileOnTheWay(path: string): string {
+  let d = path;
+  while (dirname(d) !== d && !existsSync(d)) d = dirname(d);
+  return d;
 }

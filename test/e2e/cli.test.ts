@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -209,6 +209,32 @@ describe('the embaug command', () => {
       assert.equal(r.status, 3, args.join(' '));
       assert.match(r.stderr, /There is no database at .*nowhere\.db: nothing has been recorded there yet/);
       assert.ok(!existsSync(nowhere), args.join(' '));
+    }
+  });
+
+  it('writes only where told: a file given as a folder, or an existing file, is refused in words before any work and left as it was', () => {
+    const file = join(tmp.dir, 'notes.txt');
+    writeFileSync(file, 'mine');
+    const head = (embaug('runs', 'list', '--kind', 'head', '--json').json() as { id: number; status: string }[]).find((r) => r.status === 'completed')!;
+    const asFolder = /^embaug: Could not create the folder .*notes\.txt(\/array)?: .*notes\.txt is a file, not a folder\. Nothing was written; choose another folder\.$/m;
+    const exists = /^embaug: .*notes\.txt exists: embaug does not overwrite files; choose another name or remove it\.$/m;
+    for (const [args, code, message] of [
+      [['runs', 'export', '--format', 'mlflow', '--out', file], 2, asFolder],
+      [['data', 'export', 'mini', '--format', 'folder', '--out', file], 2, asFolder],
+      [['export', '--run', String(head.id), '--out', file], 4, asFolder],
+      [['reproduce', '--out', file, '--subset', '20', '--seeds', '1', '--epochs', '1'], 2, asFolder],
+      [['extract', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--shard', '1/2', '--out', file], 2, asFolder],
+      [['cluster', 'slurm', '--tasks', '2', '--out', join(file, 'array'), 'extract', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4'], 2, asFolder],
+      [['cache', 'export', '--format', 'parquet', '--out', join(file, 'x.parquet')], 2, asFolder],
+      [['cache', 'export', '--format', 'parquet', '--out', file], 4, exists],
+      [['curate', 'map', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--out', file], 4, exists],
+    ] as const) {
+      const r = embaug(...args);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, message, args.join(' '));
+      assert.doesNotMatch(r.err, /\n\s+at /, `${args.join(' ')}: a stack trace`);
+      assert.doesNotMatch(r.err, /extracting|importing/, args.join(' '));
+      assert.equal(readFileSync(file, 'utf8'), 'mine');
     }
   });
 

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 
 import { embeddingMap, findDuplicates, findLabelErrors, findOutliers } from '../../engine/curation/index.js';
 import { classHistogram, diffVersions, editDataset, exportDataset, getDataset, listVersions, restoreVersion, type Edit, type Target } from '../../engine/datasets/index.js';
+import { outputFile } from '../../engine/paths.js';
 import { UsageError, intOpt, numOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
 
@@ -120,8 +121,10 @@ export async function curate(ctx: Ctx, argv: string[]): Promise<void> {
   } else if (sub === 'map') {
     const method = (values.method as string | undefined) ?? 'pca';
     if (method !== 'pca' && method !== 'umap') throw new UsageError('--method must be pca or umap');
+    // Checked before the map is computed: an existing file is the user's and is not replaced.
+    const out = values.out === undefined ? undefined : outputFile(values.out as string);
     const r = await embeddingMap(db, { ...common, method });
-    if (values.out) writeFileSync(resolve(values.out as string), `idx,label,split,x,y\n${r.points.map((p) => `${p.image.idx},${p.image.label},${p.image.split},${p.x},${p.y}`).join('\n')}\n`);
-    ctx.out({ method: r.method, explained: r.explained, points: r.points.length }, `${r.points.length} points (${r.method}${r.explained ? `, ${(100 * (r.explained[0] + r.explained[1])).toFixed(1)}% of the variance` : ''})${values.out ? ` written to ${values.out}` : ''}`);
+    if (out) writeFileSync(out, `idx,label,split,x,y\n${r.points.map((p) => `${p.image.idx},${p.image.label},${p.image.split},${p.x},${p.y}`).join('\n')}\n`);
+    ctx.out({ method: r.method, explained: r.explained, points: r.points.length }, `${r.points.length} points (${r.method}${r.explained ? `, ${(100 * (r.explained[0] + r.explained[1])).toFixed(1)}% of the variance` : ''})${out ? ` written to ${out}` : ''}`);
   } else throw new UsageError(`unknown command "curate ${sub ?? ''}"\n${CURATE_HELP}`);
 }

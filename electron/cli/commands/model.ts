@@ -1,11 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { addBackbone, addClassifierBackbone, embeddingCandidates, listBackbones } from '../../engine/backbones/index.js';
 import { parseAug } from '../../engine/augment/index.js';
 import { type ExtractRequest, cacheStats, exportCacheParquet, extract, importCacheParquet } from '../../engine/embeddings/index.js';
 import { extractShard, parseShard } from '../../engine/cluster/index.js';
-import { EmbaugError } from '../../engine/errors.js';
+import { outputFile } from '../../engine/paths.js';
 import { UsageError, classesOpt, intOpt, listOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
 
@@ -166,8 +166,7 @@ export async function cache(ctx: Ctx, argv: string[]): Promise<void> {
     const { values } = parse(rest, { format: { type: 'string' }, out: { type: 'string' }, set: { type: 'string', multiple: true } });
     if (values.format !== 'parquet') throw new UsageError('cache export takes --format parquet (the one format it writes)');
     if (!values.out) throw new UsageError('cache export needs --out FILE.parquet');
-    const out = resolve(String(values.out));
-    if (existsSync(out)) throw new EmbaugError('E_EXISTS', `${out} exists: embaug does not overwrite files; choose another name or remove it.`);
+    const out = outputFile(String(values.out));
     const ids = (values.set as string[] | undefined)?.map((x) => intOpt(x, 'set')!);
     const r = exportCacheParquet(ctx.db({ readOnly: true }), out, ids);
     ctx.out(r, `wrote ${r.path}: ${r.sets} set${r.sets === 1 ? '' : 's'}, ${r.rows} vectors, ${(r.bytes / 1048576).toFixed(1)} MiB`);

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import type { Db } from '../db.js';
 import { type ExtractRequest, type SetRows, cachedShasOf, encode, phiPass, planExtraction, writeEmbeddingsParquet } from '../embeddings/index.js';
 import { type OnProgress } from '../jobs/index.js';
+import { outputFolder } from '../paths.js';
 import { type Shard, progressFile, shardFile, shardOfSha } from './shard.js';
 
 export interface ShardExtractRequest extends Omit<ExtractRequest, 'aug' | 'images' | 'record' | 'parentRunId'> {
@@ -27,7 +28,7 @@ export interface ShardExtractResult {
 }
 
 export async function extractShard(db: Db, req: ShardExtractRequest): Promise<ShardExtractResult> {
-  const path = shardFile(req.out, 'extract', req.shard);
+  const path = shardFile(outputFolder(req.out), 'extract', req.shard);
   // Every argument is checked before any work, for every augmentation.
   const plans = req.augs.map((aug) => planExtraction(db, { ...req, aug }));
   if (existsSync(path)) return { path, skipped: true, images: 0, extracted: 0, seconds: 0 };

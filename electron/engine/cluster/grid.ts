@@ -16,7 +16,7 @@ import { EmbaugError } from '../errors.js';
 import { reproduce, tabulate, writeReport, type ReproduceOptions, type ReproduceResult } from '../paper/index.js';
 import { study, writeStudyReport, type StudyOptions, type StudyResult } from '../study/index.js';
 import { BASES } from '../paper/scenarios.js';
-import { writeFileAtomic } from '../paths.js';
+import { outputFolder, writeFileAtomic } from '../paths.js';
 import { dumpRuns, loadRuns, type RunDump } from '../runs/index.js';
 import { type Shard, type ShardKind, progressFile, shardFile, shardName } from './shard.js';
 
@@ -52,7 +52,7 @@ export async function gridShard<K extends GridKind>(
   kind: K,
   o: Options[K] & { shard: Shard },
 ): Promise<{ path: string; skipped: boolean; seconds: number }> {
-  const path = shardFile(o.out, kind, o.shard);
+  const path = shardFile(outputFolder(o.out), kind, o.shard);
   if (existsSync(path)) return { path, skipped: true, seconds: 0 };
   const t0 = performance.now();
   const scratch = mkdtempSync(join(scratchRoot(), 'embaug-shard-'));

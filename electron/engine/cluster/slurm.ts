@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { EmbaugError } from '../errors.js';
-import { packageRoot, writeFileAtomic } from '../paths.js';
+import { outputFolder, packageRoot, writeFileAtomic } from '../paths.js';
 import { type ShardKind, type ShardProgress, readProgress, scanShards } from './shard.js';
 
 export interface SlurmRequest {
@@ -45,7 +45,7 @@ export function writeSlurmScript(r: SlurmRequest): ClusterPlan {
   if (r.time !== undefined && !/^(\d+-)?\d+(:\d{2}){0,2}$/.test(r.time)) throw new EmbaugError('E_ARG', `--time takes Slurm's format (minutes, HH:MM:SS or D-HH:MM:SS), got "${r.time}"`);
   for (const bad of ['--shard', '--out', '--db'])
     if (r.args.some((a) => a === bad || a.startsWith(`${bad}=`))) throw new EmbaugError('E_ARG', `give ${bad} to cluster slurm itself, not in the command's arguments: the script sets it for every task`);
-  const out = resolve(r.out);
+  const out = outputFolder(r.out);
   const existing = readPlan(out, false);
   if (existing) throw new EmbaugError('E_EXISTS', `${out} already holds the plan of an array (${existing.command}, cluster.json): choose an empty folder for a new array, or follow that one with embaug cluster status ${out}.`);
   const script = join(out, `embaug-${r.command}.sbatch`);

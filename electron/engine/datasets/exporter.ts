@@ -3,7 +3,7 @@
  * WebDataset shards, each with a manifest; importing the export gives the same version hash
  * for data sets of encoded images (raw CIFAR pixels are written as PNG, whose bytes differ).
  */
-import { createWriteStream, existsSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import sharp from 'sharp';
@@ -13,7 +13,7 @@ import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import { folderNames } from './names.js';
 import { getDataset, readBlobs, selectImages } from './store.js';
-import { makeDirs } from '../paths.js';
+import { makeDirs, outputFolder } from '../paths.js';
 
 export const MANIFEST = 'embaug-manifest.json';
 
@@ -22,9 +22,8 @@ const EXT: Record<string, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', gif
 export async function exportDataset(db: Db, ref: number | string, o: { format: 'folder' | 'wds'; out: string }): Promise<{ out: string; images: number; version: string }> {
   const ds = getDataset(db, ref);
   const out = resolve(o.out);
-  if (existsSync(out) && readdirSync(out).length > 0) throw new EmbaugError('E_ARG', `${out} is not empty: export into a new or empty folder.`);
-  makeDirs(out);
-  const root = realpathSync(out);
+  const root = outputFolder(out);
+  if (readdirSync(root).length > 0) throw new EmbaugError('E_ARG', `${out} is not empty: export into a new or empty folder.`);
   // Class names are checked at import and rename, but a database from elsewhere may still
   // hold any name: folders get safe names, and every folder is checked to be inside `out`.
   const folders = folderNames(ds.classes);

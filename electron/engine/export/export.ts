@@ -6,8 +6,8 @@
  * done; a failed check removes what was written.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstatSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 import { drawTheta, nativeOps, parseAug } from '../augment/index.js';
@@ -23,7 +23,7 @@ import type { onnx } from 'onnx-proto';
 
 import { conditionalInputNodes, decodeModel, encodeModel, mlpNodes, model, valueInfo } from './onnx.js';
 import { encodeSafetensors } from './safetensors.js';
-import { makeDirs } from '../paths.js';
+import { outputFolder } from '../paths.js';
 
 export interface ExportRequest {
   runId: number;
@@ -146,16 +146,6 @@ class Writer {
   }
 }
 
-/** The output folder, created if needed, as a real path (links resolved once, here). */
-function outputFolder(dir: string): string {
-  const abs = resolve(dir);
-  fsStep('create the folder', abs, () => makeDirs(abs));
-  const real = fsStep('open the folder', abs, () => realpathSync(abs));
-  if (!fsStep('open the folder', abs, () => statSync(real)).isDirectory())
-    throw new EmbaugError('E_EXPORT', `${abs} is not a folder: choose a folder to export into.`);
-  return real;
-}
-
 function sha(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -234,7 +224,7 @@ export async function exportRun(db: Db, req: ExportRequest): Promise<ExportResul
   const name = req.name ?? `${t.kind}-run${t.run.id}`;
   if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.'))
     throw new EmbaugError('E_ARG', `export name "${name}" may hold only letters, digits, ".", "-" and "_" (no folders).`);
-  const outDir = outputFolder(req.outDir);
+  const outDir = outputFolder(req.outDir, 'E_EXPORT');
   const out = new Writer(outDir, req.force ?? false);
   const withSafetensors = req.safetensors ?? true;
   out.check([

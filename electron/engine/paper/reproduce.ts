@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { parseAug } from '../augment/index.js';
 import { selectImages, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
+import { outputFolder } from '../paths.js';
 import { PixelMemo, ViewMemo, extract, logitsAccuracy, type ExtractRequest } from '../embeddings/index.js';
 import { ProgressMeter, runGraph, type GraphTask, type OnProgress } from '../jobs/index.js';
 import { startRun } from '../runs/index.js';
@@ -107,6 +108,8 @@ export async function prepareGrid(db: Db, o: Pick<ReproduceOptions, 'protocol' |
 export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceResult> {
   const t0 = performance.now();
   v.counts(o, { epochs: 1, seeds: 1, subset: 1, perClass: 1, omegaImages: 1, threads: 1, concurrency: 1 });
+  // The report's folder is checked now, not after the work (a cluster shard writes no report).
+  if (!o.shard) outputFolder(o.out);
   const protocolName = o.protocol ?? 'cifar10-split';
   const fewShot = o.perClass !== undefined;
   const epochs = o.epochs ?? (fewShot ? 100 : 20);

@@ -12,12 +12,12 @@
  * Run ids are derived from the database's run ids, so exporting again gives the same folders.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
-import { makeDirs } from '../paths.js';
+import { makeDirs, outputFolder } from '../paths.js';
 import { artifactBytes, listRuns, runArtifacts, runMetrics, type RunFilter, type RunRecord } from './store.js';
 
 /** MLflow's RunStatus values. */
@@ -65,8 +65,8 @@ export interface MlflowExport {
 }
 
 export function exportMlflow(db: Db, o: { out: string; filter?: RunFilter }): MlflowExport {
-  const out = resolve(o.out);
-  if (existsSync(out) && readdirSync(out).some((f) => !/^\d+$/.test(f)))
+  const out = outputFolder(o.out);
+  if (readdirSync(out).some((f) => !/^\d+$/.test(f)))
     throw new EmbaugError('E_EXISTS', `${out} holds files that are not MLflow experiments: choose an empty folder, or one an earlier export wrote.`);
   const runs = listRuns(db, { limit: 1_000_000, ...o.filter });
   const byId = new Map(listRuns(db, { limit: 1_000_000 }).map((r) => [r.id, r]));

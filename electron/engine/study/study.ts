@@ -15,6 +15,7 @@ import { selectImages, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { ViewMemo, extract, phiPass } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
+import { outputFolder } from '../paths.js';
 import { ProgressMeter, runIndependent, type OnProgress } from '../jobs/index.js';
 import { discoverFamilies, resolveProtocol } from '../paper/index.js';
 import { basesOf } from '../paper/scenarios.js';
@@ -127,6 +128,8 @@ export function phiPassesOf(mode: FineTuneMode, aug: string | null, n: number, e
 export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
   const t0 = performance.now();
   v.counts(o, { epochs: 1, seeds: 1, omegaImages: 1, threads: 1, concurrency: 1 });
+  // The report's folder is checked now, not after the work (a cluster shard writes no report).
+  if (!o.shard) outputFolder(o.out);
   for (const lr of o.lrs ?? [])
     if (!(Number.isFinite(lr) && lr > 0)) throw new EmbaugError('E_ARG', `learning rate ${lr} is not a positive number: pass e.g. --lrs 0.01,0.05`);
   const threads = o.threads ?? cpus().length;
