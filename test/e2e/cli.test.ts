@@ -244,6 +244,8 @@ describe('the embaug command', () => {
       [['head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--epochs', '0'], /^embaug: epochs must be in \[1, 100000\], got 0$/m],
       [['omega', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--aug', 'rotate:min=20,max=10'], /^embaug: rotate:min is 20, above max 10/m],
       [['runs', 'list', '--status', 'done'], /^embaug: status must be one of "running", .*got "done"$/m],
+      [['backbone', 'add', join(MODELS, 'tiny-resnet18-w4.onnx'), '--size', '0'], /^embaug: --size is read only with --input NAME \(with --size HxW and --embedding OUTPUT\): without --input the model's manifest is used as it stands\. Give --input too, or leave it out$/m],
+      [['backbone', 'add', join(MODELS, 'tiny-resnet18-w4.onnx'), '--from-classifier', '--embedding', 'x'], /^embaug: --embedding is not read with --from-classifier/m],
       [['runs', 'show', 'abc'], /^embaug: "abc" is not a run id: a run id is a whole number from 1 \(see embaug runs list\)$/m],
       [['runs', 'compare', '1', '0'], /^embaug: "0" is not a run id/m],
       [['--threads', '0', 'head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4'], /^embaug: --threads is the number of cores to use, at least 1 \(this machine has \d+\); got 0$/m],

@@ -66,6 +66,15 @@ describe('backbones', () => {
     writeFileSync(junk, 'this is not a model');
     await assert.rejects(addBackbone(db, { onnxPath: junk, manifest: tinyManifest() }), (e: unknown) => e instanceof EmbaugError && (e.code === 'E_MODEL') && /not a loadable ONNX model|do not belong/.test(e.message));
     await assert.rejects(addBackbone(db, { onnxPath: join(tmp.dir, 'missing.onnx') }), /No ONNX file/);
+    await assert.rejects(addBackbone(db, { onnxPath: tmp.dir }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /is a folder: give the \.onnx file/.test(e.message));
+  });
+
+  it('finds the description of a model file named without .onnx beside it, as NAME.json, not in the model file itself', async () => {
+    const bare = join(tmp.dir, 'tiny-model');
+    copyFileSync(join(MODELS, 'tiny-resnet18-w4.onnx'), bare);
+    await assert.rejects(addBackbone(db, { onnxPath: bare }), /No description for tiny-model: expected .*tiny-model\.json/);
+    copyFileSync(join(MODELS, 'tiny-resnet18-w4.json'), `${bare}.json`);
+    assert.equal((await addBackbone(db, { onnxPath: bare })).dim, 32);
   });
 
   it('maps the contract to the kernel: range, mean/std outside or inside the graph', () => {

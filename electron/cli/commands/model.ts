@@ -66,6 +66,23 @@ function manifestFromFlags(v: Record<string, unknown>): unknown {
   };
 }
 
+/** A flag that the chosen way of describing the model does not read is refused, not silently ignored. */
+function strayBackboneFlags(v: Record<string, unknown>): void {
+  const given = (names: string[]) => names.filter((n) => v[n] !== undefined).map((n) => `--${n}`);
+  const flags = (xs: string[]) => `${xs.join(', ')} ${xs.length === 1 ? 'is' : 'are'}`;
+  if (v['from-classifier']) {
+    const stray = given(['manifest', 'input', 'embedding', 'logits']);
+    if (stray.length) throw new UsageError(`${flags(stray)} not read with --from-classifier: the embedding is the tensor where the classifier is cut (--tensor T); leave ${stray.length === 1 ? 'it' : 'them'} out`);
+    return;
+  }
+  const tensor = given(['tensor']);
+  if (tensor.length) throw new UsageError('--tensor names where a classifier is cut: it goes with --from-classifier');
+  if (v.input !== undefined && v.manifest !== undefined) throw new UsageError('--manifest and --input both describe the input: give the manifest file or the flags, not both');
+  const stray = given(['size', 'layout', 'range', 'mean', 'std', 'bgr', 'normalised-in-graph', 'embedding', 'logits']);
+  if (v.input === undefined && stray.length)
+    throw new UsageError(`${flags(stray)} read only with --input NAME (with --size HxW and --embedding OUTPUT): without --input the model's manifest is used as it stands. Give --input too, or leave ${stray.length === 1 ? 'it' : 'them'} out`);
+}
+
 export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === 'add') {
@@ -76,6 +93,7 @@ export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
       'from-classifier': { type: 'boolean' }, tensor: { type: 'string' },
     });
     if (positionals.length !== 1) throw new UsageError('backbone add takes one ONNX file');
+    strayBackboneFlags(values);
     if (values['from-classifier']) {
       const src = resolve(positionals[0]);
       const size = values.size ? /^(\d+)x(\d+)$/.exec(String(values.size)) : null;

@@ -3,7 +3,7 @@
  * ONNX Runtime and checked against its description before anything is recorded.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 
@@ -110,10 +110,11 @@ export interface AddBackbone {
 
 export async function addBackbone(db: Db, req: AddBackbone): Promise<BackboneInfo> {
   if (!existsSync(req.onnxPath)) throw new EmbaugError('E_NOT_FOUND', `No ONNX file at ${req.onnxPath}.`);
+  if (!statSync(req.onnxPath).isFile()) throw new EmbaugError('E_ARG', `${req.onnxPath} is a folder: give the .onnx file of the backbone.`);
   let raw = req.manifest;
   let where = 'given';
   if (raw === undefined || typeof raw === 'string') {
-    const file = (raw as string | undefined) ?? req.onnxPath.replace(/\.onnx$/i, '.json');
+    const file = (raw as string | undefined) ?? `${req.onnxPath.replace(/\.onnx$/i, '')}.json`;
     if (!existsSync(file))
       throw new EmbaugError('E_NOT_FOUND', `No description for ${basename(req.onnxPath)}: expected ${file}, or give the input contract (see \`embaug backbone add --help\`).`);
     where = file;
