@@ -70,6 +70,8 @@ export async function headCmd(ctx: Ctx, argv: string[]): Promise<void> {
   const sampling = ((values.sampling as string | undefined) ?? 'mean') as OmegaSampling;
   if (!OMEGA_SAMPLINGS.includes(sampling)) throw new UsageError(`--sampling: "${sampling}" is not one of ${OMEGA_SAMPLINGS.join(', ')}`);
   if (values.sampling !== undefined && mode !== 'embed') throw new UsageError(`--sampling applies Ω in embed mode: add --mode embed`);
+  if (!usesAugs(mode) && values.aug !== undefined) throw new UsageError(`--mode ${mode} trains without an augmentation, so --aug would be ignored: add --mode pixel or --mode embed, or leave --aug out`);
+  if (mode !== 'embed' && values.omega !== undefined) throw new UsageError(`--omega names the Ω that embed mode applies: add --mode embed, or leave --omega out`);
   const augs = usesAugs(mode) ? ((values.aug as string[] | undefined) ?? []).map((a) => parseAug(a).key) : [];
   if (usesAugs(mode) && !augs.length) throw new UsageError(`--mode ${mode} needs at least one --aug (e.g. --aug hflip)`);
   const db = ctx.db();
@@ -83,6 +85,8 @@ export async function headCmd(ctx: Ctx, argv: string[]): Promise<void> {
     if (!m) throw new UsageError(`--omega takes AUG=RUN (e.g. --omega hflip=12), got "${o}"`);
     return [parseAug(m[1]).key, Number(m[2])];
   }));
+  const unasked = Object.keys(chosen).filter((a) => !augs.includes(a));
+  if (unasked.length) throw new UsageError(`--omega ${unasked[0]}=… names an augmentation this head does not train with (--aug ${augs.join(' --aug ')}): add --aug ${unasked[0]}, or leave that --omega out`);
   const omegas: Record<string, ReturnType<typeof loadOmega>> = {};
   if (mode === 'embed') {
     const testImages = selectImages(db, ds.id, test);
