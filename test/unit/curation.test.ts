@@ -89,6 +89,14 @@ describe('finding duplicates and leaks', () => {
     await assert.rejects(p, (e: unknown) => e instanceof EmbaugError && e.code === 'E_CANCELLED' && /the duplicate search was cancelled/.test(e.message));
     assert.ok(stages.includes('comparing candidate pairs'), `stages seen: ${[...new Set(stages)].join(', ')}`);
   });
+
+  it('refuses a similarity threshold or a neighbour count out of range before any work', async () => {
+    for (const [o, message] of [[{ threshold: 5 }, /^RangeError: threshold \(a cosine similarity\) must be in \[-1, 1\], got 5$/], [{ neighbours: 0 }, /^RangeError: neighbours must be in \[1, 1000\], got 0$/]] as const) {
+      const stages: string[] = [];
+      await assert.rejects(findDuplicates(db, { dataset: 'planted', backbone: 'resnet18-w16-hflip', threads: 2, ...o, onProgress: (pr) => stages.push(pr.stage) }), message);
+      assert.deepEqual(stages, []);
+    }
+  });
 });
 
 describe('finding label errors, outliers, and a map', () => {
@@ -115,6 +123,10 @@ describe('finding label errors, outliers, and a map', () => {
   after(() => {
     db.close();
     tmp.cleanup();
+  });
+
+  it('refuses fewer than two folds before any work: each image is scored by heads trained without it', async () => {
+    await assert.rejects(findLabelErrors(db, { dataset: 'noisy', backbone: 'resnet18-w16-hflip', folds: 1, threads: 2 }), /^RangeError: folds must be in \[2, 100\], got 1$/);
   });
 
   it('ranks flipped labels first: precision at k (k = number flipped) well above chance', async (t) => {

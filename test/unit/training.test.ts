@@ -397,6 +397,9 @@ describe('the paper pipeline on a small real subset', () => {
     assert.equal(fams.length, 1);
     assert.ok(lines.some((l) => /broken\.json left out: The backbone description broken\.json is not valid: input\.height/.test(l)), lines.join('\n'));
     assert.ok(lines.some((l) => /other\.json left out: protocol paper, not cifar10-split/.test(l)), lines.join('\n'));
+    // An architecture asked for that no model has is named with those there are, beside one that exists too.
+    const arch = fams[0].architecture;
+    await assert.rejects(discoverFamilies(db, dir, 'cifar10-split', [arch, 'resnet19']), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && e.message === `No model in ${dir} is of architecture "resnet19" for protocol cifar10-split: its architectures are ${arch}; give some of those to --archs.`);
   });
 
   it('an Ω trained on a head\'s test images is refused, naming the Ω and the overlap', async () => {

@@ -15,6 +15,7 @@ import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { nearestRows } from '../native/index.js';
+import * as v from '../validate.js';
 
 export interface DuplicateGroup {
   kind: 'exact' | 'near';
@@ -266,8 +267,9 @@ export const DEFAULT_NEIGHBOURS = 5;
 export const DEFAULT_THRESHOLD = 0.8;
 
 export async function findDuplicates(db: Db, req: CurationRequest & { threshold?: number; neighbours?: number }): Promise<DuplicateReport> {
-  const threshold = req.threshold ?? DEFAULT_THRESHOLD;
-  const K = req.neighbours ?? DEFAULT_NEIGHBOURS;
+  // A cosine similarity: above 1 would find nothing after the whole search.
+  const threshold = v.num('threshold (a cosine similarity)', req.threshold ?? DEFAULT_THRESHOLD, -1, 1);
+  const K = v.int('neighbours', req.neighbours ?? DEFAULT_NEIGHBOURS, 1, 1000);
   const ds = getDataset(db, req.dataset);
   const rows = selectImages(db, ds.id);
   const hashes = await pixelHashes(db, rows, req.signal, req.onProgress);

@@ -12,6 +12,7 @@ import { embeddingsFor } from '../embeddings/index.js';
 import { ProgressMeter, throwIfAborted } from '../jobs/index.js';
 import { MlpModel } from '../native/index.js';
 import { rows as pick } from '../training/stats.js';
+import * as v from '../validate.js';
 import type { CurationRequest } from './duplicates.js';
 
 export interface LabelIssue {
@@ -42,7 +43,8 @@ function softmax(logits: Float32Array, c: number): Float32Array {
 }
 
 export async function findLabelErrors(db: Db, req: CurationRequest & { selection?: Selection; folds?: number; epochs?: number; seed?: number }): Promise<LabelReport> {
-  const folds = req.folds ?? 5, epochs = req.epochs ?? 20, seed = req.seed ?? 0;
+  // Each image is scored by heads trained without it: one fold would leave them nothing to train on.
+  const folds = v.int('folds', req.folds ?? 5, 2, 100), epochs = v.int('epochs', req.epochs ?? 20, 1, 100_000), seed = req.seed ?? 0;
   const ds = getDataset(db, req.dataset);
   const z = await embeddingsFor(db, { dataset: ds.id, backbone: req.backbone, ...req.selection, aug: 'identity', threads: req.threads, signal: req.signal, onProgress: req.onProgress, record: false });
   const n = z.images.length, d = z.dim;

@@ -92,6 +92,7 @@ export async function discoverFamilies(db: Db, modelsDir: string, protocol: Prot
   if (!existsSync(modelsDir)) throw new EmbaugError('E_NOT_FOUND', `The models folder ${modelsDir} does not exist: pass --models.`);
   const groups = new Map<string, Partial<Record<'none' | 'hflip', string>>>();
   const skipped: SkippedManifest[] = [];
+  const seen = new Set<string>();
   for (const f of readdirSync(modelsDir).filter((x) => x.endsWith('.json')).sort()) {
     let m: Manifest & { width?: number };
     try {
@@ -101,6 +102,7 @@ export async function discoverFamilies(db: Db, modelsDir: string, protocol: Prot
       continue;
     }
     const aug = (m.base as { augmentation?: string } | undefined)?.augmentation;
+    if (m.protocol === protocol) seen.add(m.architecture);
     if (!m.file) skipped.push({ file: f, reason: 'names no ONNX file ("file")' });
     else if (m.protocol !== protocol) skipped.push({ file: f, reason: `protocol ${m.protocol ?? '(none)'}, not ${protocol}` });
     else if (aug !== 'none' && aug !== 'hflip') skipped.push({ file: f, reason: `base augmentation ${aug ?? '(none)'}: families pair "none" with "hflip"` });
@@ -110,6 +112,10 @@ export async function discoverFamilies(db: Db, modelsDir: string, protocol: Prot
       groups.set(key, { ...groups.get(key), [aug]: f });
     }
   }
+  // A misspelt architecture is named, not quietly left out beside the ones that exist.
+  const unknown = archs?.filter((a) => !seen.has(a)) ?? [];
+  if (unknown.length)
+    throw new EmbaugError('E_ARG', `No model in ${modelsDir} is of architecture ${unknown.map((a) => `"${a}"`).join(', ')} for protocol ${protocol}: its architectures are ${[...seen].sort().join(', ') || '(none)'}; give some of those to --archs.`);
   const add = (manifestFile: string) => {
     const path = join(modelsDir, manifestFile);
     const m = JSON.parse(readFileSync(path, 'utf8')) as { file: string };
