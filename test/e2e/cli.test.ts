@@ -86,6 +86,19 @@ describe('the embaug command', () => {
     const bad = embaug('data', 'edit', 'mini', '--relabel', '0', '--to', '12');
     assert.equal(bad.code, 2);
     assert.match(bad.err, /label 12 is not a class of mini/);
+    // Mistakes in a selection or a missing partner flag are named; no version is made.
+    for (const [args, message] of [
+      [['--exclude', 'label=3,label=4'], /^embaug: selector "label=3,label=4" gives label= twice: a filter selects the images that meet all its conditions; make one edit per label$/m],
+      [['--exclude', 'label=cat'], /^embaug: selector "label=cat": a label is a class number/m],
+      [['--exclude', 'split=tset'], /^embaug: no image of mini matches \{"split":"tset"\}: its splits are "test", "train" and its labels 0\.\.9$/m],
+      [['--relabel', '3'], /^embaug: --relabel needs --to$/m],
+      [['--tag', '3', '--tags', ',,'], /^embaug: tag needs at least one tag$/m],
+    ] as const) {
+      const r = embaug('data', 'edit', 'mini', ...args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, message, args.join(' '));
+    }
+    assert.equal(embaug('data', 'versions', 'mini', '--json').json().length, vs.length + 1);
     const dup = embaug('curate', 'duplicates', '--dataset', 'again', '--backbone', 'tiny-resnet18-w4', '--json');
     assert.equal(dup.code, 0, dup.err);
     assert.ok(Array.isArray(dup.json().near));

@@ -184,6 +184,15 @@ describe('data set versions', () => {
     tmp.cleanup();
   });
 
+  it('an edit whose filter matches no image, or that tags with no tag, is refused and leaves the version as it was', () => {
+    const before = listVersions(db, 'v').length, version = getDataset(db, 'v').version;
+    assert.throws(() => editDataset(db, 'v', [{ op: 'exclude', images: [5] }, { op: 'relabel', images: { split: 'val', label: 2 }, label: 1 }]), /^RangeError: no image of v matches \{"split":"val","label":2\}: its splits are "test", "train" and its labels 0\.\.9$/);
+    assert.throws(() => editDataset(db, 'v', [{ op: 'tag', images: [5], tags: [] }]), /^RangeError: tag needs at least one tag$/);
+    assert.equal(listVersions(db, 'v').length, before);
+    assert.equal(getDataset(db, 'v').version, version);
+    assert.ok(selectImages(db, getDataset(db, 'v').id).some((r) => r.idx === 5), 'the exclusion before the bad edit was rolled back');
+  });
+
   it('an edit makes a new version, restoring brings the old hash back, and a diff says what changed', () => {
     const v0 = getDataset(db, 'v').version;
     assert.equal(listVersions(db, 'v').length, 1);

@@ -32,8 +32,14 @@ function selection(v: string): Target {
   const f: { split?: string; label?: number; tag?: string } = {};
   for (const kv of v.split(',')) {
     const [k, x] = kv.split('=');
+    // The conditions of a filter all hold at once: a second label= would silently replace the first.
+    if (k in f) throw new UsageError(`selector "${v}" gives ${k}= twice: a filter selects the images that meet all its conditions; make one edit per ${k}`);
+    if (x === undefined || x === '') throw new UsageError(`selector "${kv}" gives no value: write ${k}=VALUE`);
     if (k === 'split') f.split = x;
-    else if (k === 'label') f.label = Number(x);
+    else if (k === 'label') {
+      if (!/^\d+$/.test(x)) throw new UsageError(`selector "${kv}": a label is a class number (see embaug data show NAME)`);
+      f.label = Number(x);
+    }
     else if (k === 'tag') f.tag = x;
     else throw new UsageError(`unknown selector "${k}": use image indices, or split=, label=, tag=`);
   }
@@ -54,6 +60,14 @@ export async function dataVersionCommand(ctx: Ctx, sub: string, rest: string[]):
   const db = ctx.db();
   if (sub === 'edit') {
     const edits: Edit[] = [];
+    const needs = (edit: string, flag: string, v: unknown) => {
+      if (v === undefined || v === '') throw new UsageError(`--${edit} needs --${flag}\n${VERSIONS_HELP}`);
+    };
+    if (values.relabel) needs('relabel', 'to', values.to);
+    if (values.move) needs('move', 'split', values.split);
+    if (values.tag || values.untag) needs(values.tag ? 'tag' : 'untag', 'tags', values.tags);
+    if (values['rename-class'] !== undefined) needs('rename-class', 'name', values.name);
+    if (values['merge-class'] !== undefined) needs('merge-class', 'into', values.into);
     if (values.relabel) edits.push({ op: 'relabel', images: selection(values.relabel as string), label: intOpt(values.to, 'to')! });
     if (values.exclude) edits.push({ op: 'exclude', images: selection(values.exclude as string) });
     if (values.include) edits.push({ op: 'include', images: selection(values.include as string) });

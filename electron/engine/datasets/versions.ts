@@ -42,7 +42,13 @@ function resolveTarget(db: Db, ds: DatasetInfo, t: Target): number[] {
   if (t.label !== undefined) (where.push('label = ?'), args.push(t.label));
   if (t.excluded !== undefined) (where.push('excluded = ?'), args.push(t.excluded ? 1 : 0));
   if (t.tag !== undefined) (where.push("(',' || tags || ',') LIKE ?"), args.push(`%,${t.tag},%`));
-  return db.prepare(`SELECT idx FROM images WHERE ${where.join(' AND ')}`).pluck().all(...args) as number[];
+  const found = db.prepare(`SELECT idx FROM images WHERE ${where.join(' AND ')}`).pluck().all(...args) as number[];
+  // A filter that matches nothing is a typo far more often than an intent: say what there is.
+  if (found.length === 0) {
+    const splits = db.prepare('SELECT DISTINCT split FROM images WHERE dataset_id = ? ORDER BY split').pluck().all(ds.id) as string[];
+    throw new RangeError(`no image of ${ds.name} matches ${JSON.stringify(t)}: its splits are ${splits.map((s) => `"${s}"`).join(', ')} and its labels 0..${ds.classes.length - 1}`);
+  }
+  return found;
 }
 
 const splitTags = (s: string) => (s ? s.split(',') : []);
@@ -78,6 +84,7 @@ export function editDataset(db: Db, ref: number | string, edits: Edit[], note = 
           break;
         case 'tag':
         case 'untag':
+          if (e.tags.length === 0) throw new RangeError(`${e.op} needs at least one tag`);
           for (const t of e.tags) if (!/^[^,]+$/.test(t)) throw new RangeError(`tag "${t}" may not be empty or hold commas`);
           for (const i of resolveTarget(db, ds, e.images)) {
             const have = new Set(splitTags(getTags.get(ds.id, i) as string));
