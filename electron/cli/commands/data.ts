@@ -32,6 +32,8 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
     if (positionals.length !== 1) throw new UsageError('data import takes one path: embaug data import <path> --kind folder|wds|cifar');
     const kind = values.kind as ImportKind | undefined;
     if (!kind || !['folder', 'wds', 'cifar'].includes(kind)) throw new UsageError('--kind must be folder, wds or cifar');
+    const stray = ['test-fraction', 'split-seed'].filter((f) => values[f] !== undefined);
+    if (kind !== 'folder' && stray.length) throw new UsageError(`--${stray[0]} splits an image folder that has no train/test folders; ${kind === 'wds' ? 'WebDataset shards' : 'CIFAR files'} carry their own splits: leave it out`);
     const path = resolve(positionals[0]);
     const ds = await importDataset(ctx.db(), {
       kind,
