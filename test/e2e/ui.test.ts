@@ -329,6 +329,17 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     assert.equal(listRuns(db, { limit: 100000 }).some((r) => r.id === cancelled.id || r.parentId === cancelled.id), false);
     await view('Paper');
     await page.getByText('No reproduction yet').waitFor();
+    // A field left empty or out of range is named before anything starts, as a form's submit would.
+    const jobsBefore = await page.getByTestId('job').count();
+    await page.getByLabel('Epochs').fill('');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.getByRole('alert').getByText(/^Epochs: .+/).waitFor();
+    await page.getByLabel('Epochs').fill('20');
+    await page.getByLabel('Seeds').fill('0');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.getByRole('alert').getByText(/^Seeds: .+1/).waitFor();
+    assert.equal(await page.getByTestId('job').count(), jobsBefore);
+    await page.getByLabel('Seeds').fill('3');
     await shot('09-paper');
     assert.deepEqual(errors, []);
   });

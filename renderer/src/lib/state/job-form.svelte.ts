@@ -2,6 +2,7 @@
  * A form that starts one job: the error to show, the job it started, and a submit handler that
  * clears the error, starts the job and shows why when it cannot. One per view that starts jobs.
  */
+import { invalidField } from '../validity.js';
 import { workbench } from './workbench.svelte.js';
 
 export class JobForm {
@@ -13,7 +14,8 @@ export class JobForm {
   submit(start: () => Promise<string>): (e?: Event) => Promise<void> {
     return async (e) => {
       e?.preventDefault();
-      this.error = null;
+      this.error = invalidField(e?.currentTarget);
+      if (this.error) return;
       try {
         this.jobId = await start();
       } catch (err) {
