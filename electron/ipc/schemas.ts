@@ -11,7 +11,7 @@ const aug = z.string().min(1).max(500);
 const classes = z.array(z.number().int().min(0).max(1000)).max(1000).optional();
 
 const job = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('import'), args: z.object({ kind: z.enum(IMPORT_KINDS), path: z.string().min(1), name: z.string().min(1).max(200), testFraction: z.number().min(0).max(1).optional() }) }),
+  z.object({ kind: z.literal('import'), args: z.object({ kind: z.enum(IMPORT_KINDS), path: z.string().min(1), name: z.string().min(1).max(200), testFraction: z.number().min(0).max(0.99).optional() }) }),
   z.object({ kind: z.literal('extract'), args: z.object({ dataset: id, backbone: z.string().min(1), augs: z.array(aug).min(1).max(16), split: z.string().optional(), limit: z.number().int().positive().optional() }) }),
   z.object({
     kind: z.literal('omega'),
