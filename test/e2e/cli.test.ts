@@ -276,6 +276,9 @@ describe('the embaug command', () => {
     const none = embaug('runs', 'list', '--kind', 'heads');
     assert.equal(none.code, 0, none.err);
     assert.match(none.out, /^No runs of kind "heads"; the kinds of runs here: .*\bhead\b/);
+    const running = embaug('runs', 'list', '--status', 'running', '--kind', 'head');
+    assert.equal(running.code, 0, running.err);
+    assert.equal(running.out.trim(), 'No runs with kind "head", status "running".');
   });
 
   it('prints help for every command', () => {

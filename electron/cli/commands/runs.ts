@@ -59,6 +59,10 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
         const kinds = [...new Set(listRuns(db, { limit: 1_000_000 }).map((r) => r.kind))].sort();
         if (!kinds.includes(values.kind as string)) return `No runs of kind "${values.kind}"; the kinds of runs here: ${kinds.join(', ') || 'none yet'}.`;
       }
+      if (!list.length) {
+        const filters = (['kind', 'status', 'group', 'search'] as const).filter((k) => values[k] !== undefined).map((k) => `${k} "${values[k]}"`);
+        return filters.length ? `No runs with ${filters.join(', ')}.` : 'No runs yet: every import, extraction and training records one.';
+      }
       return table([['id', 'kind', 'status', 'started', 'name'], ...list.map((r) => [r.id, r.kind, r.status, r.startedAt.slice(0, 19), r.name])]);
     });
     return;
