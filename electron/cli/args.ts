@@ -25,12 +25,27 @@ export function splitGlobals(argv: string[]): { globals: string[]; rest: string[
   return { globals, rest };
 }
 
-export function parse(argv: string[], options: Options) {
+/**
+ * The command's options, and at most `words` words beside them (a path, a name, run ids). A
+ * word beyond those is refused: most often the second value of an option that takes several,
+ * which parseArgs would otherwise leave aside (`--aug hflip vflip` extracted hflip alone).
+ */
+export function parse(argv: string[], options: Options, words = 0) {
+  let parsed;
   try {
-    return parseArgs({ args: argv, options: { ...GLOBAL, ...options }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: { ...GLOBAL, ...options }, allowPositionals: true, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const extra = parsed.positionals.slice(words);
+  if (extra.length) {
+    // Right after the value of an option that may be repeated: a second value meant for it.
+    const at = argv.indexOf(extra[0]);
+    const before = at >= 2 ? argv[at - 2] : '';
+    const repeated = before.startsWith('--') && options[before.slice(2)]?.multiple ? ` (${before} takes one value each time: ${before} ${argv[at - 1]} ${before} ${extra[0]})` : '';
+    throw new UsageError(`unexpected ${extra.length === 1 ? 'word' : 'words'} ${extra.map((w) => `"${w}"`).join(' ')}${repeated}; see --help`);
+  }
+  return parsed;
 }
 
 export function intOpt(v: unknown, name: string, def?: number): number | undefined {

@@ -62,14 +62,14 @@ export async function cluster(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'submit') {
-    const { positionals } = parse(rest, {});
+    const { positionals } = parse(rest, {}, 1);
     if (positionals.length !== 1) throw new UsageError('usage: embaug cluster submit DIR');
     const plan = submitSlurm(resolve(positionals[0]));
     ctx.out(plan, `submitted: job ${plan.jobId}; follow it with embaug cluster status ${plan.out}`);
     return;
   }
   if (sub === 'status') {
-    const { values, positionals } = parse(rest, { wait: { type: 'boolean' }, poll: { type: 'string' } });
+    const { values, positionals } = parse(rest, { wait: { type: 'boolean' }, poll: { type: 'string' } }, 1);
     if (positionals.length !== 1) throw new UsageError('usage: embaug cluster status DIR [--wait]');
     const dir = resolve(positionals[0]);
     const s = values.wait
@@ -97,7 +97,7 @@ function statusText(s: ClusterStatus): string {
 }
 
 export async function mergeCmd(ctx: Ctx, argv: string[]): Promise<void> {
-  const { positionals } = parse(argv, {});
+  const { positionals } = parse(argv, {}, 1);
   if (positionals.length !== 1) throw new UsageError(`usage: ${MERGE_HELP}`);
   const r = await mergeShards(ctx.db(), resolve(positionals[0]), ctx.progress);
   ctx.out(r, () => [

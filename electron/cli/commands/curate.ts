@@ -53,7 +53,7 @@ export async function dataVersionCommand(ctx: Ctx, sub: string, rest: string[]):
     split: { type: 'string' }, tag: { type: 'string' }, untag: { type: 'string' }, tags: { type: 'string' }, note: { type: 'string' }, text: { type: 'string' },
     'rename-class': { type: 'string' }, name: { type: 'string' }, 'merge-class': { type: 'string' }, into: { type: 'string' }, message: { type: 'string' },
     format: { type: 'string' }, out: { type: 'string' },
-  });
+  }, { diff: 3, restore: 2 }[sub] ?? 1);
   const name = positionals[0];
   const ref = name && /^\d+$/.test(name) ? Number(name) : name;
   if (!ref) throw new UsageError(`data ${sub} takes a data set name\n${VERSIONS_HELP}`);

@@ -28,7 +28,7 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
       'test-fraction': { type: 'string' },
       'split-seed': { type: 'string' },
       'max-pixels': { type: 'string' },
-    });
+    }, 1);
     if (positionals.length !== 1) throw new UsageError('data import takes one path: embaug data import <path> --kind folder|wds|cifar');
     const kind = values.kind as ImportKind | undefined;
     if (!kind || !['folder', 'wds', 'cifar'].includes(kind)) throw new UsageError('--kind must be folder, wds or cifar');
@@ -64,7 +64,7 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'get') {
-    const { values, positionals } = parse(rest, { cache: { type: 'string' }, url: { type: 'string' }, md5: { type: 'string' } });
+    const { values, positionals } = parse(rest, { cache: { type: 'string' }, url: { type: 'string' }, md5: { type: 'string' } }, 1);
     const name = positionals[0];
     if (name !== 'cifar10' && name !== 'cifar100') throw new UsageError('data get takes cifar10 or cifar100');
     if (!!values.url !== !!values.md5) throw new UsageError('--url and --md5 go together: a mirror needs its checksum');
@@ -74,6 +74,7 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'list') {
+    parse(rest, {});
     const list = listDatasets(ctx.db({ readOnly: true }));
     ctx.out(list, () =>
       list.length === 0
@@ -83,7 +84,7 @@ export async function data(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'show') {
-    const ref = parse(rest, {}).positionals[0];
+    const ref = parse(rest, {}, 1).positionals[0];
     if (!ref) throw new UsageError('data show takes a data set name or id');
     const ds = getDataset(ctx.db({ readOnly: true }), /^\d+$/.test(ref) ? Number(ref) : ref);
     const hist = classHistogram(ctx.db(), ds.id);

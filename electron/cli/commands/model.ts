@@ -91,7 +91,7 @@ export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
       layout: { type: 'string' }, range: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' },
       bgr: { type: 'boolean' }, 'normalised-in-graph': { type: 'boolean' }, embedding: { type: 'string' }, logits: { type: 'string' },
       'from-classifier': { type: 'boolean' }, tensor: { type: 'string' },
-    });
+    }, 1);
     if (positionals.length !== 1) throw new UsageError('backbone add takes one ONNX file');
     strayBackboneFlags(values);
     if (values['from-classifier']) {
@@ -119,12 +119,14 @@ export async function backbone(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'candidates') {
-    if (!rest[0]) throw new UsageError('backbone candidates takes an ONNX file');
-    const c = embeddingCandidates(readFileSync(resolve(rest[0])));
+    const [file] = parse(rest, {}, 1).positionals;
+    if (!file) throw new UsageError('backbone candidates takes an ONNX file');
+    const c = embeddingCandidates(readFileSync(resolve(file)));
     ctx.out(c, () => [`input ${c.input.name} [${c.input.shape.join(',')}]`, `default: ${c.default ?? '(none: name a tensor)'}`, ...c.candidates.map((x) => `  ${x.tensor}   (${x.role})`)].join('\n'));
     return;
   }
   if (sub === 'list') {
+    parse(rest, {});
     const list = listBackbones(ctx.db({ readOnly: true }));
     ctx.out(list, () =>
       list.length === 0
@@ -191,13 +193,14 @@ export async function cache(ctx: Ctx, argv: string[]): Promise<void> {
     return;
   }
   if (sub === 'import') {
-    const { positionals } = parse(rest, {});
+    const { positionals } = parse(rest, {}, 1);
     if (positionals.length !== 1) throw new UsageError('usage: embaug cache import FILE.parquet');
     const r = importCacheParquet(ctx.db(), resolve(positionals[0]));
     ctx.out(r, () => table([['set', 'backbone', 'augmentation', 'seed', 'vectors', 'added'], ...r.map((x) => [x.setId, x.backbone, x.augKey, x.seed, x.rows, x.added])]));
     return;
   }
   if (sub !== 'stats') throw new UsageError(`unknown command "cache ${sub ?? ''}"\n${CACHE_HELP}`);
+  parse(rest, {});
   const s = cacheStats(ctx.db({ readOnly: true }));
   ctx.out(s, () =>
     s.sets.length === 0

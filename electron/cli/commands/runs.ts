@@ -45,7 +45,7 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
   const { values, positionals } = parse(rest, {
     kind: { type: 'string' }, status: { type: 'string' }, group: { type: 'string' }, search: { type: 'string' }, limit: { type: 'string' },
     format: { type: 'string' }, out: { type: 'string' },
-  });
+  }, { list: 0, export: 0, show: 1 }[sub ?? ''] ?? Infinity);
   const db = ctx.db({ readOnly: true });
   if (sub === 'list') {
     const list = listRuns(db, {
