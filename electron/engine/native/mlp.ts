@@ -17,6 +17,12 @@ export interface OptimizerConfig {
   schedule?: 'constant' | 'cosine';
 }
 
+/** A learning rate of 0 passes every check and learns nothing: a run's worth of time for an untrained model. */
+function positiveLr(lr: number): number {
+  if (lr === 0) throw new RangeError('optimizer.lr must be above 0 (at 0 nothing is learned), got 0');
+  return lr;
+}
+
 /**
  * A training's settings, checked: what `train` checks besides its data, so that a caller with
  * data still to extract (a head, an Ω) can refuse bad settings before that work.
@@ -34,7 +40,7 @@ export function trainSettings(o: Pick<TrainOptions, 'batch' | 'epochs' | 'seed' 
     isdaLambda: v.num('isdaLambda', o.isdaLambda ?? 0, 0, 100),
     optimizer: {
       kind: v.oneOf('optimizer.kind', opt.kind, ['sgd', 'adam'] as const),
-      lr: v.num('optimizer.lr', opt.lr, 0, 100),
+      lr: positiveLr(v.num('optimizer.lr', opt.lr, 0, 100)),
       momentum: v.num('optimizer.momentum', opt.momentum ?? 0.9, 0, 1),
       weightDecay: v.num('optimizer.weightDecay', opt.weightDecay ?? 0, 0, 1),
       nesterov: opt.nesterov ?? false,
