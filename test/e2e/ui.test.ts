@@ -14,7 +14,7 @@ import sharp from 'sharp';
 
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { decodeModel, encodeModel } from '../../electron/engine/export/index.js';
-import { listRuns } from '../../electron/engine/runs/index.js';
+import { listRuns, startRun } from '../../electron/engine/runs/index.js';
 import { classifyImage, type HeadReport } from '../../electron/engine/training/index.js';
 import { JobRunner } from '../../electron/jobs/runner.js';
 import { startWebServer } from '../../electron/web/server.js';
@@ -177,6 +177,14 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await forms.waitFor();
     assert.match(await forms.innerText(), /identity [\d.e-]+ \/ [\d.e-]+ · mean [\d.e-]+ \/ [\d.e-]+ · residual-gauss [\d.e-]+ \/ [\d.e-]+ · shift-gauss .* · mdn [\d.e-]+ \/ [\d.e-]+/);
     await page.getByLabel('fit stochastic Ω too').uncheck();
+    // An Ω that failed says why in its row (recorded through the runs' own lifecycle).
+    const omegaOf = listRuns(db, { kind: 'omega' })[0];
+    await startRun(db, { kind: 'omega', name: 'Ω hflip (planted failure)', backboneSha: omegaOf.backboneSha, config: { aug: 'hflip' } })
+      .wrap(async () => { throw new Error('planted: the base pairs could not be read'); }, () => ({}))
+      .catch(() => undefined);
+    await view('Heads (Ψ)');
+    await view('Augmentations (Ω)');
+    assert.equal((await page.getByTestId('omega-error').first().innerText()).trim(), 'planted: the base pairs could not be read');
     await noOverflow('omega');
     await shot('04-omega');
   });

@@ -219,6 +219,7 @@ describe('the paper pipeline on a small real subset', () => {
     const selection = { split: 'train', classes: [5, 6, 7, 8, 9], limit: 50, balanced: true };
     await assert.rejects(trainHead(db, { backbone: 'tiny-none', dataset: 'cifar10', train: selection, test: { ...selection, split: 'test' }, mode: 'none', config: { epochs: 0 } }), /^RangeError: epochs must be in \[1, 100000\], got 0$/);
     await assert.rejects(trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'hflip', config: { lr: -1 } }), /^RangeError: optimizer.lr must be in \[0, 100\], got -1$/);
+    await assert.rejects(trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection: { ...selection, limit: 5 }, aug: 'hflip' }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /the 5 base images of its selection give \d+ and 0 .*embaug omega: a larger --limit/.test(e.message));
     await assert.rejects(trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'hflip', config: { lr: 0 } }), /^RangeError: optimizer.lr must be above 0 \(at 0 nothing is learned\), got 0$/);
     // An unknown way of sampling Ω fell through to the last branch of the draws, the MDN's, made only for "mdn".
     await assert.rejects(trainHead(db, { backbone: 'tiny-none', dataset: 'cifar10', train: selection, test: { ...selection, split: 'test' }, mode: 'embed', augs: ['hflip'], sampling: 'gaussian' as 'mean' }), /^RangeError: sampling must be one of "mean", "residual-gauss", "shift-gauss", "knn-shift", "generator", "mdn", got "gaussian"$/);

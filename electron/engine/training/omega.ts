@@ -122,7 +122,7 @@ export function omegaSplit(shas: string[], config?: Partial<OmegaConfig>): { tr:
   const tr = mask.flatMap((h, i) => (h ? [] : [i]));
   const ho = mask.flatMap((h, i) => (h ? [i] : []));
   if (!tr.length || !ho.length)
-    throw new EmbaugError('E_ARG', `Ω needs base images to train on and others held out to measure it, and the ${shas.length} base images of its selection give ${tr.length} and ${ho.length} (${Math.round(100 * cfg.heldOut)}% held out, by image hash): select more base images (a larger --subset or --omega-images; a few hundred at least).`);
+    throw new EmbaugError('E_ARG', `Ω needs base images to train on and others held out to measure it, and the ${shas.length} base images of its selection give ${tr.length} and ${ho.length} (${Math.round(100 * cfg.heldOut)}% held out, by image hash): select more base images, a few hundred at least (embaug omega: a larger --limit or more --classes; reproduce and study: a larger --subset or --omega-images).`);
   return { tr, ho };
 }
 
@@ -177,6 +177,8 @@ export async function trainOmega(db: Db, req: OmegaRequest): Promise<OmegaResult
   const ds = getDataset(db, req.dataset);
   if (isConditional(cfg.form) && spec.deterministic)
     throw new EmbaugError('E_ARG', `form "${cfg.form}" conditions Ω on the parameters θ a random augmentation draws, and "${spec.key}" draws none: use form auto, plain or residual for it.`);
+  // Too few base images for a held-out split: refused before a run is recorded and pairs extracted.
+  omegaSplit(selectImages(db, ds.id, req.selection).map((i) => i.sha256), cfg);
   const run = startRun(db, {
     kind: 'omega', name: `Ω ${spec.key} for ${bb.name}`, parentId: req.parentRunId, group: req.group, backboneSha: bb.sha256,
     datasetId: ds.id, datasetVersion: ds.version, protocol: req.protocol, seed: cfg.seed, threads: req.threads,
