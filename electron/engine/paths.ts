@@ -1,6 +1,7 @@
 /**
- * The package root, found by walking up to embaug's package.json: the same answer from the
- * TypeScript sources (electron/engine) and from the build (dist/electron/engine).
+ * Paths: the package root, found by walking up to embaug's package.json (the same answer from
+ * the TypeScript sources, electron/engine, and from the build, dist/electron/engine); folders
+ * made without hanging; files written whole; and where a command may write, checked first.
  */
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
