@@ -33,7 +33,7 @@ function selection(v: string): Target {
   for (const kv of v.split(',')) {
     const [k, x] = kv.split('=');
     // The conditions of a filter all hold at once: a second label= would silently replace the first.
-    if (k in f) throw new UsageError(`selector "${v}" gives ${k}= twice: a filter selects the images that meet all its conditions; make one edit per ${k}`);
+    if (Object.hasOwn(f, k)) throw new UsageError(`selector "${v}" gives ${k}= twice: a filter selects the images that meet all its conditions; make one edit per ${k}`);
     if (x === undefined || x === '') throw new UsageError(`selector "${kv}" gives no value: write ${k}=VALUE`);
     if (k === 'split') f.split = x;
     else if (k === 'label') {
