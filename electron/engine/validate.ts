@@ -23,6 +23,16 @@ export function counts<T extends object>(o: T, mins: { [K in keyof T]?: number }
   }
 }
 
+/** A list whose entries each count once (budgets, bases, architectures): a repeat would be trained and reported twice. */
+export function distinct<T>(name: string, xs: T[]): T[] {
+  const seen = new Set<string>();
+  for (const x of xs) {
+    if (seen.has(String(x))) throw new RangeError(`${name} gives ${String(x)} twice: give each once`);
+    seen.add(String(x));
+  }
+  return xs;
+}
+
 export function num(name: string, v: unknown, min = -Infinity, max = Infinity): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`${name} must be a finite number, got ${describe(v)}`);
   if (v < min || v > max) throw new RangeError(`${name} must be in [${min}, ${max}], got ${v}`);

@@ -214,6 +214,9 @@ describe('the paper pipeline on a small real subset', () => {
     await assert.rejects(reproduce(db, { ...base, omegaImages: 1 }),
       (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /^Ω needs base images to train on and others held out to measure it, and the 1 base images of its selection give [01] and [01] .*a larger --subset or --omega-images/.test(e.message));
     await assert.rejects(study(db, { ...base, seeds: 0 }), /^RangeError: seeds must be at least 1, got 0$/);
+    // A repeated budget or base was trained twice and reported in two columns.
+    await assert.rejects(study(db, { ...base, budgets: [10, 10] }), /^RangeError: budgets gives 10 twice: give each once$/);
+    await assert.rejects(reproduce(db, { ...base, bases: ['hflip', 'hflip'] }), /^RangeError: bases gives hflip twice: give each once$/);
     await assert.rejects(study(db, { ...base, lrs: [0.01, -1] }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /learning rate -1 is not a positive number/.test(e.message));
     // A head's or an Ω's settings, before their embeddings are extracted (then, after).
     const selection = { split: 'train', classes: [5, 6, 7, 8, 9], limit: 50, balanced: true };

@@ -11,6 +11,7 @@ import { getDataset, importDataset, listDatasets, type DatasetInfo, type Selecti
 import type { Db } from '../db.js';
 import { EmbaugError } from '../errors.js';
 import type { OnProgress } from '../jobs/index.js';
+import * as v from '../validate.js';
 
 export type ProtocolName = 'cifar10-split' | 'paper';
 
@@ -113,6 +114,7 @@ export async function discoverFamilies(db: Db, modelsDir: string, protocol: Prot
     }
   }
   // A misspelt architecture is named, not quietly left out beside the ones that exist.
+  if (archs) v.distinct('archs', archs);
   const unknown = archs?.filter((a) => !seen.has(a)) ?? [];
   if (unknown.length)
     throw new EmbaugError('E_ARG', `No model in ${modelsDir} is of architecture ${unknown.map((a) => `"${a}"`).join(', ')} for protocol ${protocol}: its architectures are ${[...seen].sort().join(', ') || '(none)'}; give some of those to --archs.`);

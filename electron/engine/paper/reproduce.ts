@@ -114,7 +114,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
   const fewShot = o.perClass !== undefined;
   const epochs = o.epochs ?? (fewShot ? 100 : 20);
   const seeds = o.seeds ?? (fewShot ? 5 : 3);
-  const augSets = o.augSets ?? (fewShot ? ['hflip'] : Object.keys(AUG_SETS));
+  const augSets = v.distinct('augs', o.augSets ?? (fewShot ? ['hflip'] : Object.keys(AUG_SETS)));
   const plan = scenarios(augSets, fewShot);
   const bases = basesOf(o.bases);
   const threads = o.threads ?? cpus().length;

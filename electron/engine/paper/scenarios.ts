@@ -5,6 +5,7 @@
  */
 import { EmbaugError } from '../errors.js';
 import type { FineTuneMode, OmegaSampling } from '../training/index.js';
+import * as v from '../validate.js';
 
 /** The two base models of every family: Table II's prefix and its bracketed name. */
 export const BASES = [
@@ -15,7 +16,7 @@ export type Base = (typeof BASES)[number];
 
 /** The bases named by their augmentation (`none`, `hflip`), in the order given; all by default. */
 export function basesOf(keys?: string[]): Base[] {
-  return (keys ?? BASES.map((b) => b.aug)).map((k) => {
+  return v.distinct('bases', keys ?? BASES.map((b) => b.aug)).map((k) => {
     const base = BASES.find((b) => b.aug === k);
     if (!base) throw new EmbaugError('E_ARG', `unknown base "${k}": expected ${BASES.map((b) => b.aug).join(' or ')} (the augmentation the base model was trained with).`);
     return base;

@@ -135,7 +135,7 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
   const threads = o.threads ?? cpus().length;
   const concurrency = Math.max(1, Math.min(o.concurrency ?? threads, threads));
   const log = o.log ?? (() => {});
-  const budgets = o.budgets ?? DEFAULT_BUDGETS;
+  const budgets = v.distinct('budgets', o.budgets ?? DEFAULT_BUDGETS);
   for (const b of budgets)
     if (b !== 'full' && !(Number.isInteger(b) && b >= 2))
       throw new EmbaugError('E_ARG', `budget ${b} is not a whole number of images per class of at least 2, nor "full": pass e.g. --budgets 10,50,250,full`);
@@ -147,10 +147,11 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
       throw new EmbaugError('E_ARG', `augmentation "${a}" is neither one of ${Object.keys(STUDY_AUGS).join(', ')} nor an augmentation spec: ${(err as Error).message}`);
     }
   });
-  const arms = o.arms ? o.arms.map((k) => ARMS.find((a) => a.key === k) ?? badArm(k)) : ARMS;
+  v.distinct('augs', augs);
+  const arms = o.arms ? v.distinct('arms', o.arms).map((k) => ARMS.find((a) => a.key === k) ?? badArm(k)) : ARMS;
   if (!arms.some((a) => a.key === 'none')) throw new EmbaugError('E_ARG', 'the arms must include "none": every gain is measured against it');
   const bases = basesOf(o.bases);
-  const lrs = o.lrs ?? DEFAULT_LRS;
+  const lrs = v.distinct('lrs', o.lrs ?? DEFAULT_LRS);
   const omegaImages = o.omegaImages ?? 2000;
   const protocol = await resolveProtocol(db, 'cifar10-split', o.dataDir, undefined, o.onProgress);
   const families = await discoverFamilies(db, o.modelsDir, 'cifar10-split', o.archs ?? STUDY_ARCHS, log);
