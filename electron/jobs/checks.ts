@@ -12,6 +12,7 @@ import type { Db } from '../engine/db.js';
 import { EmbaugError } from '../engine/errors.js';
 import { getRun } from '../engine/runs/index.js';
 import { checkOmegaRun, usesAugs } from '../engine/training/index.js';
+import { distinct } from '../engine/validate.js';
 import type { JobArgs, JobKind } from './args.js';
 
 type Checks = { [K in JobKind]: (db: Db, args: JobArgs[K]) => void };
@@ -24,7 +25,12 @@ function source(db: Db, backbone: string, dataset: number, ...selections: Select
   return bb.sha256;
 }
 
-const augs = (list: string[]) => list.map((a) => parseAug(a));
+// Each augmentation once: a repeat is extracted or trained twice (and weighs double in a head).
+const augs = (list: string[]) => {
+  const specs = list.map((a) => parseAug(a));
+  distinct('augmentations', specs.map((s) => s.key));
+  return specs;
+};
 
 export const CHECKS = {
   import: () => {},

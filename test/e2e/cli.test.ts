@@ -265,6 +265,7 @@ describe('the embaug command', () => {
       [['data', 'import', join(tmp.dir, 'shards'), '--kind', 'wds', '--name', 'split', '--test-fraction', '0.3'], /^embaug: --test-fraction splits an image folder that has no train\/test folders; WebDataset shards carry their own splits: leave it out$/m],
       [['data', 'import', join(tmp.dir, 'shards'), '--kind', 'folder', '--name', 'split', '--test-fraction', '2'], /^embaug: the test fraction must be in \[0, 0\.99\], got 2$/m],
       [['extract', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--aug', 'hflip', 'vflip'], /^embaug: unexpected word "vflip" \(--aug takes one value each time: --aug hflip --aug vflip\); see --help$/m],
+      [['head', '--dataset', 'mini', '--backbone', 'tiny-resnet18-w4', '--mode', 'pixel', '--aug', 'hflip', '--aug', 'hflip:p=1'], /^embaug: --aug gives hflip twice: give each once$/m],
       [['runs', 'list', 'head'], /^embaug: unexpected word "head"; see --help$/m],
       [['runs', 'show', 'abc'], /^embaug: "abc" is not a run id: a run id is a whole number from 1 \(see embaug runs list\)$/m],
       [['runs', 'compare', '1', '0'], /^embaug: "0" is not a run id/m],

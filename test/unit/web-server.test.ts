@@ -103,6 +103,12 @@ describe('web server: malformed requests', () => {
     assert.equal(jobs.list().length, 0);
   });
 
+  it('an augmentation listed twice is refused before the job starts (it would be extracted twice, and weigh double in a head)', async () => {
+    const r = JSON.parse((await api(JSON.stringify({ channel: 'jobs:start', payload: { kind: 'extract', args: { dataset: 1, backbone: 'tiny', augs: ['hflip', 'hflip:p=1'] } } }))).body);
+    // Refused jobs are listed as failed, with the reason, and nothing ran.
+    assert.deepEqual([r.ok, r.value.status, r.value.error], [true, 'failed', { code: 'E_ARG', message: 'augmentations gives hflip twice: give each once' }]);
+  });
+
   it('static files need no token (they hold no data), every API call does', async () => {
     const page = await raw(web.port, 'GET', '/');
     assert.equal(page.status, 200);

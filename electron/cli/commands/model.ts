@@ -6,6 +6,7 @@ import { parseAug } from '../../engine/augment/index.js';
 import { type ExtractRequest, cacheStats, exportCacheParquet, extract, importCacheParquet } from '../../engine/embeddings/index.js';
 import { extractShard, parseShard } from '../../engine/cluster/index.js';
 import { outputFile } from '../../engine/paths.js';
+import { distinct } from '../../engine/validate.js';
 import { UsageError, classesOpt, intOpt, listOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
 
@@ -154,6 +155,7 @@ export function extractArgs(ctx: Ctx, argv: string[]) {
   if (!values.dataset || !values.backbone) throw new UsageError(`extract needs --dataset and --backbone\n${EXTRACT_HELP}`);
   const ds = values.dataset as string;
   const augs = (values.aug as string[] | undefined) ?? ['identity'];
+  distinct('--aug', augs.map((a) => parseAug(a).key));
   augs.forEach((a) => parseAug(a));
   const req: Omit<ExtractRequest, 'aug'> = {
     dataset: /^\d+$/.test(ds) ? Number(ds) : ds, backbone: values.backbone as string, split: values.split as string | undefined,

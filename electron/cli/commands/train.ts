@@ -3,6 +3,7 @@ import { parseAug } from '../../engine/augment/index.js';
 import { getBackbone } from '../../engine/backbones/index.js';
 import { getDataset, selectImages } from '../../engine/datasets/index.js';
 import { OMEGA_FORMS, OMEGA_SAMPLINGS, FINE_TUNE_MODES, NEEDS_SHIFT_MODELS, checkOmegaRun, latestOmega, loadOmega, trainHead, trainOmega, usesAugs, type FineTuneMode, type OmegaForm, type OmegaSampling } from '../../engine/training/index.js';
+import { distinct } from '../../engine/validate.js';
 import { UsageError, classesOpt, intOpt, numOpt, parse } from '../args.js';
 import type { Ctx } from '../context.js';
 
@@ -36,6 +37,7 @@ export async function omegaCmd(ctx: Ctx, argv: string[]): Promise<void> {
     epochs: { type: 'string' }, form: { type: 'string' }, lr: { type: 'string' }, stochastic: { type: 'boolean' },
   });
   const augs = (values.aug as string[] | undefined) ?? [];
+  distinct('--aug', augs.map((a) => parseAug(a).key));
   if (!values.dataset || !values.backbone || !augs.length) throw new UsageError(`omega needs --dataset, --backbone and at least one --aug\n${OMEGA_HELP}`);
   augs.forEach((a) => parseAug(a));
   const form = (values.form as string | undefined) ?? 'auto';
@@ -72,7 +74,7 @@ export async function headCmd(ctx: Ctx, argv: string[]): Promise<void> {
   if (values.sampling !== undefined && mode !== 'embed') throw new UsageError(`--sampling applies Ω in embed mode: add --mode embed`);
   if (!usesAugs(mode) && values.aug !== undefined) throw new UsageError(`--mode ${mode} trains without an augmentation, so --aug would be ignored: add --mode pixel or --mode embed, or leave --aug out`);
   if (mode !== 'embed' && values.omega !== undefined) throw new UsageError(`--omega names the Ω that embed mode applies: add --mode embed, or leave --omega out`);
-  const augs = usesAugs(mode) ? ((values.aug as string[] | undefined) ?? []).map((a) => parseAug(a).key) : [];
+  const augs = distinct('--aug', usesAugs(mode) ? ((values.aug as string[] | undefined) ?? []).map((a) => parseAug(a).key) : []);
   if (usesAugs(mode) && !augs.length) throw new UsageError(`--mode ${mode} needs at least one --aug (e.g. --aug hflip)`);
   const db = ctx.db();
   const bb = getBackbone(db, String(values.backbone));

@@ -119,6 +119,7 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
   const bb = getBackbone(db, req.backbone);
   const ds = getDataset(db, req.dataset);
   const augs = (usesAugs(req.mode) ? (req.augs ?? []) : []).map((a) => parseAug(a));
+  v.distinct('augs', augs.map((a) => a.key));
   if (usesAugs(req.mode) && augs.length === 0) throw new EmbaugError('E_ARG', `fine-tuning mode "${req.mode}" needs at least one augmentation`);
   const sampling = req.mode === 'embed' ? req.sampling ?? 'mean' : null;
   if (req.mode === 'embed')
