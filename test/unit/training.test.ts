@@ -224,6 +224,9 @@ describe('the paper pipeline on a small real subset', () => {
     await assert.rejects(trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'hflip', config: { lr: -1 } }), /^RangeError: optimizer.lr must be in \[0, 100\], got -1$/);
     await assert.rejects(trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection: { ...selection, limit: 5 }, aug: 'hflip' }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /the 5 base images of its selection give \d+ and 0 .*embaug omega: a larger --limit/.test(e.message));
     await assert.rejects(trainOmega(db, { backbone: 'tiny-none', dataset: 'cifar10', selection, aug: 'hflip', config: { lr: 0 } }), /^RangeError: optimizer.lr must be above 0 \(at 0 nothing is learned\), got 0$/);
+    // A head of one class, or of one image, has nothing to tell apart.
+    for (const train of [{ ...selection, classes: [5] }, { ...selection, limit: 1 }])
+      await assert.rejects(trainHead(db, { backbone: 'tiny-none', dataset: 'cifar10', train, test: { ...selection, split: 'test' }, mode: 'none' }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /^A head tells classes apart, and the training selection of "cifar10" \(split "train", classes [\d, ]+, (50 images|1 image)\) holds images of 1 class: choose at least two classes/.test(e.message));
     // An unknown way of sampling Ω fell through to the last branch of the draws, the MDN's, made only for "mdn".
     await assert.rejects(trainHead(db, { backbone: 'tiny-none', dataset: 'cifar10', train: selection, test: { ...selection, split: 'test' }, mode: 'embed', augs: ['hflip'], sampling: 'gaussian' as 'mean' }), /^RangeError: sampling must be one of "mean", "residual-gauss", "shift-gauss", "knn-shift", "generator", "mdn", got "gaussian"$/);
     assert.equal(listRuns(db, { limit: 1_000_000 }).length, runsBefore, 'no run was recorded');

@@ -325,6 +325,20 @@ export function selectImages(db: Db, datasetId: number, sel: Selection = {}): Im
   return rows;
 }
 
+/**
+ * The classes (the data set's own labels) of a selection's split and classes that hold at
+ * least one included image, before its limit or draws: an indexed lookup per class, cheap
+ * enough to check every request before its work.
+ */
+export function classesWithImages(db: Db, datasetId: number, sel: Pick<Selection, 'split' | 'classes'> = {}): number[] {
+  checkSelection(db, datasetId, sel);
+  const q = sel.split === undefined
+    ? stmt(db, 'SELECT 1 FROM images WHERE dataset_id = ? AND label = ? AND excluded = 0 LIMIT 1')
+    : stmt(db, 'SELECT 1 FROM images WHERE dataset_id = ? AND label = ? AND split = ? AND excluded = 0 LIMIT 1');
+  const labels = sel.classes ?? getDataset(db, datasetId).classes.map((_, i) => i);
+  return labels.filter((l) => (sel.split === undefined ? q.get(datasetId, l) : q.get(datasetId, l, sel.split)) !== undefined);
+}
+
 /** One page of a data set's included images, optionally of one split or class, with the total. */
 /** A row of the thumbnail grid: the image with the user's tags (comma-separated) and note. */
 export type ImageDetail = ImageRow & { tags: string; note: string };

@@ -17,7 +17,7 @@
  */
 import { drawTheta, parseAug, type AugSpec } from '../augment/index.js';
 import { getBackbone } from '../backbones/index.js';
-import { getDataset, type Selection } from '../datasets/index.js';
+import { classesWithImages, getDataset, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { ViewMemo } from '../embeddings/index.js';
 import { EmbaugError } from '../errors.js';
@@ -128,6 +128,12 @@ export async function trainHead(db: Db, req: HeadRequest): Promise<HeadResult> {
       if (sampling !== 'mean' && !req.omegas[a.key].stochastic)
         throw new EmbaugError('E_ARG', `sampling "${sampling}" draws from the shift models of the Ω for "${a.key}", measured on its base pairs, and this Ω has none: ${NEEDS_SHIFT_MODELS}.`);
     }
+  // Test images of none, or training images of one class, failed deep in the trainer ("val.x
+  // must hold whole rows") after the extraction, or trained a head with nothing to tell apart.
+  const where = (sel: Selection) => `split "${sel.split ?? 'all'}", classes ${sel.classes?.join(', ') ?? 'all'}`;
+  const trainClasses = Math.min(classesWithImages(db, ds.id, req.train).length, req.train.limit ?? Infinity);
+  if (trainClasses < 2) throw new EmbaugError('E_ARG', `A head tells classes apart, and the training selection of "${ds.name}" (${where(req.train)}${req.train.limit ? `, ${req.train.limit} image${req.train.limit === 1 ? '' : 's'}` : ''}) holds images of ${trainClasses} class${trainClasses === 1 ? '' : 'es'}: choose at least two classes with training images (embaug data show ${ds.name} lists them).`);
+  if (classesWithImages(db, ds.id, req.test).length === 0) throw new EmbaugError('E_ARG', `The test selection of "${ds.name}" (${where(req.test)}) holds no images: choose classes with test images (embaug data show ${ds.name} lists them).`);
   const run = startRun(db, {
     kind: 'head', name: req.name ?? `Ψ ${req.mode}${augs.length ? ` ${augs.map((a) => a.key).join(',')}` : ''} on ${bb.name}`,
     parentId: req.parentRunId, group: req.group, backboneSha: bb.sha256, datasetId: ds.id, datasetVersion: ds.version,
