@@ -13,7 +13,7 @@ import { decodeSafetensors } from '../../electron/engine/export/safetensors.js';
 import { exportRun } from '../../electron/engine/export/export.js';
 import { createHandler } from '../../electron/ipc/handlers.js';
 import { JobRunner } from '../../electron/jobs/runner.js';
-import { listRuns } from '../../electron/engine/runs/index.js';
+import { listRuns, startRun } from '../../electron/engine/runs/index.js';
 import { applyOmega, trainHead, trainOmega } from '../../electron/engine/training/index.js';
 import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
 import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
@@ -109,6 +109,10 @@ describe('exporting heads and Ω', () => {
     assert.ok(!existsSync(join(tmp.dir, 'escape.onnx')));
     const extractRun = listRuns(db, { kind: 'extract' })[0].id;
     await assert.rejects(exportRun(db, { runId: extractRun, outDir: join(tmp.dir, 'x') }), /is an extract run without weights/);
+    // An Ω that came out as the identity keeps no weights, and says so in those words.
+    const identity = startRun(db, { kind: 'omega', name: 'Ω hflip (identity)', backboneSha: listRuns(db, { kind: 'omega' })[0].backboneSha, config: { aug: 'hflip' } });
+    await identity.wrap(async () => ({ chosen: 'identity' }), (s) => s);
+    await assert.rejects(exportRun(db, { runId: identity.id, outDir: join(tmp.dir, 'x') }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_EXPORT' && new RegExp(`^Run ${identity.id}'s Ω is the identity \\(no trained form beat it on held-out pairs\\), so there are no weights to export`).test(e.message));
   });
 
   it('an export into the kernel\'s /proc fails at once with what to do, as a job that never blocks the server', async () => {

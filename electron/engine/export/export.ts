@@ -68,6 +68,9 @@ function trained(db: Db, runId: number): Trained {
   if (run.status !== 'completed') throw new EmbaugError('E_EXPORT', `Run ${runId} is ${run.status}; only completed head (Ψ) or Ω runs can be exported.`);
   if (!run.backboneSha) throw new EmbaugError('E_EXPORT', `Run ${runId} names no backbone.`);
   const art = runArtifacts(db, runId).find((a) => a.kind === 'weights');
+  // An Ω that no trained form beat on held-out pairs is the identity: Φ(g(x)) ≈ Φ(x), no weights.
+  if (run.kind === 'omega' && !art && (run.summary as { chosen?: string } | null)?.chosen === 'identity')
+    throw new EmbaugError('E_EXPORT', `Run ${runId}'s Ω is the identity (no trained form beat it on held-out pairs), so there are no weights to export: in embedding space this augmentation is Φ(x) itself.`);
   if ((run.kind !== 'head' && run.kind !== 'omega') || !art)
     throw new EmbaugError('E_EXPORT', `Run ${runId} is a${/^[aeiou]/.test(run.kind) ? 'n' : ''} ${run.kind} run without weights: export a head (Ψ) or Ω run (see \`embaug runs list --kind head\`).`);
   const meta = JSON.parse(art.meta) as { sizes: number[]; classNames?: string[]; residual?: boolean; form?: string; aug?: string };
