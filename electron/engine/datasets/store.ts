@@ -339,10 +339,10 @@ export function classesWithImages(db: Db, datasetId: number, sel: Pick<Selection
   return labels.filter((l) => (sel.split === undefined ? q.get(datasetId, l) : q.get(datasetId, l, sel.split)) !== undefined);
 }
 
-/** One page of a data set's included images, optionally of one split or class, with the total. */
 /** A row of the thumbnail grid: the image with the user's tags (comma-separated) and note. */
 export type ImageDetail = ImageRow & { tags: string; note: string };
 
+/** One page of a data set's included images, optionally of one split or class, with the total. */
 export function imagePage(db: Db, datasetId: number, p: { split?: string; label?: number; offset: number; limit: number }): { total: number; images: ImageDetail[] } {
   const where = ['dataset_id = ?', 'excluded = 0'];
   const args: unknown[] = [datasetId];
