@@ -28,9 +28,9 @@ export interface ShardExtractResult {
 }
 
 export async function extractShard(db: Db, req: ShardExtractRequest): Promise<ShardExtractResult> {
-  const path = shardFile(outputFolder(req.out), 'extract', req.shard);
-  // Every argument is checked before any work, for every augmentation.
+  // Every argument is checked before any work, for every augmentation, and then the folder.
   const plans = req.augs.map((aug) => planExtraction(db, { ...req, aug }));
+  const path = shardFile(outputFolder(req.out), 'extract', req.shard);
   if (existsSync(path)) return { path, skipped: true, images: 0, extracted: 0, seconds: 0 };
   const t0 = performance.now();
   const work = plans.map((p) => {
