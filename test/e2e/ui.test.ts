@@ -4,7 +4,7 @@
  * test-artifacts/ and every page is checked for horizontal overflow.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -487,6 +487,17 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
       for (const dir of path) await within.getByRole('button', { name: `${dir}/` }).click();
       await within.getByRole('button', { name: 'Choose this folder' }).click();
     };
+    // A folder of one class is refused before anything is imported: a classifier needs two.
+    const one = join(tmp.dir, 'one-class', 'cat');
+    mkdirSync(one, { recursive: true });
+    for (const f of readdirSync(join(tmp.dir, 'images', 'train', 'cat')).filter((x) => x.endsWith('.jpg') && x !== 'broken.jpg').slice(0, 3)) copyFileSync(join(tmp.dir, 'images', 'train', 'cat', f), join(one, f));
+    await pick(qs, 'one-class');
+    await page.getByTestId('folder-preview').getByText(/3 image files in 1 classes: cat/).waitFor();
+    const datasets = () => db.prepare('SELECT count(*) FROM datasets').pluck().get();
+    const datasetsBefore = datasets();
+    await qs.getByRole('button', { name: 'Train a classifier' }).click();
+    await qs.getByRole('alert').getByText(/^a classifier tells classes apart, and this folder holds one class folder/).first().waitFor();
+    assert.equal(datasets(), datasetsBefore);
     await pick(qs, 'images');
     const preview = page.getByTestId('folder-preview');
     await preview.getByText(/701 image files in 10 classes: airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck/).waitFor();
