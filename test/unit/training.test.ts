@@ -227,6 +227,15 @@ describe('the paper pipeline on a small real subset', () => {
     // A head of one class, or of one image, has nothing to tell apart.
     for (const train of [{ ...selection, classes: [5] }, { ...selection, limit: 1 }])
       await assert.rejects(trainHead(db, { backbone: 'tiny-none', dataset: 'cifar10', train, test: { ...selection, split: 'test' }, mode: 'none' }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /^A head tells classes apart, and the training selection of "cifar10" \(split "train", classes [\d, ]+, (50 images|1 image)\) holds images of 1 class: choose at least two classes/.test(e.message));
+    // A test selection with no images (class 9's test images excluded, then included again).
+    const ds = listDatasets(db).find((d) => d.name === 'cifar10')!;
+    editDataset(db, ds.id, [{ op: 'exclude', images: { split: 'test', label: 9 } }]);
+    try {
+      await assert.rejects(trainHead(db, { backbone: 'tiny-none', dataset: 'cifar10', train: selection, test: { split: 'test', classes: [9] }, mode: 'none' }), (e: unknown) => e instanceof EmbaugError && e.code === 'E_ARG' && /^The test selection of "cifar10" \(split "test", classes 9\) holds no images: choose classes with test images/.test(e.message));
+    } finally {
+      editDataset(db, ds.id, [{ op: 'include', images: { split: 'test', label: 9 } }]);
+    }
+    assert.equal(listDatasets(db).find((d) => d.name === 'cifar10')!.version, ds.version);
     // An unknown way of sampling Ω fell through to the last branch of the draws, the MDN's, made only for "mdn".
     await assert.rejects(trainHead(db, { backbone: 'tiny-none', dataset: 'cifar10', train: selection, test: { ...selection, split: 'test' }, mode: 'embed', augs: ['hflip'], sampling: 'gaussian' as 'mean' }), /^RangeError: sampling must be one of "mean", "residual-gauss", "shift-gauss", "knn-shift", "generator", "mdn", got "gaussian"$/);
     assert.equal(listRuns(db, { limit: 1_000_000 }).length, runsBefore, 'no run was recorded');
