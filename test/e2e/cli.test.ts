@@ -279,6 +279,16 @@ describe('the embaug command', () => {
     const none = embaug('runs', 'list', '--kind', 'heads');
     assert.equal(none.code, 0, none.err);
     assert.match(none.out, /^No runs of kind "heads"; the kinds of runs here: .*\bhead\b/);
+    // A filter that matches nothing deletes and writes nothing, and says so; a limit of 0 is refused.
+    const noGroup = embaug('runs', 'delete', '--group', 'nope');
+    assert.equal(noGroup.code, 3, noGroup.err);
+    assert.match(noGroup.err, /^embaug: There are no runs in group "nope": nothing was deleted\. Groups here: /m);
+    const noKind = embaug('runs', 'export', '--format', 'mlflow', '--out', join(tmp.dir, 'mlruns-none'), '--kind', 'heads');
+    assert.equal(noKind.code, 3, noKind.err);
+    assert.match(noKind.err, /^embaug: No runs with kind "heads": nothing was written/m);
+    assert.ok(!existsSync(join(tmp.dir, 'mlruns-none')));
+    assert.equal(embaug('runs', 'delete', '1', '--group', 'g').code, 2);
+    assert.match(embaug('runs', 'list', '--limit', '0').err, /^embaug: --limit takes a whole number from 1, got 0$/m);
     const running = embaug('runs', 'list', '--status', 'running', '--kind', 'head');
     assert.equal(running.code, 0, running.err);
     assert.equal(running.out.trim(), 'No runs with kind "head", status "running".');

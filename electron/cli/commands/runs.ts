@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 
 import { exportRun } from '../../engine/export/index.js';
+import { EmbaugError } from '../../engine/errors.js';
 import { compareRuns, deleteRuns, exportMlflow, getRun, listRuns, runArtifacts, runMetrics, updateRun, type RunStatus } from '../../engine/runs/index.js';
 import { UsageError, intOpt, parse } from '../args.js';
 import { type Ctx, table } from '../context.js';
@@ -12,6 +13,11 @@ export const EXPORT_HELP = `embaug export --run ID --out DIR [--name NAME] [--me
   real embeddings and images before the export is reported done. Files are written under
   temporary names and moved into place only after the checks; an existing file of the same
   name is never replaced without --force.`;
+
+function atLeastOne(n: number, name: string): number {
+  if (n < 1) throw new UsageError(`--${name} takes a whole number from 1, got ${n}`);
+  return n;
+}
 
 /** A run id typed as a word of the command (`runs show 12`), not as an option. */
 function runIdArg(p: string | undefined): number | undefined {
@@ -50,7 +56,7 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
   if (sub === 'list') {
     const list = listRuns(db, {
       kind: values.kind as string | undefined, status: values.status as RunStatus | undefined, group: values.group as string | undefined,
-      search: values.search as string | undefined, limit: intOpt(values.limit, 'limit', 50),
+      search: values.search as string | undefined, limit: atLeastOne(intOpt(values.limit, 'limit', 50)!, 'limit'),
     });
     ctx.out(list, () => {
       // Kinds are open (any job may record runs), so an unknown one is no error; but an empty
@@ -107,7 +113,13 @@ export async function runs(ctx: Ctx, argv: string[]): Promise<void> {
   if (sub === 'delete') {
     const ids = positionals.map((p) => runIdArg(p)!);
     if (!ids.length && !values.group) throw new UsageError(`runs delete takes run ids or --group G\n${RUNS_HELP}`);
-    const r = deleteRuns(db, ids.length ? ids : listRuns(db, { group: values.group as string, limit: 1_000_000 }).map((x) => x.id));
+    if (ids.length && values.group) throw new UsageError('runs delete takes run ids or --group G, not both: the one would hide the other');
+    const chosen = ids.length ? ids : listRuns(db, { group: values.group as string, limit: 1_000_000 }).map((x) => x.id);
+    if (!chosen.length) {
+      const groups = [...new Set(listRuns(db, { limit: 1_000_000 }).map((x) => x.group).filter((g) => g))].slice(0, 8);
+      throw new EmbaugError('E_NOT_FOUND', `There are no runs in group "${values.group}": nothing was deleted. Groups here: ${groups.join(', ') || 'none'}${groups.length === 8 ? ', …' : ''}.`);
+    }
+    const r = deleteRuns(db, chosen);
     ctx.out(r, `deleted ${r.deleted.length} runs (${r.deleted.join(', ')}) with their metrics and artifacts`);
     return;
   }

@@ -65,10 +65,15 @@ export interface MlflowExport {
 }
 
 export function exportMlflow(db: Db, o: { out: string; filter?: RunFilter }): MlflowExport {
+  const runs = listRuns(db, { limit: 1_000_000, ...o.filter });
+  // A filter that matches nothing (a misspelt kind or group) writes no empty store.
+  if (runs.length === 0) {
+    const given = Object.entries(o.filter ?? {}).filter(([, v]) => v !== undefined).map(([k, v]) => `${k} "${String(v)}"`);
+    throw new EmbaugError('E_NOT_FOUND', `No runs${given.length ? ` with ${given.join(', ')}` : ' yet'}: nothing was written. List them with embaug runs list.`);
+  }
   const out = outputFolder(o.out);
   if (readdirSync(out).some((f) => !/^\d+$/.test(f)))
     throw new EmbaugError('E_EXISTS', `${out} holds files that are not MLflow experiments: choose an empty folder, or one an earlier export wrote.`);
-  const runs = listRuns(db, { limit: 1_000_000, ...o.filter });
   const byId = new Map(listRuns(db, { limit: 1_000_000 }).map((r) => [r.id, r]));
   const groups = [...new Set(runs.map((r) => r.group ?? ''))].sort();
   // Experiment 0 holds the runs of no group, as MLflow's Default experiment does.
