@@ -37,9 +37,9 @@ export async function omegaCmd(ctx: Ctx, argv: string[]): Promise<void> {
     epochs: { type: 'string' }, form: { type: 'string' }, lr: { type: 'string' }, stochastic: { type: 'boolean' },
   });
   const augs = (values.aug as string[] | undefined) ?? [];
-  distinct('--aug', augs.map((a) => parseAug(a).key));
   if (!values.dataset || !values.backbone || !augs.length) throw new UsageError(`omega needs --dataset, --backbone and at least one --aug\n${OMEGA_HELP}`);
-  augs.forEach((a) => parseAug(a));
+  // Each spec parsed (a bad one named now), and each once.
+  distinct('--aug', augs.map((a) => parseAug(a).key));
   const form = (values.form as string | undefined) ?? 'auto';
   if (!(OMEGA_FORMS as readonly string[]).includes(form)) throw new UsageError(`--form: "${form}" is not one of ${OMEGA_FORMS.join(', ')}`);
   const limit = intOpt(values.limit, 'limit');
