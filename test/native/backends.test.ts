@@ -37,7 +37,7 @@ describe('libxsmm beside OpenBLAS on the CPU', () => {
   const cpu = listBackends()[0];
   const skip = /libxsmm/.test(cpu.device)
     ? false
-    : `libxsmm is not in use here (${cpu.device}): the addon was built without it (Debian's libxsmm-dev adds it), or OpenBLAS runs other kernels than Skylake-X's, the only ones libxsmm's floats match`;
+    : `libxsmm is not in use here (${cpu.device}): the addon was built without it (Debian's libxsmm-dev adds it), or OpenBLAS runs other kernels than its AVX-512 ones (Skylake-X, Cooperlake), the only ones libxsmm's floats match`;
   // Committed reports were trained with OpenBLAS alone: libxsmm may take a GEMM only where it
   // gives the same floats, so that none of them moves.
   const digest = (env: NodeJS.ProcessEnv) => {
@@ -52,9 +52,22 @@ describe('libxsmm beside OpenBLAS on the CPU', () => {
     assert.equal(xsmm.digest, blas.digest, `weights or scores differ between libxsmm and OpenBLAS on ${cpus()[0].model}`);
   });
 
+  it("sums K in the chunks of whichever AVX-512 target OpenBLAS runs: Skylake-X's of 448 and Cooperlake's of 320", { skip }, () => {
+    // The chunk is asked of OpenBLAS when the addon loads (xsmm_q), so forcing either target
+    // must still give OpenBLAS's floats; the two targets' own floats differ (K = 1,024 is 448 +
+    // 288 + 288 in one, 320 + 320 + 192 + 192 in the other), so both blockings were exercised.
+    const digests = ['SkylakeX', 'Cooperlake'].map((core) => {
+      const forced = digest({ OPENBLAS_CORETYPE: core }), blas = digest({ OPENBLAS_CORETYPE: core, EMBAUG_GEMM: 'openblas' });
+      assert.equal(forced.device, 'host CPU (OpenBLAS, libxsmm)', `libxsmm in use with OpenBLAS's ${core} kernels`);
+      assert.equal(forced.digest, blas.digest, `weights or scores differ between libxsmm and OpenBLAS's ${core} kernels`);
+      return blas.digest;
+    });
+    assert.notEqual(digests[0], digests[1], 'OPENBLAS_CORETYPE had no effect: both runs used one blocking');
+  });
+
   it("stays off where OpenBLAS runs its AVX2 kernels, whose rounding libxsmm's differs from", { skip }, () => {
     // OpenBLAS's Haswell kernels are those of every AVX2 processor; forced here, they give
-    // other floats than its Skylake-X ones, and libxsmm must not mix its own into them.
+    // other floats than its AVX-512 ones, and libxsmm must not mix its own into them.
     const haswell = { OPENBLAS_CORETYPE: 'Haswell' };
     const forced = digest(haswell), blas = digest({ ...haswell, EMBAUG_GEMM: 'openblas' });
     assert.equal(forced.device, 'host CPU (OpenBLAS)');

@@ -8,7 +8,6 @@
 #include <cblas.h>
 extern "C" void openblas_set_num_threads(int);
 extern "C" char *openblas_get_corename(void);
-extern "C" char *openblas_get_config(void);
 #endif
 #ifdef EB_USE_LIBXSMM
 #include <libxsmm.h>
@@ -33,54 +32,29 @@ int g_threads = 0;
 
 #ifdef EB_USE_LIBXSMM
 // libxsmm gives OpenBLAS's floats only against the kernels it was checked against: OpenBLAS's
-// Skylake-X SGEMM. Its Haswell kernels (those of AVX2 processors, the EPYC of the committed
-// reports among them) round differently, so with them a head trained through libxsmm came out
-// other than with OpenBLAS alone (forced here with OPENBLAS_CORETYPE=Haswell), and libxsmm stays
-// off. EMBAUG_GEMM=openblas turns it off anywhere (to compare, or where a policy forbids JIT code).
-const bool g_xsmm = [] {
+// Skylake-X SGEMM, which its Cooperlake target (AVX-512 with BF16: Cooper Lake, and AMD's Zen 4
+// EPYC) runs too, adding only bfloat16 kernels. Its Haswell kernels (those of AVX2 processors)
+// round differently, so with them a head trained through libxsmm came out other than with
+// OpenBLAS alone (forced with OPENBLAS_CORETYPE=Haswell), and libxsmm stays off.
+// EMBAUG_GEMM=openblas turns it off anywhere (to compare, or where a policy forbids JIT code).
+const bool g_xsmm_wanted = [] {
     const char *v = std::getenv("EMBAUG_GEMM");
     const char *core = openblas_get_corename();
-    return !(v && std::strcmp(v, "openblas") == 0) && core && std::strcmp(core, "SkylakeX") == 0;
+    return !(v && std::strcmp(v, "openblas") == 0) && core && (std::strcmp(core, "SkylakeX") == 0 || std::strcmp(core, "Cooperlake") == 0);
 }();
 
-// OpenBLAS 0.3.21's Skylake-X SGEMM sums K in chunks, adding each chunk's sum to C in order:
-// 448 while at least 896 remain, then what is left in two parts, the first half rounded up to
-// 16 (512 → 256 + 256, 600 → 304 + 296, 1024 → 448 + 288 + 288). Measured on random inputs at
-// K = 448 to 2048: libxsmm over exactly these chunks, the partial sums added in the same order,
-// gives OpenBLAS's floats bit for bit, and other splits do not. Other versions of OpenBLAS may
-// block otherwise, so there libxsmm takes only what needs no chunk.
-const bool g_xsmm_chunks = [] {
-    const char *config = openblas_get_config();
-    return g_xsmm && config && std::strncmp(config, "OpenBLAS 0.3.21 ", 16) == 0;
-}();
-constexpr int kOpenblasQ = 448;
-int openblas_k_chunk(int rest) {
-    return rest >= 2 * kOpenblasQ ? kOpenblasQ : rest > kOpenblasQ ? (rest / 2 + 15) / 16 * 16 : rest;
-}
+// OpenBLAS 0.3.21's Skylake-X SGEMM sums K in chunks, adding each chunk's sum to C in order: q
+// while at least 2q remain, then what is left in two parts, the first half rounded up to 16.
+// q is its target's blocking: 448 on Skylake-X (512 → 256 + 256, 600 → 304 + 296, 1024 → 448 +
+// 288 + 288), 320 on Cooperlake (1024 → 320 + 320 + 192 + 192). Measured on random inputs at K
+// = 321 to 2048: libxsmm over exactly these chunks, the partial sums added in the same order,
+// gives OpenBLAS's floats bit for bit, and other splits do not.
+int openblas_k_chunk(int q, int rest) { return rest >= 2 * q ? q : rest > q ? (rest / 2 + 15) / 16 * 16 : rest; }
 
-// A training step's GEMMs at Ψ's and Ω's shapes (batch 128, 1024 hidden) run 17–36% faster in
-// libxsmm's JIT kernels than in OpenBLAS, which packs both operands first (`npm run bench --
-// mlp`, one thread, Skylake-X). Taken only where both accumulate each element alike, so that
-// every number stays OpenBLAS's bit for bit (measured over these shapes, random inputs), and
-// where libxsmm is faster (measured): K up to 384; K in OpenBLAS's chunks when each chunk is
-// at most 384 (K = 449–768; at K = 512, 174 GFLOP/s against OpenBLAS's 131) or the output at
-// most 512 wide (chunks of 448 × 1,024 ran slower than OpenBLAS, × 512 and narrower 20–55%
-// faster); neither side under 64 (OpenBLAS has other kernels there) and the output at most
-// 1,024 wide. Outputs of more than 128×1,024 (the first layer's weight gradient of a wide
-// embedding, D×1,024, and forward passes over the evaluation's chunks of 1,024 rows) go in
-// blocks of 128×1,024 or as many rows as make that size: at D = 512, 158–164 GFLOP/s against
-// OpenBLAS's 140–146 on the whole. libxsmm's column-major kernels cannot take a transposed B in
-// our row-major terms (x·Wᵀ, the forward pass of every layer but the first, whose weight Mlp
-// keeps transposed): cpu_gemm transposes B first (see there). Other α and β stay with OpenBLAS.
-bool xsmm_takes(int m, int n, int k, float alpha, float beta) {
-    const bool k_ok = k <= 384 || (g_xsmm_chunks && ((k > kOpenblasQ && k <= 768) || n <= 512));
-    return g_xsmm && alpha == 1.0f && beta == 0.0f && m >= 64 && n >= 64 && n <= 1024 && k_ok;
-}
-
-// C = op(A)·B on the shapes xsmm_takes; false (nothing written) where libxsmm cannot generate a
-// kernel (an unsupported CPU, no executable memory), which leaves the product to OpenBLAS.
+// C = op(A)·B in libxsmm over OpenBLAS's K chunks of q; false (nothing written) where libxsmm
+// cannot generate a kernel (an unsupported CPU, no executable memory).
 constexpr int64_t kXsmmBlock = 128 * 1024;
-bool xsmm_gemm(int ta, int m, int n, int k, const float *a, const float *b, float *c) {
+bool xsmm_gemm(int q, int ta, int m, int n, int k, const float *a, const float *b, float *c) {
     // Row-major C = op(A)·B is column-major Cᵀ = Bᵀ·op(A)ᵀ: the operands swap and A's transpose moves to the second.
     const float one = 1.0f, zero = 0.0f;
     const int flags = ta ? LIBXSMM_GEMM_FLAG_TRANS_B : 0, lda = n, ldb = ta ? m : k, ldc = n;
@@ -88,7 +62,7 @@ bool xsmm_gemm(int ta, int m, int n, int k, const float *a, const float *b, floa
     // The registry of generated kernels is libxsmm's own and safe to share between training threads.
     const auto kernel = [&](int mb, int kc) { return libxsmm_smmdispatch(n, mb, kc, &lda, &ldb, &ldc, &one, &zero, &flags, nullptr); };
     for (int k0 = 0, kc; k0 < k; k0 += kc) {
-        kc = openblas_k_chunk(k - k0);
+        kc = openblas_k_chunk(q, k - k0);
         if (!kernel(rows, kc) || (m % rows && !kernel(m % rows, kc))) return false;
     }
     // A chunk's partial sums, before they are added to C; one buffer per training thread.
@@ -98,7 +72,7 @@ bool xsmm_gemm(int ta, int m, int n, int k, const float *a, const float *b, floa
         const float *ai = ta ? a + i0 : a + (size_t)i0 * k;
         float *ci = c + (size_t)i0 * n;
         for (int k0 = 0, kc; k0 < k; k0 += kc) {
-            kc = openblas_k_chunk(k - k0);
+            kc = openblas_k_chunk(q, k - k0);
             const float *ak = ta ? ai + (size_t)k0 * m : ai + k0, *bk = b + (size_t)k0 * n;
             if (k0 == 0) {
                 kernel(mb, kc)(bk, ak, ci);
@@ -111,6 +85,47 @@ bool xsmm_gemm(int ta, int m, int n, int k, const float *a, const float *b, floa
     }
     return true;
 }
+
+// The chunk of the OpenBLAS loaded, asked of OpenBLAS itself once rather than read from a table
+// of targets and versions: the candidate whose chunked product equals OpenBLAS's own, bit for
+// bit, at 128×128×1,024 (the chunks of the two known blockings differ there, and a third would
+// match neither), or 0, which keeps libxsmm off. About a millisecond, at the first GEMM.
+int xsmm_q() {
+    static const int q = [] {
+        if (!g_xsmm_wanted) return 0;
+        constexpr int m = 128, n = 128, k = 1024;
+        std::vector<float> a((size_t)m * k), b((size_t)k * n), want((size_t)m * n), got((size_t)m * n);
+        uint32_t state = 1;
+        const auto next = [&] { return (float)((state = state * 1664525u + 1013904223u) >> 8) / (float)(1u << 24) - 0.5f; };
+        for (float &x : a) x = next();
+        for (float &x : b) x = next();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, want.data(), n);
+        for (int q : {448, 320})
+            if (xsmm_gemm(q, 0, m, n, k, a.data(), b.data(), got.data()) && std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0) return q;
+        return 0;
+    }();
+    return q;
+}
+
+// A training step's GEMMs at Ψ's and Ω's shapes (batch 128, 1024 hidden) run 17–36% faster in
+// libxsmm's JIT kernels than in OpenBLAS, which packs both operands first (`npm run bench --
+// mlp`, one thread, Skylake-X). Taken only where both accumulate each element alike, so that
+// every number stays OpenBLAS's bit for bit (measured over these shapes, random inputs), and
+// where libxsmm is faster (measured): K up to 768 in OpenBLAS's chunks when each chunk is at
+// most 384 (at K = 512, 256 + 256, 174 GFLOP/s against OpenBLAS's 131), or the output at
+// most 512 wide (chunks of 448 × 1,024 ran slower than OpenBLAS, × 512 and narrower 20–55%
+// faster); neither side under 64 (OpenBLAS has other kernels there) and the output at most
+// 1,024 wide. Outputs of more than 128×1,024 (the first layer's weight gradient of a wide
+// embedding, D×1,024, and forward passes over the evaluation's chunks of 1,024 rows) go in
+// blocks of 128×1,024 or as many rows as make that size: at D = 512, 158–164 GFLOP/s against
+// OpenBLAS's 140–146 on the whole. libxsmm's column-major kernels cannot take a transposed B in
+// our row-major terms (x·Wᵀ, the forward pass of every layer but the first, whose weight Mlp
+// keeps transposed): cpu_gemm transposes B first (see there). Other α and β stay with OpenBLAS.
+bool xsmm_takes(int m, int n, int k, float alpha, float beta) {
+    if (alpha != 1.0f || beta != 0.0f || m < 64 || n < 64 || n > 1024 || xsmm_q() == 0) return false;
+    return (k <= 768 && openblas_k_chunk(xsmm_q(), k) <= 384) || n <= 512;
+}
+
 #endif
 
 // The optimiser and the bias/activation passes run over every parameter or activation of a
@@ -122,7 +137,7 @@ const char *cpu_name(void *) { return "cpu"; }
 #ifdef EB_USE_EIGEN
 const char *cpu_device_name(void *) { return "host CPU (Eigen)"; }
 #elif defined(EB_USE_LIBXSMM)
-const char *cpu_device_name(void *) { return g_xsmm ? "host CPU (OpenBLAS, libxsmm)" : "host CPU (OpenBLAS)"; }
+const char *cpu_device_name(void *) { return xsmm_q() ? "host CPU (OpenBLAS, libxsmm)" : "host CPU (OpenBLAS)"; }
 #else
 const char *cpu_device_name(void *) { return "host CPU (OpenBLAS)"; }
 #endif
@@ -160,7 +175,7 @@ int cpu_gemm(void *, int ta, int tb, int m, int n, int k, float alpha, const flo
 #else
 #ifdef EB_USE_LIBXSMM
     if (xsmm_takes(m, n, k, alpha, beta)) {
-        if (!tb && xsmm_gemm(ta, m, n, k, a, b, c)) return EB_OK;
+        if (!tb && xsmm_gemm(xsmm_q(), ta, m, n, k, a, b, c)) return EB_OK;
         // x·Wᵀ with at most 128 outputs (Ψ's second layer, Ω's): W transposed by OpenBLAS (20 µs
         // for Ψ's 128×1,024 alone; libxsmm's own and an AVX 8×8 kernel took 39) and then x·(Wᵀ)
         // in libxsmm: 15–30% faster than OpenBLAS's x·Wᵀ on one thread, at batch 128 and in the
@@ -171,7 +186,7 @@ int cpu_gemm(void *, int ta, int tb, int m, int n, int k, float alpha, const flo
             thread_local std::vector<float> bt;
             bt.resize((size_t)k * n);
             cblas_somatcopy(CblasRowMajor, CblasTrans, n, k, 1.0f, b, k, bt.data(), n);
-            if (xsmm_gemm(0, m, n, k, a, bt.data(), c)) return EB_OK;
+            if (xsmm_gemm(xsmm_q(), 0, m, n, k, a, bt.data(), c)) return EB_OK;
         }
     }
 #endif
