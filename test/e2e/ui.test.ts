@@ -342,12 +342,15 @@ describe('the workbench UI in Chromium (web mode)', { skip: !existsSync(CHROMIUM
     await page.getByLabel('Epochs').fill('');
     await page.getByRole('button', { name: 'Run', exact: true }).click();
     await page.getByRole('alert').getByText(/^Epochs: .+/).waitFor();
+    // The message goes once the field it names holds a valid value again.
     await page.getByLabel('Epochs').fill('20');
+    await page.getByRole('alert').getByText(/^Epochs: /).waitFor({ state: 'detached' });
     await page.getByLabel('Seeds').fill('0');
     await page.getByRole('button', { name: 'Run', exact: true }).click();
     await page.getByRole('alert').getByText(/^Seeds: .+1/).waitFor();
     assert.equal(await page.getByTestId('job').count(), jobsBefore);
     await page.getByLabel('Seeds').fill('3');
+    await page.getByRole('alert').getByText(/^Seeds: /).waitFor({ state: 'detached' });
     await shot('09-paper');
     assert.deepEqual(errors, []);
   });

@@ -14,8 +14,9 @@ export class JobForm {
   submit(start: () => Promise<string>): (e?: Event) => Promise<void> {
     return async (e) => {
       e?.preventDefault();
-      this.error = invalidField(e?.currentTarget);
-      if (this.error) return;
+      const invalid = invalidField(e?.currentTarget, () => { if (this.error === invalid) this.error = null; });
+      this.error = invalid;
+      if (invalid) return;
       try {
         this.jobId = await start();
       } catch (err) {
