@@ -109,9 +109,10 @@ int xsmm_q() {
 
 // A training step's GEMMs at Ψ's and Ω's shapes (batch 128, 1024 hidden) run 17–36% faster in
 // libxsmm's JIT kernels than in OpenBLAS, which packs both operands first (`npm run bench --
-// mlp`, one thread, Skylake-X). Taken only where both accumulate each element alike, so that
-// every number stays OpenBLAS's bit for bit (measured over these shapes, random inputs), and
-// where libxsmm is faster (measured): K up to 768 in OpenBLAS's chunks when each chunk is at
+// mlp`, one thread, Skylake-X; 3–23% on a Zen 4 EPYC, in its chunks of 320). Taken only where
+// both accumulate each element alike, so that every number stays OpenBLAS's bit for bit
+// (measured over these shapes, random inputs), and where libxsmm is faster (measured on
+// Skylake-X): K up to 768 in OpenBLAS's chunks when each chunk is at
 // most 384 (at K = 512, 256 + 256, 174 GFLOP/s against OpenBLAS's 131), or the output at
 // most 512 wide (chunks of 448 × 1,024 ran slower than OpenBLAS, × 512 and narrower 20–55%
 // faster); neither side under 64 (OpenBLAS has other kernels there) and the output at most
