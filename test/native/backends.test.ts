@@ -53,8 +53,8 @@ describe('libxsmm beside OpenBLAS on the CPU', () => {
   });
 
   it("sums K in the chunks of whichever AVX-512 target OpenBLAS runs: Skylake-X's of 448 and Cooperlake's of 320", { skip }, () => {
-    // The chunk is asked of OpenBLAS when the addon loads (xsmm_q), so forcing either target
-    // must still give OpenBLAS's floats; the two targets' own floats differ (K = 1,024 is 448 +
+    // The chunk is asked of OpenBLAS once, at the addon's first GEMM (xsmm_q), so forcing
+    // either target (OpenBLAS 0.3.21 takes the name as given) must still give OpenBLAS's floats; the two targets' own floats differ (K = 1,024 is 448 +
     // 288 + 288 in one, 320 + 320 + 192 + 192 in the other), so both blockings were exercised.
     const digests = ['SkylakeX', 'Cooperlake'].map((core) => {
       const forced = digest({ OPENBLAS_CORETYPE: core }), blas = digest({ OPENBLAS_CORETYPE: core, EMBAUG_GEMM: 'openblas' });
