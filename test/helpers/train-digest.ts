@@ -2,9 +2,10 @@
  * Trains a head (Ψ, 128→1024→128→5, SGD with momentum and weight decay, two views), an Ω
  * (128→256→128, residual, MSE) and a head on a 600-wide input on ResNet-18 embeddings of real
  * CIFAR-10 images, then prints the CPU backend's description and a SHA-256 of every weight and
- * of the head's scores of 600 images: run
+ * of the head's scores of 600 images, and OMP_PROC_BIND as a process started afterwards sees it: run
  * in a child process, since the addon reads EMBAUG_GEMM once, when it loads.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,5 +54,7 @@ const wideHead = new MlpModel([D, 1024, 128, 5], { seed: 5 });
 await wideHead.train({ x: wide, labels, batch: 128, epochs: 2, seed: 6, optimizer: { kind: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 5e-4 } });
 h.update(Buffer.from(scores.buffer, scores.byteOffset, scores.byteLength));
 for (const p of [...head.getParams(), ...omega.getParams(), ...wideHead.getParams()]) h.update(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
-console.log(JSON.stringify({ device: listBackends()[0].device, digest: h.digest('hex') }));
+// What a process started after all this inherits: libxsmm's initialisation sets OMP_PROC_BIND.
+const inherited = spawnSync('sh', ['-c', 'printf %s "${OMP_PROC_BIND-unset}"'], { encoding: 'utf8' }).stdout;
+console.log(JSON.stringify({ device: listBackends()[0].device, digest: h.digest('hex'), ompProcBind: inherited }));
 process.exit(0);

@@ -40,10 +40,10 @@ describe('libxsmm beside OpenBLAS on the CPU', () => {
     : `libxsmm is not in use here (${cpu.device}): the addon was built without it (Debian's libxsmm-dev adds it), or OpenBLAS runs other kernels than its AVX-512 ones (Skylake-X, Cooperlake), the only ones libxsmm's floats match`;
   // Committed reports were trained with OpenBLAS alone: libxsmm may take a GEMM only where it
   // gives the same floats, so that none of them moves.
-  const digest = (env: NodeJS.ProcessEnv) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'test', 'helpers', 'train-digest.ts')], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const digest = (env: NodeJS.ProcessEnv, base = process.env) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'test', 'helpers', 'train-digest.ts')], { encoding: 'utf8', env: { ...base, ...env } });
     assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { device: string; digest: string };
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { device: string; digest: string; ompProcBind: string };
   };
   it('a head (and its scores), an Ω and a wide head trained on ResNet-18 embeddings of real images come out bit for bit as with OpenBLAS alone', { skip }, () => {
     const xsmm = digest({}), blas = digest({ EMBAUG_GEMM: 'openblas' });
@@ -63,6 +63,17 @@ describe('libxsmm beside OpenBLAS on the CPU', () => {
       return blas.digest;
     });
     assert.notEqual(digests[0], digests[1], 'OPENBLAS_CORETYPE had no effect: both runs used one blocking');
+  });
+
+  it('leaves OMP_PROC_BIND as it found it, for the processes started after a training (libxsmm sets it at its initialisation)', { skip }, () => {
+    // Inherited, it bound every single-threaded PyTorch peer the mlp benchmark started to the
+    // same CPU, at half their speed; an sbatch submission would carry it to the cluster.
+    const { OMP_PROC_BIND: _, ...unset } = process.env;
+    for (const [env, seen] of [[{}, 'unset'], [{ OMP_PROC_BIND: '' }, ''], [{ OMP_PROC_BIND: 'spread' }, 'spread']] as const) {
+      const out = digest(env, unset);
+      assert.equal(out.device, 'host CPU (OpenBLAS, libxsmm)');
+      assert.equal(out.ompProcBind, seen, `OMP_PROC_BIND ${JSON.stringify(env)} before the trainings`);
+    }
   });
 
   it("stays off where OpenBLAS runs its AVX2 kernels, whose rounding libxsmm's differs from", { skip }, () => {

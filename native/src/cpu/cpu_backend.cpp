@@ -17,6 +17,7 @@ extern "C" char *openblas_get_corename(void);
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -86,6 +87,23 @@ bool xsmm_gemm(int q, int ta, int m, int n, int k, const float *a, const float *
     return true;
 }
 
+// libxsmm 1.17's initialisation sets OMP_PROC_BIND=TRUE in the process's environment where it
+// is unset or empty, and every process started afterwards inherits it: an OpenMP program (a
+// PyTorch) then binds its main thread to the first CPU of its mask, every copy to the same one.
+// Two single-threaded PyTorch peers started by `npm run bench -- mlp` after our trainings shared
+// one core of two that way, at half their speed, and an sbatch submission exports it to the
+// cluster. Initialised here, before any kernel is asked for, with the variable put back as it was.
+void xsmm_init_quietly() {
+    const char *v = std::getenv("OMP_PROC_BIND");
+    const std::string before = v ? v : "";
+    const bool had = v != nullptr;
+    libxsmm_init();
+    if (had)
+        setenv("OMP_PROC_BIND", before.c_str(), 1);
+    else
+        unsetenv("OMP_PROC_BIND");
+}
+
 // The chunk of the OpenBLAS loaded, asked of OpenBLAS itself once rather than read from a table
 // of targets and versions: the candidate whose chunked product equals OpenBLAS's own, bit for
 // bit, at 128×128×1,024 (the chunks of the two known blockings differ there, and a third would
@@ -93,6 +111,7 @@ bool xsmm_gemm(int q, int ta, int m, int n, int k, const float *a, const float *
 int xsmm_q() {
     static const int q = [] {
         if (!g_xsmm_wanted) return 0;
+        xsmm_init_quietly();
         constexpr int m = 128, n = 128, k = 1024;
         std::vector<float> a((size_t)m * k), b((size_t)k * n), want((size_t)m * n), got((size_t)m * n);
         uint32_t state = 1;
