@@ -16,6 +16,14 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const SHARED = resolve(process.env.EMBAUG_SHARED ?? join(ROOT, '..', 'shared'));
 export const PEER = join(SHARED, 'peers', 'pytorch_peer.py');
 
+/**
+ * The environment the benchmark was started with, for every process it starts. A library of
+ * ours may change our own: libxsmm's initialisation set OMP_PROC_BIND=TRUE until the addon put
+ * it back, and the peer's processes, inheriting it, all bound themselves to CPU 0. The peer runs
+ * as the user would start it.
+ */
+export const LAUNCH_ENV: Readonly<NodeJS.ProcessEnv> = Object.freeze({ ...process.env });
+
 export interface Figure {
   case: string;
   ours: number;
@@ -54,7 +62,7 @@ export const PEER_ENVS: Record<string, string>[] = [{}, { OPENBLAS_NUM_THREADS: 
  */
 export function runPeer(args: string[], env: Record<string, string> = {}, script = PEER): Record<string, unknown> {
   const py = process.env.EMBAUG_PEER_PYTHON ?? '/usr/bin/python3';
-  const r = spawnSync(py, [script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, ...env } });
+  const r = spawnSync(py, [script, ...args], { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...LAUNCH_ENV, ...env } });
   if (r.status !== 0)
     throw new Error(
       `the PyTorch peer failed (${py} ${script} ${args.join(' ')}): ${r.stderr || r.error}\n` +
@@ -72,7 +80,7 @@ export async function runPeerConcurrently(args: string[], env: Record<string, st
   const py = process.env.EMBAUG_PEER_PYTHON ?? '/usr/bin/python3';
   const one = () =>
     new Promise<Record<string, unknown>>((resolvePeer, reject) => {
-      const child = spawn(py, [PEER, ...args], { env: { ...process.env, ...env } });
+      const child = spawn(py, [PEER, ...args], { env: { ...LAUNCH_ENV, ...env } });
       let out = '', err = '';
       child.stdout.on('data', (b: Buffer) => (out += b.toString()));
       child.stderr.on('data', (b: Buffer) => (err += b.toString()));

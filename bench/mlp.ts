@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 
 import { runIndependent } from '../electron/engine/jobs/index.js';
 import { MlpModel, listBackends, peakGflops, setThreads, timeGemm } from '../electron/engine/native/index.js';
-import { type Figure, PEER_ENVS, ROOT, pickThenRerun, report, runPeerConcurrently, threadsArg } from './common.js';
+import { type Figure, LAUNCH_ENV, PEER_ENVS, ROOT, pickThenRerun, report, runPeerConcurrently, threadsArg } from './common.js';
 
 const SECONDS = 8;
 const CLASSES = 10;
@@ -126,7 +126,7 @@ export function stepGemmRates(d: number, threads: number): Record<string, number
  */
 function oursOpenblasOnly(d: number, threads: number): { side: Side; gemms: Record<string, number> } {
   const code = `const m = await import(${JSON.stringify(new URL('./mlp.ts', import.meta.url).href)}); console.log(JSON.stringify({ side: await m.ours(${d}, ${threads}), gemms: m.stepGemmRates(${d}, ${threads}) })); process.exit(0);`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, EMBAUG_GEMM: 'openblas' } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8', env: { ...LAUNCH_ENV, EMBAUG_GEMM: 'openblas' } });
   if (r.status !== 0) throw new Error(`ours with OpenBLAS alone failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { side: Side; gemms: Record<string, number> };
 }

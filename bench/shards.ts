@@ -16,7 +16,7 @@ import Database from 'better-sqlite3';
 import { addBackbone } from '../electron/engine/backbones/index.js';
 import { importDataset } from '../electron/engine/datasets/index.js';
 import { openDb } from '../electron/engine/db.js';
-import { ROOT, SHARED, report, threadsArg } from './common.js';
+import { LAUNCH_ENV, ROOT, SHARED, report, threadsArg } from './common.js';
 
 const TASKS = 4;
 
@@ -37,7 +37,7 @@ export async function main(argv: string[]) {
     const args = ['extract', '--dataset', 'cifar10', '--backbone', 'resnet18-w16-hflip'];
     const embaug = (db: string, extra: string[], env: Record<string, string> = {}) => {
       const t = performance.now();
-      const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'embaug.js'), '--db', db, '--quiet', ...extra], { encoding: 'utf8', env: { ...process.env, ...env } });
+      const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'embaug.js'), '--db', db, '--quiet', ...extra], { encoding: 'utf8', env: { ...LAUNCH_ENV, ...env } });
       if (r.status !== 0) throw new Error(`embaug ${extra.join(' ')} failed: ${r.stderr}`);
       return { seconds: (performance.now() - t) / 1000, out: r.stdout };
     };
