@@ -18,6 +18,22 @@ export interface Shard {
   n: number;
 }
 
+/** What a grid job (`reproduce`, the study) takes besides its own options. */
+export interface GridRunOptions {
+  /** Total cores to use. */
+  threads?: number;
+  /** Trainings at once (default: threads); 1 is the sequential schedule. Changes no result. */
+  concurrency?: number;
+  /**
+   * Run only this shard's part of the plan (cluster job arrays): the result then carries the
+   * part, and no report is written; `mergeShards` assembles the parts and writes it.
+   */
+  shard?: Shard;
+  signal?: AbortSignal;
+  onProgress?: OnProgress;
+  log?: (line: string) => void;
+}
+
 /** "K/N" (as `--shard` takes it) → a shard; K counts from 0, as Slurm's array task ids do. */
 export function parseShard(text: string): Shard {
   const m = /^(\d+)\/(\d+)$/.exec(text.trim());

@@ -18,7 +18,7 @@ import { discoverFamilies, resolveProtocol, type ProtocolName } from './protocol
 import { writeReport } from './report.js';
 import { BASES, basesOf, rowKey, runName, scenarios } from './scenarios.js';
 import type { Acc, ArchResult, ReproducePart, ReproducePhases, ReproduceResult } from './types.js';
-import type { Shard } from '../cluster/shard.js';
+import type { GridRunOptions } from '../cluster/shard.js';
 import * as v from '../validate.js';
 
 export * from './types.js';
@@ -26,7 +26,8 @@ export { scenarios } from './scenarios.js';
 
 export const AUG_SETS: Record<string, string[]> = { hflip: ['hflip'], vflip: ['vflip'], both: ['hflip', 'vflip'] };
 
-export interface ReproduceOptions {
+/** The grid's trainings are its Ωs and heads; `concurrency` of them at once. */
+export interface ReproduceOptions extends GridRunOptions {
   out: string;
   modelsDir: string;
   dataDir: string;
@@ -51,18 +52,6 @@ export interface ReproduceOptions {
   omegaImages?: number;
   omega?: Partial<OmegaConfig>;
   head?: Partial<HeadConfig>;
-  /** Total cores to use. */
-  threads?: number;
-  /** Trainings (Ωs and heads) at once (default: threads); 1 is the sequential schedule. Changes no result. */
-  concurrency?: number;
-  /**
-   * Run only this shard's part of the plan (cluster job arrays): the result then carries the
-   * part, and no report is written; `mergeShards` assembles the parts and writes it.
-   */
-  shard?: Shard;
-  signal?: AbortSignal;
-  onProgress?: OnProgress;
-  log?: (line: string) => void;
 }
 
 const acc = (runs: number[]): Acc => ({ ...meanStd(runs), runs });

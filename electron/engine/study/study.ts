@@ -23,7 +23,7 @@ import { startRun } from '../runs/index.js';
 import { HEAD_DEFAULTS, omegaSplit, pairExtractions, meanStd, trainHead, trainOmega, type FineTuneMode, type OmegaConfig, type OmegaResult, type OmegaSampling } from '../training/index.js';
 import { writeStudyReport } from './report.js';
 import type { Budget, StudyCell, StudyOmega, StudyResult } from './types.js';
-import type { Shard } from '../cluster/shard.js';
+import type { GridRunOptions } from '../cluster/shard.js';
 import * as v from '../validate.js';
 
 export * from './types.js';
@@ -68,7 +68,11 @@ export const seedsFor = (b: Budget, given?: number) => given ?? (b !== 'full' &&
 /** Draws whose validation splits choose the hyperparameters: 3 where a split is small, else 1. */
 export const selectionDraws = (b: Budget, seeds?: number) => Math.min(seedsFor(b, seeds), b !== 'full' && b <= 50 ? 3 : 1);
 
-export interface StudyOptions {
+/**
+ * A shard's part is its cells (each with its own choice of hyperparameters and its final heads,
+ * so parts need no barrier) and the pairs it owns.
+ */
+export interface StudyOptions extends GridRunOptions {
   out: string;
   modelsDir: string;
   dataDir: string;
@@ -89,17 +93,6 @@ export interface StudyOptions {
   omega?: Partial<OmegaConfig>;
   /** The most epochs any head trains (the validation curves run to it); by budget otherwise (maxEpochs). */
   epochs?: number;
-  threads?: number;
-  concurrency?: number;
-  /**
-   * Run only this shard's part (cluster job arrays): its cells (each with its own choice of
-   * hyperparameters and its final heads, so parts need no barrier) and the pairs it owns. The
-   * result then carries the part, and no report is written; `mergeShards` writes it.
-   */
-  shard?: Shard;
-  signal?: AbortSignal;
-  onProgress?: OnProgress;
-  log?: (line: string) => void;
 }
 
 interface HeadJob {
