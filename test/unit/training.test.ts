@@ -14,7 +14,7 @@ import { createHandler } from '../../electron/ipc/handlers.js';
 import { JobRunner } from '../../electron/jobs/runner.js';
 import { artifactBytes, bestEpoch, compareRuns, getRun, listRuns, runMetrics } from '../../electron/engine/runs/index.js';
 import { drawTheta, parseAug } from '../../electron/engine/augment/index.js';
-import { embeddingsFor } from '../../electron/engine/embeddings/index.js';
+import { cacheStats, embeddingsFor } from '../../electron/engine/embeddings/index.js';
 import type { Progress } from '../../electron/engine/jobs/index.js';
 import { applyOmega, checkOmegaRun, compositeFidelity, embedView, latestOmega, loadOmega, omegaSeenCount, trainHead, trainOmega, unpackParams, unpackShiftModels, viewSeed } from '../../electron/engine/training/index.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
@@ -74,6 +74,9 @@ describe('the paper pipeline on a small real subset', () => {
     const r = await reproduce(db, { out, modelsDir, dataDir, epochs: 2, seeds: 2, subset: 100, augSets: ['hflip', 'vflip', 'both'], omega: { epochs: 2 }, threads: 2, onProgress: (p) => p.stage.startsWith('reproduce') && seen.push(p) });
     // Per base: Ωs for hflip and vflip, 2 seeds × (none + 2 modes × 3 sets).
     phases(seen, 2 * (2 + 2 * (1 + 2 * 3)));
+    // On a fresh database every image the extraction phase counts is one Φ pass it stores:
+    // Ω's pairs for hflip and vflip share the identity view, which counted twice before.
+    assert.equal(seen.find((p) => p.stage === 'reproduce: extracting views')!.total, cacheStats(db).totalVectors);
     const t = JSON.parse(readFileSync(join(out, 'table2.json'), 'utf8'));
     const arch = t.architectures.resnet18;
     for (const k of ['base_none', 'base_hflip', 'none_none', 'none_pixel', 'none_embed', 'pixel_none', 'pixel_pixel', 'pixel_embed']) {

@@ -185,7 +185,7 @@ export async function reproduce(db: Db, o: ReproduceOptions): Promise<ReproduceR
       }
       const view = (req: ExtractRequest & { images: ImageRow[] }) => views.push({ images: req.images.length, run: (onProgress) => extract(db, { ...req, onProgress, pixels }) });
       const pairs = { ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...omegaSelection, images: chosen(protocol.base.dataset.id, omegaSelection) };
-      for (const aug of [...(omega ? omegaAugs : []), ...(owner ? composites.flatMap(compositeParts) : [])]) pairExtractions(pairs, aug, omegaConfig).forEach(view);
+      pairExtractions(pairs, [...(omega ? omegaAugs : []), ...(owner ? composites.flatMap(compositeParts) : [])], omegaConfig).forEach(view);
       const target = { ...common, backbone: bb.sha256, dataset: protocol.target.dataset.id };
       if (mineJobs.length > 0) view({ ...target, ...protocol.target.test, images: chosen(protocol.target.dataset.id, protocol.target.test), aug: 'identity' });
       for (const seed of new Set(mineJobs.map((j) => (fewShot ? j.seed : 0))))

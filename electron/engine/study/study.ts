@@ -208,17 +208,15 @@ export async function study(db: Db, o: StudyOptions): Promise<StudyResult> {
       });
       if (omega) {
         const images = selectImages(db, protocol.base.dataset.id, omegaSelection);
-        augs.forEach((aug, k) => {
-          for (const req of pairExtractions({ ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...omegaSelection, images }, aug, omegaConfig))
-            views.push({
-              images: images.length,
-              run: async (onProgress) => {
-                const t = performance.now();
-                await extract(db, { ...req, onProgress });
-                pair.extractSeconds[k] += (performance.now() - t) / 1000;
-              },
-            });
-        });
+        for (const req of pairExtractions({ ...common, backbone: bb.sha256, dataset: protocol.base.dataset.id, ...omegaSelection, images }, augs, omegaConfig))
+          views.push({
+            images: images.length,
+            run: async (onProgress) => {
+              const t = performance.now();
+              await extract(db, { ...req, onProgress });
+              pair.extractSeconds[req.of] += (performance.now() - t) / 1000;
+            },
+          });
       }
       const view = (sel: Selection, aug: string) => {
         const images = selectImages(db, protocol.target.dataset.id, sel);

@@ -135,12 +135,20 @@ function pairViews(spec: AugSpec, cfg: OmegaConfig): { aug: string; seed?: numbe
 }
 
 /**
- * The extractions Ω's base pairs need, one per view, to run before training without loading
- * the vectors: a reproduction runs them with every core first, then trains its Ωs beside the
- * heads on one core each.
+ * The extractions the base pairs of Ωs for `augs` need, one per view, to run before training
+ * without loading the vectors: a reproduction runs them with every core first, then trains its
+ * Ωs beside the heads on one core each. A view two augmentations share (the identity always; a
+ * composite's parts) is listed once, for the first augmentation needing it (`of`, its index):
+ * listed twice, it counted twice in a progress of images that then ran ahead of the work.
  */
-export function pairExtractions<S extends PairSource>(source: S, aug: string, config?: Partial<OmegaConfig>): (S & { aug: string; seed?: number })[] {
-  return pairViews(parseAug(aug), { ...OMEGA_DEFAULTS, ...config }).map((view) => ({ ...source, ...view }));
+export function pairExtractions<S extends PairSource>(source: S, augs: string[], config?: Partial<OmegaConfig>): (S & { aug: string; seed?: number; of: number })[] {
+  const cfg = { ...OMEGA_DEFAULTS, ...config };
+  const listed = new Set<string>();
+  return augs.flatMap((aug, of) =>
+    pairViews(parseAug(aug), cfg)
+      .filter((view) => !listed.has(`${view.aug} ${view.seed ?? 0}`) && listed.add(`${view.aug} ${view.seed ?? 0}`))
+      .map((view) => ({ ...source, ...view, of })),
+  );
 }
 
 /**
