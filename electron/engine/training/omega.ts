@@ -146,7 +146,10 @@ export function pairExtractions<S extends PairSource>(source: S, augs: string[],
   const listed = new Set<string>();
   return augs.flatMap((aug, of) =>
     pairViews(parseAug(aug), cfg)
-      .filter((view) => !listed.has(`${view.aug} ${view.seed ?? 0}`) && listed.add(`${view.aug} ${view.seed ?? 0}`))
+      .filter((view) => {
+        const key = `${view.aug} ${view.seed ?? 0}`;
+        return !listed.has(key) && !!listed.add(key);
+      })
       .map((view) => ({ ...source, ...view, of })),
   );
 }
