@@ -10,11 +10,21 @@ import { decodeSnapshot } from '../../electron/engine/datasets/snapshot.js';
 import { diffVersions, editDataset, exportDataset, getDataset, importDataset, listVersions, restoreVersion, selectImages } from '../../electron/engine/datasets/index.js';
 import { openDb, type Db } from '../../electron/engine/db.js';
 import { EmbaugError } from '../../electron/engine/errors.js';
+import { indicesBy } from '../../electron/engine/grouping.js';
 import { trainHead } from '../../electron/engine/training/index.js';
 import { plantedFolder, samples, writeShard, type PlantedCopy } from '../helpers/fixtures.js';
 import { MODELS, REPO, WDS, rng, tempDir } from '../helpers/shared.js';
 
 const RESNET = join(MODELS, 'resnet18-w16-hflip.onnx');
+
+describe('grouping a data set\'s images', () => {
+  it('keeps every index once, groups in order of first appearance, each in increasing order', () => {
+    const labels = [3, 1, 3, 3, 0, 1, 0];
+    const g = indicesBy(labels.length, (i) => labels[i]);
+    assert.deepEqual([...g.entries()], [[3, [0, 2, 3]], [1, [1, 5]], [0, [4, 6]]]);
+    assert.equal(indicesBy(0, () => 0).size, 0);
+  });
+});
 
 describe('finding duplicates and leaks', () => {
   const tmp = tempDir();

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 
 import { decodeToSize, getDataset, readBlobs, selectImages, type ImageRow } from '../datasets/index.js';
 import type { Db } from '../db.js';
+import { indicesBy } from '../grouping.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { nearestRows } from '../native/index.js';
@@ -57,9 +58,7 @@ class UnionFind {
 async function pixelHashes(db: Db, rows: ImageRow[], signal?: AbortSignal, onProgress?: OnProgress): Promise<string[]> {
   const out = new Array<string>(rows.length);
   const meter = new ProgressMeter('hashing pixels', rows.length, 'images', onProgress);
-  const bySize = new Map<string, number[]>();
-  rows.forEach((r, i) => bySize.set(`${r.width}x${r.height}`, [...(bySize.get(`${r.width}x${r.height}`) ?? []), i]));
-  for (const [size, idx] of bySize) {
+  for (const [size, idx] of indicesBy(rows.length, (i) => `${rows[i].width}x${rows[i].height}`)) {
     const [w, h] = size.split('x').map(Number);
     for (let s = 0; s < idx.length; s += 1024) {
       throwIfAborted(signal, 'the duplicate search');
@@ -247,12 +246,7 @@ function detailSimilarity(a: Views, b: Views, mirror: boolean): number {
 }
 
 function groups(kind: DuplicateGroup['kind'], rows: ImageRow[], uf: UnionFind, minSim: Map<number, number>): DuplicateGroup[] {
-  const members = new Map<number, number[]>();
-  rows.forEach((_, i) => {
-    const r = uf.find(i);
-    members.set(r, [...(members.get(r) ?? []), i]);
-  });
-  return [...members.entries()]
+  return [...indicesBy(rows.length, (i) => uf.find(i)).entries()]
     .filter(([, m]) => m.length > 1)
     .map(([root, m]) => ({ kind, images: m.map((i) => rows[i]), similarity: minSim.get(root) ?? 1, leak: new Set(m.map((i) => rows[i].split)).size > 1 }))
     .sort((a, b) => b.images.length - a.images.length || b.similarity - a.similarity);

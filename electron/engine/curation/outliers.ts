@@ -4,6 +4,7 @@ import { UMAP } from 'umap-js';
 import { getDataset, type ImageRow, type Selection } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
+import { indicesBy } from '../grouping.js';
 import { ProgressMeter, throwIfAborted } from '../jobs/index.js';
 import { meanCovariance } from '../training/stats.js';
 import type { CurationRequest } from './duplicates.js';
@@ -31,8 +32,7 @@ export async function findOutliers(db: Db, req: CurationRequest & { selection?: 
   const ds = getDataset(db, req.dataset);
   const e = await embeddingsFor(db, { dataset: ds.id, backbone: req.backbone, ...req.selection, aug: 'identity', threads: req.threads, signal: req.signal, onProgress: req.onProgress, record: false });
   const d = e.dim, u = unitRows(e.x, d);
-  const byClass = new Map<number, number[]>();
-  e.images.forEach((im, i) => byClass.set(im.label, [...(byClass.get(im.label) ?? []), i]));
+  const byClass = indicesBy(e.images.length, (i) => e.images[i].label);
   const out: Outlier[] = [];
   for (const members of byClass.values()) {
     const centre = new Float32Array(d);
