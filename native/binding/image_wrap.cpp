@@ -194,19 +194,28 @@ private:
 
 class NearestWorker : public Napi::AsyncWorker {
 public:
-    NearestWorker(Napi::Env env, Napi::Float32Array x, int64_t n, int d, int k)
+    NearestWorker(Napi::Env env, Napi::Float32Array x, int64_t n, int d, int k, Napi::Value queries)
         : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), n_(n), d_(d), k_(k) {
         x_ = Napi::Persistent(x.As<Napi::Object>());
         data_ = x.Data();
-        idx_.resize((size_t)n * k);
-        sim_.resize((size_t)n * k);
+        listed_ = queries.IsTypedArray();
+        if (listed_) {
+            Napi::Int32Array q = queries.As<Napi::Int32Array>();
+            queries_.assign(q.Data(), q.Data() + q.ElementLength());
+        }
+        const int64_t nq = listed_ ? (int64_t)queries_.size() : n;
+        idx_.resize((size_t)nq * k);
+        sim_.resize((size_t)nq * k);
     }
     Napi::Promise promise() { return deferred_.Promise(); }
 
 protected:
     void Execute() override {
         std::string err;
-        status_ = guarded_status(err, [&] { return eb_cpu_nearest_rows(data_, n_, d_, k_, idx_.data(), sim_.data(), nullptr); });
+        // An empty list asks for nothing (NULL would ask for every row).
+        if (listed_ && queries_.empty()) return;
+        status_ = guarded_status(err, [&] { return eb_cpu_nearest_rows(data_, n_, d_, k_, listed_ ? queries_.data() : nullptr,
+                                                                             (int64_t)queries_.size(), idx_.data(), sim_.data(), nullptr); });
         if (status_ != EB_OK) SetError("nearestRows: " + (err.empty() ? std::string("failed") : err));
     }
     void OnOK() override {
@@ -228,7 +237,8 @@ private:
     const float *data_;
     int64_t n_;
     int d_, k_;
-    std::vector<int32_t> idx_;
+    bool listed_;
+    std::vector<int32_t> queries_, idx_;
     std::vector<float> sim_;
     int status_ = EB_OK;
 };
@@ -249,12 +259,13 @@ Napi::Value aug_theta(const Napi::CallbackInfo &info) {
     });
 }
 
-// nearestRows(x: Float32Array of unit rows, n, d, k) -> Promise<{idx: Int32Array, sim: Float32Array}>, [n, k] each
+// nearestRows(x: Float32Array of unit rows, n, d, k, queries?: Int32Array) -> Promise<{idx: Int32Array, sim: Float32Array}>,
+// [queries.length or n, k] each
 Napi::Value nearest_rows(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     return guarded(env, "nearestRows", [&]() -> Napi::Value {
         auto w = std::make_unique<NearestWorker>(env, info[0].As<Napi::Float32Array>(), info[1].As<Napi::Number>().Int64Value(),
-                                                 info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value());
+                                                 info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value(), info[4]);
         Napi::Promise p = w->promise();
         w.release()->Queue();
         return p;

@@ -106,10 +106,12 @@ typedef int (*eb_backend_init_fn)(int device, eb_backend *out, char *err, size_t
 int eb_cpu_backend_init(int threads, eb_backend *out);
 void eb_cpu_set_threads(int threads);
 int eb_cpu_get_threads(void);
-/* For each unit row of x [n, d], the k other rows of largest dot product, best first, into
- * out_idx and out_sim [n, k] (-1 and -inf where fewer than k others exist). EB_OK, or
- * EB_ERR_CANCELLED. */
-int eb_cpu_nearest_rows(const float *x, int64_t n, int d, int k, int32_t *out_idx, float *out_sim, const volatile int *cancel);
+/* For each query row of the unit rows x [n, d] (the nq rows listed in queries, or every row
+ * when queries is NULL), the k other rows of x of largest dot product, best first, into
+ * out_idx and out_sim [nq, k] (-1 and -inf where fewer than k others exist). EB_OK,
+ * EB_ERR_ARG (a query outside x), or EB_ERR_CANCELLED. */
+int eb_cpu_nearest_rows(const float *x, int64_t n, int d, int k, const int32_t *queries, int64_t nq, int32_t *out_idx,
+                        float *out_sim, const volatile int *cancel);
 /* Measured single-precision FMA throughput of this CPU with the given threads (GFLOP/s). */
 double eb_cpu_peak_gflops(int threads, double seconds);
 /* The mean and covariance (ddof 0 or 1; the full symmetric d×d, doubles) of the n rows of

@@ -184,5 +184,15 @@ describe('exact nearest rows by cosine', () => {
     // Fewer rows than k + 1: the missing neighbours are -1.
     const small = await nearestRows(new Float32Array([1, 0, 0, 1, 1, 1]), 2, 4);
     assert.deepEqual(Array.from(small.idx.subarray(0, 4)), [2, 1, -1, -1]);
+    // Listed queries (across blocks, out of order, one twice) get exactly their rows of the full search.
+    const queries = Int32Array.from([2299, 0, 1024, 1500, 0, 1023, 7]);
+    const listed = await nearestRows(x, d, k, queries);
+    assert.equal(listed.idx.length, queries.length * k);
+    queries.forEach((q, i) => {
+      assert.deepEqual(listed.idx.subarray(i * k, (i + 1) * k), got.idx.subarray(q * k, (q + 1) * k), `query ${q}`);
+      assert.deepEqual(listed.sim.subarray(i * k, (i + 1) * k), got.sim.subarray(q * k, (q + 1) * k), `query ${q}`);
+    });
+    assert.equal((await nearestRows(x, d, k, new Int32Array(0))).idx.length, 0);
+    await assert.rejects(nearestRows(x, d, k, Int32Array.from([3, n])), /queries\[1\] is 2300, but x has 2300 rows/);
   });
 });

@@ -294,15 +294,16 @@ export async function findDuplicates(db: Db, req: CurationRequest & { threshold?
   // that the embedding's nearest are other photographs).
   const fp = await fingerprints(db, rows, req.signal, req.onProgress);
   const byEmbedding = await nearestRows(x, d, K);
-  // K + 1 by pixels: an image's own mirror row is often its nearest.
-  const byPixels = await nearestRows(fp.dct, DCT_DIM, K + 1);
+  // K + 1 by pixels: an image's own mirror row is often its nearest. Only the unmirrored rows
+  // ask (half the search); the mirrored ones are there to be found.
+  const byPixels = await nearestRows(fp.dct, DCT_DIM, K + 1, Int32Array.from(rows, (_, a) => 2 * a));
   const candidates = rows.map(() => new Set<number>());
   for (let a = 0; a < rows.length; a++) {
     const add = (b: number) => {
       if (b >= 0 && b !== a && hashes[a] !== hashes[b]) candidates[Math.min(a, b)].add(Math.max(a, b)); // not itself, not an exact duplicate
     };
     for (let t = 0; t < K; t++) add(byEmbedding.idx[a * K + t]);
-    for (let t = 0; t <= K; t++) add(byPixels.idx[2 * a * (K + 1) + t] >> 1);
+    for (let t = 0; t <= K; t++) add(byPixels.idx[a * (K + 1) + t] >> 1);
   }
   // The verdict on each candidate: its detail similarity once aligned.
   const meter = new ProgressMeter('comparing candidate pairs', candidates.reduce((n, c) => n + c.size, 0), 'pairs', req.onProgress);

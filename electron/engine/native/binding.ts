@@ -89,7 +89,7 @@ export interface Binding {
   augment(job: AugJob): Float32Array;
   augmentAsync(job: AugJob): Promise<Float32Array>;
   augTheta(ops: NativeAugOp[], seed: number, indices: BigInt64Array): Float32Array;
-  nearestRows(x: Float32Array, n: number, d: number, k: number): Promise<{ idx: Int32Array; sim: Float32Array }>;
+  nearestRows(x: Float32Array, n: number, d: number, k: number, queries?: Int32Array): Promise<{ idx: Int32Array; sim: Float32Array }>;
   meanCovariance(x: Float32Array, n: number, d: number, ddof: number): { mean: Float64Array; cov: Float64Array };
   whitenRows(t: Float32Array, n: number, d: number, mean: Float32Array, chol: Float32Array): Float32Array;
   decodeJpegs(
