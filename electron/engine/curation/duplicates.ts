@@ -12,8 +12,8 @@ import { createHash } from 'node:crypto';
 
 import { decodeToSize, getDataset, readBlobs, selectImages, type ImageRow } from '../datasets/index.js';
 import type { Db } from '../db.js';
-import { indicesBy } from '../grouping.js';
 import { embeddingsFor } from '../embeddings/index.js';
+import { indicesBy } from '../grouping.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
 import { nearestRows } from '../native/index.js';
 import * as v from '../validate.js';
