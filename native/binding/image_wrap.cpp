@@ -243,6 +243,46 @@ private:
     int status_ = EB_OK;
 };
 
+class DetailWorker : public Napi::AsyncWorker {
+public:
+    DetailWorker(Napi::Env env, Napi::Uint8Array grey, Napi::Int32Array pairs, Napi::Uint8Array mirror, int threads)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), threads_(threads) {
+        refs_[0] = Napi::Persistent(grey.As<Napi::Object>());
+        refs_[1] = Napi::Persistent(pairs.As<Napi::Object>());
+        refs_[2] = Napi::Persistent(mirror.As<Napi::Object>());
+        grey_ = grey.Data();
+        n_ = (int64_t)grey.ElementLength() / 1024;
+        pairs_ = pairs.Data();
+        mirror_ = mirror.Data();
+        m_ = (int64_t)mirror.ElementLength();
+        out_.resize((size_t)m_);
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+protected:
+    void Execute() override {
+        std::string err;
+        status_ = guarded_status(err, [&] { return eb_cpu_detail_similarity(grey_, n_, pairs_, mirror_, m_, threads_, out_.data(), nullptr); });
+        if (status_ != EB_OK) SetError("detailSimilarity: " + (err.empty() ? std::string("a pair names an image outside grey") : err));
+    }
+    void OnOK() override {
+        auto out = Napi::Float64Array::New(Env(), out_.size());
+        std::copy(out_.begin(), out_.end(), out.Data());
+        deferred_.Resolve(out);
+    }
+    void OnError(const Napi::Error &e) override { deferred_.Reject(status_error(Env(), status_, e.Message()).Value()); }
+
+private:
+    Napi::Promise::Deferred deferred_;
+    Napi::ObjectReference refs_[3];
+    const uint8_t *grey_, *mirror_;
+    const int32_t *pairs_;
+    int64_t n_, m_;
+    int threads_;
+    std::vector<double> out_;
+    int status_ = EB_OK;
+};
+
 // augTheta(ops, seed, indices: BigInt64Array) -> Float32Array of indices.length * ops * EB_AUG_THETA_PER_OP:
 // the parameters each image's view draws, for a conditional Ω. Cheap, so synchronous.
 Napi::Value aug_theta(const Napi::CallbackInfo &info) {
@@ -272,6 +312,19 @@ Napi::Value nearest_rows(const Napi::CallbackInfo &info) {
     });
 }
 
+// detailSimilarity(grey: Uint8Array [n, 32×32], pairs: Int32Array [m, 2], mirror: Uint8Array [m], threads)
+// -> Promise<Float64Array [m]>: the duplicate search's verdict on each pair (see detail.cpp)
+Napi::Value detail_similarity(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    return guarded(env, "detailSimilarity", [&]() -> Napi::Value {
+        auto w = std::make_unique<DetailWorker>(env, info[0].As<Napi::Uint8Array>(), info[1].As<Napi::Int32Array>(), info[2].As<Napi::Uint8Array>(),
+                                                info[3].As<Napi::Number>().Int32Value());
+        Napi::Promise p = w->promise();
+        w.release()->Queue();
+        return p;
+    });
+}
+
 // decodeJpegs(blobs, width, height, threads, maxPixels) -> Promise<{pixels, errors, widths, heights}>
 Napi::Value decode_jpegs(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
@@ -293,6 +346,7 @@ Napi::Object init_image(Napi::Env env, Napi::Object exports) {
     exports.Set("augTheta", Napi::Function::New(env, aug_theta));
     exports.Set("decodeJpegs", Napi::Function::New(env, decode_jpegs));
     exports.Set("nearestRows", Napi::Function::New(env, nearest_rows));
+    exports.Set("detailSimilarity", Napi::Function::New(env, detail_similarity));
     return exports;
 }
 

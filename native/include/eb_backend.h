@@ -112,6 +112,11 @@ int eb_cpu_get_threads(void);
  * EB_ERR_ARG (a query outside x), or EB_ERR_CANCELLED. */
 int eb_cpu_nearest_rows(const float *x, int64_t n, int d, int k, const int32_t *queries, int64_t nq, int32_t *out_idx,
                         float *out_sim, const volatile int *cancel);
+/* The duplicate search's detail similarity of each of m pairs of 32×32 grey images (grey [n, 1024]
+ * bytes; pairs [m, 2] indices into it; mirror [m]: compare b mirrored) into out [m], on up to
+ * `threads` threads. EB_OK, EB_ERR_ARG (an index outside grey), or EB_ERR_CANCELLED. */
+int eb_cpu_detail_similarity(const uint8_t *grey, int64_t n, const int32_t *pairs, const uint8_t *mirror, int64_t m, int threads,
+                             double *out, const volatile int *cancel);
 /* Measured single-precision FMA throughput of this CPU with the given threads (GFLOP/s). */
 double eb_cpu_peak_gflops(int threads, double seconds);
 /* The mean and covariance (ddof 0 or 1; the full symmetric d×d, doubles) of the n rows of

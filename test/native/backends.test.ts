@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import { nativeOps, parseAug } from '../../electron/engine/augment/index.js';
-import { MlpModel, augment, listBackends, nearestRows, type TrainOptions } from '../../electron/engine/native/index.js';
+import { MlpModel, augment, detailSimilarity, listBackends, nearestRows, type TrainOptions } from '../../electron/engine/native/index.js';
 import { REPO, golden, rng } from '../helpers/shared.js';
 
 const BUILD = join(REPO, 'native', 'build', 'Release');
@@ -161,6 +161,32 @@ describe('CUDA against the CPU through the addon', () => {
         if (outH === 32 && specs.indexOf(spec) < 5) assert.deepEqual(b, a, spec);
         else assert.ok(nmse(a, b) < 1e-12, `${spec} at ${outH}×${outW}: NMSE ${nmse(a, b)}`);
       }
+  });
+});
+
+describe("the duplicate search's verdict on a pair", () => {
+  it('scores an image against itself and its mirror image as one, distinct photographs below the threshold, the same on any number of threads', async () => {
+    // Real CIFAR-10 images as grey levels; each image's mirror image appended after them.
+    const imgs = golden().images.map((im) => Uint8Array.from({ length: 1024 }, (_, p) => Math.round((im.pixels[3 * p] + im.pixels[3 * p + 1] + im.pixels[3 * p + 2]) / 3)));
+    const n = imgs.length;
+    const mirrored = imgs.map((g) => Uint8Array.from({ length: 1024 }, (_, p) => g[(p >> 5) * 32 + 31 - (p & 31)]));
+    const grey = new Uint8Array(2 * n * 1024);
+    [...imgs, ...mirrored].forEach((g, i) => grey.set(g, i * 1024));
+    const pairs: number[] = [], mirror: number[] = [];
+    for (let i = 0; i < n; i++) {
+      pairs.push(i, i, i, n + i);
+      mirror.push(0, 1);
+      for (let j = i + 1; j < n; j++) pairs.push(i, j), mirror.push(0);
+    }
+    const P = Int32Array.from(pairs), M = Uint8Array.from(mirror);
+    const sims = await detailSimilarity(grey, P, M, 1);
+    for (let i = 0, k = 0; i < n; i++) {
+      assert.ok(sims[k++] > 0.9999, `image ${i} against itself: ${sims[k - 1]}`);
+      assert.ok(sims[k++] > 0.9999, `image ${i} against its mirror image, compared mirrored: ${sims[k - 1]}`);
+      for (let j = i + 1; j < n; j++, k++) assert.ok(sims[k] < 0.8, `images ${i} and ${j}, two photographs: ${sims[k]}`);
+    }
+    assert.deepEqual(await detailSimilarity(grey, P, M, 3), sims);
+    await assert.rejects(detailSimilarity(grey, Int32Array.from([0, 2 * n]), Uint8Array.from([0]), 1), new RegExp(`pairs\\[1\\] is ${2 * n}, but grey holds ${2 * n} images`));
   });
 });
 

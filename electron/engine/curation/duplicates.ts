@@ -9,13 +9,14 @@
  * unrelated pictures' fingerprints alike. A group that spans train and test is a leak.
  */
 import { createHash } from 'node:crypto';
+import { cpus } from 'node:os';
 
 import { decodeToSize, getDataset, readBlobs, selectImages, type ImageRow } from '../datasets/index.js';
 import type { Db } from '../db.js';
 import { embeddingsFor } from '../embeddings/index.js';
 import { indicesBy } from '../grouping.js';
 import { ProgressMeter, throwIfAborted, type OnProgress } from '../jobs/index.js';
-import { nearestRows } from '../native/index.js';
+import { detailSimilarity, nearestRows } from '../native/index.js';
 import * as v from '../validate.js';
 
 export interface DuplicateGroup {
@@ -131,120 +132,6 @@ function dot(x: Float32Array, a: number, b: number, d: number): number {
   return s;
 }
 
-/** One pass of the [1 2 1]/4 binomial filter along both axes, edges clamped. */
-function blurInPlace(p: Float32Array, tmp: Float32Array): void {
-  const L = SIDE - 1;
-  for (let y = 0; y < SIDE; y++) {
-    const r = y * SIDE;
-    for (let x = 0; x < SIDE; x++) tmp[r + x] = (p[r + (x ? x - 1 : 0)] + 2 * p[r + x] + p[r + (x < L ? x + 1 : L)]) / 4;
-  }
-  for (let y = 0; y < SIDE; y++) {
-    const up = (y ? y - 1 : 0) * SIDE, r = y * SIDE, down = (y < L ? y + 1 : L) * SIDE;
-    for (let x = 0; x < SIDE; x++) p[r + x] = (tmp[up + x] + 2 * tmp[r + x] + tmp[down + x]) / 4;
-  }
-}
-
-type Planes = [smooth: Float32Array, detail: Float32Array];
-
-/**
- * An image's two planes for the comparison: its grey levels lightly smoothed (the layout the
- * alignment is found on), and their detail, the smoothed image minus a much smoother one (a
- * band-pass: what tells two photographs of the same kind of scene apart, where the smooth
- * skies and seas of unrelated pictures make their whole-image correlations high).
- */
-function planes(grey: Uint8Array, i: number, tmp: Float32Array): Planes {
-  const smooth = Float32Array.from(grey.subarray(i * SIDE * SIDE, (i + 1) * SIDE * SIDE));
-  blurInPlace(smooth, tmp);
-  const detail = smooth.slice();
-  for (let r = 0; r < 3; r++) blurInPlace(detail, tmp);
-  for (let p = 0; p < detail.length; p++) detail[p] = smooth[p] - detail[p];
-  return [smooth, detail];
-}
-
-/** Magnifications tried on either image: none, and what a 1- and a 2-pixel crop of each side does. */
-const ZOOMS = [1, SIDE / (SIDE - 2), SIDE / (SIDE - 4)];
-
-/**
- * Bilinear magnification about the centre, mirrored or not, as a gather: for each output
- * pixel its four source pixels and their weights. The same for every image, so made once.
- */
-const RESAMPLERS = ZOOMS.map((f) =>
-  [false, true].map((mirror) => {
-    const at = new Int32Array(4 * SIDE * SIDE), w = new Float32Array(4 * SIDE * SIDE), h = SIDE / 2;
-    for (let y = 0; y < SIDE; y++)
-      for (let x = 0; x < SIDE; x++) {
-        const sy = (y + 0.5 - h) / f + h - 0.5, sx0 = (x + 0.5 - h) / f + h - 0.5, sx = mirror ? SIDE - 1 - sx0 : sx0;
-        const x0 = Math.max(0, Math.min(SIDE - 2, Math.floor(sx))), y0 = Math.max(0, Math.min(SIDE - 2, Math.floor(sy)));
-        const fx = sx - x0, fy = sy - y0, q = y0 * SIDE + x0, o = 4 * (y * SIDE + x);
-        at.set([q, q + 1, q + SIDE, q + SIDE + 1], o);
-        w.set([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx], o);
-      }
-    return { at, w };
-  }),
-);
-
-function resampled(p: Float32Array, zoom: number, mirror: boolean): Float32Array {
-  if (zoom === 0 && !mirror) return p;
-  const { at, w } = RESAMPLERS[zoom][mirror ? 1 : 0], out = new Float32Array(SIDE * SIDE);
-  for (let i = 0, o = 0; i < out.length; i++, o += 4) out[i] = w[o] * p[at[o]] + w[o + 1] * p[at[o + 1]] + w[o + 2] * p[at[o + 2]] + w[o + 3] * p[at[o + 3]];
-  return out;
-}
-
-// The central 24×24 window is compared, the second image shifted by up to a pixel each way.
-const W0 = 4, W1 = SIDE - 4, SHIFT = 1;
-
-function correlation(a: Float32Array, b: Float32Array, dx: number, dy: number): number {
-  let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
-  for (let y = W0; y < W1; y++)
-    for (let x = W0, ao = y * SIDE, bo = (y + dy) * SIDE + dx; x < W1; x++) {
-      const u = a[ao + x], v = b[bo + x];
-      sa += u;
-      sb += v;
-      saa += u * u;
-      sbb += v * v;
-      sab += u * v;
-    }
-  const n = (W1 - W0) ** 2, va = saa - (sa * sa) / n, vb = sbb - (sb * sb) / n;
-  return va > 1e-6 && vb > 1e-6 ? (sab - (sa * sb) / n) / Math.sqrt(va * vb) : 0;
-}
-
-/** An image's planes and its smoothed plane at every magnification, mirrored or not (made when first asked). */
-class Views {
-  readonly planes: Planes;
-  readonly #smooth: (Float32Array | undefined)[] = [];
-  constructor(grey: Uint8Array, i: number, tmp: Float32Array) {
-    this.planes = planes(grey, i, tmp);
-  }
-  smooth(zoom: number, mirror: boolean): Float32Array {
-    const k = 2 * zoom + (mirror ? 1 : 0);
-    return (this.#smooth[k] ??= resampled(this.planes[0], zoom, mirror));
-  }
-}
-
-/** Magnification pairs (of a, of b) tried: none, and each magnification on either side. */
-const PAIRINGS = [[0, 0], ...ZOOMS.slice(1).flatMap((_, z) => [[z + 1, 0], [0, z + 1]])];
-
-/**
- * How alike two images are in detail once aligned: the crop (either image magnified as by a
- * crop of up to two pixels a side), shift (up to a pixel) and mirroring that best match their
- * smoothed layouts, and at that alignment the correlation of their details. Copies re-encoded,
- * recoloured, cropped a little or flipped score above 0.8; two photographs of ships at sea
- * seldom do. Coarse to fine: every magnification unshifted, then all shifts of the best two.
- */
-function detailSimilarity(a: Views, b: Views, mirror: boolean): number {
-  const unshifted = PAIRINGS.map(([za, zb]) => ({ za, zb, r: correlation(a.smooth(za, false), b.smooth(zb, mirror), 0, 0) })).sort((p, q) => q.r - p.r);
-  let best = unshifted[0], dx = 0, dy = 0;
-  for (const c of unshifted.slice(0, 2)) {
-    const sa = a.smooth(c.za, false), sb = b.smooth(c.zb, mirror);
-    for (let y = -SHIFT; y <= SHIFT; y++)
-      for (let x = -SHIFT; x <= SHIFT; x++) {
-        const r = x || y ? correlation(sa, sb, x, y) : c.r;
-        if (r > best.r) [best, dx, dy] = [{ ...c, r }, x, y];
-      }
-  }
-  return correlation(resampled(a.planes[1], best.za, false), resampled(b.planes[1], best.zb, mirror), dx, dy);
-}
-
 function groups(kind: DuplicateGroup['kind'], rows: ImageRow[], uf: UnionFind, minSim: Map<number, number>): DuplicateGroup[] {
   return [...indicesBy(rows.length, (i) => uf.find(i)).entries()]
     .filter(([, m]) => m.length > 1)
@@ -259,6 +146,8 @@ function groups(kind: DuplicateGroup['kind'], rows: ImageRow[], uf: UnionFind, m
  */
 export const DEFAULT_NEIGHBOURS = 5;
 export const DEFAULT_THRESHOLD = 0.8;
+/** Candidate pairs compared per call: about a second's work, between which progress and cancellation are seen. */
+const COMPARE_CHUNK = 32_768;
 
 export async function findDuplicates(db: Db, req: CurationRequest & { threshold?: number; neighbours?: number }): Promise<DuplicateReport> {
   // A cosine similarity: above 1 would find nothing after the whole search.
@@ -305,34 +194,33 @@ export async function findDuplicates(db: Db, req: CurationRequest & { threshold?
     for (let t = 0; t < K; t++) add(byEmbedding.idx[a * K + t]);
     for (let t = 0; t <= K; t++) add(byPixels.idx[a * (K + 1) + t] >> 1);
   }
-  // The verdict on each candidate: its detail similarity once aligned.
-  const meter = new ProgressMeter('comparing candidate pairs', candidates.reduce((n, c) => n + c.size, 0), 'pairs', req.onProgress);
+  // The verdict on each candidate: how alike the two are in detail once aligned (crop, shift,
+  // mirroring; native/src/cpu/detail.cpp), in chunks so that progress shows and a cancel stops it.
+  const total = candidates.reduce((n, c) => n + c.size, 0);
+  const pairs = new Int32Array(2 * total), mirror = new Uint8Array(total);
+  let m = 0;
+  candidates.forEach((bs, a) => {
+    for (const b of bs) {
+      pairs[2 * m] = a;
+      pairs[2 * m + 1] = b;
+      // Mirrored where the fingerprints say b's mirror image is the closer.
+      mirror[m++] = Number(dot(fp.dct, 2 * a, 2 * b + 1, DCT_DIM) > dot(fp.dct, 2 * a, 2 * b, DCT_DIM));
+    }
+  });
+  const meter = new ProgressMeter('comparing candidate pairs', total, 'pairs', req.onProgress);
+  const threads = req.threads ?? cpus().length;
   const uf = new UnionFind(rows.length);
   const edges: [number, number][] = [];
-  const tmp = new Float32Array(SIDE * SIDE);
-  // Most candidates are of one class, and an import keeps a class's images together: the views
-  // of the last 2,048 images seen (at most 32 KB each) serve most pairs.
-  const recent = new Map<number, Views>();
-  const views = (i: number) => {
-    let v = recent.get(i);
-    if (v) recent.delete(i);
-    else v = new Views(fp.grey, i, tmp);
-    recent.set(i, v);
-    if (recent.size > 2048) recent.delete(recent.keys().next().value!);
-    return v;
-  };
-  for (let a = 0; a < rows.length; a++) {
-    if (a % 256 === 0) throwIfAborted(req.signal, 'the duplicate search');
-    if (!candidates[a].size) continue;
-    const va = views(a);
-    for (const b of candidates[a]) {
-      const mirror = dot(fp.dct, 2 * a, 2 * b + 1, DCT_DIM) > dot(fp.dct, 2 * a, 2 * b, DCT_DIM);
-      const sim = detailSimilarity(va, views(b), mirror);
-      if (sim < threshold) continue;
-      uf.union(a, b);
-      edges.push([a, sim]);
-    }
-    meter.tick(candidates[a].size);
+  for (let s = 0; s < total; s += COMPARE_CHUNK) {
+    throwIfAborted(req.signal, 'the duplicate search');
+    const e = Math.min(total, s + COMPARE_CHUNK);
+    const sims = await detailSimilarity(fp.grey, pairs.subarray(2 * s, 2 * e), mirror.subarray(s, e), threads);
+    sims.forEach((sim, k) => {
+      if (sim < threshold) return;
+      uf.union(pairs[2 * (s + k)], pairs[2 * (s + k) + 1]);
+      edges.push([pairs[2 * (s + k)], sim]);
+    });
+    meter.tick(e - s);
   }
   const minSim = new Map<number, number>();
   for (const [a, s] of edges) minSim.set(uf.find(a), Math.min(minSim.get(uf.find(a)) ?? 1, s));

@@ -90,6 +90,7 @@ export interface Binding {
   augmentAsync(job: AugJob): Promise<Float32Array>;
   augTheta(ops: NativeAugOp[], seed: number, indices: BigInt64Array): Float32Array;
   nearestRows(x: Float32Array, n: number, d: number, k: number, queries?: Int32Array): Promise<{ idx: Int32Array; sim: Float32Array }>;
+  detailSimilarity(grey: Uint8Array, pairs: Int32Array, mirror: Uint8Array, threads: number): Promise<Float64Array>;
   meanCovariance(x: Float32Array, n: number, d: number, ddof: number): { mean: Float64Array; cov: Float64Array };
   whitenRows(t: Float32Array, n: number, d: number, mean: Float32Array, chol: Float32Array): Float32Array;
   decodeJpegs(

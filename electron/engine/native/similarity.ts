@@ -1,4 +1,4 @@
-/** Exact nearest neighbours by cosine, through the CPU GEMM. */
+/** Exact nearest neighbours by cosine, through the CPU GEMM; the duplicate search's pair verdicts. */
 import * as v from '../validate.js';
 import { guardAsync } from './binding.js';
 
@@ -27,4 +27,22 @@ export async function nearestRows(x: Float32Array, d: number, k: number, queries
     for (let t = 0; t < d; t++) unit[r * d + t] = x[r * d + t] * inv;
   }
   return guardAsync((b) => b.nearestRows(unit, n, d, k, queries));
+}
+
+/**
+ * The duplicate search's verdict on each candidate pair of 32×32 grey images (`grey`, 1,024
+ * bytes an image; `pairs`, two image indices a pair; `mirror`, 1 where b is compared mirrored):
+ * how alike they are in detail once aligned by crop, shift and mirroring (see
+ * curation/duplicates.ts), on `threads` threads.
+ */
+export async function detailSimilarity(grey: Uint8Array, pairs: Int32Array, mirror: Uint8Array, threads: number): Promise<Float64Array> {
+  v.typed('grey', grey, Uint8Array);
+  if (grey.length % 1024 !== 0) throw new RangeError(`grey must hold whole 32×32 images (1,024 bytes each), got ${grey.length} bytes`);
+  v.typed('mirror', mirror, Uint8Array);
+  v.typed('pairs', pairs, Int32Array, 2 * mirror.length);
+  const n = grey.length / 1024;
+  const bad = pairs.findIndex((i) => i < 0 || i >= n);
+  if (bad >= 0) throw new RangeError(`pairs[${bad}] is ${pairs[bad]}, but grey holds ${n} images (0..${n - 1})`);
+  v.int('threads', threads, 1, 1024);
+  return guardAsync((b) => b.detailSimilarity(grey, pairs, mirror, threads));
 }
