@@ -11,6 +11,14 @@ namespace ebjs {
 
 namespace {
 
+// Hands a worker to libuv's pool (which owns it from then on) and gives JavaScript its promise.
+template <class W>
+Napi::Promise queued(std::unique_ptr<W> w) {
+    Napi::Promise p = w->promise();
+    w.release()->Queue();
+    return p;
+}
+
 struct AugArgs {
     eb_aug_job job{};
     std::vector<eb_aug_op> ops;
@@ -129,9 +137,7 @@ Napi::Value augment_async(const Napi::CallbackInfo &info) {
         auto w = std::make_unique<AugmentWorker>(env, job, dst);
         w->args = std::move(a);
         w->args.job.ops = w->args.ops.data();
-        Napi::Promise p = w->promise();
-        w.release()->Queue();
-        return p;
+        return queued(std::move(w));
     });
 }
 
@@ -304,11 +310,8 @@ Napi::Value aug_theta(const Napi::CallbackInfo &info) {
 Napi::Value nearest_rows(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     return guarded(env, "nearestRows", [&]() -> Napi::Value {
-        auto w = std::make_unique<NearestWorker>(env, info[0].As<Napi::Float32Array>(), info[1].As<Napi::Number>().Int64Value(),
-                                                 info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value(), info[4]);
-        Napi::Promise p = w->promise();
-        w.release()->Queue();
-        return p;
+        return queued(std::make_unique<NearestWorker>(env, info[0].As<Napi::Float32Array>(), info[1].As<Napi::Number>().Int64Value(),
+                                                       info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value(), info[4]));
     });
 }
 
@@ -317,11 +320,8 @@ Napi::Value nearest_rows(const Napi::CallbackInfo &info) {
 Napi::Value detail_similarity(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     return guarded(env, "detailSimilarity", [&]() -> Napi::Value {
-        auto w = std::make_unique<DetailWorker>(env, info[0].As<Napi::Uint8Array>(), info[1].As<Napi::Int32Array>(), info[2].As<Napi::Uint8Array>(),
-                                                info[3].As<Napi::Number>().Int32Value());
-        Napi::Promise p = w->promise();
-        w.release()->Queue();
-        return p;
+        return queued(std::make_unique<DetailWorker>(env, info[0].As<Napi::Uint8Array>(), info[1].As<Napi::Int32Array>(), info[2].As<Napi::Uint8Array>(),
+                                                     info[3].As<Napi::Number>().Int32Value()));
     });
 }
 
@@ -329,12 +329,9 @@ Napi::Value detail_similarity(const Napi::CallbackInfo &info) {
 Napi::Value decode_jpegs(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     return guarded(env, "decodeJpegs", [&]() -> Napi::Value {
-        auto w = std::make_unique<DecodeWorker>(env, info[0].As<Napi::Array>(), info[1].As<Napi::Number>().Int32Value(),
-                                                info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value(),
-                                                info[4].As<Napi::Number>().Int64Value());
-        Napi::Promise p = w->promise();
-        w.release()->Queue();
-        return p;
+        return queued(std::make_unique<DecodeWorker>(env, info[0].As<Napi::Array>(), info[1].As<Napi::Number>().Int32Value(),
+                                                     info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Number>().Int32Value(),
+                                                     info[4].As<Napi::Number>().Int64Value()));
     });
 }
 
