@@ -269,7 +269,9 @@ protected:
     void Execute() override {
         std::string err;
         status_ = guarded_status(err, [&] { return eb_cpu_detail_similarity(grey_, n_, pairs_, mirror_, m_, threads_, out_.data(), nullptr); });
-        if (status_ != EB_OK) SetError("detailSimilarity: " + (err.empty() ? std::string("a pair names an image outside grey") : err));
+        if (status_ == EB_OK) return;
+        const char *why = status_ == EB_ERR_ALLOC ? "out of memory" : status_ == EB_ERR_ARG ? "a pair names an image outside grey" : "failed";
+        SetError("detailSimilarity: " + (err.empty() ? std::string(why) : err));
     }
     void OnOK() override {
         auto out = Napi::Float64Array::New(Env(), out_.size());

@@ -114,7 +114,7 @@ int eb_cpu_nearest_rows(const float *x, int64_t n, int d, int k, const int32_t *
                         float *out_sim, const volatile int *cancel);
 /* The duplicate search's detail similarity of each of m pairs of 32×32 grey images (grey [n, 1024]
  * bytes; pairs [m, 2] indices into it; mirror [m]: compare b mirrored) into out [m], on up to
- * `threads` threads. EB_OK, EB_ERR_ARG (an index outside grey), or EB_ERR_CANCELLED. */
+ * `threads` threads. EB_OK, EB_ERR_ARG (an index outside grey), EB_ERR_ALLOC, or EB_ERR_CANCELLED. */
 int eb_cpu_detail_similarity(const uint8_t *grey, int64_t n, const int32_t *pairs, const uint8_t *mirror, int64_t m, int threads,
                              double *out, const volatile int *cancel);
 /* Measured single-precision FMA throughput of this CPU with the given threads (GFLOP/s). */

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <list>
+#include <new>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -97,9 +98,11 @@ double correlation(const float *a, const float *b, int dx, int dy) {
     return va > 1e-6 && vb > 1e-6 ? (sab - (sa * sb) / n) / std::sqrt(va * vb) : 0;
 }
 
-// An image's grey levels lightly smoothed (the layout the alignment is found on) and their
-// detail (the smoothed image minus a much smoother one), and the smoothed plane at every
-// magnification, mirrored or not, made when first asked.
+// An image's two planes for the comparison: its grey levels lightly smoothed (the layout the
+// alignment is found on), and their detail, the smoothed image minus a much smoother one (a
+// band-pass: what tells two photographs of the same kind of scene apart, where the smooth skies
+// and seas of unrelated pictures make their whole-image correlations high); and the smoothed
+// plane at every magnification, mirrored or not, made when first asked.
 struct Views {
     float smooth[PX], detail[PX];
     float resampled[2 * ZOOMS][PX];
@@ -122,6 +125,12 @@ struct Views {
     }
 };
 
+// How alike two images are in detail once aligned: the crop (either image magnified as by a
+// crop of up to two pixels a side), shift (up to a pixel) and mirroring that best match their
+// smoothed layouts, and at that alignment the correlation of their details. Copies re-encoded,
+// recoloured, cropped a little or flipped score above 0.8; two photographs of ships at sea
+// seldom do. Coarse to fine: every magnification unshifted, then all shifts of the best two
+// (ties kept in the pairings' order, as the JavaScript's stable sort kept them).
 double detail_similarity(Views &a, Views &b, bool mirror) {
     struct Pairing {
         int za, zb;
@@ -201,15 +210,20 @@ extern "C" int eb_cpu_detail_similarity(const uint8_t *grey, int64_t n, const in
     std::vector<std::thread> pool;
     std::vector<int> status(t, EB_OK);
     auto work = [&](int64_t k) {
-        RecentViews views(grey, 1024);
-        for (int64_t p = m * k / t; p < m * (k + 1) / t; p++) {
-            if ((p & 255) == 0 && cancel && *cancel) {
-                status[k] = EB_ERR_CANCELLED;
-                return;
+        // Out of memory in a thread of our own would end the process: it becomes a status instead.
+        try {
+            RecentViews views(grey, 1024);
+            for (int64_t p = m * k / t; p < m * (k + 1) / t; p++) {
+                if ((p & 255) == 0 && cancel && *cancel) {
+                    status[k] = EB_ERR_CANCELLED;
+                    return;
+                }
+                Views &a = views.get(pairs[2 * p]);
+                Views &b = views.get(pairs[2 * p + 1]);
+                out[p] = detail_similarity(a, b, mirror[p] != 0);
             }
-            Views &a = views.get(pairs[2 * p]);
-            Views &b = views.get(pairs[2 * p + 1]);
-            out[p] = detail_similarity(a, b, mirror[p] != 0);
+        } catch (const std::bad_alloc &) {
+            status[k] = EB_ERR_ALLOC;
         }
     };
     for (int64_t k = 1; k < t; k++) pool.emplace_back(work, k);
