@@ -86,18 +86,26 @@ describe('finding duplicates and leaks', () => {
     assert.equal(r.leaks, [...r.exact, ...r.near].filter((g) => g.leak).length);
   });
 
-  it('stops when cancelled while comparing candidate pairs, saying so', async () => {
-    const ac = new AbortController();
-    const stages: string[] = [];
-    const p = findDuplicates(db, {
-      dataset: 'planted', backbone: 'resnet18-w16-hflip', threads: 2, signal: ac.signal,
-      onProgress: (pr) => {
-        stages.push(pr.stage);
-        if (pr.stage === 'comparing candidate pairs' && pr.done > 0) ac.abort();
-      },
-    });
-    await assert.rejects(p, (e: unknown) => e instanceof EmbaugError && e.code === 'E_CANCELLED' && /the duplicate search was cancelled/.test(e.message));
-    assert.ok(stages.includes('comparing candidate pairs'), `stages seen: ${[...new Set(stages)].join(', ')}`);
+  it('shows the neighbour searches\' progress and stops when cancelled in them or while comparing candidate pairs, saying so', async () => {
+    // Cancelled as each stage shows its first progress (the neighbour searches' chunks of 11,700
+    // images take less than the meter's 250 ms between events); the comparison once under way.
+    for (const [stage, after] of [['neighbours by embedding', 0], ['neighbours by pixels', 0], ['comparing candidate pairs', 1]] as const) {
+      const ac = new AbortController();
+      const stages: string[] = [];
+      const p = findDuplicates(db, {
+        dataset: 'planted', backbone: 'resnet18-w16-hflip', threads: 2, signal: ac.signal,
+        onProgress: (pr) => {
+          stages.push(pr.stage);
+          if (pr.stage === stage && pr.done >= after) {
+            // A throw here rejects the search with it instead of E_CANCELLED.
+            if (stage !== 'comparing candidate pairs') assert.equal(pr.total, 11_700, `${stage}: every image asks`);
+            ac.abort();
+          }
+        },
+      });
+      await assert.rejects(p, (e: unknown) => e instanceof EmbaugError && e.code === 'E_CANCELLED' && /the duplicate search was cancelled/.test(e.message), stage);
+      assert.equal(stages.at(-1), stage, `cancelled in "${stage}", stages seen: ${[...new Set(stages)].join(', ')}`);
+    }
   });
 
   it('refuses a similarity threshold or a neighbour count out of range before any work', async () => {
