@@ -32,8 +32,8 @@ export async function nearestRows(x: Float32Array, d: number, k: number, queries
 /**
  * The duplicate search's verdict on each candidate pair of 32×32 grey images (`grey`, 1,024
  * bytes an image; `pairs`, two image indices a pair; `mirror`, 1 where b is compared mirrored):
- * how alike they are in detail once aligned by crop, shift and mirroring (see
- * curation/duplicates.ts), on `threads` threads.
+ * how alike they are in detail once aligned by crop, shift and mirroring (the arithmetic and
+ * its reasons are in native/src/cpu/detail.cpp), on `threads` threads.
  */
 export async function detailSimilarity(grey: Uint8Array, pairs: Int32Array, mirror: Uint8Array, threads: number): Promise<Float64Array> {
   v.typed('grey', grey, Uint8Array);
